@@ -1,0 +1,1 @@
+"""Data: user folders, the built-in corpora and the preprocessing cache."""

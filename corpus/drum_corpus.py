@@ -1,0 +1,265 @@
+"""The drum corpus of the drum VAE: a user folder of drum MIDI files or the built-in style patterns.
+
+A folder is searched recursively for ``.mid`` / ``.midi`` files (names starting with ``.`` are
+skipped: editor temp files, macOS ``._`` forks). The first sub-folder under the folder is the style
+label; files directly in it get the style ``default``. The tensors are cached as ``.npz`` in
+``cache_dir``, keyed by a hash of the file list (relative path, size, mtime) and of the settings, so
+touching a file or changing a setting rebuilds the cache.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from corpus.drum_map import NUM_INSTRUMENTS
+from corpus.drum_midi import STEPS_PER_BAR, UnreadableMidiError, read_drum_midi
+from corpus.drum_styles import STYLE_NAMES, generate_style_corpus
+from latentlive.errors import UserError
+from latentlive.files import atomic_write
+
+# Bump when the reader, the generator or the cache layout changes: old caches are then ignored.
+CACHE_VERSION = 1
+DEFAULT_STYLE = "default"
+MIDI_SUFFIXES = (".mid", ".midi")
+SKIP_KEYS = ("non_4_4_bars", "empty_bars", "leftover_bars", "unreadable_files", "files_without_drums")
+
+
+@dataclass
+class DrumCorpus:
+    """N drum examples of S steps (16 per bar) over the 9 classes of :mod:`corpus.drum_map`.
+
+    grids: uint8 [N, 9, S] (1 = hit). velocities: float32 [N, 9, S] in 0..1 (0 where no hit).
+    styles: int64 [N], indices into style_names. source: "builtin" or the folder path.
+    skipped: counts of non_4_4_bars, empty_bars, leftover_bars (bars at the end of a run too short
+    for an example), unreadable_files, files_without_drums.
+    """
+
+    grids: np.ndarray
+    velocities: np.ndarray
+    styles: np.ndarray
+    style_names: list[str]
+    source: str
+    skipped: dict[str, int]
+
+    @property
+    def steps(self) -> int:
+        return int(self.grids.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.grids.shape[0])
+
+
+def load_drum_corpus(
+    db: Path | None,
+    bars_per_example: int = 1,
+    cache_dir: Path | None = None,
+    builtin_examples_per_style: int = 1000,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> DrumCorpus:
+    """Load the drum corpus of folder `db` (or the built-in styles when None), cached in `cache_dir`."""
+    if bars_per_example < 1:
+        raise UserError(f"bars_per_example = {bars_per_example}: must be 1 or more; set it to 1, 2 or 4")
+    if db is None:
+        settings = {"builtin": builtin_examples_per_style, "seed": seed, "bars": bars_per_example}
+        key = _cache_key(settings)
+        corpus = _read_cache(cache_dir, key, "builtin", log)
+        if corpus is None:
+            corpus = _builtin_corpus(builtin_examples_per_style, bars_per_example, seed)
+            _write_cache(cache_dir, key, corpus, log)
+    else:
+        db = Path(db)
+        files = _midi_files(db)
+        listing = [(f.relative_to(db).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        key = _cache_key({"files": listing, "bars": bars_per_example})
+        corpus = _read_cache(cache_dir, key, str(db), log)
+        if corpus is None:
+            corpus = _folder_corpus(db, files, bars_per_example, log)
+            _write_cache(cache_dir, key, corpus, log)
+    _log_summary(corpus, log)
+    return corpus
+
+
+def split_by_index(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic random split of range(n): (train_idx, val_idx), int64, each sorted.
+
+    The validation part holds round(n * val_fraction) examples, at least 1 when val_fraction > 0
+    and n >= 2, and never all of them.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise UserError(f"val_fraction = {val_fraction}: must be in [0, 1); use e.g. 0.1")
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]).astype(np.int64), np.sort(order[:n_val]).astype(np.int64)
+
+
+def split_unseen_patterns(grids: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``grids [N, ...]`` so that no validation pattern also occurs in training.
+
+    Identical patterns are frequent (a style plays its main groove often), and a plain random split
+    would measure memory rather than generalisation. Distinct patterns are drawn in random order into
+    the validation part until it holds about ``val_fraction`` of the examples.
+    Returns ``(train_idx, val_idx)``, int64, each sorted.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise UserError(f"val_fraction = {val_fraction}: must be in [0, 1); use e.g. 0.1")
+    _, group = np.unique(grids.reshape(len(grids), -1), axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    counts = np.bincount(group)
+    wanted = int(round(len(grids) * val_fraction))
+    held_out = np.zeros(len(counts), dtype=bool)
+    total = 0
+    for g in np.random.default_rng(seed).permutation(len(counts)):
+        if total >= wanted or len(counts) - held_out.sum() <= 1:
+            break
+        held_out[g] = True
+        total += counts[g]
+    in_val = held_out[group]
+    return np.flatnonzero(~in_val).astype(np.int64), np.flatnonzero(in_val).astype(np.int64)
+
+
+def _builtin_corpus(examples_per_style: int, bars: int, seed: int) -> DrumCorpus:
+    grids, velocities, styles = generate_style_corpus(examples_per_style, bars, seed)
+    return DrumCorpus(grids, velocities, styles, list(STYLE_NAMES), "builtin", dict.fromkeys(SKIP_KEYS, 0))
+
+
+def _midi_files(db: Path) -> list[Path]:
+    if not db.exists():
+        raise UserError(
+            f"{db}: drum corpus folder does not exist; pass --db with a folder of drum MIDI files"
+        )
+    if not db.is_dir():
+        raise UserError(
+            f"{db}: not a folder; pass --db with a folder of drum MIDI files (style sub-folders optional)"
+        )
+    files = [
+        path
+        for path in db.rglob("*")
+        if path.suffix.lower() in MIDI_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(db).parts)
+        and path.is_file()
+    ]
+    if not files:
+        raise UserError(f"{db}: no .mid or .midi files found (searched sub-folders too); add drum MIDI files")
+    return sorted(files, key=lambda path: path.relative_to(db).as_posix())
+
+
+def _style_of(db: Path, path: Path) -> str:
+    parts = path.relative_to(db).parts
+    return parts[0] if len(parts) > 1 else DEFAULT_STYLE
+
+
+def _folder_corpus(
+    db: Path, files: list[Path], bars_per_example: int, log: Callable[[str], None]
+) -> DrumCorpus:
+    skipped = dict.fromkeys(SKIP_KEYS, 0)
+    examples: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    first_unreadable = ""
+    for path in files:
+        try:
+            result = read_drum_midi(path, bars_per_example)
+        except UnreadableMidiError as error:
+            skipped["unreadable_files"] += 1
+            first_unreadable = first_unreadable or str(error)
+            log(f"drum corpus: skipped {error}")
+            continue
+        if not result.has_drums:
+            skipped["files_without_drums"] += 1
+            continue
+        for name in ("non_4_4_bars", "empty_bars", "leftover_bars"):
+            skipped[name] += result.counts[name]
+        if len(result.grids):
+            examples.setdefault(_style_of(db, path), []).append((result.grids, result.velocities))
+
+    if skipped["unreadable_files"] == len(files):
+        raise UserError(
+            f"{db}: none of the {len(files)} MIDI files could be read (first: {first_unreadable.split(';')[0]}); "
+            "pass a folder of standard MIDI files"
+        )
+    if skipped["unreadable_files"] + skipped["files_without_drums"] == len(files):
+        raise UserError(
+            f"{db}: no drum notes in any of the {len(files)} MIDI files (expected GM drum notes on channel 10 "
+            "or drums-only files); pass a folder of drum MIDI files"
+        )
+    if not examples:
+        raise UserError(
+            f"{db}: no usable 4/4 bars with drum hits for examples of {bars_per_example} bar(s) "
+            f"(skipped {skipped['non_4_4_bars']} non-4/4, {skipped['empty_bars']} empty and "
+            f"{skipped['leftover_bars']} left-over bars); add 4/4 drum MIDI files or lower bars_per_example"
+        )
+
+    style_names = sorted(examples)
+    grids = np.concatenate([g for name in style_names for g, _ in examples[name]])
+    velocities = np.concatenate([v for name in style_names for _, v in examples[name]])
+    sizes = [sum(len(g) for g, _ in examples[name]) for name in style_names]
+    styles = np.repeat(np.arange(len(style_names), dtype=np.int64), sizes)
+    return DrumCorpus(grids, velocities, styles, style_names, str(db), skipped)
+
+
+def _cache_key(settings: dict) -> str:
+    payload = json.dumps({"version": CACHE_VERSION, **settings}, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
+
+
+def _cache_path(cache_dir: Path, key: str) -> Path:
+    return Path(cache_dir) / f"drums-{key}.npz"
+
+
+def _read_cache(
+    cache_dir: Path | None, key: str, source: str, log: Callable[[str], None]
+) -> DrumCorpus | None:
+    if cache_dir is None or not _cache_path(cache_dir, key).is_file():
+        return None
+    path = _cache_path(cache_dir, key)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            corpus = DrumCorpus(
+                grids=data["grids"].astype(np.uint8),
+                velocities=data["velocities"].astype(np.float32),
+                styles=data["styles"].astype(np.int64),
+                style_names=[str(name) for name in data["style_names"]],
+                source=source,
+                skipped={str(k): int(v) for k, v in zip(data["skip_keys"], data["skip_counts"], strict=True)},
+            )
+    except (OSError, KeyError, ValueError) as error:
+        # A damaged cache is only a lost shortcut: rebuild it.
+        log(f"drum corpus: ignoring unreadable cache {path} ({error})")
+        return None
+    log(f"drum corpus: loaded cache {path}")
+    return corpus
+
+
+def _write_cache(cache_dir: Path | None, key: str, corpus: DrumCorpus, log: Callable[[str], None]) -> None:
+    if cache_dir is None:
+        return
+    path = _cache_path(cache_dir, key)
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as file:  # a file object, so numpy does not append ".npz" to the name
+            np.savez_compressed(
+                file,
+                grids=corpus.grids,
+                velocities=corpus.velocities,
+                styles=corpus.styles,
+                style_names=np.array(corpus.style_names, dtype=str),
+                skip_keys=np.array(list(corpus.skipped), dtype=str),
+                skip_counts=np.array(list(corpus.skipped.values()), dtype=np.int64),
+            )
+
+    atomic_write(path, save)
+    log(f"drum corpus: wrote cache {path}")
+
+
+def _log_summary(corpus: DrumCorpus, log: Callable[[str], None]) -> None:
+    assert corpus.grids.shape[1:] == (NUM_INSTRUMENTS, corpus.steps) and corpus.steps % STEPS_PER_BAR == 0
+    counts = np.bincount(corpus.styles, minlength=len(corpus.style_names))
+    for name, count in zip(corpus.style_names, counts, strict=True):
+        log(f"drum corpus {corpus.source}: style {name}: {count} examples of {corpus.steps} steps")
+    skips = ", ".join(f"{name}={count}" for name, count in corpus.skipped.items())
+    log(f"drum corpus {corpus.source}: skipped {skips}")

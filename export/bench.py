@@ -1,0 +1,97 @@
+"""``latentlive bench MODEL``: speed figures measured in one run, printed as ratios and written as JSON.
+
+Without ``--run`` a short run of the model's full-size gin file is trained in a temporary folder
+(which also measures training speed) and exported.
+"""
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from export.exporter import export_run
+from export.host import NNHost, load_ts, method_spec
+from latentlive.config import PROJECT_ROOT, parse_gin
+from latentlive.files import atomic_write_json
+from latentlive.runs import RunFolder
+
+BENCH_TRAIN_STEPS = 300
+
+
+def _percentiles_ms(call, repeats: int, warmup: int = 20) -> dict[str, float]:
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        call()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
+def _train_for_bench(model_name: str, folder: Path) -> RunFolder:
+    from latentlive.training import train
+
+    parse_gin([PROJECT_ROOT / "gin" / f"{model_name}.gin"], [f"train.max_steps = {BENCH_TRAIN_STEPS}"])
+    run = RunFolder(folder / model_name)
+    run.root.mkdir(parents=True)
+    train(run, device="cuda" if torch.cuda.is_available() else "cpu")
+    return run
+
+
+def bench_drums(ts_path: Path, run: RunFolder) -> dict[str, Any]:
+    module = load_ts(ts_path)
+    spec = method_spec(module, "decode")
+    steps = int(module.steps)
+    one_pattern = torch.zeros(1, spec.in_channels, steps)
+    one_pattern[:, -2] = torch.arange(steps)
+    torch.set_num_threads(1)
+    with torch.no_grad():
+        decode = _percentiles_ms(lambda: module.decode(one_pattern), repeats=1000)
+        seconds, rate = 10.0, 44100
+        signal = torch.randn(1, spec.in_channels, int(seconds * rate)) * 0.5
+        signal[:, -2] = (torch.arange(signal.shape[-1]) / (rate * 60 / 124 / 4)).floor()
+        host = NNHost(module, "decode", buffer_size=2048, sample_rate=rate)
+        start = time.perf_counter()
+        host.process(signal)
+        harness_rtf = seconds / (time.perf_counter() - start)
+    metrics = json.loads(run.metrics.read_text()) if run.metrics.is_file() else {}
+    report = json.loads(run.report.read_text()) if run.report.is_file() else {}
+    return {
+        "decode_per_pattern_one_thread": decode,
+        "decode_p99_goal_ms": 1.0,
+        "decode_p99_headroom": 1.0 / decode["p99_ms"],
+        "harness_real_time_factor_2048_44k1": harness_rtf,
+        "export_seconds": report.get("export_seconds"),
+        "training_steps_per_second": metrics.get("train", {}).get("train/steps_per_second"),
+        "eval": metrics.get("eval", {}),
+    }
+
+
+BENCHES = {"drums": bench_drums}
+
+
+def bench_model(model_name: str, run: Path | None = None, out: Path | None = None) -> dict[str, Any]:
+    """Measure ``model_name`` (train and export a short run when ``run`` is None); print and write JSON."""
+    with tempfile.TemporaryDirectory() as scratch:
+        the_run = RunFolder(run).require_trained() if run else _train_for_bench(model_name, Path(scratch))
+        export_run(the_run.root, streaming=True)
+        results = {
+            "model": model_name,
+            "torch_version": torch.__version__,
+            "device_for_training": "cuda" if torch.cuda.is_available() else "cpu",
+            **BENCHES[model_name](the_run.exported_model, the_run),
+        }
+    target = out or Path("build") / "bench" / f"{model_name}.json"
+    atomic_write_json(target, results)
+    for key, value in results.items():
+        if isinstance(value, dict) and key != "eval":
+            value = ", ".join(f"{k} {v:.4g}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.4g}"
+        print(f"{key:40s} {value}")
+    print(f"wrote {target}")
+    return results

@@ -1,0 +1,125 @@
+"""A host harness that runs an exported ``.ts`` the way the Max external nn~ does.
+
+nn~ calls one method per buffer of ``buffer_size`` host samples. Inputs of a method with
+``in_ratio > 1`` are decimated by keeping the last sample of each block of ``in_ratio`` samples;
+outputs with ``out_ratio > 1`` are held sample by sample. ``set_sample_rate`` receives the host
+rate, and nothing is resampled outside the model. In threaded mode (nn~'s default) the result of a
+buffer comes out two buffers later, minus one host block.
+"""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What nn~ reads from ``<method>_params``: channels and temporal ratios."""
+
+    in_channels: int
+    in_ratio: int
+    out_channels: int
+    out_ratio: int
+
+    @property
+    def ratio(self) -> int:
+        return max(self.in_ratio, self.out_ratio)
+
+
+def load_ts(path: str | Path) -> torch.jit.ScriptModule:
+    module = torch.jit.load(str(path), map_location="cpu")
+    module.eval()
+    return module
+
+
+def method_spec(module: torch.nn.Module, method: str) -> MethodSpec:
+    params = getattr(module, f"{method}_params")
+    return MethodSpec(*(int(v) for v in params.tolist()))
+
+
+def threaded_delay(buffer_size: int, host_block: int = 64) -> int:
+    """Samples that nn~ in threaded mode adds: two buffers minus one host block."""
+    return 2 * buffer_size - host_block
+
+
+class NNHost:
+    """Feed a whole signal ``[B, C, N]`` through one method, buffer by buffer, as nn~ would.
+
+    Args:
+        module: the loaded TorchScript module.
+        method: the method name (``forward``, ``decode``, ...).
+        buffer_size: nn~'s buffer in host samples (a power of two, >= the method's ratio).
+        sample_rate: the host rate given to ``set_sample_rate``.
+        threaded: delay the output as nn~'s threaded mode does.
+    """
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        method: str = "forward",
+        buffer_size: int = 2048,
+        sample_rate: int = 44100,
+        threaded: bool = False,
+    ) -> None:
+        self.module, self.method = module, getattr(module, method)
+        self.spec = method_spec(module, method)
+        if buffer_size % self.spec.ratio:
+            raise ValueError(f"buffer {buffer_size} is not a multiple of the ratio {self.spec.ratio}")
+        self.buffer_size, self.threaded = buffer_size, threaded
+        if hasattr(module, "set_sample_rate"):
+            module.set_sample_rate(sample_rate)
+
+    def process_buffer(self, block: Tensor) -> Tensor:
+        """One nn~ call: ``[B, C_in, buffer]`` host samples -> ``[B, C_out, buffer]`` held outputs."""
+        decimated = block[..., self.spec.in_ratio - 1 :: self.spec.in_ratio].contiguous()
+        with torch.no_grad():
+            out = self.method(decimated)
+        return out.repeat_interleave(self.spec.out_ratio, dim=-1)
+
+    def process(self, signal: Tensor) -> Tensor:
+        """``[B, C_in, N]`` -> ``[B, C_out, N]``; the last partial buffer is padded by holding its last sample."""
+        n = signal.shape[-1]
+        padded_n = -(-n // self.buffer_size) * self.buffer_size
+        if padded_n > n:
+            hold = signal[..., -1:].expand(*signal.shape[:-1], padded_n - n)
+            signal = torch.cat([signal, hold], dim=-1)
+        blocks = [
+            self.process_buffer(signal[..., i : i + self.buffer_size])
+            for i in range(0, padded_n, self.buffer_size)
+        ]
+        out = torch.cat(blocks, dim=-1)
+        if self.threaded:
+            delay = threaded_delay(self.buffer_size)
+            out = torch.cat([torch.zeros_like(out[..., :delay]), out], dim=-1)
+        return out[..., :n]
+
+
+def time_per_buffer(
+    module: torch.nn.Module,
+    method: str,
+    buffer_size: int = 2048,
+    repeats: int = 50,
+    warmup: int = 5,
+    inputs: Tensor | None = None,
+) -> dict[str, float]:
+    """Single-thread wall time of one nn~ call at ``buffer_size``: p50 and p99 in milliseconds."""
+    spec = method_spec(module, method)
+    call = getattr(module, method)
+    x = inputs if inputs is not None else torch.randn(1, spec.in_channels, buffer_size // spec.in_ratio) * 0.1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        times = []
+        with torch.no_grad():
+            for i in range(warmup + repeats):
+                start = time.perf_counter()
+                call(x)
+                if i >= warmup:
+                    times.append((time.perf_counter() - start) * 1e3)
+    finally:
+        torch.set_num_threads(threads)
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}

@@ -1,0 +1,213 @@
+"""The ``latentlive`` command: train, export, devices, play, render, bench.
+
+Every subcommand turns bad input into one line on stderr and exit status 2 (see ``UserError``).
+"""
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from latentlive.errors import UserError
+
+MODELS = ("drums",)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gin", action="append", default=[], help="gin file (repeat to layer them)")
+    parser.add_argument(
+        "--bind", action="append", default=[], help="gin binding, e.g. 'train.max_steps = 100'"
+    )
+    parser.add_argument("--db", type=Path, help="folder of training data (default: the built-in corpus)")
+    parser.add_argument("--name", help="run name (default: the gin file name and the time)")
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="folder of runs (default: runs/)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max_steps", type=int, help="shortcut for --bind 'train.max_steps = N'")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run --name from its last checkpoint"
+    )
+
+
+def run_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from latentlive.config import parse_gin
+    from latentlive.runs import RunFolder
+    from latentlive.training import train
+
+    if args.resume and not args.name:
+        raise UserError("--resume needs --name NAME, the run to continue")
+    if not args.gin and not args.resume:
+        raise UserError("no model config given; pass --gin gin/drums.gin (or another file of gin/)")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not args.name:
+        raise UserError("under torchrun every process must write the same run: pass --name NAME")
+    default_name = f"{Path(args.gin[0]).stem}_{time.strftime('%Y%m%d-%H%M%S')}" if args.gin else ""
+    run = RunFolder(args.out / (args.name or default_name))
+    is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for all
+    if args.resume:
+        run.require_trained()
+    elif is_main and run.root.exists() and any(run.root.iterdir()):
+        raise UserError(f"{run.root}: the run exists; continue it with --resume or choose another --name")
+    if args.db is not None and not args.db.is_dir():
+        raise UserError(f"{args.db}: no such folder; --db takes a folder of training data")
+    bindings = list(args.bind) + (
+        [f"train.max_steps = {args.max_steps}"] if args.max_steps is not None else []
+    )
+    parse_gin(([run.config] if args.resume else []) + list(args.gin), bindings)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    run.root.mkdir(parents=True, exist_ok=True)
+    if is_main:
+        print(f"training {run.root} on {device}")
+    metrics = train(run, db=args.db, device=device, seed=args.seed, resume=args.resume)
+    if not is_main:
+        return
+    summary = ", ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in metrics.items())
+    print(f"done: {run.root} ({summary})")
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from export.exporter import export_run
+
+    report = export_run(Path(args.run), streaming=args.streaming, out=args.out)
+    print(
+        f"exported {report['path']} ({report['file_size_bytes'] / 1e6:.2f} MB, latency {report['latency_samples']} samples)"
+    )
+
+
+def run_devices(args: argparse.Namespace) -> None:
+    from m4l_devices.build import build_devices_for_run
+
+    for path in build_devices_for_run(Path(args.run), model=args.model, out=args.out, preview=args.preview):
+        print(f"wrote {path}")
+
+
+def run_play(args: argparse.Namespace) -> None:
+    from live.drum_player import play_drums
+
+    z = args.z if args.z is not None else None
+    play_drums(
+        args.model, port=args.port, bpm=args.bpm, clock=args.clock, style=args.style, z=z, api=args.api
+    )
+
+
+def run_render(args: argparse.Namespace) -> None:
+    from live.render import render_drums_midi
+
+    path = render_drums_midi(
+        args.model, z=args.z, style=args.style, bars=args.bars, bpm=args.bpm, out_path=args.out
+    )
+    print(f"wrote {path}")
+
+
+def run_bench(args: argparse.Namespace) -> None:
+    from export.bench import bench_model
+
+    bench_model(args.model_name, run=args.run, out=args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latentlive", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model from gin files (same as python train.py)")
+    add_train_arguments(p)
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser("export", help="export a run to TorchScript for nn~ and verify the contract")
+    p.add_argument("--run", required=True, help="the run folder, e.g. runs/drums")
+    p.add_argument("--streaming", action="store_true", help="build with cached (streaming) convolutions")
+    p.add_argument("--out", type=Path, help="output .ts (default: RUN/export/NAME.ts)")
+    p.set_defaults(func=run_export)
+
+    p = sub.add_parser("devices", help="write the Max for Live devices of an exported run")
+    p.add_argument("--run", required=True)
+    p.add_argument("--model", type=Path, help="the .ts the device loads (default: the run's export)")
+    p.add_argument("--out", type=Path, help="folder of the .amxd (default: RUN/export)")
+    p.add_argument("--preview", action="store_true", help="also draw the presentation view to a PNG")
+    p.set_defaults(func=run_devices)
+
+    p = sub.add_parser("play", help="play a MIDI model on a virtual MIDI port")
+    p.add_argument("model_name", choices=MODELS)
+    p.add_argument("--model", required=True, type=Path, help="exported .ts")
+    p.add_argument("--port", help="MIDI output name (a virtual port is created; on Windows an existing port)")
+    p.add_argument(
+        "--in-port", dest="in_port", help="existing MIDI input for CCs and clock (default: a virtual one)"
+    )
+    p.add_argument("--bpm", type=float, default=124.0)
+    p.add_argument("--clock", action="store_true", help="follow incoming MIDI clock instead of --bpm")
+    p.add_argument("--style", type=int, default=0, help="style index (-1: no style)")
+    p.add_argument("--z", type=_floats, help="latent point, e.g. 0.5,-1 (default: the origin)")
+    p.add_argument("--bars", type=int, help="stop after this many bars (default: play until Ctrl-C)")
+    p.add_argument("--api", help="force a MIDI API: alsa, jack, coremidi, winmm")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--threshold", type=float)
+    p.set_defaults(func=run_play)
+
+    p = sub.add_parser("render", help="render a MIDI model to a file")
+    p.add_argument("model_name", choices=MODELS)
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--z", type=_floats, help="latent point, e.g. 0.5,-1 (default: the origin)")
+    p.add_argument("--style", type=int, default=0)
+    p.add_argument("--bars", type=int, default=8)
+    p.add_argument("--bpm", type=float, default=124.0)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--threshold", type=float)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=run_render)
+
+    p = sub.add_parser("bench", help="measure speed and write JSON")
+    p.add_argument("model_name", choices=MODELS)
+    p.add_argument(
+        "--run", type=Path, help="a trained run (default: trains a tiny one in a temporary folder)"
+    )
+    p.add_argument("--out", type=Path, help="JSON output (default: bench_MODEL.json)")
+    p.set_defaults(func=run_bench)
+    return parser
+
+
+def guarded(func: Callable[[], None]) -> int:
+    """Run ``func``; map user errors and interruptions to one line and an exit status."""
+    from latentlive.training import TrainingInterrupted
+
+    def first_line(error: Exception) -> str:  # gin appends "In call to configurable ..." lines
+        return str(error).strip().splitlines()[0]
+
+    try:
+        func()
+    except UserError as error:
+        print(f"latentlive: error: {first_line(error)}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as stopped:
+        print(f"latentlive: {first_line(stopped)}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("latentlive: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return guarded(lambda: args.func(args))
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """``python train.py ...``: the same as ``latentlive train ...``."""
+    parser = argparse.ArgumentParser(prog="train.py", description="train a latentlive model from gin files")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    return guarded(lambda: run_train(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

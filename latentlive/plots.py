@@ -1,0 +1,59 @@
+"""Matplotlib figures for TensorBoard: grids (drum patterns, piano rolls) and latent maps."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def grid_rows_figure(
+    rows: list[tuple[str, list[np.ndarray]]], row_labels: list[str] | None = None, cell: float = 0.16
+) -> Figure:
+    """One row of images per ``(title, grids)``; each grid ``[rows, steps]`` in 0..1, drawn side by side."""
+    columns = max(len(grids) for _, grids in rows)
+    height, width = rows[0][1][0].shape
+    fig, axes = plt.subplots(
+        len(rows),
+        columns,
+        figsize=(columns * width * cell + 1.0, len(rows) * height * cell + 0.6),
+        squeeze=False,
+    )
+    for r, (title, grids) in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(grids):
+                ax.axis("off")
+                continue
+            ax.imshow(grids[c], aspect="auto", origin="lower", cmap="Greys", vmin=0.0, vmax=1.0)
+            for beat in range(4, grids[c].shape[1], 4):
+                ax.axvline(beat - 0.5, color="tab:blue", lw=0.5, alpha=0.5)
+            if c == 0:
+                ax.set_ylabel(title, fontsize=8)
+                if row_labels is not None:
+                    ax.set_yticks(range(len(row_labels)), row_labels, fontsize=5)
+    fig.tight_layout()
+    return fig
+
+
+def latent_map_figure(points: np.ndarray, labels: np.ndarray, label_names: list[str]) -> Figure:
+    """Scatter of latent codes ``[N, D]`` projected on their two principal axes, coloured by label."""
+    centred = points - points.mean(0, keepdims=True)
+    if points.shape[1] > 2:
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        centred = centred @ vt[:2].T
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    cmap = plt.get_cmap("tab10" if len(label_names) <= 10 else "tab20")
+    for index, name in enumerate(label_names):
+        mask = labels == index
+        if mask.any():
+            ax.scatter(centred[mask, 0], centred[mask, 1], s=6, color=cmap(index % cmap.N), label=name)
+    ax.set_xlabel("latent PC 1" if points.shape[1] > 2 else "z1")
+    ax.set_ylabel("latent PC 2" if points.shape[1] > 2 else "z2")
+    ax.legend(fontsize=6, markerscale=2, loc="best")
+    fig.tight_layout()
+    return fig

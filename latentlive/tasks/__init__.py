@@ -1,0 +1,13 @@
+"""Training tasks: what each model of the suite needs from data, losses, evaluation and logging.
+
+A task turns a corpus into tensors, builds its model from gin-configured constructor arguments,
+returns its losses keyed by log names with the weights to apply, evaluates on held-out data and
+logs figures. The trainer (``latentlive.training``) is the same for every task.
+"""
+
+from latentlive.tasks.base import Task, TensorData
+from latentlive.tasks.drums import DrumsTask
+
+TASKS: dict[str, type[Task]] = {"drums": DrumsTask}
+
+__all__ = ["TASKS", "Task", "TensorData"]

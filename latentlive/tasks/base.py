@@ -1,0 +1,49 @@
+"""The interface between the trainer and one model of the suite."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class TensorData:
+    """Examples held in memory as tensors that share their first dimension."""
+
+    tensors: dict[str, Tensor]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def take(self, index: Tensor | slice, device: torch.device | str = "cpu") -> dict[str, Tensor]:
+        return {key: value[index].to(device) for key, value in self.tensors.items()}
+
+
+class Task(Protocol):
+    """What the trainer calls; see ``latentlive.tasks.drums`` for the reference implementation."""
+
+    name: str
+
+    def load_data(self, db: Path | None, seed: int, log: Any) -> tuple[TensorData, TensorData]:
+        """Read the corpus (``db`` or the built-in one) and return ``(train, validation)``."""
+
+    def build_model(self) -> tuple[nn.Module, dict[str, Any]]:
+        """Return the model and the constructor arguments stored in checkpoints."""
+
+    def losses(self, model: nn.Module, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
+        """Scalar losses keyed by log names (``"loss/reconstruction"``); ``model`` may be DDP-wrapped."""
+
+    def loss_weights(self, step: int) -> dict[str, float]:
+        """The weight of each loss at ``step``, keyed like :meth:`losses` (the trainer applies them)."""
+
+    def evaluate(self, model: nn.Module, data: TensorData) -> dict[str, float]:
+        """Held-out metrics keyed by log names (``"eval/f1"``)."""
+
+    def log_media(self, writer: SummaryWriter, model: nn.Module, data: TensorData, step: int) -> None:
+        """Figures and audio for TensorBoard."""
+
+    def metadata(self) -> dict[str, Any]:
+        """Facts about the data that export needs (style names, ...), stored in checkpoints."""

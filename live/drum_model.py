@@ -1,0 +1,126 @@
+"""An exported drum model (``drums.ts``) seen as a pattern generator: latent + style -> hit levels [9, S].
+
+It speaks the signal encoding of docs/drums_encoding.md: ``decode`` takes a buffer of ``D + 2`` channels
+(``z1 .. zD``, ``step``, ``style``) and returns 9 channels of hit levels, one sample per sample. A buffer of S
+samples whose ``step`` channel ramps 0 .. S-1 therefore yields the whole pattern at once.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from export.metadata import read_metadata
+from latentlive.errors import UserError
+
+NO_STYLE = -1  # any style index outside 0 .. len(style_names)-1 means "no style" (styles averaged)
+
+
+def level_to_velocity(level: float) -> int:
+    """MIDI velocity of a hit level in (0, 1], as the encoding says: ``round(40 + 87 * level)``."""
+    return int(min(127, max(1, np.floor(40.0 + 87.0 * float(level) + 0.5))))
+
+
+def pattern_hits(pattern: np.ndarray, notes: Sequence[int]) -> list[list[tuple[int, int]]]:
+    """The notes of each step of a pattern [9, S]: for step s, ``[(note, velocity), ...]`` in instrument order."""
+    return [
+        [
+            (int(notes[i]), level_to_velocity(pattern[i, s]))
+            for i in range(pattern.shape[0])
+            if pattern[i, s] > 0
+        ]
+        for s in range(pattern.shape[1])
+    ]
+
+
+class DrumModel:
+    """A loaded ``drums.ts`` and its metadata.
+
+    Attributes: ``latent_size`` (D), ``steps`` (S), ``style_names``, ``instrument_names``, ``gm_notes`` (9 notes).
+    """
+
+    def __init__(self, ts_path: str | Path) -> None:
+        self.path = Path(ts_path)
+        meta = read_metadata(self.path)
+        if meta.get("model") != "drums":
+            raise UserError(
+                f"{self.path}: a {meta.get('model')!r} model, not a drum model; pass the drums .ts from `latentlive export`"
+            )
+        try:
+            self.latent_size = int(meta["latent_size"])
+            self.steps = int(meta["steps"])
+            self.style_names = [str(s) for s in meta["style_names"]]
+            self.gm_notes = [int(n) for n in meta["gm_notes"]]
+            self.instrument_names = [str(s) for s in meta.get("instrument_names", [])]
+        except (KeyError, TypeError, ValueError) as err:
+            raise UserError(
+                f"{self.path}: incomplete drum metadata ({err}); re-export it with `latentlive export`"
+            ) from None
+        self.metadata = meta
+        try:
+            self.module = torch.jit.load(str(self.path), map_location="cpu").eval()
+        except RuntimeError as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(
+                f"{self.path}: cannot load the TorchScript model ({first_line}); re-export it"
+            ) from None
+        if not hasattr(self.module, "decode"):
+            raise UserError(
+                f"{self.path}: the model has no decode method; re-export it with `latentlive export`"
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"DrumModel({str(self.path)!r}, D={self.latent_size}, S={self.steps}, styles={self.style_names})"
+        )
+
+    def style_label(self, style: int) -> str:
+        return self.style_names[style] if 0 <= style < len(self.style_names) else "no style"
+
+    def set_temperature(self, temperature: float) -> None:
+        """Bernoulli temperature of the hits (``sigmoid(logit / temperature)``), > 0."""
+        if not temperature > 0:
+            raise UserError(f"temperature {temperature}: must be > 0 (1.0 is the trained distribution)")
+        self.module.set_temperature(float(temperature))
+
+    def set_threshold(self, threshold: float) -> None:
+        """Hit levels below ``threshold`` (0..1) are written as 0 (no hit)."""
+        if not 0.0 <= threshold <= 1.0:
+            raise UserError(f"threshold {threshold}: must be between 0 and 1")
+        self.module.set_threshold(float(threshold))
+
+    def check_latent(self, z: Sequence[float] | None) -> list[float]:
+        """``z`` as a list of D floats (zeros when None), or UserError when its length is not D."""
+        if z is None:
+            return [0.0] * self.latent_size
+        values = [float(v) for v in z]
+        if len(values) != self.latent_size:
+            raise UserError(
+                f"z {values}: the model has a {self.latent_size}-D latent; pass {self.latent_size} comma-separated values"
+            )
+        return values
+
+    @torch.no_grad()
+    def pattern(
+        self,
+        z: Sequence[float],
+        style: int,
+        temperature: float | None = None,
+        threshold: float | None = None,
+    ) -> np.ndarray:
+        """Hit levels [9, S] in 0..1 (0: no hit) decoded at latent ``z`` [D] and ``style``.
+
+        ``temperature`` / ``threshold``, when given, are set on the model (and stay set) before decoding.
+        """
+        if temperature is not None:
+            self.set_temperature(temperature)
+        if threshold is not None:
+            self.set_threshold(threshold)
+        latent = torch.tensor(self.check_latent(z), dtype=torch.float32)
+        x = torch.empty(1, self.latent_size + 2, self.steps)
+        x[0, : self.latent_size] = latent[:, None]
+        x[0, self.latent_size] = torch.arange(self.steps, dtype=torch.float32)
+        x[0, self.latent_size + 1] = float(style)
+        levels = self.module.decode(x)[0]
+        return levels.clamp(0.0, 1.0).numpy().astype(np.float32)

@@ -1,0 +1,81 @@
+"""Render a decoded drum pattern to a standard MIDI file loop (channel 10, GM notes of the metadata)."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import mido
+
+from latentlive.errors import UserError
+from latentlive.files import atomic_write
+from live.drum_model import DrumModel, pattern_hits
+from live.drum_player import DRUM_CHANNEL
+
+TICKS_PER_BEAT = 480
+TICKS_PER_STEP = TICKS_PER_BEAT // 4
+GATE_TICKS = TICKS_PER_STEP // 2  # a 32nd, as the player plays it
+
+
+def drum_loop_track(hits: list[list[tuple[int, int]]], bars: int, bpm: float, name: str) -> mido.MidiTrack:
+    """A track of ``bars`` repeats of a pattern's hits (``pattern_hits``), with tempo and 4/4 meta messages."""
+    events: list[tuple[int, int, mido.Message]] = []  # (tick, order, message); note offs sort before note ons
+    steps = len(hits)
+    for bar in range(bars):
+        for step, step_hits in enumerate(hits):
+            tick = (bar * steps + step) * TICKS_PER_STEP
+            for note, velocity in step_hits:
+                events.append(
+                    (tick, 1, mido.Message("note_on", channel=DRUM_CHANNEL, note=note, velocity=velocity))
+                )
+                events.append(
+                    (tick + GATE_TICKS, 0, mido.Message("note_off", channel=DRUM_CHANNEL, note=note))
+                )
+    events.sort(key=lambda e: (e[0], e[1]))
+    track = mido.MidiTrack(
+        [
+            mido.MetaMessage("track_name", name=name, time=0),
+            mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0),
+            mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0),
+        ]
+    )
+    now = 0
+    for tick, _, msg in events:
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    # The loop ends at the bar line, not at the last note off, so clips loop at the right length.
+    track.append(mido.MetaMessage("end_of_track", time=bars * steps * TICKS_PER_STEP - now))
+    return track
+
+
+def render_drums_midi(
+    model_path: str | Path | DrumModel,
+    z: Sequence[float] | None,
+    style: int,
+    bars: int,
+    bpm: float,
+    out_path: str | Path,
+    temperature: float | None = None,
+    threshold: float | None = None,
+) -> Path:
+    """Decode the pattern at ``z`` / ``style`` and write it as a ``bars``-bar loop to ``out_path`` (atomically).
+
+    Returns the path written. ``out_path`` is an explicit output: an existing file there is replaced.
+    """
+    model = model_path if isinstance(model_path, DrumModel) else DrumModel(model_path)
+    if bars < 1:
+        raise UserError(f"--bars {bars}: must be at least 1")
+    if not 0 < bpm <= 999:
+        raise UserError(f"--bpm {bpm}: must be between 0 and 999")
+    if not (0 <= style < len(model.style_names) or style == -1):
+        names = ", ".join(f"{i}={n}" for i, n in enumerate(model.style_names))
+        raise UserError(f"--style {style}: no such style; use one of {names} (or -1 for no style)")
+    out = Path(out_path)
+    if not out.parent.is_dir():
+        raise UserError(f"{out}: the folder {out.parent} does not exist; create it or pick another --out")
+    pattern = model.pattern(model.check_latent(z), style, temperature, threshold)
+    midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
+    midi.tracks.append(
+        drum_loop_track(
+            pattern_hits(pattern, model.gm_notes), bars, bpm, f"latentlive drums ({model.style_label(style)})"
+        )
+    )
+    return atomic_write(out, lambda tmp: midi.save(str(tmp)))

@@ -1,0 +1,40 @@
+"""Shared fixtures: a tiny drums run trained and exported once per test session."""
+
+import os
+from pathlib import Path
+
+# Tiny models run fastest on one thread, and two spinning OpenMP threads stall badly when another
+# process (jackd, a subprocess under test) takes a core: one thread here and in subprocesses.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from latentlive.cli import main  # noqa: E402
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep preprocessing caches of the tests out of the user's cache folder."""
+    os.environ["LATENTLIVE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def drums_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of gin/drums_tiny.gin on the built-in corpus (40 steps)."""
+    runs = tmp_path_factory.mktemp("runs")
+    assert (
+        main(["train", "--gin", str(ROOT / "gin/drums_tiny.gin"), "--name", "drums", "--out", str(runs)]) == 0
+    )
+    return runs / "drums"
+
+
+@pytest.fixture(scope="session")
+def drums_ts(drums_run: Path) -> Path:
+    """The tiny drums run exported for nn~ (verified by the exporter)."""
+    assert main(["export", "--run", str(drums_run), "--streaming"]) == 0
+    return drums_run / "export" / "drums.ts"

@@ -1,0 +1,89 @@
+"""Bad input ends with one clear line on stderr, exit status 2, no traceback and nothing overwritten."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "gin" / "drums_tiny.gin")
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "latentlive.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def _assert_one_clear_line(done: subprocess.CompletedProcess, *fragments: str) -> None:
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("latentlive: error: "), done.stderr
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def _midi_without_drums(path: Path) -> None:
+    midi = mido.MidiFile()
+    track = mido.MidiTrack()
+    for i, note in enumerate((60, 62, 64, 65)):  # a melody on channel 1
+        track.append(mido.Message("note_on", note=note, velocity=90, channel=0, time=0 if i == 0 else 240))
+        track.append(mido.Message("note_off", note=note, velocity=0, channel=0, time=240))
+    midi.tracks.append(track)
+    midi.save(str(path))
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> dict[str, Path]:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    unreadable = tmp_path / "unreadable" / "rock"
+    unreadable.mkdir(parents=True)
+    (unreadable / "broken.mid").write_bytes(b"MThd this is not midi")
+    melody = tmp_path / "melody"
+    melody.mkdir()
+    _midi_without_drums(melody / "song.mid")
+    return {"empty": empty, "unreadable": unreadable.parent, "melody": melody}
+
+
+CASES = {
+    "gin typo": (["train", "--gin", TINY, "--bind", "PatternVAE.latnet_size = 3"], ["latent_size"]),
+    "unknown configurable": (["train", "--gin", TINY, "--bind", "DrumTask.beta = 1"], ["DrumsTask"]),
+    "missing gin file": (["train", "--gin", "gin/nope.gin"], ["gin/nope.gin", "no such gin file"]),
+    "missing run": (["export", "--run", "runs/nope"], ["runs/nope", "no such run"]),
+    "devices of a missing run": (["devices", "--run", "runs/nope"], ["no exported model"]),
+    "render without a model": (["render", "drums", "--model", "nope.ts", "--out", "x.mid"], ["nope.ts"]),
+    "db missing": (["train", "--gin", TINY, "--db", "no/such/folder"], ["no/such/folder"]),
+    "db empty": (["train", "--gin", TINY, "--db", "{empty}"], ["{empty}", "MIDI"]),
+    "db unreadable": (["train", "--gin", TINY, "--db", "{unreadable}"], ["{unreadable}"]),
+    "db without drums": (["train", "--gin", TINY, "--db", "{melody}"], ["{melody}", "drum"]),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gets_one_clear_line(case: str, folders: dict[str, Path], tmp_path: Path) -> None:
+    args, fragments = CASES[case]
+    args = [a.format(**folders) for a in args] + (
+        ["--out", str(tmp_path / "runs")] if args[0] == "train" else []
+    )
+    done = _run(*args, cwd=ROOT if args[0] != "render" else tmp_path)
+    _assert_one_clear_line(done, *(f.format(**folders) for f in fragments))
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("last.pt"))
+
+
+def test_an_existing_run_is_never_overwritten(drums_run: Path) -> None:
+    checkpoint = drums_run / "checkpoints" / "last.pt"
+    before = checkpoint.read_bytes()
+    done = _run("train", "--gin", TINY, "--name", drums_run.name, "--out", str(drums_run.parent), cwd=ROOT)
+    _assert_one_clear_line(done, "exists", "--resume")
+    assert checkpoint.read_bytes() == before
