@@ -8,10 +8,12 @@ DEMO   ?= build/demo
 .PHONY: install jack test lint demo clean-demo
 
 # Reinstall only when the project's requirements change.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	# The reference NSGT, a test oracle only: its setup.py imports numpy, so no build isolation.
+	$(PY) -m pip install -q wheel && $(PY) -m pip install -q --no-build-isolation nsgt==0.19
 	@touch $@
 
 install: $(VENV)/.installed

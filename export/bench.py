@@ -10,26 +10,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from export.exporter import export_run
-from export.host import NNHost, load_ts, method_spec
+from export.host import NNHost, load_ts, method_spec, one_thread, time_calls
 from latentlive.config import PROJECT_ROOT, parse_gin
 from latentlive.files import atomic_write_json
 from latentlive.runs import RunFolder
 
 BENCH_TRAIN_STEPS = 300
-
-
-def _percentiles_ms(call, repeats: int, warmup: int = 20) -> dict[str, float]:
-    times = []
-    for i in range(warmup + repeats):
-        start = time.perf_counter()
-        call()
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1e3)
-    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
 
 
 def _train_for_bench(model_name: str, folder: Path) -> RunFolder:
@@ -48,9 +37,8 @@ def bench_drums(ts_path: Path, run: RunFolder) -> dict[str, Any]:
     steps = int(module.steps)
     one_pattern = torch.zeros(1, spec.in_channels, steps)
     one_pattern[:, -2] = torch.arange(steps)
-    torch.set_num_threads(1)
-    with torch.no_grad():
-        decode = _percentiles_ms(lambda: module.decode(one_pattern), repeats=1000)
+    with one_thread(), torch.no_grad():
+        decode = time_calls(lambda: module.decode(one_pattern), repeats=1000, warmup=20)
         seconds, rate = 10.0, 44100
         signal = torch.randn(1, spec.in_channels, int(seconds * rate)) * 0.5
         signal[:, -2] = (torch.arange(signal.shape[-1]) / (rate * 60 / 124 / 4)).floor()
@@ -85,7 +73,18 @@ def bench_model(model_name: str, run: Path | None = None, out: Path | None = Non
             "device_for_training": "cuda" if torch.cuda.is_available() else "cpu",
             **BENCHES[model_name](the_run.exported_model, the_run),
         }
-    target = out or Path("build") / "bench" / f"{model_name}.json"
+    return _write_and_print(model_name, results, out)
+
+
+def bench_transform(out: Path | None = None) -> dict[str, Any]:
+    """The TorchScript NSGT against the reference ``nsgt`` package (one thread), printed and written as JSON."""
+    from export.nsgt_bench import bench_nsgt
+
+    return _write_and_print("nsgt", {"torch_version": torch.__version__, **bench_nsgt()}, out)
+
+
+def _write_and_print(name: str, results: dict[str, Any], out: Path | None) -> dict[str, Any]:
+    target = out or Path("build") / "bench" / f"{name}.json"
     atomic_write_json(target, results)
     for key, value in results.items():
         if isinstance(value, dict) and key != "eval":

@@ -8,6 +8,8 @@ buffer comes out two buffers later, minus one host block.
 """
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,28 +100,34 @@ class NNHost:
         return out[..., :n]
 
 
-def time_per_buffer(
-    module: torch.nn.Module,
-    method: str,
-    buffer_size: int = 2048,
-    repeats: int = 50,
-    warmup: int = 5,
-    inputs: Tensor | None = None,
-) -> dict[str, float]:
-    """Single-thread wall time of one nn~ call at ``buffer_size``: p50 and p99 in milliseconds."""
-    spec = method_spec(module, method)
-    call = getattr(module, method)
-    x = inputs if inputs is not None else torch.randn(1, spec.in_channels, buffer_size // spec.in_ratio) * 0.1
+def time_calls(call: Callable[[], object], repeats: int = 50, warmup: int = 5) -> dict[str, float]:
+    """Wall time of ``call()`` after ``warmup`` calls: p50 and p99 in milliseconds."""
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        call()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block on one intra-op thread (as nn~ runs a model), then restore the thread count."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        times = []
-        with torch.no_grad():
-            for i in range(warmup + repeats):
-                start = time.perf_counter()
-                call(x)
-                if i >= warmup:
-                    times.append((time.perf_counter() - start) * 1e3)
+        yield
     finally:
         torch.set_num_threads(threads)
-    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
+def time_per_buffer(
+    module: torch.nn.Module, method: str, buffer_size: int = 2048, repeats: int = 50
+) -> dict[str, float]:
+    """Single-thread wall time of one nn~ call of ``method`` at ``buffer_size``: p50 and p99 in ms."""
+    spec = method_spec(module, method)
+    call = getattr(module, method)
+    x = torch.randn(1, spec.in_channels, buffer_size // spec.in_ratio) * 0.1
+    with one_thread(), torch.no_grad():
+        return time_calls(lambda: call(x), repeats)

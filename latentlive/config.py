@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import gin
+
 from latentlive.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -37,8 +37,19 @@ def run_demo(runs: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     drums = _train_or_continue(runs, "drums")
     _step(["export", "--run", str(drums.root), "--streaming"])
-    _step(["devices", "--run", str(drums.root), "--out", str(out), "--preview"])
     shutil.copy2(drums.exported_model, out / "drums.ts")
+    _step(
+        [
+            "devices",
+            "--run",
+            str(drums.root),
+            "--model",
+            str(out / "drums.ts"),
+            "--out",
+            str(out),
+            "--preview",
+        ]
+    )
     _step(
         [
             "render",

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gin
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-import gin
 from latentlive.errors import UserError
 from latentlive.runs import (
     RunFolder,

@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import mido
 import rtmidi
@@ -155,38 +156,49 @@ def _open_error(kind: str, name: str, api: str, err: BaseException) -> UserError
     return UserError(f"MIDI {kind} {name!r} ({api}): cannot be opened ({err}); {_FIX_NO_BACKEND}")
 
 
-def open_output(name: str, api: str | None = None, existing: str | None = None) -> mido.ports.BaseOutput:
-    """Open a MIDI output: the existing destination ``existing`` if given and present, else a virtual port ``name``.
+def _open_port(
+    kind: str, flag: str, name: str, api: str | None, existing: str | None, **options: Any
+) -> mido.ports.BasePort:
+    """Open the existing port ``existing`` if given and present, else a virtual port ``name``.
 
-    On Windows (no virtual ports) ``existing`` must name a present port. ``api`` as in :func:`choose_api`.
+    ``kind`` is ``output`` or ``input``; ``flag`` the CLI option that names an existing port.
     """
     api = choose_api(api)
     backend = backend_for(api)
+    opener = backend.open_output if kind == "output" else backend.open_input
     if existing is not None:
         with _quiet_stderr():
-            names = backend.get_output_names()
+            names = backend.get_output_names() if kind == "output" else backend.get_input_names()
         # Where virtual ports exist, a name that is not exactly a present port names a new virtual port.
         found = find_port(names, existing, substring=api not in VIRTUAL_PORT_APIS)
         if found is not None:
             try:
-                return backend.open_output(found)
+                return opener(found, **options)
             except PORT_ERRORS as err:
-                raise _open_error("output", found, api, err) from None
+                raise _open_error(kind, found, api, err) from None
         if api not in VIRTUAL_PORT_APIS:
             listed = ", ".join(repr(n) for n in names) or "none"
             raise UserError(
-                f"--port {existing!r}: no such MIDI output ({api} has no virtual ports; present: {listed}); "
+                f"{flag} {existing!r}: no such MIDI {kind} ({api} has no virtual ports; present: {listed}); "
                 "create one (e.g. with loopMIDI) and pass its name"
             )
         name = existing
     if api not in VIRTUAL_PORT_APIS:
         raise UserError(
-            f"MIDI API {api} has no virtual ports; pass --port NAME of an existing output (e.g. loopMIDI)"
+            f"MIDI API {api} has no virtual ports; pass {flag} NAME of an existing {kind} (e.g. loopMIDI)"
         )
     try:
-        return backend.open_output(name, virtual=True, client_name="latentlive")
+        return opener(name, virtual=True, client_name="latentlive", **options)
     except PORT_ERRORS as err:
-        raise _open_error("output", name, api, err) from None
+        raise _open_error(kind, name, api, err) from None
+
+
+def open_output(name: str, api: str | None = None, existing: str | None = None) -> mido.ports.BaseOutput:
+    """Open a MIDI output: the existing destination ``existing`` if given and present, else a virtual port ``name``.
+
+    On Windows (no virtual ports) ``existing`` must name a present port. ``api`` as in :func:`choose_api`.
+    """
+    return _open_port("output", "--port", name, api, existing)
 
 
 def open_input(
@@ -199,27 +211,4 @@ def open_input(
 
     ``callback(msg)`` runs on rtmidi's thread for every message, MIDI clock included.
     """
-    api = choose_api(api)
-    backend = backend_for(api)
-    if existing is not None:
-        with _quiet_stderr():
-            names = backend.get_input_names()
-        found = find_port(names, existing, substring=api not in VIRTUAL_PORT_APIS)
-        if found is not None:
-            try:
-                return backend.open_input(found, callback=callback)
-            except PORT_ERRORS as err:
-                raise _open_error("input", found, api, err) from None
-        if api not in VIRTUAL_PORT_APIS:
-            listed = ", ".join(repr(n) for n in names) or "none"
-            raise UserError(
-                f"--in-port {existing!r}: no such MIDI input ({api} has no virtual ports; present: {listed}); "
-                "create one (e.g. with loopMIDI) and pass its name"
-            )
-        name = existing
-    if api not in VIRTUAL_PORT_APIS:
-        raise UserError(f"MIDI API {api} has no virtual ports; pass --in-port NAME of an existing input")
-    try:
-        return backend.open_input(name, virtual=True, client_name="latentlive", callback=callback)
-    except PORT_ERRORS as err:
-        raise _open_error("input", name, api, err) from None
+    return _open_port("input", "--in-port", name, api, existing, callback=callback)

@@ -1,9 +1,9 @@
 """The drum pattern VAE: MLPs over the flattened instruments x steps grid with a Bernoulli output."""
 
+import gin
 import torch
 from torch import Tensor, nn
 
-import gin
 from models.vae import GaussianPosterior, LabelConditioning, reparameterize
 
 

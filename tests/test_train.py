@@ -8,10 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import gin
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import gin
 from latentlive.cli import main
 from latentlive.config import parse_gin
 from latentlive.runs import load_checkpoint

@@ -3,12 +3,12 @@
 from pathlib import Path
 from typing import Any
 
+import gin
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-import gin
 from corpus.drum_corpus import load_drum_corpus, split_unseen_patterns
 from corpus.drum_map import DEFAULT_NOTES, INSTRUMENT_NAMES
 from latentlive.cache import cache_dir
