@@ -31,6 +31,7 @@ class DrumsExport(nn_tilde.Module):
         self.register_buffer("recorded", torch.zeros(cc.MAX_BATCH_SIZE, model.instruments, model.steps))
         self.register_attribute("temperature", 1.0)
         self.register_attribute("threshold", 0.5)
+        self.register_attribute("latency", 0)  # samples; no convolution, nothing to wait for
         latents = [f"(signal) latent z{i + 1}" for i in range(self.latent_size)]
         hits_in = [f"(signal) hit {i + 1}" for i in range(self.instruments)]
         hits_out = [f"(signal) hit level {i + 1}" for i in range(self.instruments)]
@@ -116,7 +117,7 @@ def build_drums_export(checkpoint: dict[str, Any]) -> tuple[DrumsExport, dict[st
         "style_names": facts["style_names"],
         "instrument_names": facts["instrument_names"],
         "gm_notes": facts["gm_notes"],
-        "attributes": {"temperature": 1.0, "threshold": 0.5},
+        "attributes": {"temperature": 1.0, "threshold": 0.5, "latency": 0},
         "sample_rate": None,
         "latency_samples": 0,
         # Hit levels are probabilities; latents of a posterior mean stay well inside +-100.
