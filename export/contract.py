@@ -76,7 +76,9 @@ def verify_file(path: str | Path) -> dict:
     methods = list(module.get_methods())
     problems: list[str] = []
     if "latency" not in module.get_attributes() or module.get_latency()[0] != metadata["latency_samples"]:
-        problems.append(f"the latency attribute does not say the declared {metadata['latency_samples']} samples")
+        problems.append(
+            f"the latency attribute does not say the declared {metadata['latency_samples']} samples"
+        )
     timings = {}
     for method in methods:
         problems += check_shapes(module, method)

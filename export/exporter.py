@@ -29,8 +29,9 @@ NN_TILDE_TORCH = "2.5"
 
 def _builders() -> dict[str, Callable[[dict[str, Any]], tuple[torch.nn.Module, dict[str, Any]]]]:
     from export.drums import build_drums_export
+    from export.drumsynth import build_drumsynth_export
 
-    return {"drums": build_drums_export}
+    return {"drums": build_drums_export, "drumsynth": build_drumsynth_export}
 
 
 def _eager_matches(eager: torch.nn.Module, scripted: torch.nn.Module, methods: list[str]) -> list[str]:

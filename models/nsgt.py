@@ -318,11 +318,31 @@ class NSGT(nn.Module):
         Fast Griffin-Lim (Perraudin et al. 2013): alternate projections on consistent coefficients and on
         the given magnitude, with momentum on the consistent ones; the phase starts at zero.
         """
-        phase = torch.complex(torch.ones_like(magnitude), torch.zeros_like(magnitude))
-        previous = torch.zeros_like(phase)
+        phase, previous = self.griffin_lim_start(magnitude)
         for _ in range(iterations):
-            consistent = self.forward(self.inverse(magnitude * phase))
-            accelerated = consistent + momentum * (consistent - previous)
-            previous = consistent
-            phase = accelerated / accelerated.abs().clamp_min(1e-12)
+            phase, previous = self.griffin_lim_step(magnitude, phase, previous, momentum)
         return self.inverse(magnitude * phase)
+
+    @torch.jit.export
+    def griffin_lim_start(self, magnitude: Tensor) -> tuple[Tensor, Tensor]:
+        """The state ``(phase, previous)`` of :meth:`griffin_lim` before its first iteration."""
+        phase = torch.complex(torch.ones_like(magnitude), torch.zeros_like(magnitude))
+        return phase, torch.zeros_like(phase)
+
+    @torch.jit.export
+    def griffin_lim_step(
+        self, magnitude: Tensor, phase: Tensor, previous: Tensor, momentum: float
+    ) -> tuple[Tensor, Tensor]:
+        """One iteration of :meth:`griffin_lim`: ``(phase, previous)`` -> the next ones.
+
+        It is :meth:`inverse` of ``magnitude * phase`` then :meth:`griffin_lim_update`; callers that spread
+        the work over several calls run the two halves apart.
+        """
+        return self.griffin_lim_update(self.inverse(magnitude * phase), previous, momentum)
+
+    @torch.jit.export
+    def griffin_lim_update(self, signal: Tensor, previous: Tensor, momentum: float) -> tuple[Tensor, Tensor]:
+        """The second half of :meth:`griffin_lim_step`: the consistent coefficients of ``signal`` with momentum."""
+        consistent = self.forward(signal)
+        accelerated = consistent + momentum * (consistent - previous)
+        return accelerated / accelerated.abs().clamp_min(1e-12), consistent

@@ -38,3 +38,19 @@ def drums_ts(drums_run: Path) -> Path:
     """The tiny drums run exported for nn~ (verified by the exporter)."""
     assert main(["export", "--run", str(drums_run), "--streaming"]) == 0
     return drums_run / "export" / "drums.ts"
+
+
+@pytest.fixture(scope="session")
+def drumsynth_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of gin/drumsynth_tiny.gin on the built-in one-shots (a few steps)."""
+    runs = tmp_path_factory.mktemp("runs")
+    args = ["train", "--gin", str(ROOT / "gin/drumsynth_tiny.gin"), "--name", "drumsynth", "--out", str(runs)]
+    assert main(args) == 0
+    return runs / "drumsynth"
+
+
+@pytest.fixture(scope="session")
+def drumsynth_ts(drumsynth_run: Path) -> Path:
+    """The tiny drum synth exported for nn~ (verified by the exporter)."""
+    assert main(["export", "--run", str(drumsynth_run), "--streaming"]) == 0
+    return drumsynth_run / "export" / "drumsynth.ts"

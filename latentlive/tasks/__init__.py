@@ -7,7 +7,8 @@ logs figures. The trainer (``latentlive.training``) is the same for every task.
 
 from latentlive.tasks.base import Task, TensorData
 from latentlive.tasks.drums import DrumsTask
+from latentlive.tasks.drumsynth import DrumSynthTask
 
-TASKS: dict[str, type[Task]] = {"drums": DrumsTask}
+TASKS: dict[str, type[Task]] = {"drums": DrumsTask, "drumsynth": DrumSynthTask}
 
 __all__ = ["TASKS", "Task", "TensorData"]

@@ -1,0 +1,329 @@
+"""The one-shot corpus of the drum synth: a user folder of drum sounds, or the built-in sounds.
+
+A folder holds one sub-folder per class (``kick/``, ``snare/``, ... any names): the first sub-folder
+under the folder is the class, deeper folders only organise. Every file whose suffix is a format
+that soundfile reads (wav, flac, aiff, ogg, mp3, ...) is read; names starting with ``.`` are skipped
+(editor temp files, macOS ``._`` forks). Each sound is folded to mono, resampled to the model rate,
+trimmed to start :data:`ONSET_PREROLL_S` before its onset (the first sample within 40 dB of the
+peak), cropped (with a short fade-out) or zero-padded to a fixed length and peak-normalised to
+:data:`PEAK`. Only the first ``length / sample_rate +`` :data:`MAX_LEAD_S` seconds of a file are read.
+Unreadable, too short (under 10 ms above the onset threshold) and silent files are skipped and
+counted; other files are ignored and counted.
+
+The built-in corpus needs no download: the procedural sounds of :mod:`corpus.drum_synth` (with
+their factors of variation) and the General MIDI drum kits of :mod:`corpus.soundfont_kit`, over the
+same eight classes. Tensors are cached as ``.npz`` in ``cache_dir``, keyed by the settings and, for
+a folder, by its file list (relative path, size, mtime), so touching a file rebuilds the cache.
+"""
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+from corpus.drum_corpus import split_by_index
+from corpus.drum_synth import FACTOR_NAMES, PEAK, SYNTH_CLASSES, generate_synth_corpus
+from corpus.soundfont_kit import default_soundfont, soundfont_one_shots_per_class
+from latentlive.errors import UserError
+from latentlive.files import atomic_write
+
+__all__ = [
+    "ONSET_PREROLL_S",
+    "PEAK",
+    "SKIP_KEYS",
+    "OneShotCorpus",
+    "load_one_shots",
+    "prepare_one_shot",
+    "split_by_index",
+]
+
+# Bump when the reader, the generators or the cache layout change: old caches are then ignored.
+CACHE_VERSION = 1
+SKIP_KEYS = ("unreadable_files", "too_short", "silent", "non_audio_files")
+ONSET_THRESHOLD_DB = -40.0  # relative to the peak
+ONSET_PREROLL_S = 0.002  # kept before the onset, so the attack is whole
+MIN_SIGNAL_S = 0.01  # from onset to the last sample above the threshold
+SILENCE_PEAK = 1e-4  # -80 dBFS
+FADE_S = 0.01  # fade-out where a crop cuts the sound
+MAX_LEAD_S = 5.0  # how late in a file the onset may come
+AUDIO_SUFFIXES = frozenset(
+    {f".{name.lower()}" for name in soundfile.available_formats()}
+    | {".aif", ".aifc", ".oga", ".opus", ".wave", ".snd"}
+)
+
+
+@dataclass
+class OneShotCorpus:
+    """N one-shots of L samples at the sample rate they were loaded at.
+
+    audio: float32 [N, L], each starting at its onset and peaking at PEAK. classes: int64 [N],
+    indices into class_names. factors: float32 [N, F] over factor_names, normalised 0..1 and NaN
+    where unknown (a synthesised sound has values for its class's factors; soundfont and folder
+    sounds are all NaN). source: "builtin" or the folder path. skipped: counts per SKIP_KEYS.
+    """
+
+    audio: np.ndarray
+    classes: np.ndarray
+    class_names: list[str]
+    factors: np.ndarray
+    factor_names: list[str]
+    source: str
+    skipped: dict[str, int]
+
+    @property
+    def length(self) -> int:
+        return int(self.audio.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.audio.shape[0])
+
+
+def load_one_shots(
+    db: Path | None,
+    sample_rate: int = 22050,
+    length: int = 16384,
+    examples_per_class: int = 200,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> OneShotCorpus:
+    """Load the one-shots of folder `db` (or the built-in sounds when None), cached in `cache_dir`.
+
+    Built-in: `examples_per_class` synthesised plus `examples_per_class` soundfont sounds per class
+    (synthesised first); `examples_per_class` and `seed` do not apply to a folder.
+    """
+    _check_settings(sample_rate, length, examples_per_class)
+    settings = {"sample_rate": sample_rate, "length": length}
+    if db is None:
+        sf2 = default_soundfont()
+        settings |= {"builtin": examples_per_class, "seed": seed, "sf2_size": sf2.stat().st_size}
+        key = _cache_key(settings)
+        corpus = _read_cache(cache_dir, key, "builtin", log)
+        if corpus is None:
+            corpus = _builtin_corpus(sample_rate, length, examples_per_class, seed, log)
+            _write_cache(cache_dir, key, corpus, log)
+    else:
+        db = Path(db)
+        files, others = _audio_files(db)
+        listing = [(f.relative_to(db).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        key = _cache_key({**settings, "files": listing, "others": others})
+        corpus = _read_cache(cache_dir, key, str(db), log)
+        if corpus is None:
+            corpus = _folder_corpus(db, files, others, sample_rate, length, log)
+            _write_cache(cache_dir, key, corpus, log)
+    _log_summary(corpus, log)
+    return corpus
+
+
+def prepare_one_shot(audio: np.ndarray, sample_rate: int, length: int) -> np.ndarray | str:
+    """Mono float audio [T] at `sample_rate` -> float32 [length] one-shot, or the skip reason.
+
+    Trims to :data:`ONSET_PREROLL_S` before the onset, crops with a fade-out or pads with zeros,
+    and peak-normalises to :data:`PEAK`. Returns "silent" (peak under -80 dBFS) or "too_short"
+    (under 10 ms from onset to the last sample within 40 dB of the peak) for unusable sounds.
+    """
+    x = np.asarray(audio, dtype=np.float64)
+    if len(x) < MIN_SIGNAL_S * sample_rate:
+        return "too_short"
+    peak = float(np.max(np.abs(x)))
+    if peak < SILENCE_PEAK:
+        return "silent"
+    loud = np.flatnonzero(np.abs(x) >= peak * 10.0 ** (ONSET_THRESHOLD_DB / 20.0))
+    if (loud[-1] - loud[0] + 1) < MIN_SIGNAL_S * sample_rate:
+        return "too_short"
+    x = x[max(0, loud[0] - int(round(ONSET_PREROLL_S * sample_rate))) :]
+    if len(x) > length:
+        x = x[:length].copy()
+        fade = min(length, max(1, int(FADE_S * sample_rate)))
+        x[length - fade :] *= np.linspace(1.0, 0.0, fade)
+    else:
+        x = np.pad(x, (0, length - len(x)))
+    return (PEAK * x / float(np.max(np.abs(x)))).astype(np.float32)
+
+
+def _check_settings(sample_rate: int, length: int, examples_per_class: int) -> None:
+    if sample_rate < 8000:
+        raise UserError(f"sample_rate = {sample_rate}: too low for drums; use 16000, 22050 or 44100")
+    if length < MIN_SIGNAL_S * sample_rate:
+        raise UserError(f"length = {length}: shorter than 10 ms at {sample_rate} Hz; use e.g. 16384")
+    if examples_per_class < 1:
+        raise UserError(f"examples_per_class = {examples_per_class}: must be 1 or more; use e.g. 200")
+
+
+def _builtin_corpus(
+    sample_rate: int, length: int, examples_per_class: int, seed: int, log: Callable[[str], None]
+) -> OneShotCorpus:
+    log(f"one-shots: synthesising the built-in corpus ({2 * examples_per_class} sounds per class)")
+    start = time.perf_counter()
+    synth_audio, synth_classes, synth_factors = generate_synth_corpus(
+        examples_per_class, sample_rate, length, seed
+    )
+    kit_audio, kit_classes, _ = soundfont_one_shots_per_class(
+        sample_rate, length, examples_per_class, seed + 1
+    )
+    kit_factors = np.full((len(kit_audio), len(FACTOR_NAMES)), np.nan, dtype=np.float32)
+    log(f"one-shots: built-in corpus synthesised in {time.perf_counter() - start:.1f} s")
+    return OneShotCorpus(
+        audio=np.concatenate([synth_audio, kit_audio]),
+        classes=np.concatenate([synth_classes, kit_classes]),
+        class_names=list(SYNTH_CLASSES),
+        factors=np.concatenate([synth_factors, kit_factors]),
+        factor_names=list(FACTOR_NAMES),
+        source="builtin",
+        skipped=dict.fromkeys(SKIP_KEYS, 0),
+    )
+
+
+def _audio_files(db: Path) -> tuple[list[Path], int]:
+    """The audio files under `db`, sorted, and the number of other (ignored) files."""
+    if not db.exists():
+        raise UserError(
+            f"{db}: one-shot folder does not exist; pass --db with a folder of class sub-folders "
+            "(kick/, snare/, ...) holding audio files"
+        )
+    if not db.is_dir():
+        raise UserError(
+            f"{db}: not a folder; pass --db with a folder of class sub-folders holding audio files"
+        )
+    visible = [
+        path
+        for path in db.rglob("*")
+        if not any(part.startswith(".") for part in path.relative_to(db).parts) and path.is_file()
+    ]
+    files = sorted((p for p in visible if p.suffix.lower() in AUDIO_SUFFIXES), key=lambda p: p.as_posix())
+    if not files:
+        raise UserError(
+            f"{db}: no audio files found (searched sub-folders for wav, flac, aiff, ogg, mp3, ...); "
+            "add one-shots in class sub-folders such as kick/ and snare/"
+        )
+    loose = [path for path in files if path.parent == db]
+    if loose:
+        raise UserError(
+            f"{db}: {len(loose)} audio file(s) lie directly in the folder (e.g. {loose[0].name}); "
+            "move each sound into a sub-folder named after its class, such as kick/ or snare/"
+        )
+    return files, len(visible) - len(files)
+
+
+def _read_mono(path: Path, sample_rate: int, length: int) -> np.ndarray | None:
+    """float32 [T] mono at `sample_rate`, or None when soundfile cannot read the file."""
+    try:
+        info = soundfile.info(str(path))
+        frames = int(np.ceil((length / sample_rate + MAX_LEAD_S) * info.samplerate))
+        audio, file_rate = soundfile.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    except (RuntimeError, OSError, ValueError, TypeError, soundfile.SoundFileError):
+        return None
+    if not np.all(np.isfinite(audio)):
+        return None
+    mono = audio.mean(axis=1)
+    if file_rate != sample_rate and len(mono):
+        mono = soxr.resample(mono, file_rate, sample_rate, quality="HQ")
+    return mono
+
+
+def _folder_corpus(
+    db: Path, files: list[Path], others: int, sample_rate: int, length: int, log: Callable[[str], None]
+) -> OneShotCorpus:
+    skipped = dict.fromkeys(SKIP_KEYS, 0)
+    skipped["non_audio_files"] = others
+    sounds: dict[str, list[np.ndarray]] = {}
+    for path in files:
+        audio = _read_mono(path, sample_rate, length)
+        if audio is None:
+            skipped["unreadable_files"] += 1
+            log(f"one-shots: skipped {path}: soundfile cannot read it")
+            continue
+        one_shot = prepare_one_shot(audio, sample_rate, length)
+        if isinstance(one_shot, str):
+            skipped[one_shot] += 1
+            continue
+        sounds.setdefault(path.relative_to(db).parts[0], []).append(one_shot)
+    if not sounds:
+        raise UserError(
+            f"{db}: none of the {len(files)} audio files is usable ({skipped['unreadable_files']} unreadable, "
+            f"{skipped['too_short']} too short, {skipped['silent']} silent); add one-shots of at least "
+            f"{int(MIN_SIGNAL_S * 1000)} ms in class sub-folders"
+        )
+    class_names = sorted(sounds)
+    audio = np.stack([x for name in class_names for x in sounds[name]])
+    sizes = [len(sounds[name]) for name in class_names]
+    return OneShotCorpus(
+        audio=audio,
+        classes=np.repeat(np.arange(len(class_names), dtype=np.int64), sizes),
+        class_names=class_names,
+        factors=np.full((len(audio), len(FACTOR_NAMES)), np.nan, dtype=np.float32),
+        factor_names=list(FACTOR_NAMES),
+        source=str(db),
+        skipped=skipped,
+    )
+
+
+def _cache_key(settings: dict) -> str:
+    payload = json.dumps({"version": CACHE_VERSION, **settings}, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
+
+
+def _cache_path(cache_dir: Path, key: str) -> Path:
+    return Path(cache_dir) / f"one-shots-{key}.npz"
+
+
+def _read_cache(
+    cache_dir: Path | None, key: str, source: str, log: Callable[[str], None]
+) -> OneShotCorpus | None:
+    if cache_dir is None or not _cache_path(cache_dir, key).is_file():
+        return None
+    path = _cache_path(cache_dir, key)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            corpus = OneShotCorpus(
+                audio=data["audio"].astype(np.float32),
+                classes=data["classes"].astype(np.int64),
+                class_names=[str(name) for name in data["class_names"]],
+                factors=data["factors"].astype(np.float32),
+                factor_names=[str(name) for name in data["factor_names"]],
+                source=source,
+                skipped={str(k): int(v) for k, v in zip(data["skip_keys"], data["skip_counts"], strict=True)},
+            )
+    except (OSError, KeyError, ValueError) as error:
+        # A damaged cache is only a lost shortcut: rebuild it.
+        log(f"one-shots: ignoring unreadable cache {path} ({error})")
+        return None
+    log(f"one-shots: loaded cache {path}")
+    return corpus
+
+
+def _write_cache(cache_dir: Path | None, key: str, corpus: OneShotCorpus, log: Callable[[str], None]) -> None:
+    if cache_dir is None:
+        return
+    path = _cache_path(cache_dir, key)
+
+    def save(tmp: Path) -> None:
+        # Uncompressed: audio hardly compresses, and zlib over hundreds of MB would cost more than it saves.
+        with open(tmp, "wb") as file:  # a file object, so numpy does not append ".npz" to the name
+            np.savez(
+                file,
+                audio=corpus.audio,
+                classes=corpus.classes,
+                class_names=np.array(corpus.class_names, dtype=str),
+                factors=corpus.factors,
+                factor_names=np.array(corpus.factor_names, dtype=str),
+                skip_keys=np.array(list(corpus.skipped), dtype=str),
+                skip_counts=np.array(list(corpus.skipped.values()), dtype=np.int64),
+            )
+
+    atomic_write(path, save)
+    log(f"one-shots: wrote cache {path}")
+
+
+def _log_summary(corpus: OneShotCorpus, log: Callable[[str], None]) -> None:
+    counts = np.bincount(corpus.classes, minlength=len(corpus.class_names))
+    for name, count in zip(corpus.class_names, counts, strict=True):
+        log(f"one-shots {corpus.source}: class {name}: {count} sounds of {corpus.length} samples")
+    skips = ", ".join(f"{name}={count}" for name, count in corpus.skipped.items())
+    log(f"one-shots {corpus.source}: skipped {skips}")

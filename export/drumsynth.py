@@ -1,0 +1,237 @@
+"""nn~ wrapper of the drum synth: a polyphonic one-shot instrument whose sounds are re-rendered in the background.
+
+Signals of ``forward`` (ratio 1, audio at the host rate, 44.1 or 48 kHz):
+
+| inputs | ``gate`` (velocity 0..1; a rise above 0 starts a hit), ``class`` (index into ``class_names``),
+|        | ``knob1 .. knobD`` (the class's PCA axes in standard deviations, -3..3) |
+| output | the mono mix of up to ``VOICES`` hits |
+
+A hit plays at once the sound already rendered for its class. When the knobs of the class heard last
+differ from the ones its sound was rendered with, a render job starts: one stage per call (decode, each
+half of each Griffin-Lim iteration, the inverse transform, the resampling), so no call does more than one. Latent, class and knobs are read once per buffer (the last sample); gates per sample.
+"""
+
+from typing import Any
+
+import cached_conv as cc
+import nn_tilde
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from models.drumsynth import DrumSynthVAE
+from models.nsgt import NSGT, make_scale
+
+VOICES = 4
+HOST_RATES = (44100, 48000)
+KNOB_LIMIT = 4.0  # the device's knobs span -3..3; beyond this the decoder is asked for what it never saw
+PEAK = 0.9  # rendered one-shots are peak-normalised like the training sounds
+
+
+def fft_resample(audio: Tensor, length: int) -> Tensor:
+    """Band-limited resampling of whole signals ``[..., T]`` to ``[..., length]`` through the spectrum."""
+    spectrum = torch.fft.rfft(audio)
+    bins = length // 2 + 1
+    if spectrum.shape[-1] >= bins:
+        spectrum = spectrum[..., :bins]
+    else:
+        spectrum = F.pad(spectrum, (0, bins - spectrum.shape[-1]))
+    return torch.fft.irfft(spectrum, n=length) * (length / audio.shape[-1])
+
+
+class DrumSynthExport(nn_tilde.Module):
+    """``forward`` (the instrument) and ``generate`` (offline one-shots) of a :class:`DrumSynthVAE`."""
+
+    def __init__(self, model: DrumSynthVAE, nsgt: NSGT, facts: dict[str, Any]) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.nsgt = nsgt
+        self.knob_limit, self.peak, self.voices = KNOB_LIMIT, PEAK, VOICES
+        self.model_rate = int(facts["sample_rate"])
+        self.time_pool = int(facts["nsgt"]["time_pool"])
+        self.iterations = int(facts["griffin_lim"]["iterations"])
+        self.momentum = float(facts["griffin_lim"]["momentum"])
+        self.num_classes = len(facts["class_names"])
+        self.latent_size = model.latent_size
+        self.register_buffer("pca_mean", torch.tensor(facts["pca_mean"], dtype=torch.float32))
+        self.register_buffer("pca_components", torch.tensor(facts["pca_components"], dtype=torch.float32))
+        self.register_buffer("pca_std", torch.tensor(facts["pca_std"], dtype=torch.float32))
+        host_rate = HOST_RATES[0]
+        self.host_rate = host_rate
+        # Sounds of every class at the centre of its knobs, rendered now so the first hit plays at once.
+        with torch.no_grad():
+            centre = self.render(
+                torch.arange(self.num_classes), torch.zeros(self.num_classes, self.latent_size)
+            )
+        self.register_buffer("rendered_model_rate", centre)
+        self.register_buffer("rendered", self._to_host(centre, host_rate))
+        self.register_buffer("rendered_knobs", torch.zeros(self.num_classes, self.latent_size))
+        # The render job (0: idle, 1 and 2: halves of a Griffin-Lim iteration, 3: inverse NSGT, 4: to the host rate).
+        self.job_stage, self.job_class, self.job_iteration = 0, 0, 0
+        self.register_buffer("job_knobs", torch.zeros(self.latent_size))
+        frames = nsgt.num_frames
+        self.register_buffer("job_magnitude", torch.zeros(1, nsgt.num_bins, frames))
+        self.register_buffer("job_phase", torch.zeros(1, nsgt.num_bins, frames, dtype=torch.complex64))
+        self.register_buffer("job_previous", torch.zeros(1, nsgt.num_bins, frames, dtype=torch.complex64))
+        self.register_buffer("job_signal", torch.zeros(1, int(facts["length"])))
+        # Voices of each batch entry (mc.nn~): class (-1 free), position in the sound, gain, start order.
+        batch = cc.MAX_BATCH_SIZE
+        self.register_buffer("voice_class", torch.full((batch, VOICES), -1, dtype=torch.long))
+        self.register_buffer("voice_position", torch.zeros(batch, VOICES, dtype=torch.long))
+        self.register_buffer("voice_gain", torch.zeros(batch, VOICES))
+        self.register_buffer("voice_started", torch.zeros(batch, VOICES, dtype=torch.long))
+        self.register_buffer("last_gate", torch.zeros(batch))
+        self.hits = 0
+        self.register_attribute("latency", 0)
+        labels = ["(signal) gate: velocity 0..1", "(signal) drum class index"]
+        labels += [f"(signal) knob {i + 1}" for i in range(self.latent_size)]
+        self.register_method("forward", 2 + self.latent_size, 1, 1, 1, labels, ["(signal) audio"])
+        self.reset()
+
+    def _knobs_to_latent(self, classes: Tensor, knobs: Tensor) -> Tensor:
+        """``classes [B]``, ``knobs [B, D]`` (standard deviations along each class's PCA axes) -> z ``[B, D]``."""
+        knobs = knobs.clamp(-self.knob_limit, self.knob_limit) * self.pca_std[classes]
+        return self.pca_mean[classes] + torch.bmm(knobs.unsqueeze(1), self.pca_components[classes]).squeeze(1)
+
+    def _magnitude(self, classes: Tensor, knobs: Tensor) -> Tensor:
+        """Decoded NSGT magnitudes ``[B, F, M]`` at the full frame rate."""
+        logmag = self.model.decode(self._knobs_to_latent(classes, knobs), classes)[0]
+        magnitude = logmag.squeeze(1).clamp(max=20.0).exp()  # e^20: far above any full-scale coefficient
+        return F.interpolate(magnitude, scale_factor=float(self.time_pool), mode="linear")
+
+    def _finish(self, audio: Tensor) -> Tensor:
+        """Peak-normalised, finite one-shots ``[B, T]``."""
+        audio = torch.nan_to_num(audio, 0.0, 0.0, 0.0)
+        return audio * (self.peak / audio.abs().amax(-1, keepdim=True).clamp_min(1e-6))
+
+    def _to_host(self, audio: Tensor, host_rate: int) -> Tensor:
+        length = int(round(audio.shape[-1] * host_rate / self.model_rate))
+        return fft_resample(audio, length).clamp(-1.0, 1.0)
+
+    @torch.jit.export
+    def render(self, classes: Tensor, knobs: Tensor) -> Tensor:
+        """One-shots ``[B, T]`` at the model rate for ``classes [B]`` (long) and ``knobs [B, D]``, all at once."""
+        magnitude = self._magnitude(classes, knobs)
+        return self._finish(self.nsgt.griffin_lim(magnitude, self.iterations, self.momentum))
+
+    @torch.jit.export
+    def generate(self, classes: Tensor, knobs: Tensor) -> Tensor:
+        """Offline one-shots ``[B, T]`` at the host rate (see :meth:`set_sample_rate`)."""
+        return self._to_host(
+            self.render(classes.long().clamp(0, self.num_classes - 1), knobs), self.host_rate
+        )
+
+    @torch.jit.export
+    def set_sample_rate(self, sample_rate: int | None) -> None:
+        """nn~ passes the host rate; sounds are resampled to it. Only 44.1 and 48 kHz are supported."""
+        if sample_rate is None:
+            return
+        if sample_rate != 44100 and sample_rate != 48000:
+            raise ValueError("the latentlive drum synth runs at 44100 or 48000 Hz")
+        self.sr = sample_rate
+        self.host_rate = sample_rate
+        self.rendered = self._to_host(self.rendered_model_rate, sample_rate)
+        self.job_stage = 0
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Silence every voice and forget the gates."""
+        self.voice_class.fill_(-1)
+        self.voice_gain.zero_()
+        self.last_gate.zero_()
+
+    def _render_step(self, cls: int, knobs: Tensor) -> None:
+        """At most one stage of the background render job."""
+        if self.job_stage == 0:
+            if bool((knobs - self.rendered_knobs[cls]).abs().max() > 1e-3):
+                self.job_class, self.job_iteration = cls, 0
+                self.job_knobs = knobs.clone()
+                self.job_magnitude = self._magnitude(torch.tensor([cls]), knobs.unsqueeze(0))
+                self.job_phase, self.job_previous = self.nsgt.griffin_lim_start(self.job_magnitude)
+                self.job_stage = 1
+        elif self.job_stage == 1:  # first half of a Griffin-Lim iteration
+            self.job_signal = self.nsgt.inverse(self.job_magnitude * self.job_phase)
+            self.job_stage = 2
+        elif self.job_stage == 2:  # second half
+            self.job_phase, self.job_previous = self.nsgt.griffin_lim_update(
+                self.job_signal, self.job_previous, self.momentum
+            )
+            self.job_iteration += 1
+            self.job_stage = 1 if self.job_iteration < self.iterations else 3
+        elif self.job_stage == 3:
+            audio = self._finish(self.nsgt.inverse(self.job_magnitude * self.job_phase))
+            self.rendered_model_rate[self.job_class] = audio[0]
+            self.job_stage = 4
+        else:
+            audio = self.rendered_model_rate[self.job_class].unsqueeze(0)
+            self.rendered[self.job_class] = self._to_host(audio, self.host_rate)[0]
+            self.rendered_knobs[self.job_class] = self.job_knobs
+            self.job_stage = 0
+
+    def _start_hits(self, gate: Tensor, classes: Tensor) -> None:
+        """Give a voice to each rise of ``gate [B, T]``, the last ``VOICES`` of a buffer (more could not be
+        heard together); the oldest voice is taken when none is free."""
+        previous = torch.cat([self.last_gate[: gate.shape[0]].unsqueeze(1), gate[:, :-1]], dim=1)
+        rises = (gate > 0) & (previous <= 0)
+        from_the_end = (
+            rises.flip(-1).long().cumsum(-1).flip(-1)
+        )  # 1 for the last rise of a row, 2 before it...
+        onsets = (rises & (from_the_end <= self.voices)).nonzero()
+        for onset in onsets:
+            b, t = int(onset[0]), int(onset[1])
+            free = (self.voice_class[b] < 0).nonzero()
+            voice = int(free[0, 0]) if free.shape[0] > 0 else int(self.voice_started[b].argmin())
+            self.voice_class[b, voice] = classes[b]
+            self.voice_position[b, voice] = -t  # the sound begins on sample t of this buffer
+            self.voice_gain[b, voice] = gate[b, t]
+            self.hits += 1
+            self.voice_started[b, voice] = self.hits
+
+    def _mix(self, batch: int, length: int) -> Tensor:
+        """The voices of ``batch`` entries over the next ``length`` samples ``[B, 1, T]``; voices advance."""
+        sound_length = self.rendered.shape[1]
+        voice_class = self.voice_class[:batch]
+        index = self.voice_position[:batch].unsqueeze(-1) + torch.arange(length).view(1, 1, -1)  # [B, V, T]
+        playing = (voice_class.unsqueeze(-1) >= 0) & (index >= 0) & (index < sound_length)
+        flat = voice_class.clamp(min=0).unsqueeze(-1) * sound_length + index.clamp(0, sound_length - 1)
+        samples = self.rendered.flatten()[flat] * playing
+        out = (samples * self.voice_gain[:batch].unsqueeze(-1)).sum(1, keepdim=True)
+        self.voice_position[:batch] += length
+        ended = self.voice_position[:batch] >= sound_length
+        self.voice_class[:batch] = torch.where(ended, torch.full_like(voice_class, -1), voice_class)
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, 2 + D, T]`` (gate, class, knobs) -> audio ``[B, 1, T]`` at the host rate."""
+        batch, length = x.shape[0], x.shape[-1]
+        gate = torch.nan_to_num(x[:, 0], 0.0, 0.0, 0.0).clamp(0.0, 1.0)
+        classes = torch.nan_to_num(x[:, 1, -1], 0.0, 0.0, 0.0).clamp(0, self.num_classes - 1).round().long()
+        knobs = torch.nan_to_num(x[:, 2:, -1], 0.0, 0.0, 0.0).clamp(-self.knob_limit, self.knob_limit)
+        self._render_step(int(classes[0]), knobs[0])
+        self._start_hits(gate, classes)
+        self.last_gate[:batch] = gate[:, -1]
+        return self._mix(batch, length)
+
+
+def build_drumsynth_export(checkpoint: dict[str, Any]) -> tuple[DrumSynthExport, dict[str, Any]]:
+    """The wrapper and the metadata of the exported file, from a trainer checkpoint."""
+    facts = checkpoint["metadata"]
+    model = DrumSynthVAE(**checkpoint["model_args"])
+    model.load_state_dict(checkpoint["model_state"])
+    settings = facts["nsgt"]
+    scale = make_scale(settings["scale"], settings["fmin"], settings["fmax"], settings["scale_bins"])
+    nsgt = NSGT(int(facts["length"]), float(facts["sample_rate"]), scale, frames=int(settings["frames"]))
+    wrapper = DrumSynthExport(model, nsgt, facts)
+    metadata = {
+        "model": "drumsynth",
+        "latent_size": model.latent_size,
+        "class_names": facts["class_names"],
+        "voices": VOICES,
+        "sample_rate": int(facts["sample_rate"]),
+        "host_sample_rate": HOST_RATES[0],
+        "host_sample_rates": list(HOST_RATES),
+        "attributes": {"latency": 0},
+        "latency_samples": 0,
+        "output_bounds": {"forward": float(VOICES)},
+    }
+    return wrapper, metadata
