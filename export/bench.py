@@ -18,13 +18,22 @@ from latentlive.config import PROJECT_ROOT, parse_gin
 from latentlive.files import atomic_write_json
 from latentlive.runs import RunFolder
 
-BENCH_TRAIN_STEPS = 300
+# Short runs of the full-size gin files: speed does not depend on how well the model has learned.
+BENCH_TRAINING = {
+    "drums": ["train.max_steps = 300"],
+    "drumsynth": [
+        "train.max_steps = 10",
+        "DrumSynthTask.classifier_steps = 10",
+        "DrumSynthTask.prior_samples_per_class = 2",
+        "DrumSynthTask.eval_through_audio = False",
+    ],
+}
 
 
 def _train_for_bench(model_name: str, folder: Path) -> RunFolder:
     from latentlive.training import train
 
-    parse_gin([PROJECT_ROOT / "gin" / f"{model_name}.gin"], [f"train.max_steps = {BENCH_TRAIN_STEPS}"])
+    parse_gin([PROJECT_ROOT / "gin" / f"{model_name}.gin"], BENCH_TRAINING[model_name])
     run = RunFolder(folder / model_name)
     run.root.mkdir(parents=True)
     train(run, device="cuda" if torch.cuda.is_available() else "cpu")
@@ -59,7 +68,38 @@ def bench_drums(ts_path: Path, run: RunFolder) -> dict[str, Any]:
     }
 
 
-BENCHES = {"drums": bench_drums}
+def bench_drumsynth(ts_path: Path, run: RunFolder) -> dict[str, Any]:
+    """One-shot render time, and the instrument's per-buffer time while it re-renders, on one thread."""
+    module = load_ts(ts_path)
+    rate, buffer = 44100, 2048
+    module.set_sample_rate(rate)
+    knobs = torch.zeros(1, int(module.latent_size))
+    with one_thread(), torch.no_grad():
+        one_shot = time_calls(lambda: module.generate(torch.tensor([0]), knobs), repeats=10, warmup=2)
+        x = torch.zeros(1, 2 + int(module.latent_size), buffer)
+        calls = []
+
+        def play() -> None:  # a knob moves every 40 buffers and a hit every 8: the instrument keeps rendering
+            n = len(calls)
+            calls.append(n)
+            x[0, 2] = (n // 40) * 0.1
+            x[0, 0] = 0.0
+            if n % 8 == 0:
+                x[0, 0, 100:200] = 0.8
+            module(x)
+
+        per_buffer = time_calls(play, repeats=400, warmup=20)
+    period_ms = 1e3 * buffer / rate
+    return {
+        "one_shot_render_one_thread": one_shot,
+        "streaming_per_buffer_2048_44k1_one_thread": per_buffer,
+        "buffer_period_ms": period_ms,
+        "per_buffer_p99_over_quarter_period": per_buffer["p99_ms"] / (period_ms / 4),
+        "griffin_lim_iterations": int(module.iterations),
+    }
+
+
+BENCHES = {"drums": bench_drums, "drumsynth": bench_drumsynth}
 
 
 def bench_model(model_name: str, run: Path | None = None, out: Path | None = None) -> dict[str, Any]:

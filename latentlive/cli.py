@@ -17,7 +17,7 @@ from latentlive.errors import UserError
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MODELS = ("drums",)
-BENCHES = (*MODELS, "nsgt")
+BENCHES = (*MODELS, "drumsynth", "nsgt")
 
 
 def _floats(text: str) -> list[float]:
@@ -106,12 +106,33 @@ def run_play(args: argparse.Namespace) -> None:
 
 
 def run_render(args: argparse.Namespace) -> None:
-    from live.render import render_drums_midi
+    if args.model_name == "loop":
+        from live.render_loop import render_loop_wav
 
-    path = render_drums_midi(
-        args.model, z=args.z, style=args.style, bars=args.bars, bpm=args.bpm, out_path=args.out
-    )
-    print(f"wrote {path}")
+        if args.drums is None or args.kit is None:
+            raise UserError("render loop needs --drums DRUMS.ts and --kit DRUMSYNTH.ts")
+        paths = render_loop_wav(
+            args.drums, args.kit, z=args.z, style=args.style, bars=args.bars, bpm=args.bpm, out_path=args.out
+        )
+    else:
+        from live.render import render_drums_midi
+
+        if args.model is None:
+            raise UserError("render drums needs --model DRUMS.ts")
+        paths = [
+            render_drums_midi(
+                args.model,
+                z=args.z,
+                style=args.style,
+                bars=args.bars,
+                bpm=args.bpm,
+                out_path=args.out,
+                temperature=args.temperature,
+                threshold=args.threshold,
+            )
+        ]
+    for path in paths:
+        print(f"wrote {path}")
 
 
 def run_bench(args: argparse.Namespace) -> None:
@@ -161,9 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float)
     p.set_defaults(func=run_play)
 
-    p = sub.add_parser("render", help="render a MIDI model to a file")
-    p.add_argument("model_name", choices=MODELS)
-    p.add_argument("--model", required=True, type=Path)
+    p = sub.add_parser(
+        "render", help="render a model to a file: drums -> .mid, loop (drums + kit) -> .wav + .mid"
+    )
+    p.add_argument("model_name", choices=(*MODELS, "loop"))
+    p.add_argument("--model", type=Path, help="drums: the exported drums .ts")
+    p.add_argument("--drums", type=Path, help="loop: the exported drums .ts (the pattern)")
+    p.add_argument("--kit", type=Path, help="loop: the exported drumsynth .ts (the sounds)")
     p.add_argument("--z", type=_floats, help="latent point, e.g. 0.5,-1 (default: the origin)")
     p.add_argument("--style", type=int, default=0)
     p.add_argument("--bars", type=int, default=8)

@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "gin" / "drums_tiny.gin")
+KIT_TINY = str(ROOT / "gin" / "drumsynth_tiny.gin")
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -67,6 +68,8 @@ CASES = {
     "db empty": (["train", "--gin", TINY, "--db", "{empty}"], ["{empty}", "MIDI"]),
     "db unreadable": (["train", "--gin", TINY, "--db", "{unreadable}"], ["{unreadable}"]),
     "db without drums": (["train", "--gin", TINY, "--db", "{melody}"], ["{melody}", "drum"]),
+    "one-shot db without audio": (["train", "--gin", KIT_TINY, "--db", "{melody}"], ["{melody}", "audio"]),
+    "loop without a kit": (["render", "loop", "--drums", "x.ts", "--out", "x.wav"], ["--kit"]),
 }
 
 

@@ -1,4 +1,4 @@
-"""The drum synth as an nn~ instrument: hits play at once, voices, background re-rendering, host rates."""
+"""The drum synth as an nn~ instrument (hits at once, voices, background re-rendering, host rates) and loops."""
 
 import json
 import os
@@ -6,11 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mido
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from export.host import NNHost, load_ts
 from export.metadata import read_metadata
+from latentlive.cli import main
+from latentlive.errors import UserError
+from live.drum_model import level_to_velocity
+from live.render_loop import mix_loop, render_loop_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,3 +103,51 @@ def test_the_host_harness_plays_hits_across_buffer_boundaries(synth: torch.jit.S
     expected[1000:] += sound[: 8192 - 1000]
     expected[5000:] += sound[: 8192 - 5000]
     assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_mix_loop_places_hits_on_the_grid_and_wraps_tails() -> None:
+
+    pattern = np.zeros((2, 16), dtype=np.float32)
+    pattern[0, 0] = 1.0
+    pattern[1, 15] = 0.5
+    sounds = np.zeros((2, 30), dtype=np.float32)
+    sounds[:, 0] = 0.5
+    sounds[:, 25] = 0.25  # a tail that passes the end of the loop
+    loop = mix_loop(pattern, sounds, bars=1, samples_per_step=10.0)
+    assert loop.shape == (160,)
+    assert loop[0] == pytest.approx(0.5) and loop[25] == pytest.approx(0.25)
+    velocity = level_to_velocity(0.5) / 127
+    assert loop[150] == pytest.approx(0.5 * velocity)
+    assert loop[(150 + 25) % 160] == pytest.approx(0.25 * velocity)  # wrapped to the start
+
+
+def test_render_loop_writes_a_wav_loop_and_its_midi(
+    drums_ts: Path, drumsynth_ts: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "loop.wav"
+    assert (
+        main(
+            [
+                "render",
+                "loop",
+                "--drums",
+                str(drums_ts),
+                "--kit",
+                str(drumsynth_ts),
+                "--bars",
+                "2",
+                "--bpm",
+                "120",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    audio, rate = sf.read(str(out))
+    assert rate == 44100 and audio.ndim == 1 and len(audio) == 2 * 16 * 44100 * 60 // 120 // 4
+    assert np.abs(audio).max() > 0.01
+    assert mido.MidiFile(str(out.with_suffix(".mid"))).length == pytest.approx(4.0, abs=0.01)
+    with pytest.raises(UserError, match="not a drum synth"):
+        render_loop_wav(drums_ts, drums_ts, None, 0, 1, 120, tmp_path / "bad.wav")
+    assert not (tmp_path / "bad.wav").exists()

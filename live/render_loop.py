@@ -1,0 +1,97 @@
+"""``latentlive render loop``: the sequencer chooses the pattern, the drum synth the sounds, written as a WAV loop.
+
+Each of the sequencer's 9 instruments is played by a class of the kit (toms by ``tom``, crash and ride by
+``cymbal`` where the kit has no class of that name). Sound tails that pass the end of the loop wrap
+around to its start, so the file loops without a click. A ``.mid`` of the same pattern is written beside it.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from export.metadata import read_metadata
+from latentlive.errors import UserError
+from latentlive.files import atomic_write
+from live.drum_model import DrumModel, level_to_velocity
+from live.render import render_drums_midi
+
+# Kit classes to try, in order, for each instrument of the sequencer (``corpus.drum_map`` order).
+KIT_CLASS_CHOICES = {
+    "kick": ("kick",),
+    "snare": ("snare", "clap"),
+    "closed_hat": ("closed_hat", "hat"),
+    "open_hat": ("open_hat", "closed_hat", "hat"),
+    "low_tom": ("low_tom", "tom"),
+    "mid_tom": ("mid_tom", "tom"),
+    "high_tom": ("high_tom", "tom"),
+    "crash": ("crash", "cymbal"),
+    "ride": ("ride", "cymbal"),
+}
+PEAK = 0.89  # -1 dBFS
+
+
+def kit_classes(instrument_names: Sequence[str], class_names: Sequence[str], kit_path: Path) -> list[int]:
+    """The kit class index that plays each instrument; UserError when the kit has none that fits."""
+    chosen = []
+    for instrument in instrument_names:
+        choices = KIT_CLASS_CHOICES.get(instrument, (instrument,))
+        match = next((class_names.index(c) for c in choices if c in class_names), None)
+        if match is None:
+            raise UserError(
+                f"{kit_path}: no kit class plays {instrument!r} (classes: {', '.join(class_names)}); "
+                f"train the kit with a class folder named one of {', '.join(choices)}"
+            )
+        chosen.append(match)
+    return chosen
+
+
+def mix_loop(pattern: np.ndarray, sounds: np.ndarray, bars: int, samples_per_step: float) -> np.ndarray:
+    """``pattern [I, S]`` (hit levels), ``sounds [I, L]`` -> the mono loop of ``bars`` repeats, tails wrapped."""
+    steps = pattern.shape[1]
+    total = int(round(bars * steps * samples_per_step))
+    loop = np.zeros(total, dtype=np.float64)
+    for bar in range(bars):
+        for instrument, step in zip(*np.nonzero(pattern), strict=True):
+            start = int(round((bar * steps + step) * samples_per_step))
+            gain = level_to_velocity(float(pattern[instrument, step])) / 127.0
+            positions = (start + np.arange(sounds.shape[1])) % total
+            np.add.at(loop, positions, gain * sounds[instrument])
+    peak = np.abs(loop).max()
+    return (loop * (PEAK / peak if peak > PEAK else 1.0)).astype(np.float32)
+
+
+def render_loop_wav(
+    drums_path: str | Path,
+    kit_path: str | Path,
+    z: Sequence[float] | None,
+    style: int,
+    bars: int,
+    bpm: float,
+    out_path: str | Path,
+    sample_rate: int = 44100,
+    knobs: Sequence[float] | None = None,
+) -> list[Path]:
+    """Write ``out_path`` (WAV) and the same pattern as ``.mid`` beside it; return both paths."""
+    out, kit_path = Path(out_path), Path(kit_path)
+    if out.suffix.lower() != ".wav":
+        raise UserError(f"{out}: the loop is written as WAV; give --out a .wav name")
+    drums = DrumModel(drums_path)
+    kit_meta = read_metadata(kit_path)
+    if kit_meta.get("model") != "drumsynth":
+        raise UserError(
+            f"{kit_path}: not a drum synth export (model {kit_meta.get('model')!r}); pass --kit drumsynth.ts"
+        )
+    midi = render_drums_midi(drums, z, style, bars, bpm, out.with_suffix(".mid"))
+    pattern = drums.pattern(drums.check_latent(z), style)
+    classes = kit_classes(drums.instrument_names, kit_meta["class_names"], kit_path)
+    kit = torch.jit.load(str(kit_path), map_location="cpu")
+    kit.set_sample_rate(sample_rate)
+    latent = list(knobs or []) + [0.0] * (kit_meta["latent_size"] - len(knobs or []))
+    with torch.no_grad():
+        sounds = kit.generate(torch.tensor(classes), torch.tensor([latent] * len(classes))).numpy()
+    loop = mix_loop(pattern, sounds, bars, sample_rate * 60.0 / bpm / 4)
+    atomic_write(out, lambda tmp: sf.write(str(tmp), loop, sample_rate, format="WAV", subtype="PCM_16"))
+    return [out, midi]
