@@ -7,8 +7,6 @@ label; files directly in it get the style ``default``. The tensors are cached as
 touching a file or changing a setting rebuilds the cache.
 """
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +16,8 @@ import numpy as np
 from corpus.drum_map import NUM_INSTRUMENTS
 from corpus.drum_midi import STEPS_PER_BAR, UnreadableMidiError, read_drum_midi
 from corpus.drum_styles import STYLE_NAMES, generate_style_corpus
+from corpus.npz_cache import arrays_to_counts, cache_key, counts_to_arrays, read_cached, write_cached
 from latentlive.errors import UserError
-from latentlive.files import atomic_write
 
 # Bump when the reader, the generator or the cache layout changes: old caches are then ignored.
 CACHE_VERSION = 1
@@ -203,57 +201,38 @@ def _folder_corpus(
 
 
 def _cache_key(settings: dict) -> str:
-    payload = json.dumps({"version": CACHE_VERSION, **settings}, sort_keys=True)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
+    return cache_key(CACHE_VERSION, settings)
 
 
-def _cache_path(cache_dir: Path, key: str) -> Path:
-    return Path(cache_dir) / f"drums-{key}.npz"
+def _cache_path(cache_dir: Path | None, key: str) -> Path | None:
+    return None if cache_dir is None else Path(cache_dir) / f"drums-{key}.npz"
 
 
 def _read_cache(
     cache_dir: Path | None, key: str, source: str, log: Callable[[str], None]
 ) -> DrumCorpus | None:
-    if cache_dir is None or not _cache_path(cache_dir, key).is_file():
+    data = read_cached(_cache_path(cache_dir, key), "drum corpus", log)
+    if data is None:
         return None
-    path = _cache_path(cache_dir, key)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            corpus = DrumCorpus(
-                grids=data["grids"].astype(np.uint8),
-                velocities=data["velocities"].astype(np.float32),
-                styles=data["styles"].astype(np.int64),
-                style_names=[str(name) for name in data["style_names"]],
-                source=source,
-                skipped={str(k): int(v) for k, v in zip(data["skip_keys"], data["skip_counts"], strict=True)},
-            )
-    except (OSError, KeyError, ValueError) as error:
-        # A damaged cache is only a lost shortcut: rebuild it.
-        log(f"drum corpus: ignoring unreadable cache {path} ({error})")
-        return None
-    log(f"drum corpus: loaded cache {path}")
-    return corpus
+    return DrumCorpus(
+        grids=data["grids"].astype(np.uint8),
+        velocities=data["velocities"].astype(np.float32),
+        styles=data["styles"].astype(np.int64),
+        style_names=[str(name) for name in data["style_names"]],
+        source=source,
+        skipped=arrays_to_counts(data),
+    )
 
 
 def _write_cache(cache_dir: Path | None, key: str, corpus: DrumCorpus, log: Callable[[str], None]) -> None:
-    if cache_dir is None:
-        return
-    path = _cache_path(cache_dir, key)
-
-    def save(tmp: Path) -> None:
-        with open(tmp, "wb") as file:  # a file object, so numpy does not append ".npz" to the name
-            np.savez_compressed(
-                file,
-                grids=corpus.grids,
-                velocities=corpus.velocities,
-                styles=corpus.styles,
-                style_names=np.array(corpus.style_names, dtype=str),
-                skip_keys=np.array(list(corpus.skipped), dtype=str),
-                skip_counts=np.array(list(corpus.skipped.values()), dtype=np.int64),
-            )
-
-    atomic_write(path, save)
-    log(f"drum corpus: wrote cache {path}")
+    arrays = {
+        "grids": corpus.grids,
+        "velocities": corpus.velocities,
+        "styles": corpus.styles,
+        "style_names": np.array(corpus.style_names, dtype=str),
+        **counts_to_arrays(corpus.skipped),
+    }
+    write_cached(_cache_path(cache_dir, key), arrays, "drum corpus", log)
 
 
 def _log_summary(corpus: DrumCorpus, log: Callable[[str], None]) -> None:

@@ -16,8 +16,6 @@ same eight classes. Tensors are cached as ``.npz`` in ``cache_dir``, keyed by th
 a folder, by its file list (relative path, size, mtime), so touching a file rebuilds the cache.
 """
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,9 +27,9 @@ import soxr
 
 from corpus.drum_corpus import split_by_index
 from corpus.drum_synth import FACTOR_NAMES, PEAK, SYNTH_CLASSES, generate_synth_corpus
+from corpus.npz_cache import arrays_to_counts, cache_key, counts_to_arrays, read_cached, write_cached
 from corpus.soundfont_kit import default_soundfont, soundfont_one_shots_per_class
 from latentlive.errors import UserError
-from latentlive.files import atomic_write
 
 __all__ = [
     "ONSET_PREROLL_S",
@@ -265,60 +263,40 @@ def _folder_corpus(
 
 
 def _cache_key(settings: dict) -> str:
-    payload = json.dumps({"version": CACHE_VERSION, **settings}, sort_keys=True)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
+    return cache_key(CACHE_VERSION, settings)
 
 
-def _cache_path(cache_dir: Path, key: str) -> Path:
-    return Path(cache_dir) / f"one-shots-{key}.npz"
+def _cache_path(cache_dir: Path | None, key: str) -> Path | None:
+    return None if cache_dir is None else Path(cache_dir) / f"one-shots-{key}.npz"
 
 
 def _read_cache(
     cache_dir: Path | None, key: str, source: str, log: Callable[[str], None]
 ) -> OneShotCorpus | None:
-    if cache_dir is None or not _cache_path(cache_dir, key).is_file():
+    data = read_cached(_cache_path(cache_dir, key), "one-shots", log)
+    if data is None:
         return None
-    path = _cache_path(cache_dir, key)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            corpus = OneShotCorpus(
-                audio=data["audio"].astype(np.float32),
-                classes=data["classes"].astype(np.int64),
-                class_names=[str(name) for name in data["class_names"]],
-                factors=data["factors"].astype(np.float32),
-                factor_names=[str(name) for name in data["factor_names"]],
-                source=source,
-                skipped={str(k): int(v) for k, v in zip(data["skip_keys"], data["skip_counts"], strict=True)},
-            )
-    except (OSError, KeyError, ValueError) as error:
-        # A damaged cache is only a lost shortcut: rebuild it.
-        log(f"one-shots: ignoring unreadable cache {path} ({error})")
-        return None
-    log(f"one-shots: loaded cache {path}")
-    return corpus
+    return OneShotCorpus(
+        audio=data["audio"].astype(np.float32),
+        classes=data["classes"].astype(np.int64),
+        class_names=[str(name) for name in data["class_names"]],
+        factors=data["factors"].astype(np.float32),
+        factor_names=[str(name) for name in data["factor_names"]],
+        source=source,
+        skipped=arrays_to_counts(data),
+    )
 
 
 def _write_cache(cache_dir: Path | None, key: str, corpus: OneShotCorpus, log: Callable[[str], None]) -> None:
-    if cache_dir is None:
-        return
-    path = _cache_path(cache_dir, key)
-
-    def save(tmp: Path) -> None:
-        # Uncompressed: audio hardly compresses, and zlib over hundreds of MB would cost more than it saves.
-        with open(tmp, "wb") as file:  # a file object, so numpy does not append ".npz" to the name
-            np.savez(
-                file,
-                audio=corpus.audio,
-                classes=corpus.classes,
-                class_names=np.array(corpus.class_names, dtype=str),
-                factors=corpus.factors,
-                factor_names=np.array(corpus.factor_names, dtype=str),
-                skip_keys=np.array(list(corpus.skipped), dtype=str),
-                skip_counts=np.array(list(corpus.skipped.values()), dtype=np.int64),
-            )
-
-    atomic_write(path, save)
-    log(f"one-shots: wrote cache {path}")
+    arrays = {
+        "audio": corpus.audio,
+        "classes": corpus.classes,
+        "class_names": np.array(corpus.class_names, dtype=str),
+        "factors": corpus.factors,
+        "factor_names": np.array(corpus.factor_names, dtype=str),
+        **counts_to_arrays(corpus.skipped),
+    }
+    write_cached(_cache_path(cache_dir, key), arrays, "one-shots", log, compress=False)
 
 
 def _log_summary(corpus: OneShotCorpus, log: Callable[[str], None]) -> None:

@@ -12,8 +12,12 @@ from latentlive.errors import UserError
 from models.nsgt import NSGT, fast_length, make_scale
 
 
-class _NumpyWithIntegerClip:
-    """numpy, except that ``clip(..., out=int_array)`` with an infinite bound works as in numpy < 1.26."""
+class NumpyWithIntegerClip:
+    """numpy, except that ``clip(..., out=int_array)`` with an infinite bound works as in numpy < 1.26.
+
+    The reference's ``nsgfwin`` clips an integer array in place with ``np.inf`` as upper bound, which
+    current numpy rejects; the reference module sees this object as its ``np``.
+    """
 
     def __getattr__(self, name: str):
         return getattr(np, name)
@@ -43,7 +47,7 @@ def reference_nsgt_module() -> Iterator[object]:
             "`.venv/bin/pip install wheel && .venv/bin/pip install --no-build-isolation nsgt==0.19`"
         ) from error
     saved = windows.np
-    windows.np = _NumpyWithIntegerClip()
+    windows.np = NumpyWithIntegerClip()
     try:
         yield nsgt
     finally:

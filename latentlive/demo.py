@@ -11,15 +11,16 @@ from pathlib import Path
 from latentlive.cli import guarded, main
 from latentlive.runs import RunFolder, load_checkpoint
 
-DEMO_STEPS = {"drums": 3000}
+# model -> (gin file, training steps): minutes on 2 CPU cores each
+DEMO_RUNS = {"drums": ("gin/drums.gin", 3000), "drumsynth": ("gin/drumsynth_demo.gin", 400)}
 
 
 def _train_or_continue(runs: Path, model: str) -> RunFolder:
+    gin_file, steps = DEMO_RUNS[model]
     run = RunFolder(runs / f"{model}_demo")
-    command = ["train", "--gin", f"gin/{model}.gin", "--name", run.name, "--out", str(runs)]
-    command += ["--max_steps", str(DEMO_STEPS[model]), "--bind", "train.media_every = 1000"]
+    command = ["train", "--gin", gin_file, "--name", run.name, "--out", str(runs), "--max_steps", str(steps)]
     if run.checkpoint.is_file():
-        if load_checkpoint(run.checkpoint)["step"] >= DEMO_STEPS[model]:
+        if load_checkpoint(run.checkpoint)["step"] >= steps:
             print(f"{run.root}: already trained")
             return run
         command.append("--resume")
@@ -35,21 +36,22 @@ def _step(argv: list[str]) -> None:
 
 def run_demo(runs: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    drums = _train_or_continue(runs, "drums")
-    _step(["export", "--run", str(drums.root), "--streaming"])
-    shutil.copy2(drums.exported_model, out / "drums.ts")
-    _step(
-        [
-            "devices",
-            "--run",
-            str(drums.root),
-            "--model",
-            str(out / "drums.ts"),
-            "--out",
-            str(out),
-            "--preview",
-        ]
-    )
+    for model in DEMO_RUNS:
+        run = _train_or_continue(runs, model)
+        _step(["export", "--run", str(run.root), "--streaming"])
+        shutil.copy2(run.exported_model, out / f"{model}.ts")
+        _step(
+            [
+                "devices",
+                "--run",
+                str(run.root),
+                "--model",
+                str(out / f"{model}.ts"),
+                "--out",
+                str(out),
+                "--preview",
+            ]
+        )
     _step(
         [
             "render",
@@ -62,9 +64,10 @@ def run_demo(runs: Path, out: Path) -> None:
             str(out / "drums_loop.mid"),
         ]
     )
-    print(
-        f"\ndemo ready in {out}: drums.ts, LatentDrums.amxd, drums_loop.mid (runs in {runs}; tensorboard --logdir {runs})"
-    )
+    loop = ["render", "loop", "--drums", str(out / "drums.ts"), "--kit", str(out / "drumsynth.ts")]
+    _step([*loop, "--bars", "4", "--bpm", "124", "--out", str(out / "loop.wav")])
+    print(f"\ndemo ready in {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    print(f"runs in {runs}: tensorboard --logdir {runs}")
 
 
 def cli() -> int:

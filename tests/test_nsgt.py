@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from export.nsgt_bench import NumpyWithIntegerClip
 from models.nsgt import NSGT, LogScale, MelScale, OctaveScale, fast_length, make_scale
 
 with warnings.catch_warnings():
@@ -23,28 +24,10 @@ SCALES = {
 }
 
 
-class _NumpyWithIntegerClip:
-    """numpy, except that ``clip(..., out=int_array)`` with an infinite bound works as in numpy < 1.26.
-
-    The reference's ``nsgfwin`` clips an integer array in place with ``np.inf`` as upper bound, which
-    current numpy rejects; the reference module sees this object as its ``np``.
-    """
-
-    def __getattr__(self, name):
-        return getattr(np, name)
-
-    def clip(self, a, a_min, a_max, out=None):
-        clipped = np.clip(a, a_min, a_max)
-        if out is None:
-            return clipped
-        out[...] = clipped
-        return out
-
-
 @pytest.fixture
 def reference_nsgt(monkeypatch):
     """Builds the reference matrix-form NSGT for a scale kind, with the numpy fix patched in."""
-    monkeypatch.setattr(reference_windows, "np", _NumpyWithIntegerClip())
+    monkeypatch.setattr(reference_windows, "np", NumpyWithIntegerClip())
 
     def build(kind: str, length: int = LENGTH):
         with warnings.catch_warnings():
