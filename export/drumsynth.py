@@ -8,7 +8,9 @@ Signals of ``forward`` (ratio 1, audio at the host rate, 44.1 or 48 kHz):
 
 A hit plays at once the sound already rendered for its class. When the knobs of the class heard last
 differ from the ones its sound was rendered with, a render job starts: one stage per call (decode, each
-half of each Griffin-Lim iteration, the inverse transform, the resampling), so no call does more than one. Latent, class and knobs are read once per buffer (the last sample); gates per sample.
+half of each Griffin-Lim iteration, the inverse transform, the resampling), so no call does more than one.
+Gates and classes are read per sample (a hit plays the class of its onset sample; two hits need two
+rises of the gate); the knobs, and the class whose sound they re-render, once per buffer.
 """
 
 from typing import Any
@@ -170,7 +172,8 @@ class DrumSynthExport(nn_tilde.Module):
 
     def _start_hits(self, gate: Tensor, classes: Tensor) -> None:
         """Give a voice to each rise of ``gate [B, T]``, the last ``VOICES`` of a buffer (more could not be
-        heard together); the oldest voice is taken when none is free."""
+        heard together), playing the class ``classes [B, T]`` of its onset sample; the oldest voice is
+        taken when none is free."""
         previous = torch.cat([self.last_gate[: gate.shape[0]].unsqueeze(1), gate[:, :-1]], dim=1)
         rises = (gate > 0) & (previous <= 0)
         from_the_end = (
@@ -181,7 +184,7 @@ class DrumSynthExport(nn_tilde.Module):
             b, t = int(onset[0]), int(onset[1])
             free = (self.voice_class[b] < 0).nonzero()
             voice = int(free[0, 0]) if free.shape[0] > 0 else int(self.voice_started[b].argmin())
-            self.voice_class[b, voice] = classes[b]
+            self.voice_class[b, voice] = classes[b, t]
             self.voice_position[b, voice] = -t  # the sound begins on sample t of this buffer
             self.voice_gain[b, voice] = gate[b, t]
             self.hits += 1
@@ -205,9 +208,9 @@ class DrumSynthExport(nn_tilde.Module):
         """``[B, 2 + D, T]`` (gate, class, knobs) -> audio ``[B, 1, T]`` at the host rate."""
         batch, length = x.shape[0], x.shape[-1]
         gate = torch.nan_to_num(x[:, 0], 0.0, 0.0, 0.0).clamp(0.0, 1.0)
-        classes = torch.nan_to_num(x[:, 1, -1], 0.0, 0.0, 0.0).clamp(0, self.num_classes - 1).round().long()
+        classes = torch.nan_to_num(x[:, 1], 0.0, 0.0, 0.0).clamp(0, self.num_classes - 1).round().long()
         knobs = torch.nan_to_num(x[:, 2:, -1], 0.0, 0.0, 0.0).clamp(-self.knob_limit, self.knob_limit)
-        self._render_step(int(classes[0]), knobs[0])
+        self._render_step(int(classes[0, -1]), knobs[0])
         self._start_hits(gate, classes)
         self.last_gate[:batch] = gate[:, -1]
         return self._mix(batch, length)

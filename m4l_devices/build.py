@@ -6,10 +6,11 @@ from export.metadata import read_metadata
 from latentlive.errors import UserError
 from latentlive.runs import RunFolder
 from m4l_devices.drums import build_drums_device
+from m4l_devices.drumsynth import build_kit_device
 from m4l_devices.preview import draw_presentation
 from m4l_devices.validate import validate_device
 
-BUILDERS = {"drums": build_drums_device}
+BUILDERS = {"drums": build_drums_device, "drumsynth": build_kit_device}
 
 
 def build_devices_for_run(

@@ -23,6 +23,7 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import MIDI_EFFECT, write_amxd
+from m4l_devices.common import check_model_path, model_loading, quote_atom, section_header
 from m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentDrums"
@@ -76,10 +77,7 @@ class DrumsSpec:
         for key, want in (("in_channels", d + 2), ("out_channels", N_INSTRUMENTS)):
             if key in decode and int(decode[key]) != want:
                 raise UserError(f"{where} decode {key}={decode[key]}, expected {want}; {fix}")
-        if '"' in model_path:
-            raise UserError(
-                f"{model_path}: a model path with a double quote cannot be given to nn~; rename it"
-            )
+        check_model_path(model_path)
         attrs = metadata.get("attributes", {})
         return cls(
             model_path=model_path,
@@ -114,25 +112,16 @@ class Layout:
         return cls(6.0, dials_x, cols, sampling_x, map_x, grid_x, grid_x + STEPS * CELL_W + 8.0)
 
 
-def _quote(atom: str) -> str:
-    """A Max atom for ``atom``: quoted when it holds spaces or Max's separators."""
-    return f'"{atom}"' if any(c in atom for c in " ,;$\\{}") else atom
-
-
 def _unique_note_names(names: tuple[str, ...]) -> list[str]:
     longnames = [f"{n} Note" for n in names]
     return [f"{ln} {i + 1}" if longnames.count(ln) > 1 else ln for i, ln in enumerate(longnames)]
 
 
-def _header(p: Patcher, text: str, x: float, w: float) -> None:
-    p.comment(text, (x, 2, w, 18), presentation_rect=(x, 2, w, 18), maxclass="live.comment")
-
-
 def _latents(p: Patcher, spec: DrumsSpec, lay: Layout, nn: Box) -> None:
     """XY pad for z1/z2, a dial per latent (the parameters), one sig~ per nn~ latent inlet."""
     d = spec.latent_size
-    _header(p, "Latent z1 / z2", lay.pad_x, 144)
-    _header(p, "Latents", lay.dials_x, lay.dial_cols * DIAL_STEP_X)
+    section_header(p, "Latent z1 / z2", lay.pad_x, 144)
+    section_header(p, "Latents", lay.dials_x, lay.dial_cols * DIAL_STEP_X)
     r100 = int(LATENT_RANGE * 100)
     pad = p.ui(
         "pictslider",
@@ -210,7 +199,7 @@ def _style_and_step(p: Patcher, spec: DrumsSpec, lay: Layout, nn: Box) -> Box:
 
 def _sampling(p: Patcher, spec: DrumsSpec, lay: Layout, nn: Box) -> list[Box]:
     """Threshold and temperature dials -> ``set <attribute> <value>`` to nn~. Returns the dials."""
-    _header(p, "Sampling", lay.sampling_x, 96)
+    section_header(p, "Sampling", lay.sampling_x, 96)
     dials = []
     specs = [
         ("Threshold", "Thresh", 0.0, 1.0, spec.threshold),
@@ -229,58 +218,6 @@ def _sampling(p: Patcher, spec: DrumsSpec, lay: Layout, nn: Box) -> list[Box]:
         p.connect(setter, 0, nn, 0)
         dials.append(dial)
     return dials
-
-
-def _model_loading(p: Patcher, spec: DrumsSpec, lay: Layout, nn: Box, resend: list[Box]) -> None:
-    """The model drop box, the stored path, the existence check and the status line."""
-    drop = p.ui(
-        "live.drop",
-        (1060, 40, 120, 40),
-        param=Param("Model File", "Model", kind="file", visibility="stored"),
-        presentation_rect=(lay.sampling_x, 74, 96, 46),
-        legend="Drop drums .ts",
-        decodemode=1,
-    )
-    status = p.comment(
-        f"Model: {Path(spec.model_path).name}",
-        (1060, 400, 200, 36),
-        presentation_rect=(lay.sampling_x, 124, 96, 42),
-        fontsize=9.0,
-    )
-    on_drop = p.obj("t l l", (1060, 100))
-    store = p.obj("prepend set", (1120, 140))
-    path = p.message(_quote(spec.model_path), (1060, 180), width=220)
-    ready = p.obj("live.thisdevice", (1220, 100))
-    p.connect(drop, 0, on_drop, 0)
-    p.connect(on_drop, 1, store, 0)
-    p.connect(store, 0, path, 0)
-    p.connect(ready, 0, path, 0)
-
-    exists = p.obj("absolutepath", (1060, 220))
-    found = p.obj("route notfound", (1060, 260))
-    p.connect(on_drop, 0, exists, 0)
-    p.connect(path, 0, exists, 0)
-    p.connect(exists, 0, found, 0)
-
-    missing = p.message("textcolor 1. 0.45 0.35 1., set Model missing: drop a drums .ts above", (1060, 320))
-    p.connect(found, 0, missing, 0)
-    p.connect(missing, 0, status, 0)
-
-    loaded = p.obj("t b l l", (1220, 300))
-    p.connect(found, 1, loaded, 0)
-    name = p.obj("strippath", (1320, 340))
-    label = p.obj("prepend set Model:", (1320, 370))
-    p.connect(loaded, 2, name, 0)
-    p.connect(name, 0, label, 0)
-    p.connect(label, 0, status, 0)
-    load = p.obj("prepend load", (1220, 340))
-    p.connect(loaded, 1, load, 0)
-    p.connect(load, 0, nn, 0)
-    normal = p.message("textcolor 0.82 0.82 0.82 1.", (1140, 370))
-    p.connect(loaded, 0, normal, 0)
-    p.connect(normal, 0, status, 0)
-    for dial in resend:  # a freshly loaded model starts from its default attributes
-        p.connect(loaded, 0, dial, 0)
 
 
 def _instrument(
@@ -350,8 +287,8 @@ def _instrument(
 
 def _sequencer(p: Patcher, spec: DrumsSpec, lay: Layout, nn: Box, step_phase: Box) -> None:
     """The 16th tick, the column it plays, the nine instruments, MIDI out and MIDI thru."""
-    _header(p, "Drum map", lay.map_x, 94)
-    _header(p, "Pattern", lay.grid_x, STEPS * CELL_W)
+    section_header(p, "Drum map", lay.map_x, 94)
+    section_header(p, "Pattern", lay.grid_x, STEPS * CELL_W)
     grid = p.ui(
         "live.grid",
         (1240, 560, 192, 108),
@@ -403,12 +340,20 @@ def drums_patcher(spec: DrumsSpec) -> dict[str, Any]:
     p = Patcher(device_width=lay.width)
     d = spec.latent_size
     nn = p.obj(
-        f"nn~ {_quote(spec.model_path)} decode {NN_BUFFER} {d + 2} {N_INSTRUMENTS}", (20, 500), width=1160
+        f"nn~ {quote_atom(spec.model_path)} decode {NN_BUFFER} {d + 2} {N_INSTRUMENTS}", (20, 500), width=1160
     )
     _latents(p, spec, lay, nn)
     step_phase = _style_and_step(p, spec, lay, nn)
     dials = _sampling(p, spec, lay, nn)
-    _model_loading(p, spec, lay, nn, dials)
+    model_loading(
+        p,
+        nn,
+        spec.model_path,
+        "drums",
+        drop_rect=(lay.sampling_x, 74, 96, 46),
+        status_rect=(lay.sampling_x, 124, 96, 42),
+        resend=dials,
+    )
     _sequencer(p, spec, lay, nn, step_phase)
     return p.to_dict(MIDI_EFFECT, description="LatentDrums: move in the latent space, it plays the pattern.")
 

@@ -121,6 +121,11 @@ def _drop(ax: Any, box: dict[str, Any], x: float, y: float, w: float, h: float) 
     _text(ax, x + w / 2, y + h / 2 + 3, box.get("legend", "Drop File Here"), ha="center")
 
 
+def _button(ax: Any, box: dict[str, Any], x: float, y: float, w: float, h: float) -> None:
+    ax.add_patch(patches.Rectangle((x, y), w, h, facecolor=PANEL, edgecolor=TEXT, lw=0.6))
+    _text(ax, x + w / 2, y + h / 2 + 2.5, box.get("text", ""), ha="center")
+
+
 def _comment(ax: Any, box: dict[str, Any], x: float, y: float, w: float, h: float) -> None:
     size = 6.5 if box.get("maxclass") == "live.comment" else 6.0
     chars = max(int(w / 4.6), 1)  # wrap inside the box, as Max does
@@ -143,6 +148,7 @@ _DRAW = {
     "pictslider": _pad,
     "live.grid": _grid,
     "live.drop": _drop,
+    "live.text": _button,
     "comment": _comment,
     "live.comment": _comment,
 }

@@ -59,6 +59,18 @@ def test_a_hit_plays_the_rendered_sound_at_once(synth: torch.jit.ScriptModule) -
     assert out[300:].abs().max() > 0
 
 
+def test_hits_in_one_buffer_play_the_class_of_their_own_onset(synth: torch.jit.ScriptModule) -> None:
+    x = _controls(synth, 2048, cls=0, knobs=[])
+    x[0, 0, 100:120] = 1.0  # a kick ...
+    x[0, 1, 130:] = 5  # ... then the class changes and a rim follows in the same buffer
+    x[0, 0, 140:160] = 1.0
+    out = synth(x)[0, 0]
+    expected = torch.zeros(2048)
+    expected[100:] += synth.rendered[0][: 2048 - 100]
+    expected[140:] += synth.rendered[5][: 2048 - 140]
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
 def test_at_most_four_voices_the_oldest_is_taken(synth: torch.jit.ScriptModule) -> None:
     x = _controls(synth, 2048, cls=0, knobs=[])
     for start in (0, 200, 400, 600, 800):  # five hits in one buffer

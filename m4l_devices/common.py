@@ -1,0 +1,93 @@
+"""Pieces every device of the suite shares: Max atom quoting, section headers, model loading and status.
+
+The model box of a device: dropping a ``.ts`` on the ``live.drop`` sends ``load <path>`` to nn~
+(the path is stored with the Live set), and a status line names the loaded model or says that
+the file is missing.
+"""
+
+from pathlib import Path
+
+from latentlive.errors import UserError
+from m4l_devices.patcher import Box, Param, Patcher, Rect
+
+
+def quote_atom(atom: str) -> str:
+    """A Max atom for ``atom``: quoted when it holds spaces or Max's separators."""
+    return f'"{atom}"' if any(c in atom for c in " ,;$\\{}") else atom
+
+
+def check_model_path(model_path: str) -> None:
+    """UserError when nn~ cannot be given ``model_path`` as one atom."""
+    if '"' in model_path:
+        raise UserError(f"{model_path}: a model path with a double quote cannot be given to nn~; rename it")
+
+
+def section_header(p: Patcher, text: str, x: float, w: float) -> None:
+    """A section title at the top of the presentation view."""
+    p.comment(text, (x, 2, w, 18), presentation_rect=(x, 2, w, 18), maxclass="live.comment")
+
+
+def model_loading(
+    p: Patcher,
+    nn: Box,
+    model_path: str,
+    model_kind: str,
+    drop_rect: Rect,
+    status_rect: Rect,
+    resend: list[Box] | tuple[Box, ...] = (),
+    at: tuple[float, float] = (1060.0, 40.0),
+) -> None:
+    """The model drop box, the stored path, the existence check and the status line.
+
+    ``model_kind`` names the model in the drop legend ("Drop drums .ts"); ``drop_rect`` and
+    ``status_rect`` are presentation rects; ``resend`` boxes are banged after a load (a freshly
+    loaded model starts from its default attributes); ``at`` is the patching origin of the boxes.
+    """
+    x, y = at
+    drop = p.ui(
+        "live.drop",
+        (x, y, 120, 40),
+        param=Param("Model File", "Model", kind="file", visibility="stored"),
+        presentation_rect=drop_rect,
+        legend=f"Drop {model_kind} .ts",
+        decodemode=1,
+    )
+    status = p.comment(
+        f"Model: {Path(model_path).name}", (x, y + 360, 200, 36), presentation_rect=status_rect, fontsize=9.0
+    )
+    on_drop = p.obj("t l l", (x, y + 60))
+    store = p.obj("prepend set", (x + 60, y + 100))
+    path = p.message(quote_atom(model_path), (x, y + 140), width=220)
+    ready = p.obj("live.thisdevice", (x + 160, y + 60))
+    p.connect(drop, 0, on_drop, 0)
+    p.connect(on_drop, 1, store, 0)
+    p.connect(store, 0, path, 0)
+    p.connect(ready, 0, path, 0)
+
+    exists = p.obj("absolutepath", (x, y + 180))
+    found = p.obj("route notfound", (x, y + 220))
+    p.connect(on_drop, 0, exists, 0)
+    p.connect(path, 0, exists, 0)
+    p.connect(exists, 0, found, 0)
+
+    missing = p.message(
+        f"textcolor 1. 0.45 0.35 1., set Model missing: drop a {model_kind} .ts above", (x, y + 280)
+    )
+    p.connect(found, 0, missing, 0)
+    p.connect(missing, 0, status, 0)
+
+    loaded = p.obj("t b l l", (x + 160, y + 260))
+    p.connect(found, 1, loaded, 0)
+    name = p.obj("strippath", (x + 260, y + 300))
+    label = p.obj("prepend set Model:", (x + 260, y + 330))
+    p.connect(loaded, 2, name, 0)
+    p.connect(name, 0, label, 0)
+    p.connect(label, 0, status, 0)
+    load = p.obj("prepend load", (x + 160, y + 300))
+    p.connect(loaded, 1, load, 0)
+    p.connect(load, 0, nn, 0)
+    normal = p.message("textcolor 0.82 0.82 0.82 1.", (x + 80, y + 330))
+    p.connect(loaded, 0, normal, 0)
+    p.connect(normal, 0, status, 0)
+    for box in resend:
+        p.connect(loaded, 0, box, 0)
