@@ -91,3 +91,9 @@ def model_loading(
     p.connect(normal, 0, status, 0)
     for box in resend:
         p.connect(loaded, 0, box, 0)
+
+
+def device_path(out_path: str | Path, device_name: str) -> Path:
+    """``out_path`` itself when it names an ``.amxd``, else ``out_path/<device_name>.amxd``."""
+    out = Path(out_path)
+    return out if out.suffix == ".amxd" else out / f"{device_name}.amxd"

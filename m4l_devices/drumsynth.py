@@ -34,7 +34,7 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import INSTRUMENT, write_amxd
-from m4l_devices.common import check_model_path, model_loading, quote_atom, section_header
+from m4l_devices.common import check_model_path, device_path, model_loading, quote_atom, section_header
 from m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentKit"
@@ -394,6 +394,4 @@ def build_kit_device(out_path: str | Path, model_path: str, metadata: dict[str, 
     ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
     """
     spec = KitSpec.from_metadata(str(model_path), metadata)
-    out = Path(out_path)
-    target = out if out.suffix == ".amxd" else out / f"{DEVICE_NAME}.amxd"
-    return write_amxd(target, kit_patcher(spec), INSTRUMENT)
+    return write_amxd(device_path(out_path, DEVICE_NAME), kit_patcher(spec), INSTRUMENT)

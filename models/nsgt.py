@@ -12,22 +12,23 @@ ifft, and ``inverse`` is one batched fft, one scatter-add, one irfft (no loop ov
 """
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 from torch import Tensor, nn
 
 
-class FrequencyScale:
+class FrequencyScale(ABC):
     """Centre frequencies (Hz) and Q factors of the bands, as the reference package defines them."""
 
     def __len__(self) -> int:
         return len(self.frequencies())
 
-    def frequencies(self) -> list[float]:
-        raise NotImplementedError
+    @abstractmethod
+    def frequencies(self) -> list[float]: ...
 
-    def q_factors(self) -> list[float]:
-        raise NotImplementedError
+    @abstractmethod
+    def q_factors(self) -> list[float]: ...
 
     def __call__(self) -> tuple[Tensor, Tensor]:
         """Frequencies and Q factors as float64 tensors ``[bands]`` (the reference returns the same pair)."""
