@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from corpus.drum_synth import synthesise
 from latentlive.cli import main
 from latentlive.metrics import (
     log_spectral_distance,
@@ -21,15 +23,6 @@ from latentlive.tasks.drumsynth import DrumSynthTask, per_class_mmd
 from models.drumsynth import DrumSynthVAE
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def drumsynth_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """gin/drumsynth_tiny.gin on the built-in procedural one-shots."""
-    runs = tmp_path_factory.mktemp("runs")
-    args = ["train", "--gin", str(ROOT / "gin/drumsynth_tiny.gin"), "--out", str(runs), "--name", "synth"]
-    assert main([*args, "--device", "cpu"]) == 0
-    return runs / "synth"
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -219,3 +212,18 @@ def test_tiny_run_writes_metrics_media_and_the_pca_of_the_knobs(drumsynth_run: P
     for c in range(classes):
         assert np.allclose(components[c] @ components[c].T, np.eye(dim), atol=1e-6)
         assert np.all(np.diff(std[c]) <= 1e-9) and np.all(std[c] >= 0)
+
+
+def test_trains_on_a_user_folder_of_one_shots(tmp_path: Path) -> None:
+    """Class folders of WAV files at another rate, in stereo: the run learns their classes."""
+    for class_name in ("kick", "snare", "closed_hat"):
+        folder = tmp_path / "kit" / class_name
+        folder.mkdir(parents=True)
+        for i in range(4):
+            mono = synthesise(class_name, {"decay": 0.2 + 0.2 * i}, 44100, 8192, seed=i)
+            sf.write(str(folder / f"{class_name}_{i}.wav"), np.stack([mono, 0.5 * mono], axis=1), 44100)
+    args = ["train", "--gin", str(ROOT / "gin/drumsynth_tiny.gin"), "--db", str(tmp_path / "kit")]
+    assert main([*args, "--out", str(tmp_path / "runs"), "--name", "mine", "--device", "cpu"]) == 0
+    checkpoint = load_checkpoint(tmp_path / "runs" / "mine" / "checkpoints" / "last.pt")
+    assert checkpoint["metadata"]["class_names"] == ["closed_hat", "kick", "snare"]
+    assert checkpoint["model_args"]["num_classes"] == 3
