@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from models.drumsynth import DrumSynthVAE
+from models.drumsynth import DrumSynthVAE, full_rate_magnitude
 from models.nsgt import NSGT, make_scale
 
 VOICES = 4
@@ -98,8 +98,7 @@ class DrumSynthExport(nn_tilde.Module):
     def _magnitude(self, classes: Tensor, knobs: Tensor) -> Tensor:
         """Decoded NSGT magnitudes ``[B, F, M]`` at the full frame rate."""
         logmag = self.model.decode(self._knobs_to_latent(classes, knobs), classes)[0]
-        magnitude = logmag.squeeze(1).clamp(max=20.0).exp()  # e^20: far above any full-scale coefficient
-        return F.interpolate(magnitude, scale_factor=float(self.time_pool), mode="linear")
+        return full_rate_magnitude(logmag, self.time_pool)
 
     def _finish(self, audio: Tensor) -> Tensor:
         """Peak-normalised, finite one-shots ``[B, T]``."""

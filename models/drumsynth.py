@@ -18,6 +18,14 @@ from torch.nn import functional as F
 from models.vae import GaussianPosterior, LabelConditioning, reparameterize
 
 
+def full_rate_magnitude(logmag: Tensor, time_pool: int) -> Tensor:
+    """Pooled log-magnitudes ``[B, 1, F, M]`` (nats) -> NSGT magnitudes ``[B, F, M * time_pool]`` for
+    Griffin-Lim: exponentiated (capped at e^20, far above any full-scale coefficient, so no value can
+    overflow) and linearly interpolated back to the transform's frame rate."""
+    magnitude = logmag.squeeze(1).clamp(max=20.0).exp()
+    return F.interpolate(magnitude, scale_factor=float(time_pool), mode="linear")
+
+
 def _halved(size: int, times: int) -> int:
     """Size after ``times`` convolutions of kernel 3, stride 2, padding 1 (``ceil(n / 2)`` each)."""
     for _ in range(times):

@@ -34,7 +34,7 @@ from latentlive.metrics import (
 from latentlive.plots import latent_map_figure
 from latentlive.tasks.base import TensorData
 from models.drum_classifier import DrumClassifier, classify, train_classifier
-from models.drumsynth import DrumSynthVAE
+from models.drumsynth import DrumSynthVAE, full_rate_magnitude
 from models.nsgt import NSGT, fast_length, make_scale
 from models.vae import BetaSchedule, gaussian_nll, kl_standard_normal, mmd_imq
 
@@ -202,7 +202,7 @@ class DrumSynthTask:
         nsgt = self.nsgt.to(logmag.device)
         out = []
         for part in logmag.split(chunk):
-            magnitude = F.interpolate(part.squeeze(1).exp(), scale_factor=self.time_pool, mode="linear")
+            magnitude = full_rate_magnitude(part, self.time_pool)
             out.append(nsgt.griffin_lim(magnitude, self.griffin_lim_iterations, self.griffin_lim_momentum))
         return torch.cat(out) if out else logmag.new_zeros(0, self.length)
 
