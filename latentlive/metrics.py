@@ -117,3 +117,25 @@ def mutual_information_gap(
         )
         gaps[k] = (information[0] - information[1]) / entropy
     return gaps
+
+
+def spearman_per_dimension(latents: np.ndarray, feature: np.ndarray) -> np.ndarray:
+    """Spearman rank correlation of each latent dimension with a feature over frames: ``latents [N, D]``,
+    ``feature [N]`` -> ``[D]`` (NaN for a constant column)."""
+    from scipy.stats import spearmanr
+
+    out = np.full(latents.shape[1], np.nan)
+    for d in range(latents.shape[1]):
+        if np.ptp(latents[:, d]) > 0 and np.ptp(feature) > 0:
+            out[d] = spearmanr(latents[:, d], feature).statistic
+    return out
+
+
+def roughness(curve: np.ndarray) -> float:
+    """Smoothness of a curve sampled at evenly spaced interpolation steps ``[S]`` (S >= 3): the mean absolute
+    second difference divided by the curve's range (0 for a straight line; about 1 for a zig-zag over its full
+    range), so loudness in dB and centroid in Hz read on the same scale."""
+    span = float(np.ptp(curve))
+    if len(curve) < 3 or span == 0.0:
+        return 0.0
+    return float(np.abs(np.diff(curve, n=2)).mean() / span)

@@ -52,6 +52,8 @@ class TrainState:
     trained: nn.Module  # the model, or its DDP wrapper
     optimizer: torch.optim.Optimizer
     model_args: dict[str, Any]
+    discriminator: nn.Module | None = None
+    discriminator_optimizer: torch.optim.Optimizer | None = None
     step: int = 0
     last_logs: dict[str, float] = field(default_factory=dict)
     last_eval: dict[str, float] = field(default_factory=dict)
@@ -97,6 +99,7 @@ def save_checkpoint(state: TrainState, run: RunFolder, config_text: str) -> None
             "model_state": state.model.state_dict(),
             "optimizer_state": state.optimizer.state_dict(),
             "rng_state": torch.get_rng_state(),
+            **_discriminator_states(state),
             "metadata": state.task.metadata(),
             "config": config_text,
             "last_eval": state.last_eval,
@@ -105,10 +108,22 @@ def save_checkpoint(state: TrainState, run: RunFolder, config_text: str) -> None
     )
 
 
+def _discriminator_states(state: TrainState) -> dict[str, Any]:
+    if state.discriminator is None or state.discriminator_optimizer is None:
+        return {}
+    return {
+        "discriminator_state": state.discriminator.state_dict(),
+        "discriminator_optimizer_state": state.discriminator_optimizer.state_dict(),
+    }
+
+
 def restore_checkpoint(state: TrainState, run: RunFolder) -> None:
     checkpoint = load_checkpoint(run.checkpoint)
     state.model.load_state_dict(checkpoint["model_state"])
     state.optimizer.load_state_dict(checkpoint["optimizer_state"])
+    if state.discriminator is not None and "discriminator_state" in checkpoint:
+        state.discriminator.load_state_dict(checkpoint["discriminator_state"])
+        state.discriminator_optimizer.load_state_dict(checkpoint["discriminator_optimizer_state"])
     torch.set_rng_state(checkpoint["rng_state"])
     state.step = checkpoint["step"]
     state.last_eval = checkpoint.get("last_eval", {})
@@ -130,6 +145,16 @@ def evaluate(state: TrainState, val: TensorData, writer: SummaryWriter, run: Run
         writer.add_scalar(name, value, state.step)
     state.last_eval = metrics
     atomic_write_json(run.metrics, {"step": state.step, "train": state.last_logs, "eval": metrics})
+
+
+def step_discriminator(state: TrainState, total: torch.Tensor, grad_clip: float) -> None:
+    """One update of the discriminator; the model's gradients from it are dropped."""
+    assert state.discriminator is not None and state.discriminator_optimizer is not None
+    state.discriminator_optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    nn.utils.clip_grad_norm_(state.discriminator.parameters(), grad_clip)
+    state.discriminator_optimizer.step()
+    state.optimizer.zero_grad(set_to_none=True)
 
 
 def _stop_on_signals() -> dict[str, bool]:
@@ -177,6 +202,16 @@ def train(
     trained = nn.parallel.DistributedDataParallel(model) if dist_info.world_size > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     state = TrainState(the_task, model, trained, optimizer, model_args)
+    build_discriminator = getattr(the_task, "build_discriminator", None)
+    discriminator = build_discriminator() if build_discriminator else None
+    if discriminator is not None:
+        discriminator.to(device)
+        state.discriminator = discriminator
+        state.discriminator_optimizer = torch.optim.AdamW(
+            discriminator.parameters(), lr=learning_rate, betas=(0.5, 0.9), weight_decay=weight_decay
+        )
+        if dist_info.world_size > 1:
+            discriminator = nn.parallel.DistributedDataParallel(discriminator)
     config_text = gin.config_str()
     if resume:
         restore_checkpoint(state, run)
@@ -191,8 +226,13 @@ def train(
         batch = train_data.take(
             batch_indices(state.step, len(train_data), batch_size, seed, dist_info), device
         )
-        losses = the_task.losses(trained, batch, state.step)
         weights = the_task.loss_weights(state.step)
+        if discriminator is not None and the_task.adversarial(state.step):
+            discriminator_losses = the_task.discriminator_losses(trained, discriminator, batch, state.step)
+            step_discriminator(state, weighted_total(discriminator_losses, weights), grad_clip)
+        else:
+            discriminator_losses = {}
+        losses = the_task.losses(trained, batch, state.step)
         total = weighted_total(losses, weights)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -203,7 +243,9 @@ def train(
             continue
         progress.update(1)
         if state.step % log_every == 0 or state.step == max_steps:
-            state.last_logs = {name: value.item() for name, value in losses.items()}
+            state.last_logs = {
+                name: value.item() for name, value in {**losses, **discriminator_losses}.items()
+            }
             state.last_logs["loss/total"] = total.item()
             state.last_logs["train/steps_per_second"] = (state.step - first_step) / (
                 time.perf_counter() - started

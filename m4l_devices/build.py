@@ -7,10 +7,17 @@ from latentlive.errors import UserError
 from latentlive.runs import RunFolder
 from m4l_devices.drums import build_drums_device
 from m4l_devices.drumsynth import build_kit_device
+from m4l_devices.loops import build_loops_device
+from m4l_devices.loops_fx import build_loops_fx_device
 from m4l_devices.preview import draw_presentation
 from m4l_devices.validate import validate_device
 
-BUILDERS = {"drums": build_drums_device, "drumsynth": build_kit_device}
+BUILDERS = {
+    "drums": build_drums_device,
+    "drumsynth": build_kit_device,
+    "techno": build_loops_fx_device,
+    "techno_prior": build_loops_device,
+}
 
 
 def build_devices_for_run(

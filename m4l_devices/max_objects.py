@@ -190,10 +190,16 @@ NEWOBJ_RULES: dict[str, Rule] = {
     "plugin~": _plugin,
     "plugout~": _plugout,
     "nn~": _nn_tilde,
+    "delta~": _fixed(1, ["signal"]),
+    "clip~": _fixed(3, ["signal"]),
+    "delay~": _fixed(2, ["signal"]),
     "mc.pack~": _mc_pack,
     "mc.unpack~": _mc_unpack,
     # Live
     "live.thisdevice": _fixed(1, ["bang", "int", "int"]),
+    "live.path": _fixed(1, ["", "", ""]),
+    "live.object": _fixed(2, [""]),
+    "live.modulate~": _fixed(2, [""]),
     # control flow and data
     "t": _trigger,
     "trigger": _trigger,
@@ -222,6 +228,8 @@ NEWOBJ_RULES: dict[str, Rule] = {
     "defer": _fixed(1, [""]),
     "deferlow": _fixed(1, [""]),
     "coll": _fixed(1, ["", "", "", ""]),
+    "zl": _fixed(2, ["", ""]),  # zl iter / zl reg / ...: data and argument inlets, two outlets
+    "tosymbol": _fixed(1, [""]),
     "js": _script_defined,
     "thispatcher": _fixed(1, ["", ""]),
     # files

@@ -20,6 +20,7 @@ from latentlive.metrics import (
 )
 from latentlive.runs import load_checkpoint
 from latentlive.tasks.drumsynth import DrumSynthTask, per_class_mmd
+from models.drum_classifier import classify, train_classifier
 from models.drumsynth import DrumSynthVAE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,6 +127,29 @@ def test_film_conditioning_changes_the_output_and_no_class_is_the_mean_class() -
             model.classes.embedding.weight.mean(0, keepdim=True).expand(3, 6)
         )
     assert torch.allclose(none, model.decode(z, torch.tensor([2]))[0], atol=1e-5)
+
+
+def test_judge_tells_apart_classes_that_differ_only_in_pitch() -> None:
+    """Two classes with the same decaying shape, one band apart in frequency, plus noise: a judge that
+    pooled over frequency could not separate them; the class metric needs one that can."""
+    generator = torch.Generator().manual_seed(0)
+
+    def sounds(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        classes = torch.randint(2, (count,), generator=generator)
+        band = 10 + 6 * classes + torch.randint(-1, 2, (count,), generator=generator)
+        decay = torch.exp(-torch.arange(32.0) / 8.0)
+        logmag = torch.randn(count, 1, 40, 32, generator=generator) * 0.5 - 8.0
+        for i in range(count):
+            logmag[i, 0, band[i] : band[i] + 3] += 6.0 * decay
+        return logmag, classes
+
+    logmag, classes = sounds(256)
+    judge = train_classifier(
+        logmag, classes, 2, steps=60, logmag_mean=-8.0, logmag_std=2.0, channels=(16, 16)
+    )
+    held_out, truth = sounds(128)
+    assert (classify(judge, held_out) == truth).float().mean() > 0.95
+    assert not judge.training
 
 
 def test_model_scripts_with_torchscript_and_matches_eager() -> None:

@@ -47,3 +47,23 @@ class Task(Protocol):
 
     def metadata(self) -> dict[str, Any]:
         """Facts about the data that export needs (style names, ...), stored in checkpoints."""
+
+
+class AdversarialTask(Task, Protocol):
+    """A task whose decoder is also trained against a discriminator (optional; see ``latentlive.tasks.techno``).
+
+    The trainer builds the discriminator once, gives it its own optimizer and checkpoints both. On the steps
+    where :meth:`adversarial` is true it first updates the discriminator on :meth:`discriminator_losses`, then
+    the model on :meth:`losses` as usual (which then include the generator's adversarial terms).
+    """
+
+    def build_discriminator(self) -> nn.Module | None:
+        """The discriminator, or None when this configuration trains without one."""
+
+    def adversarial(self, step: int) -> bool:
+        """Whether ``step`` belongs to the adversarial phase."""
+
+    def discriminator_losses(
+        self, model: nn.Module, discriminator: nn.Module, batch: dict[str, Tensor], step: int
+    ) -> dict[str, Tensor]:
+        """Scalar losses of the discriminator, weighted by :meth:`loss_weights` like the model's."""

@@ -154,7 +154,7 @@ class DrumSynthTask:
         griffin_lim_iterations: int = 32,
         griffin_lim_momentum: float = 0.99,
         classifier_steps: int = 300,
-        classifier_channels: tuple[int, ...] = (16, 32, 64),
+        classifier_channels: tuple[int, ...] = (64, 64, 64),
         prior_samples_per_class: int = 32,
         eval_through_audio: bool = False,
         media_examples: int = 4,
