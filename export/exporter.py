@@ -30,8 +30,14 @@ NN_TILDE_TORCH = "2.5"
 def _builders() -> dict[str, Callable[[dict[str, Any]], tuple[torch.nn.Module, dict[str, Any]]]]:
     from export.drums import build_drums_export
     from export.drumsynth import build_drumsynth_export
+    from export.techno import build_techno_export, build_techno_prior_export
 
-    return {"drums": build_drums_export, "drumsynth": build_drumsynth_export}
+    return {
+        "drums": build_drums_export,
+        "drumsynth": build_drumsynth_export,
+        "techno": build_techno_export,
+        "techno_prior": build_techno_prior_export,
+    }
 
 
 def _eager_matches(eager: torch.nn.Module, scripted: torch.nn.Module, methods: list[str]) -> list[str]:
@@ -67,7 +73,15 @@ def _verify_in_fresh_process(path: Path) -> dict[str, Any]:
 
 def export_run(run_path: Path, streaming: bool = True, out: Path | None = None) -> dict[str, Any]:
     """Export the run at ``run_path``; return the report (also written to ``RUN/export/report.json``)."""
+    was_streaming = bool(cc.USE_BUFFER_CONV)
     cc.use_cached_conv(streaming)  # the one place the streaming switch is set, before any model is built
+    try:
+        return _export(run_path, streaming, out)
+    finally:
+        cc.use_cached_conv(was_streaming)  # models built later in this process (training) stay offline
+
+
+def _export(run_path: Path, streaming: bool, out: Path | None) -> dict[str, Any]:
     run = RunFolder(run_path).require_trained()
     if not torch.__version__.startswith(NN_TILDE_TORCH):
         raise UserError(

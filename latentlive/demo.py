@@ -12,13 +12,23 @@ from latentlive.cli import guarded, main
 from latentlive.runs import RunFolder, load_checkpoint
 
 # model -> (gin file, training steps): minutes on 2 CPU cores each
-DEMO_RUNS = {"drums": ("gin/drums.gin", 3000), "drumsynth": ("gin/drumsynth_demo.gin", 400)}
+DEMO_RUNS = {
+    "drums": ("gin/drums.gin", 3000),
+    "drumsynth": ("gin/drumsynth_demo.gin", 400),
+    "techno": ("gin/techno_demo.gin", 2000),
+    "techno_prior": ("gin/techno_prior_demo.gin", 600),
+}
+# runs that train on another demo run: model -> the binding that names it
+DEMO_DEPENDENCIES = {"techno_prior": ("TechnoPriorTask.stage1_run", "techno")}
 
 
 def _train_or_continue(runs: Path, model: str) -> RunFolder:
     gin_file, steps = DEMO_RUNS[model]
     run = RunFolder(runs / f"{model}_demo")
     command = ["train", "--gin", gin_file, "--name", run.name, "--out", str(runs), "--max_steps", str(steps)]
+    if model in DEMO_DEPENDENCIES:
+        binding, other = DEMO_DEPENDENCIES[model]
+        command += ["--bind", f"{binding} = '{runs / f'{other}_demo'}'"]
     if run.checkpoint.is_file():
         if load_checkpoint(run.checkpoint)["step"] >= steps:
             print(f"{run.root}: already trained")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cached_conv as cc
 import gin
 import torch
 import torch.distributed as dist
@@ -194,6 +195,7 @@ def train(
     if dist_info.world_size > 1 and device.startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     torch.manual_seed(seed)
+    cc.use_cached_conv(False)  # training runs the offline (zero-padded) layers; export builds streaming ones
     the_task = TASKS[task]()
     log = print if dist_info.is_main else (lambda *_: None)
     train_data, val_data = the_task.load_data(db, seed, log)

@@ -73,7 +73,13 @@ class FxSpec:
         check_method(where, metadata, "encode", 1, latent, fix)
         check_method(where, metadata, "decode", latent, 1, fix)
         check_model_path(model_path)
-        return cls(model_path, latent, model_latency(where, metadata, fix))
+        # the wet path runs encode then decode: their latencies add (``latency`` is the one-call ``forward``'s)
+        per_method = metadata.get("method_latency", {})
+        if "encode" in per_method and "decode" in per_method:
+            latency = model_latency(where, {"latency": per_method["encode"] + per_method["decode"]}, fix)
+        else:
+            latency = model_latency(where, metadata, fix)
+        return cls(model_path, latent, latency)
 
     @property
     def wet_delay(self) -> int:

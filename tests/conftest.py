@@ -54,3 +54,45 @@ def drumsynth_ts(drumsynth_run: Path) -> Path:
     """The tiny drum synth exported for nn~ (verified by the exporter)."""
     assert main(["export", "--run", str(drumsynth_run), "--streaming"]) == 0
     return drumsynth_run / "export" / "drumsynth.ts"
+
+
+@pytest.fixture(scope="session")
+def techno_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of gin/techno_tiny.gin (stage 1) on a few built-in loops."""
+    runs = tmp_path_factory.mktemp("runs")
+    assert (
+        main(["train", "--gin", str(ROOT / "gin/techno_tiny.gin"), "--name", "techno", "--out", str(runs)])
+        == 0
+    )
+    return runs / "techno"
+
+
+@pytest.fixture(scope="session")
+def techno_ts(techno_run: Path) -> Path:
+    """The tiny stage 1 exported for nn~ (verified by the exporter)."""
+    assert main(["export", "--run", str(techno_run), "--streaming"]) == 0
+    return techno_run / "export" / "techno.ts"
+
+
+@pytest.fixture(scope="session")
+def techno_prior_run(techno_run: Path) -> Path:
+    """A run of gin/techno_prior_tiny.gin (stage 2) on the tiny stage-1 run."""
+    runs = techno_run.parent
+    args = [
+        "train",
+        "--gin",
+        str(ROOT / "gin/techno_prior_tiny.gin"),
+        "--name",
+        "techno_prior",
+        "--out",
+        str(runs),
+    ]
+    assert main([*args, "--bind", f"TechnoPriorTask.stage1_run = '{techno_run}'"]) == 0
+    return runs / "techno_prior"
+
+
+@pytest.fixture(scope="session")
+def techno_prior_ts(techno_prior_run: Path) -> Path:
+    """The tiny stage 2 (with its stage 1) exported for nn~."""
+    assert main(["export", "--run", str(techno_prior_run), "--streaming"]) == 0
+    return techno_prior_run / "export" / "techno_prior.ts"

@@ -23,11 +23,23 @@ def _tiny_bindings(task: str) -> list[str]:
     return [line for line in lines if line.strip() and not line.startswith(("#", "include"))]
 
 
+def _dependencies(task: str, tmp_path: Path) -> list[str]:
+    """Bindings to runs a config needs first: stage 2 of the techno model needs a stage-1 run."""
+    if task != "techno_prior":
+        return []
+    parse_gin([ROOT / "gin" / "techno_tiny.gin"], ["train.max_steps = 2"])
+    stage1 = RunFolder(tmp_path / "stage1")
+    stage1.root.mkdir()
+    train(stage1, device="cpu")
+    return [f"TechnoPriorTask.stage1_run = '{stage1.root}'"]
+
+
 @pytest.mark.parametrize("gin_file", GIN_FILES)
 def test_gin_file_trains_exports_and_reloads(gin_file: str, tmp_path: Path) -> None:
     parse_gin([ROOT / "gin" / gin_file])
     task = gin.query_parameter("train.task")
-    parse_gin([ROOT / "gin" / gin_file], [*_tiny_bindings(task), "train.max_steps = 2"])
+    needs = _dependencies(task, tmp_path)
+    parse_gin([ROOT / "gin" / gin_file], [*_tiny_bindings(task), "train.max_steps = 2", *needs])
     run = RunFolder(tmp_path / gin_file.removesuffix(".gin"))
     run.root.mkdir()
     train(run, device="cpu")

@@ -8,7 +8,14 @@ logs figures. The trainer (``latentlive.training``) is the same for every task.
 from latentlive.tasks.base import Task, TensorData
 from latentlive.tasks.drums import DrumsTask
 from latentlive.tasks.drumsynth import DrumSynthTask
+from latentlive.tasks.techno import TechnoTask
+from latentlive.tasks.techno_prior import TechnoPriorTask
 
-TASKS: dict[str, type[Task]] = {"drums": DrumsTask, "drumsynth": DrumSynthTask}
+TASKS: dict[str, type[Task]] = {
+    "drums": DrumsTask,
+    "drumsynth": DrumSynthTask,
+    "techno": TechnoTask,
+    "techno_prior": TechnoPriorTask,
+}
 
 __all__ = ["TASKS", "Task", "TensorData"]

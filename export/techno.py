@@ -1,0 +1,429 @@
+"""nn~ wrappers of the techno model: stage 1 (``techno.ts``) and stage 1 + 2 (``techno_prior.ts``).
+
+The models run at 16 kHz in whole blocks of ``ratio`` samples (one latent frame, 125 Hz); nn~ runs at the
+host rate (44.1 or 48 kHz, chosen by ``set_sample_rate``; other rates are refused) in power-of-two buffers.
+Each method therefore chains, per host rate, ``models.resample`` stages around the streaming model:
+
+* audio in: host audio -> ``StreamingResampler`` -> FIFO -> whole model blocks;
+* audio out: model audio -> ``StreamingResampler`` -> FIFO primed with zeros -> exactly one buffer;
+* latents: exchanged with nn~ at ``LATENT_RATIO`` host samples per frame (187.5 Hz at 48 kHz, 172.3 Hz at
+  44.1 kHz) and converted to and from the model's frame rate by linear interpolation.
+
+Each FIFO's prime is the least that never underruns for any chunking of the input into multiples of the
+method's smallest buffer, plus what makes the latency the same number of host samples at both rates
+(``latency`` attribute; per method in the metadata). The streamed output equals the offline pipeline
+(resample, offline model, resample) delayed by that latency (tested on the loaded file).
+"""
+
+import math
+from typing import Any
+
+import nn_tilde
+import torch
+from torch import Tensor, nn
+
+from models.resample import (
+    LatentRateConverter,
+    SampleFifo,
+    StreamingResampler,
+    block_stage,
+    fifo_prime,
+)
+from models.trajectory_vae import TrajectoryVAE, read_at_phase
+from models.waveform_vae import WaveformVAE
+
+HOST_RATES = (44100, 48000)
+LATENT_RATIO = 256  # host samples per exchanged latent frame
+MIN_AUDIO_BUFFER = 64
+LATENT_BOUND = 100.0  # encoded latents are clamped here (a posterior mean far beyond any the model has seen)
+AUDIO_BOUND = 1.5  # tanh output, plus the resampler's ringing
+
+
+class AudioIn(nn.Module):
+    """Host audio ``[B, 1, n]`` -> the whole model blocks that are ready ``[B, 1, k * block]``."""
+
+    def __init__(self, host_rate: int, model_rate: int, block: int) -> None:
+        super().__init__()
+        self.resampler = StreamingResampler(host_rate, model_rate)
+        self.fifo = SampleFifo(0)
+        self.block = block
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.fifo.push(self.resampler(x))
+        return self.fifo.pop_blocks(self.block)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.resampler.reset()
+        self.fifo.reset()
+
+
+class AudioOut(nn.Module):
+    """Model audio ``[B, 1, m]`` -> exactly ``n`` host samples, ``prime`` zeros late."""
+
+    def __init__(self, model_rate: int, host_rate: int, prime: int) -> None:
+        super().__init__()
+        self.resampler = StreamingResampler(model_rate, host_rate)
+        self.fifo = SampleFifo(prime)
+
+    def forward(self, y: Tensor, n: int) -> Tensor:
+        self.fifo.push(self.resampler(y))
+        return self.fifo.pop(n)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.resampler.reset()
+        self.fifo.reset()
+
+
+class LatentOut(nn.Module):
+    """Model latent frames ``[B, L, k]`` -> exactly ``n`` host latent frames, ``prime`` frames late."""
+
+    def __init__(self, model_frame_rate: float, host_rate: int, prime: int) -> None:
+        super().__init__()
+        self.converter = LatentRateConverter(model_frame_rate, host_rate / LATENT_RATIO)
+        self.fifo = SampleFifo(prime)
+
+    def forward(self, z: Tensor, n: int) -> Tensor:
+        self.fifo.push(self.converter(z))
+        return self.fifo.pop(n)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.converter.reset()
+        self.fifo.reset()
+
+
+def _audio_latency(host_rate: int, model_rate: int, model_delay: int, prime: int) -> float:
+    """Host samples from input to output of host audio -> model (``model_delay`` samples) -> host audio."""
+    down, up = StreamingResampler(host_rate, model_rate), StreamingResampler(model_rate, host_rate)
+    return prime + down.delay_in + up.delay + model_delay * host_rate / model_rate
+
+
+class StreamPlan:
+    """The primes of every method at every host rate, chosen so that each method's latency is the same
+    (rounded) number of host samples at both rates; ``latency[method]`` and ``primes[method][rate]``."""
+
+    def __init__(self, model: WaveformVAE, model_rate: int) -> None:
+        block, frame_rate = model.ratio, model_rate / model.ratio
+        audio_buffers, latent_buffers = [MIN_AUDIO_BUFFER], [LATENT_RATIO]
+        self.primes: dict[str, dict[int, int]] = {"forward": {}, "encode": {}, "decode": {}}
+        exact: dict[str, dict[int, float]] = {"forward": {}, "encode": {}, "decode": {}}
+        for rate in HOST_RATES:
+            down, up = StreamingResampler(rate, model_rate), StreamingResampler(model_rate, rate)
+            to_host = LatentRateConverter(frame_rate, rate / LATENT_RATIO)
+            from_host = LatentRateConverter(rate / LATENT_RATIO, frame_rate)
+            stages = [down.count_stage(), block_stage(block), up.count_stage()]
+            prime = fifo_prime(stages, audio_buffers)
+            self.primes["forward"][rate] = prime
+            exact["forward"][rate] = _audio_latency(rate, model_rate, model.roundtrip_delay, prime)
+            stages = [down.count_stage(), block_stage(block, 1), to_host.count_stage()]
+            prime = fifo_prime(stages, latent_buffers, out_ratio=LATENT_RATIO)
+            self.primes["encode"][rate] = prime
+            exact["encode"][rate] = (
+                prime * LATENT_RATIO + down.delay_in + model.encode_delay * rate / model_rate
+            )
+            stages = [from_host.count_stage(), block_stage(1, block), up.count_stage()]
+            prime = fifo_prime(stages, latent_buffers, in_ratio=LATENT_RATIO)
+            self.primes["decode"][rate] = prime
+            exact["decode"][rate] = prime + up.delay + model.decode_delay * rate / model_rate
+        self.latency: dict[str, int] = {}
+        for method, by_rate in exact.items():
+            slowest = max(by_rate.values())
+            unit = LATENT_RATIO if method == "encode" else 1  # the encode FIFO holds host latent frames
+            for rate, value in by_rate.items():
+                extra = math.ceil((slowest - value) / unit - 1e-9)
+                self.primes[method][rate] += extra
+                by_rate[rate] = value + extra * unit
+            self.latency[method] = round(max(by_rate.values()))
+        self.exact = exact
+
+
+class Stage1Streams(nn.Module):
+    """The streaming stage-1 model with the resampling chains of its three paths at both host rates.
+
+    ``encode``, ``decode`` and ``roundtrip`` carry their own state; one exported module is one nn~ object,
+    and each nn~ object calls one method, as the devices do.
+    """
+
+    def __init__(self, model: WaveformVAE, model_rate: int, primes: dict[str, dict[int, int]]) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.latent_size, self.block = model.latent_size, model.ratio
+        self.latent_ratio = LATENT_RATIO
+        frame_rate = model_rate / model.ratio
+        self.forward_in_44 = AudioIn(44100, model_rate, self.block)
+        self.forward_in_48 = AudioIn(48000, model_rate, self.block)
+        self.forward_out_44 = AudioOut(model_rate, 44100, primes["forward"][44100])
+        self.forward_out_48 = AudioOut(model_rate, 48000, primes["forward"][48000])
+        self.encode_in_44 = AudioIn(44100, model_rate, self.block)
+        self.encode_in_48 = AudioIn(48000, model_rate, self.block)
+        self.encode_out_44 = LatentOut(frame_rate, 44100, primes["encode"][44100])
+        self.encode_out_48 = LatentOut(frame_rate, 48000, primes["encode"][48000])
+        self.decode_in_44 = LatentRateConverter(44100 / LATENT_RATIO, frame_rate)
+        self.decode_in_48 = LatentRateConverter(48000 / LATENT_RATIO, frame_rate)
+        self.decode_out_44 = AudioOut(model_rate, 44100, primes["decode"][44100])
+        self.decode_out_48 = AudioOut(model_rate, 48000, primes["decode"][48000])
+        self.host_rate = HOST_RATES[0]
+
+    def _model_encode(self, blocks: Tensor) -> Tensor:
+        if blocks.shape[-1] == 0:
+            return blocks.new_zeros(blocks.shape[0], self.latent_size, 0)
+        return self.model.encode(blocks)[0]
+
+    def _model_decode(self, z: Tensor) -> Tensor:
+        if z.shape[-1] == 0:
+            return z.new_zeros(z.shape[0], 1, 0)
+        return self.model.decode(z)
+
+    @torch.jit.export
+    def roundtrip(self, x: Tensor) -> Tensor:
+        """Host audio ``[B, 1, n]`` -> resynthesised host audio ``[B, 1, n]`` (posterior mean)."""
+        n = x.shape[-1]
+        if self.host_rate == 44100:
+            return self.forward_out_44(self._model_decode(self._model_encode(self.forward_in_44(x))), n)
+        return self.forward_out_48(self._model_decode(self._model_encode(self.forward_in_48(x))), n)
+
+    @torch.jit.export
+    def encode(self, x: Tensor) -> Tensor:
+        """Host audio ``[B, 1, n]`` -> host latent frames ``[B, L, n / LATENT_RATIO]`` (posterior mean)."""
+        frames = x.shape[-1] // self.latent_ratio
+        if self.host_rate == 44100:
+            return self.encode_out_44(self._model_encode(self.encode_in_44(x)), frames)
+        return self.encode_out_48(self._model_encode(self.encode_in_48(x)), frames)
+
+    @torch.jit.export
+    def decode(self, z: Tensor, n: int) -> Tensor:
+        """Host latent frames ``[B, L, n / LATENT_RATIO]`` -> host audio ``[B, 1, n]``."""
+        if self.host_rate == 44100:
+            return self.decode_out_44(self._model_decode(self.decode_in_44(z)), n)
+        return self.decode_out_48(self._model_decode(self.decode_in_48(z)), n)
+
+    @torch.jit.export
+    def set_host_rate(self, rate: int) -> None:
+        if rate != 44100 and rate != 48000:
+            raise ValueError("the latentlive techno model runs at 44100 or 48000 Hz")
+        self.host_rate = rate
+
+
+def _finite(x: Tensor, limit: float) -> Tensor:
+    return torch.nan_to_num(x, 0.0, 0.0, 0.0).clamp(-limit, limit)
+
+
+class TechnoExport(nn_tilde.Module):
+    """Stage 1 for nn~: ``encode`` (audio -> latents), ``decode`` (latents -> audio), ``forward`` (audio ->
+    resynthesised audio). Latents are exchanged at ``LATENT_RATIO`` host samples per frame."""
+
+    def __init__(self, model: WaveformVAE, model_rate: int, plan: StreamPlan) -> None:
+        super().__init__()
+        self.streams = Stage1Streams(model, model_rate, plan.primes)
+        self.latent_size = model.latent_size
+        self.latent_limit = 10.0
+        self.latent_ratio, self.latent_bound = LATENT_RATIO, LATENT_BOUND
+        self.register_attribute("latency", plan.latency["forward"])
+        latents = [f"(signal) latent {i + 1}" for i in range(self.latent_size)]
+        self.register_method("encode", 1, 1, self.latent_size, LATENT_RATIO, ["(signal) audio in"], latents)
+        self.register_method("decode", self.latent_size, LATENT_RATIO, 1, 1, latents, ["(signal) audio out"])
+        self.register_method("forward", 1, 1, 1, 1, ["(signal) audio in"], ["(signal) audio out"])
+        self.reset()  # registration ran each method once on silence
+
+    @torch.jit.export
+    def encode(self, x: Tensor) -> Tensor:
+        return _finite(self.streams.encode(_finite(x, 10.0)), self.latent_bound)
+
+    @torch.jit.export
+    def decode(self, x: Tensor) -> Tensor:
+        n = x.shape[-1] * self.latent_ratio
+        return self.streams.decode(_finite(x, self.latent_limit), n)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.streams.roundtrip(_finite(x, 10.0))
+
+    @torch.jit.export
+    def set_sample_rate(self, sample_rate: int | None) -> None:
+        """nn~ passes the host rate: 44.1 and 48 kHz are supported, others refused."""
+        if sample_rate is None:
+            return
+        self.streams.set_host_rate(sample_rate)
+        self.sr = sample_rate
+        self.reset()
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forget every stream: the model's caches and every resampler and FIFO."""
+        self.streams.model.reset()
+        for chain in (
+            self.streams.forward_in_44,
+            self.streams.forward_in_48,
+            self.streams.encode_in_44,
+            self.streams.encode_in_48,
+        ):
+            chain.reset()
+        for out in (
+            self.streams.forward_out_44,
+            self.streams.forward_out_48,
+            self.streams.decode_out_44,
+            self.streams.decode_out_48,
+        ):
+            out.reset()
+        self.streams.encode_out_44.reset()
+        self.streams.encode_out_48.reset()
+        self.streams.decode_in_44.reset()
+        self.streams.decode_in_48.reset()
+
+
+class TechnoLoopsExport(nn_tilde.Module):
+    """Stages 1 and 2 for nn~: ``trajectory`` (macro latents + loop phase -> stage-1 latents), ``decode``
+    (stage-1 latents -> audio), ``loop`` (macro latents + phase -> audio) and ``encode`` (audio -> latents).
+
+    The phase is a 0..1 ramp over the loop (the last input channel); the loop of the current macro latents is
+    decoded once, again only when they change, and read at the phase of each frame (the last sample of each
+    ``LATENT_RATIO`` block, where nn~ would read it)."""
+
+    def __init__(self, model: WaveformVAE, prior: TrajectoryVAE, model_rate: int, plan: StreamPlan) -> None:
+        super().__init__()
+        self.streams = Stage1Streams(model, model_rate, plan.primes)
+        self.prior = prior.eval().requires_grad_(False)
+        self.latent_size, self.macro_size = model.latent_size, prior.macro_size
+        self.macro_limit = 10.0
+        self.latent_ratio, self.latent_bound = LATENT_RATIO, LATENT_BOUND
+        self.register_buffer("loop_macro", torch.zeros(1, prior.macro_size, prior.macro_frames))
+        self.register_buffer("loop_trajectory", prior.decode(self.loop_macro)[0])
+        self.register_attribute("latency", plan.latency["decode"])
+        macros = [f"(signal) macro {i + 1}" for i in range(self.macro_size)] + ["(signal) loop phase 0..1"]
+        latents = [f"(signal) latent {i + 1}" for i in range(self.latent_size)]
+        self.register_method(
+            "trajectory", self.macro_size + 1, 1, self.latent_size, LATENT_RATIO, macros, latents
+        )
+        self.register_method("decode", self.latent_size, LATENT_RATIO, 1, 1, latents, ["(signal) audio out"])
+        self.register_method("loop", self.macro_size + 1, 1, 1, 1, macros, ["(signal) audio out"])
+        self.register_method("encode", 1, 1, self.latent_size, LATENT_RATIO, ["(signal) audio in"], latents)
+        self.reset()
+
+    def _loop(self, macro: Tensor) -> Tensor:
+        """The decoded loop ``[B, L, K]`` of ``macro [B, M]``, re-decoded only when the macros change."""
+        macro = macro.unsqueeze(2).expand(-1, -1, self.prior.macro_frames)
+        if macro.shape != self.loop_macro.shape or not torch.equal(macro, self.loop_macro):
+            self.loop_macro = macro.clone()
+            self.loop_trajectory = self.prior.decode(macro)[0]
+        return self.loop_trajectory
+
+    @torch.jit.export
+    def trajectory(self, x: Tensor) -> Tensor:
+        """``[B, M + 1, n]`` (macros, phase) -> stage-1 latents ``[B, L, n / LATENT_RATIO]``."""
+        macro = _finite(x[:, : self.macro_size, -1], self.macro_limit)
+        phase = _finite(x[:, self.macro_size, self.latent_ratio - 1 :: self.latent_ratio], 1.0e6)
+        return _finite(read_at_phase(self._loop(macro), phase), self.latent_bound)
+
+    @torch.jit.export
+    def decode(self, x: Tensor) -> Tensor:
+        return self.streams.decode(_finite(x, self.macro_limit), x.shape[-1] * self.latent_ratio)
+
+    @torch.jit.export
+    def loop(self, x: Tensor) -> Tensor:
+        """``[B, M + 1, n]`` (macros, phase) -> audio ``[B, 1, n]``: ``trajectory`` then ``decode``."""
+        return self.streams.decode(self.trajectory(x), x.shape[-1])
+
+    @torch.jit.export
+    def encode(self, x: Tensor) -> Tensor:
+        return _finite(self.streams.encode(_finite(x, 10.0)), self.latent_bound)
+
+    @torch.jit.export
+    def set_sample_rate(self, sample_rate: int | None) -> None:
+        """nn~ passes the host rate: 44.1 and 48 kHz are supported, others refused."""
+        if sample_rate is None:
+            return
+        self.streams.set_host_rate(sample_rate)
+        self.sr = sample_rate
+        self.reset()
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.streams.model.reset()
+        self.streams.encode_in_44.reset()
+        self.streams.encode_in_48.reset()
+        self.streams.encode_out_44.reset()
+        self.streams.encode_out_48.reset()
+        self.streams.decode_in_44.reset()
+        self.streams.decode_in_48.reset()
+        self.streams.decode_out_44.reset()
+        self.streams.decode_out_48.reset()
+
+
+def _stage1(args: dict[str, Any], state: dict[str, Tensor]) -> WaveformVAE:
+    model = WaveformVAE(**args)
+    model.load_state_dict(state)
+    return model
+
+
+def _stream_facts(model: WaveformVAE, plan: StreamPlan) -> dict[str, Any]:
+    return {
+        "method_latency": plan.latency,
+        "primes": {
+            method: {str(r): p for r, p in by_rate.items()} for method, by_rate in plan.primes.items()
+        },
+        "model_delays": {
+            "encode": model.encode_delay,
+            "decode": model.decode_delay,
+            "forward": model.roundtrip_delay,
+        },
+    }
+
+
+def build_techno_export(checkpoint: dict[str, Any]) -> tuple[TechnoExport, dict[str, Any]]:
+    """Stage 1's wrapper and metadata from a trainer checkpoint."""
+    facts = checkpoint["metadata"]
+    model = _stage1(checkpoint["model_args"], checkpoint["model_state"])
+    plan = StreamPlan(model, int(facts["sample_rate"]))
+    wrapper = TechnoExport(model, int(facts["sample_rate"]), plan)
+    latency = plan.latency["forward"]
+    metadata = {
+        "model": "techno",
+        "latent_size": model.latent_size,
+        "latent_ratio": LATENT_RATIO,
+        "ratio": model.ratio,
+        "sample_rate": int(facts["sample_rate"]),
+        "host_sample_rate": HOST_RATES[0],
+        "host_sample_rates": list(HOST_RATES),
+        "bars": int(facts["bars"]),
+        "attributes": {"latency": latency},
+        "latency_samples": latency,
+        "latency": latency,
+        **_stream_facts(model, plan),
+        "output_bounds": {"encode": LATENT_BOUND, "decode": AUDIO_BOUND, "forward": AUDIO_BOUND},
+    }
+    return wrapper, metadata
+
+
+def build_techno_prior_export(checkpoint: dict[str, Any]) -> tuple[TechnoLoopsExport, dict[str, Any]]:
+    """Stages 1 and 2 from a stage-2 checkpoint (which carries the stage-1 weights)."""
+    facts = checkpoint["metadata"]
+    model = _stage1(facts["stage1_args"], facts["stage1_state"])
+    prior = TrajectoryVAE(**checkpoint["model_args"])
+    prior.load_state_dict(checkpoint["model_state"])
+    plan = StreamPlan(model, int(facts["sample_rate"]))
+    wrapper = TechnoLoopsExport(model, prior, int(facts["sample_rate"]), plan)
+    latency = plan.latency["decode"]
+    metadata = {
+        "model": "techno_prior",
+        "latent_size": model.latent_size,
+        "macro_size": prior.macro_size,
+        "macro_frames": prior.macro_frames,
+        "latent_ratio": LATENT_RATIO,
+        "ratio": model.ratio,
+        "bars": int(facts["bars"]),
+        "sample_rate": int(facts["sample_rate"]),
+        "host_sample_rate": HOST_RATES[0],
+        "host_sample_rates": list(HOST_RATES),
+        "attributes": {"latency": latency},
+        "latency_samples": latency,
+        "latency": latency,
+        **_stream_facts(model, plan),
+        "output_bounds": {
+            "trajectory": LATENT_BOUND,
+            "decode": AUDIO_BOUND,
+            "loop": AUDIO_BOUND,
+            "encode": LATENT_BOUND,
+        },
+    }
+    return wrapper, metadata

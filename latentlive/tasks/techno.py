@@ -1,0 +1,353 @@
+"""Training task of the techno model, stage 1: a streaming waveform VAE on loops (16 kHz by default).
+
+Each step trains on a random crop of every loop in the batch (``crop`` samples, a multiple of the model's
+ratio). The reconstruction loss is the multi-scale spectral distance; the divergence is KL or WAE-MMD over
+the latent frames, with warm-up. From ``adversarial_after`` on (0: never) the encoder is frozen and the
+decoder is fine-tuned against a multi-scale discriminator (hinge loss and feature matching).
+"""
+
+from pathlib import Path
+from typing import Any
+
+import gin
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+from torch.utils.tensorboard import SummaryWriter
+
+from corpus.drum_corpus import split_by_index
+from latentlive.cache import cache_dir
+from latentlive.config import configured_arguments
+from latentlive.metrics import roughness, spearman_per_dimension
+from latentlive.tasks.base import TensorData
+from models.discriminator import (
+    MultiScaleDiscriminator,
+    feature_matching_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+)
+from models.spectral import loudness, multiscale_spectral_distance, spectral_centroid
+from models.vae import BetaSchedule, kl_standard_normal, mmd_imq, reparameterize
+from models.waveform_vae import WaveformVAE
+
+DIVERGENCES = ("kl", "mmd")
+
+
+def latent_frames_mmd(z: Tensor, frames: int = 512) -> Tensor:
+    """WAE divergence over time: ``mmd_imq`` between up to ``frames`` latent frames of ``z [B, L, T]`` (each
+    frame a sample of the aggregate posterior) and as many N(0, I) samples."""
+    codes = z.transpose(1, 2).reshape(-1, z.shape[1])
+    if len(codes) > frames:
+        codes = codes[torch.randperm(len(codes), device=z.device)[:frames]]
+    return mmd_imq(codes, torch.randn_like(codes))
+
+
+def frame_features(audio: Tensor, sample_rate: int, hop: int, frames: int) -> tuple[Tensor, Tensor]:
+    """Loudness (dB) and spectral centroid (Hz) of ``audio [B, T]`` at the latent rate, ``[B, frames]`` each
+    (one value per ``hop`` samples, centred on the latent frame)."""
+    level = loudness(audio, 4 * hop, hop)[:, :frames]
+    centroid = spectral_centroid(audio, sample_rate, 4 * hop, hop)[:, :frames]
+    return level, centroid
+
+
+def curves_figure(steps: np.ndarray, curves: dict[str, np.ndarray]) -> Figure:
+    """One panel per feature; one line per interpolated pair ``[P, S]`` against the interpolation step."""
+    figure = Figure(figsize=(4.0 * len(curves), 3.0))
+    axes = figure.subplots(1, len(curves), squeeze=False)[0]
+    for ax, (name, values) in zip(axes, curves.items(), strict=True):
+        for line in values:
+            ax.plot(steps, line, marker="o", ms=3)
+        ax.set_xlabel("interpolation step (0: loop A, 1: loop B)")
+        ax.set_title(name, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def correlation_figure(rho: dict[str, np.ndarray]) -> Figure:
+    """Bars of the Spearman correlation of each latent dimension with each feature."""
+    figure = Figure(figsize=(6.0, 3.0))
+    ax = figure.subplots()
+    width = 0.8 / len(rho)
+    for i, (name, values) in enumerate(rho.items()):
+        ax.bar(np.arange(len(values)) + i * width, values, width, label=name)
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("Spearman rho")
+    ax.set_ylim(-1, 1)
+    ax.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+@gin.configurable
+class TechnoTask:
+    """Stage 1 of the techno model on loops (built-in procedural techno, or a folder given with ``--db``).
+
+    Args:
+        sample_rate: rate of the model's audio (Hz).
+        length: samples per loop example (crops of ``bars`` bars start on a downbeat when the tempo is known).
+        bars: bars per loop (1, 2 or 4).
+        examples: loops in the built-in corpus (a cap for ``--db`` folders).
+        val_fraction: share of the loops held out for evaluation.
+        crop: samples of each loop seen per training step (a multiple of the model's ratio).
+        divergence: ``kl`` or ``mmd`` (WAE: MMD between latent frames and N(0, I)).
+        beta: final weight of the divergence, reached by the warm-up.
+        beta_schedule: ``constant``, ``linear`` or ``cyclical``.
+        warmup_steps: steps of the warm-up.
+        adversarial_after: first step of the adversarial phase (encoder frozen); 0 disables it.
+        adversarial_weight, feature_matching_weight: weights of the generator's adversarial terms.
+        discriminator_scales: waveform scales seen by the discriminator.
+        discriminator_capacity: width of its first layer.
+        interpolation_pairs, interpolation_steps: held-out loop pairs and steps of the smoothness metric.
+        media_examples: held-out loops played in TensorBoard.
+    """
+
+    name = "techno"
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        length: int = 65536,
+        bars: int = 2,
+        examples: int = 512,
+        val_fraction: float = 0.1,
+        crop: int = 16384,
+        divergence: str = "kl",
+        beta: float = 0.1,
+        beta_schedule: str = "linear",
+        warmup_steps: int = 20000,
+        adversarial_after: int = 0,
+        adversarial_weight: float = 1.0,
+        feature_matching_weight: float = 10.0,
+        discriminator_scales: int = 3,
+        discriminator_capacity: int = 16,
+        interpolation_pairs: int = 4,
+        interpolation_steps: int = 9,
+        media_examples: int = 4,
+    ) -> None:
+        if divergence not in DIVERGENCES:
+            raise ValueError(f"TechnoTask.divergence must be one of {DIVERGENCES}, got {divergence!r}")
+        if bars not in (1, 2, 4):
+            raise ValueError(f"TechnoTask.bars must be 1, 2 or 4, got {bars}")
+        self.sample_rate, self.length, self.bars, self.examples = sample_rate, length, bars, examples
+        self.val_fraction, self.crop, self.divergence = val_fraction, crop, divergence
+        self.beta = BetaSchedule(beta_schedule, 0.0, beta, warmup_steps)
+        self.adversarial_after = adversarial_after
+        self.adversarial_weight, self.feature_matching_weight = adversarial_weight, feature_matching_weight
+        self.discriminator_scales, self.discriminator_capacity = discriminator_scales, discriminator_capacity
+        self.interpolation_pairs, self.interpolation_steps = interpolation_pairs, interpolation_steps
+        self.media_examples = media_examples
+        self.db: str | None = None
+        self._model: WaveformVAE | None = None
+        self._discriminator: nn.Module | None = None
+
+    # -- data and model ------------------------------------------------------------------------------
+
+    def corpus_settings(self) -> dict[str, Any]:
+        """What selects the corpus; stage 2 reloads the same loops with it."""
+        return {
+            "sample_rate": self.sample_rate,
+            "length": self.length,
+            "bars": self.bars,
+            "examples": self.examples,
+        }
+
+    def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
+        data = load_loop_tensors(db, self.corpus_settings(), log)
+        self.db = str(db) if db is not None else None
+        train_idx, val_idx = (torch.as_tensor(i) for i in split_by_index(len(data), self.val_fraction, seed))
+        return TensorData(data.take(train_idx)), TensorData(data.take(val_idx))
+
+    def build_model(self) -> tuple[WaveformVAE, dict[str, Any]]:
+        args = configured_arguments(WaveformVAE)
+        self._model = WaveformVAE(**args)
+        if self.crop % self._model.ratio or self.length % self._model.ratio:
+            raise ValueError(
+                f"TechnoTask.crop={self.crop} and length={self.length} must be multiples of the model's "
+                f"ratio {self._model.ratio}"
+            )
+        return self._model, args
+
+    def build_discriminator(self) -> nn.Module | None:
+        if self.adversarial_after <= 0:
+            return None
+        self._discriminator = MultiScaleDiscriminator(
+            scales=self.discriminator_scales, capacity=self.discriminator_capacity
+        )
+        return self._discriminator
+
+    def adversarial(self, step: int) -> bool:
+        return 0 < self.adversarial_after <= step
+
+    # -- losses ----------------------------------------------------------------------------------
+
+    def _crops(self, audio: Tensor) -> Tensor:
+        """A random ``crop`` of each loop ``[B, T] -> [B, 1, crop]`` (offsets from the checkpointed RNG)."""
+        if self.crop >= audio.shape[1]:
+            return audio.unsqueeze(1)
+        offsets = torch.randint(0, audio.shape[1] - self.crop + 1, (len(audio),))
+        index = offsets[:, None].to(audio.device) + torch.arange(self.crop, device=audio.device)
+        return audio.gather(1, index).unsqueeze(1)
+
+    def losses(self, model: nn.Module, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
+        x = self._crops(batch["audio"])
+        if self.adversarial(step):  # the encoder is frozen: only the decoder learns from here on
+            core = model.module if hasattr(model, "module") else model
+            with torch.no_grad():
+                mean, logvar = core.encode(x)
+            z = reparameterize(mean, logvar)
+            audio = core.decode(z)
+        else:
+            audio, mean, logvar, z = model(x)
+        losses = {"loss/spectral_distance": multiscale_spectral_distance(audio, x)}
+        if self.adversarial(step):
+            assert self._discriminator is not None
+            real = [[f.detach() for f in scale] for scale in self._discriminator(x)]
+            fake = self._discriminator(audio)
+            losses["loss/adversarial"] = hinge_generator_loss([scale[-1] for scale in fake])
+            losses["loss/feature_matching"] = feature_matching_loss(real, fake)
+        elif self.divergence == "kl":
+            losses["loss/divergence"] = (
+                kl_standard_normal(mean.transpose(1, 2), logvar.transpose(1, 2)).mean() / (mean.shape[2])
+            )
+        else:
+            losses["loss/divergence"] = latent_frames_mmd(z)
+        return losses
+
+    def discriminator_losses(
+        self, model: nn.Module, discriminator: nn.Module, batch: dict[str, Tensor], step: int
+    ) -> dict[str, Tensor]:
+        x = self._crops(batch["audio"])
+        core = model.module if hasattr(model, "module") else model
+        with torch.no_grad():
+            mean, logvar = core.encode(x)
+            fake = core.decode(reparameterize(mean, logvar))
+        real_scores = [scale[-1] for scale in discriminator(x)]
+        fake_scores = [scale[-1] for scale in discriminator(fake)]
+        return {"loss/discriminator": hinge_discriminator_loss(real_scores, fake_scores)}
+
+    def loss_weights(self, step: int) -> dict[str, float]:
+        return {
+            "loss/spectral_distance": 1.0,
+            "loss/divergence": self.beta(step),
+            "loss/adversarial": self.adversarial_weight,
+            "loss/feature_matching": self.feature_matching_weight,
+            "loss/discriminator": 1.0,
+        }
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: TensorData) -> dict[str, float]:
+        """Held-out multi-scale spectral distance of reconstructions from the posterior mean, the KL per latent
+        frame, the Spearman correlation of each latent dimension with loudness and spectral centroid (the
+        best dimension's |rho| is logged), and the roughness of loudness and centroid along linear
+        interpolations between pairs of held-out loops (0 for a straight line)."""
+        device = next(model.parameters()).device
+        x = data.tensors["audio"].to(device).unsqueeze(1)
+        mean, logvar, recon = self._reconstruct(model, x)
+        metrics = {
+            "eval/spectral_distance": float(
+                np.mean([multiscale_spectral_distance(r, t).item() for r, t in zip(recon, x, strict=True)])
+            ),
+            "eval/kl_per_frame": (kl_standard_normal(mean, logvar) / mean.shape[2]).mean().item(),
+            "eval/active_units": int((mean.transpose(1, 2).reshape(-1, mean.shape[1]).var(0) > 0.01).sum()),
+        }
+        rho = self.latent_correlations(mean, x[:, 0])
+        for name, values in rho.items():
+            metrics[f"eval/spearman_{name}"] = (
+                float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
+            )
+        curves = self.interpolation_curves(model, mean)
+        for name, values in curves.items():
+            metrics[f"eval/interpolation_roughness_{name}"] = float(np.mean([roughness(c) for c in values]))
+        return metrics
+
+    def _reconstruct(self, model: nn.Module, x: Tensor, chunk: int = 16) -> tuple[Tensor, Tensor, Tensor]:
+        means, logvars, recons = [], [], []
+        for part in x.split(chunk):
+            mean, logvar = model.encode(part)
+            means.append(mean)
+            logvars.append(logvar)
+            recons.append(model.decode(mean))
+        return torch.cat(means), torch.cat(logvars), torch.cat(recons)
+
+    def latent_correlations(self, mean: Tensor, audio: Tensor) -> dict[str, np.ndarray]:
+        """Spearman rho ``[L]`` of each latent dimension with loudness and with centroid over held-out frames."""
+        frames = mean.shape[2]
+        ratio = audio.shape[1] // frames
+        level, centroid = frame_features(audio, self.sample_rate, ratio, frames)
+        frames = min(frames, level.shape[1])
+        codes = mean[:, :, :frames].transpose(1, 2).reshape(-1, mean.shape[1]).cpu().numpy()
+        return {
+            "loudness": spearman_per_dimension(codes, level[:, :frames].reshape(-1).cpu().numpy()),
+            "centroid": spearman_per_dimension(codes, centroid[:, :frames].reshape(-1).cpu().numpy()),
+        }
+
+    def _pairs(self, count: int) -> list[tuple[int, int]]:
+        half = count // 2
+        return [(i, half + i) for i in range(min(self.interpolation_pairs, half))]
+
+    @torch.no_grad()
+    def interpolation_curves(self, model: nn.Module, mean: Tensor) -> dict[str, np.ndarray]:
+        """Mean loudness (dB) and centroid (Hz) of the loops decoded along ``(1 - a) z_A + a z_B``, ``[P, S]``."""
+        steps = torch.linspace(0, 1, self.interpolation_steps, device=mean.device)
+        level_curves, centroid_curves = [], []
+        for a, b in self._pairs(len(mean)):
+            path = (1 - steps)[:, None, None] * mean[a] + steps[:, None, None] * mean[b]
+            audio = torch.cat([model.decode(part) for part in path.split(8)])[:, 0]
+            ratio = audio.shape[1] // mean.shape[2]
+            level, centroid = frame_features(audio, self.sample_rate, ratio, mean.shape[2])
+            level_curves.append(level.mean(1).cpu().numpy())
+            centroid_curves.append(centroid.mean(1).cpu().numpy())
+        empty = np.zeros((0, self.interpolation_steps))
+        return {
+            "loudness": np.array(level_curves) if level_curves else empty,
+            "centroid": np.array(centroid_curves) if centroid_curves else empty,
+        }
+
+    @torch.no_grad()
+    def log_media(self, writer: SummaryWriter, model: nn.Module, data: TensorData, step: int) -> None:
+        device = next(model.parameters()).device
+        x = data.tensors["audio"].to(device).unsqueeze(1)
+        mean, _, recon = self._reconstruct(model, x[: max(self.media_examples, 2 * self.interpolation_pairs)])
+        for i in range(min(self.media_examples, len(x))):
+            writer.add_audio(f"audio/input/{i}", x[i].cpu().clamp(-1, 1), step, sample_rate=self.sample_rate)
+            writer.add_audio(
+                f"audio/reconstruction/{i}", recon[i].cpu().clamp(-1, 1), step, sample_rate=self.sample_rate
+            )
+        all_mean = self._reconstruct(model, x)[0]
+        writer.add_figure(
+            "latent/spearman", correlation_figure(self.latent_correlations(all_mean, x[:, 0])), step
+        )
+        curves = self.interpolation_curves(model, mean)
+        steps = np.linspace(0, 1, self.interpolation_steps)
+        writer.add_figure("interpolation/features", curves_figure(steps, curves), step)
+        pairs = self._pairs(len(mean))
+        if pairs:
+            a, b = pairs[0]
+            path = [(1 - s) * mean[a] + s * mean[b] for s in np.linspace(0, 1, 5)]
+            clip = torch.cat([model.decode(z[None])[0, 0] for z in path]).cpu().clamp(-1, 1)
+            writer.add_audio("audio/interpolation", clip[None], step, sample_rate=self.sample_rate)
+
+    def metadata(self) -> dict[str, Any]:
+        """What export and stage 2 need: the corpus settings and the model's rate and ratio."""
+        meta: dict[str, Any] = {**self.corpus_settings(), "db": self.db}
+        if self._model is not None:
+            meta.update(ratio=self._model.ratio, latent_size=self._model.latent_size)
+        return meta
+
+
+def load_loop_tensors(db: Path | None, settings: dict[str, Any], log: Any = print) -> TensorData:
+    """The loop corpus (``db`` or the built-in one, read with ``settings``, see ``corpus_settings``) as
+    tensors: ``audio [N, T]``, ``bpm [N]`` (NaN when unknown), ``loop_samples [N]``."""
+    from corpus.loops import load_loops
+
+    corpus = load_loops(db, seed=0, cache_dir=cache_dir(), log=log, **settings)
+    return TensorData(
+        {
+            "audio": torch.from_numpy(np.asarray(corpus.audio, dtype=np.float32)),
+            "bpm": torch.from_numpy(np.asarray(corpus.bpm, dtype=np.float32)),
+            "loop_samples": torch.from_numpy(np.asarray(corpus.loop_samples, dtype=np.int64)),
+        }
+    )

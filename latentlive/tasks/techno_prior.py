@@ -1,0 +1,253 @@
+"""Training task of the techno model, stage 2: a VAE over the stage-1 latent trajectories of whole loops.
+
+Every loop of the corpus is encoded once by the trained stage-1 model (``stage1_run``); the posterior over
+exactly one loop (``bars`` bars at the loop's tempo, from its downbeat) is resampled to ``frames_per_bar``
+frames per bar, so that frame ``k`` of ``K`` sits at bar phase ``k / K`` whatever the tempo. Stage 2 learns
+those trajectories with a macro latent per loop (or a few per loop) and one of two objectives:
+
+* ``nll``: the Gaussian log-likelihood of fixed stage-1 latents (``target = 'mean'`` or a fresh
+  ``'sample'`` of the stage-1 posterior each step);
+* ``kl``: the KL divergence from the stage-1 posterior to the decoded Gaussian.
+
+The stage-1 weights travel in this run's checkpoint, so export and rendering need this run alone.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import gin
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.utils.tensorboard import SummaryWriter
+
+from corpus.drum_corpus import split_by_index
+from latentlive.config import configured_arguments
+from latentlive.errors import UserError
+from latentlive.runs import RunFolder, load_checkpoint
+from latentlive.tasks.base import TensorData
+from latentlive.tasks.techno import load_loop_tensors
+from models.spectral import multiscale_spectral_distance
+from models.trajectory_vae import TrajectoryVAE, posterior_kl, read_at_phase, trajectory_nll
+from models.vae import BetaSchedule, kl_standard_normal
+from models.waveform_vae import WaveformVAE
+
+OBJECTIVES = ("nll", "kl")
+TARGETS = ("mean", "sample")
+
+
+def load_stage1(run_path: str | Path) -> tuple[WaveformVAE, dict[str, Any], dict[str, Any]]:
+    """The trained stage-1 model of ``run_path`` (eval mode, CPU), its constructor arguments and metadata."""
+    run = RunFolder(Path(run_path)).require_trained()
+    checkpoint = load_checkpoint(run.checkpoint)
+    if checkpoint.get("task") != "techno":
+        raise UserError(
+            f"{run.root}: TechnoPriorTask.stage1_run must be a stage-1 techno run (gin/techno.gin), "
+            f"not a {checkpoint.get('task')!r} run"
+        )
+    model = WaveformVAE(**checkpoint["model_args"])
+    model.load_state_dict(checkpoint["model_state"])
+    return model.eval(), checkpoint["model_args"], checkpoint["metadata"]
+
+
+def loop_positions(loop_samples: Tensor, ratio: int, frames: int) -> Tensor:
+    """Stage-1 frame positions (fractional) of ``frames`` evenly spaced bar phases of each loop:
+    ``loop_samples [N]`` -> ``[N, frames]``."""
+    phase = torch.arange(frames, dtype=torch.float64) / frames
+    return (loop_samples.double()[:, None] / ratio) * phase
+
+
+def resample_frames(sequence: Tensor, positions: Tensor) -> Tensor:
+    """Read ``sequence [N, L, T]`` at fractional frame ``positions [N, K]`` (linear) -> ``[N, L, K]``."""
+    start = positions.floor().long().clamp(0, sequence.shape[2] - 1)
+    end = (start + 1).clamp(max=sequence.shape[2] - 1)
+    weight = (positions - start.double()).clamp(0, 1).float().unsqueeze(1)
+    shape = (sequence.shape[0], sequence.shape[1], positions.shape[1])
+    before = sequence.gather(2, start.unsqueeze(1).expand(shape))
+    after = sequence.gather(2, end.unsqueeze(1).expand(shape))
+    return before + weight * (after - before)
+
+
+def decoded_loop(stage1: WaveformVAE, trajectory: Tensor, loop_samples: int) -> Tensor:
+    """Audio ``[B, loop_samples]`` of one loop from its phase-indexed trajectory ``[B, L, K]``: the trajectory
+    is read at the stage-1 frame times of the loop (wrapping) and decoded."""
+    frames = -(-loop_samples // stage1.ratio)
+    phase = (
+        torch.arange(frames, device=trajectory.device, dtype=trajectory.dtype) * stage1.ratio / loop_samples
+    )
+    latents = read_at_phase(trajectory, phase[None].expand(len(trajectory), frames))
+    return stage1.decode(latents)[:, 0, :loop_samples]
+
+
+def trajectory_figure(rows: dict[str, Tensor]) -> Figure:
+    """Image of each ``[L, K]`` trajectory: latent dimensions against bar phase."""
+    figure = Figure(figsize=(3.0 * len(rows), 2.6))
+    axes = figure.subplots(1, len(rows), squeeze=False)[0]
+    for ax, (title, trajectory) in zip(axes, rows.items(), strict=True):
+        ax.imshow(trajectory.cpu().numpy(), aspect="auto", origin="lower", cmap="coolwarm", vmin=-3, vmax=3)
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("frame (bar phase)")
+        ax.set_ylabel("stage-1 latent")
+    figure.tight_layout()
+    return figure
+
+
+@gin.configurable
+class TechnoPriorTask:
+    """Stage 2 of the techno model: loops of stage-1 latents -> a macro latent per loop.
+
+    Args:
+        stage1_run: the trained stage-1 run (``gin/techno.gin``).
+        frames_per_bar: trajectory frames per bar (``K = frames_per_bar * bars``).
+        objective: ``nll`` or ``kl`` (see the module docstring).
+        target: with ``nll``, fit the stage-1 posterior ``mean`` or a fresh ``sample`` of it.
+        beta, beta_schedule, warmup_steps: the weight of the macro KL and its warm-up.
+        val_fraction: share of the loops held out.
+        media_examples: sampled and reconstructed loops played in TensorBoard.
+    """
+
+    name = "techno_prior"
+
+    def __init__(
+        self,
+        stage1_run: str = "runs/techno",
+        frames_per_bar: int = 64,
+        objective: str = "kl",
+        target: str = "mean",
+        beta: float = 1.0,
+        beta_schedule: str = "linear",
+        warmup_steps: int = 2000,
+        val_fraction: float = 0.1,
+        media_examples: int = 4,
+    ) -> None:
+        if objective not in OBJECTIVES:
+            raise ValueError(f"TechnoPriorTask.objective must be one of {OBJECTIVES}, got {objective!r}")
+        if target not in TARGETS:
+            raise ValueError(f"TechnoPriorTask.target must be one of {TARGETS}, got {target!r}")
+        self.stage1_run, self.frames_per_bar = stage1_run, frames_per_bar
+        self.objective, self.target = objective, target
+        self.beta = BetaSchedule(beta_schedule, 0.0, beta, warmup_steps)
+        self.val_fraction, self.media_examples = val_fraction, media_examples
+        self.stage1, self.stage1_args, self.stage1_meta = load_stage1(stage1_run)
+        self.bars = int(self.stage1_meta["bars"])
+        self.frames = frames_per_bar * self.bars
+        self.sample_rate = int(self.stage1_meta["sample_rate"])
+        self._model: TrajectoryVAE | None = None
+
+    @torch.no_grad()
+    def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
+        settings = {key: self.stage1_meta[key] for key in ("sample_rate", "length", "bars", "examples")}
+        if db is None and self.stage1_meta.get("db"):
+            db = Path(self.stage1_meta["db"])
+        corpus = load_loop_tensors(db, settings, log)
+        audio, loop_samples = corpus.tensors["audio"], corpus.tensors["loop_samples"]
+        log(f"encoding {len(audio)} loops with the stage-1 model of {self.stage1_run}")
+        means, logvars = [], []
+        for part in audio.split(16):
+            mean, logvar = self.stage1.encode(part.unsqueeze(1))
+            means.append(mean)
+            logvars.append(logvar)
+        positions = loop_positions(loop_samples, self.stage1.ratio, self.frames)
+        data = {
+            "mean": resample_frames(torch.cat(means), positions),
+            "logvar": resample_frames(torch.cat(logvars), positions),
+            "audio": audio,
+            "loop_samples": loop_samples,
+        }
+        train_idx, val_idx = (torch.as_tensor(i) for i in split_by_index(len(audio), self.val_fraction, seed))
+        train = TensorData({k: v[train_idx] for k, v in data.items() if k not in ("audio",)})
+        return train, TensorData({k: v[val_idx] for k, v in data.items()})
+
+    def build_model(self) -> tuple[TrajectoryVAE, dict[str, Any]]:
+        args = configured_arguments(TrajectoryVAE)
+        args.update(latent_size=self.stage1.latent_size, frames=self.frames)
+        self._model = TrajectoryVAE(**args)
+        return self._model, args
+
+    def _target(self, batch: dict[str, Tensor]) -> Tensor:
+        if self.target == "sample":
+            return batch["mean"] + torch.exp(0.5 * batch["logvar"]) * torch.randn_like(batch["mean"])
+        return batch["mean"]
+
+    def _terms(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        out = model(batch["mean"] if self.objective == "kl" else self._target(batch))
+        if self.objective == "kl":
+            fit = posterior_kl(out, batch["mean"], batch["logvar"])
+        else:
+            fit = trajectory_nll(out, self._target(batch))
+        return fit, kl_standard_normal(out.posterior_mean, out.posterior_logvar)
+
+    def losses(self, model: nn.Module, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
+        fit, kl = self._terms(model, batch)
+        return {f"loss/{self.objective}": fit.mean(), "loss/divergence": kl.mean()}
+
+    def loss_weights(self, step: int) -> dict[str, float]:
+        return {f"loss/{self.objective}": 1.0, "loss/divergence": self.beta(step)}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: TensorData) -> dict[str, float]:
+        """Held-out objective and macro KL, the ELBO-like total, the RMS error of the decoded trajectory mean
+        against the stage-1 means, and the multi-scale spectral distance between each held-out loop and its
+        resynthesis through both stages (macro mean -> trajectory -> stage-1 decoder)."""
+        device = next(model.parameters()).device
+        self.stage1.to(device)
+        batch = data.take(slice(None), device)
+        fit, kl = self._terms(model, batch)
+        macro, _ = model.encode(batch["mean"])
+        decoded, _ = model.decode(macro)
+        metrics = {
+            f"eval/{self.objective}": fit.mean().item(),
+            "eval/kl": kl.mean().item(),
+            "eval/total": (fit + kl).mean().item(),
+            "eval/trajectory_rmse": F.mse_loss(decoded, batch["mean"]).sqrt().item(),
+        }
+        distances = []
+        for i in range(len(decoded)):
+            samples = int(batch["loop_samples"][i])
+            audio = decoded_loop(self.stage1, decoded[i : i + 1], samples)
+            distances.append(multiscale_spectral_distance(audio, batch["audio"][i : i + 1, :samples]).item())
+        metrics["eval/loop_spectral_distance"] = float(np.mean(distances)) if distances else 0.0
+        return metrics
+
+    @torch.no_grad()
+    def sample_loops(
+        self, model: TrajectoryVAE, count: int, loop_samples: int, temperature: float = 1.0
+    ) -> Tensor:
+        """``count`` new loops from the macro prior: audio ``[count, loop_samples]``."""
+        device = next(model.parameters()).device
+        macro = temperature * torch.randn(count, model.macro_size, model.macro_frames, device=device)
+        return decoded_loop(self.stage1.to(device), model.decode(macro)[0], loop_samples)
+
+    @torch.no_grad()
+    def log_media(self, writer: SummaryWriter, model: nn.Module, data: TensorData, step: int) -> None:
+        device = next(model.parameters()).device
+        batch = data.take(slice(0, self.media_examples), device)
+        samples = int(data.tensors["loop_samples"].median())
+        for i, loop in enumerate(self.sample_loops(model, self.media_examples, samples).cpu()):
+            tiled = loop.repeat(2).clamp(-1, 1)[None]  # twice, to hear the seam
+            writer.add_audio(f"audio/sampled_loop/{i}", tiled, step, sample_rate=self.sample_rate)
+        macro, _ = model.encode(batch["mean"])
+        decoded, _ = model.decode(macro)
+        for i in range(len(decoded)):
+            own = int(batch["loop_samples"][i])
+            audio = decoded_loop(self.stage1.to(device), decoded[i : i + 1], own)[0].cpu().clamp(-1, 1)
+            writer.add_audio(
+                f"audio/through_both_stages/{i}", audio[None], step, sample_rate=self.sample_rate
+            )
+        if len(decoded):
+            figure = trajectory_figure({"stage 1 (loop 0)": batch["mean"][0], "stage 2 decode": decoded[0]})
+            writer.add_figure("trajectory/loop_0", figure, step)
+
+    def metadata(self) -> dict[str, Any]:
+        """What export and rendering need: the loop settings and the whole stage-1 model."""
+        return {
+            "bars": self.bars,
+            "frames": self.frames,
+            "sample_rate": self.sample_rate,
+            "stage1_run": str(self.stage1_run),
+            "stage1_args": self.stage1_args,
+            "stage1_metadata": self.stage1_meta,
+            "stage1_state": self.stage1.state_dict(),
+        }
