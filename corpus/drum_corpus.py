@@ -97,6 +97,15 @@ def split_by_index(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, 
     return np.sort(order[n_val:]).astype(np.int64), np.sort(order[:n_val]).astype(np.int64)
 
 
+def split_by_group(groups: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`split_by_index`, over groups: examples that share a group id (crops of one file) all land
+    on the same side, so held-out metrics never score material seen in training. Returns index arrays."""
+    names, group_of = np.unique(np.asarray(groups), return_inverse=True)
+    train_groups, _ = split_by_index(len(names), val_fraction, seed)
+    in_train = np.isin(group_of, train_groups)
+    return np.flatnonzero(in_train).astype(np.int64), np.flatnonzero(~in_train).astype(np.int64)
+
+
 def split_unseen_patterns(grids: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split ``grids [N, ...]`` so that no validation pattern also occurs in training.
 

@@ -285,7 +285,7 @@ class TechnoLoopsExport(nn_tilde.Module):
         self.streams = Stage1Streams(model, model_rate, plan.primes)
         self.prior = prior.eval().requires_grad_(False)
         self.latent_size, self.macro_size = model.latent_size, prior.macro_size
-        self.macro_limit = 10.0
+        self.macro_limit, self.latent_limit = 10.0, 10.0
         self.latent_ratio, self.latent_bound = LATENT_RATIO, LATENT_BOUND
         self.register_buffer("loop_macro", torch.zeros(1, prior.macro_size, prior.macro_frames))
         self.register_buffer("loop_trajectory", prior.decode(self.loop_macro)[0])
@@ -317,7 +317,7 @@ class TechnoLoopsExport(nn_tilde.Module):
 
     @torch.jit.export
     def decode(self, x: Tensor) -> Tensor:
-        return self.streams.decode(_finite(x, self.macro_limit), x.shape[-1] * self.latent_ratio)
+        return self.streams.decode(_finite(x, self.latent_limit), x.shape[-1] * self.latent_ratio)
 
     @torch.jit.export
     def loop(self, x: Tensor) -> Tensor:

@@ -133,7 +133,7 @@ def spearman_per_dimension(latents: np.ndarray, feature: np.ndarray) -> np.ndarr
 
 def roughness(curve: np.ndarray) -> float:
     """Smoothness of a curve sampled at evenly spaced interpolation steps ``[S]`` (S >= 3): the mean absolute
-    second difference divided by the curve's range (0 for a straight line; about 1 for a zig-zag over its full
+    second difference divided by the curve's range (0 for a straight line, 2 for a zig-zag over its full
     range), so loudness in dB and centroid in Hz read on the same scale."""
     span = float(np.ptp(curve))
     if len(curve) < 3 or span == 0.0:

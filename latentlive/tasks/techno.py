@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from corpus.drum_corpus import split_by_index
+from corpus.drum_corpus import split_by_group
 from latentlive.cache import cache_dir
 from latentlive.config import configured_arguments
 from latentlive.metrics import roughness, spearman_per_dimension
@@ -155,8 +155,7 @@ class TechnoTask:
     def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
         data = load_loop_tensors(db, self.corpus_settings(), log)
         self.db = str(db) if db is not None else None
-        train_idx, val_idx = (torch.as_tensor(i) for i in split_by_index(len(data), self.val_fraction, seed))
-        return TensorData(data.take(train_idx)), TensorData(data.take(val_idx))
+        return split_loops(data, self.val_fraction, seed)
 
     def build_model(self) -> tuple[WaveformVAE, dict[str, Any]]:
         args = configured_arguments(WaveformVAE)
@@ -338,9 +337,16 @@ class TechnoTask:
         return meta
 
 
+def split_loops(data: TensorData, val_fraction: float, seed: int) -> tuple[TensorData, TensorData]:
+    """``(train, validation)``: crops of one file stay together (``group``), the same split for both stages."""
+    train_idx, val_idx = split_by_group(data.tensors["group"].numpy(), val_fraction, seed)
+    return TensorData(data.take(torch.as_tensor(train_idx))), TensorData(data.take(torch.as_tensor(val_idx)))
+
+
 def load_loop_tensors(db: Path | None, settings: dict[str, Any], log: Any = print) -> TensorData:
     """The loop corpus (``db`` or the built-in one, read with ``settings``, see ``corpus_settings``) as
-    tensors: ``audio [N, T]``, ``bpm [N]`` (NaN when unknown), ``loop_samples [N]``."""
+    tensors: ``audio [N, T]``, ``bpm [N]`` (NaN when unknown), ``loop_samples [N]`` and ``group [N]`` (the
+    index of the file each crop comes from; every built-in loop is its own)."""
     from corpus.loops import load_loops
 
     corpus = load_loops(db, seed=0, cache_dir=cache_dir(), log=log, **settings)
@@ -349,5 +355,8 @@ def load_loop_tensors(db: Path | None, settings: dict[str, Any], log: Any = prin
             "audio": torch.from_numpy(np.asarray(corpus.audio, dtype=np.float32)),
             "bpm": torch.from_numpy(np.asarray(corpus.bpm, dtype=np.float32)),
             "loop_samples": torch.from_numpy(np.asarray(corpus.loop_samples, dtype=np.int64)),
+            "group": torch.from_numpy(
+                np.unique([s.split("@")[0] for s in corpus.sources], return_inverse=True)[1]
+            ),
         }
     )

@@ -23,12 +23,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from corpus.drum_corpus import split_by_index
 from latentlive.config import configured_arguments
 from latentlive.errors import UserError
 from latentlive.runs import RunFolder, load_checkpoint
 from latentlive.tasks.base import TensorData
-from latentlive.tasks.techno import load_loop_tensors
+from latentlive.tasks.techno import load_loop_tensors, split_loops
 from models.spectral import multiscale_spectral_distance
 from models.trajectory_vae import TrajectoryVAE, posterior_kl, read_at_phase, trajectory_nll
 from models.vae import BetaSchedule, kl_standard_normal
@@ -155,10 +154,11 @@ class TechnoPriorTask:
             "logvar": resample_frames(torch.cat(logvars), positions),
             "audio": audio,
             "loop_samples": loop_samples,
+            "group": corpus.tensors["group"],
         }
-        train_idx, val_idx = (torch.as_tensor(i) for i in split_by_index(len(audio), self.val_fraction, seed))
-        train = TensorData({k: v[train_idx] for k, v in data.items() if k not in ("audio",)})
-        return train, TensorData({k: v[val_idx] for k, v in data.items()})
+        train, val = split_loops(TensorData(data), self.val_fraction, seed)
+        del train.tensors["audio"]  # only held-out loops are listened to
+        return train, val
 
     def build_model(self) -> tuple[TrajectoryVAE, dict[str, Any]]:
         args = configured_arguments(TrajectoryVAE)
