@@ -7,16 +7,20 @@ Without ``--run`` a short run of the model's full-size gin file is trained in a 
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from export.exporter import export_run
-from export.host import NNHost, load_ts, method_spec, one_thread, time_calls
+from export.host import NNHost, load_ts, method_spec, one_thread, threaded_delay, time_calls
+from export.metadata import read_metadata
 from latentlive.config import PROJECT_ROOT, parse_gin
+from latentlive.errors import UserError
 from latentlive.files import atomic_write_json
-from latentlive.runs import RunFolder
+from latentlive.runs import RunFolder, load_checkpoint
 
 # Short runs of the full-size gin files: speed does not depend on how well the model has learned.
 BENCH_TRAINING = {
@@ -38,6 +42,14 @@ def _train_for_bench(model_name: str, folder: Path) -> RunFolder:
     run.root.mkdir(parents=True)
     train(run, device="cuda" if torch.cuda.is_available() else "cpu")
     return run
+
+
+def _export_is_current(run: RunFolder) -> bool:
+    """Whether the run's streaming export is newer than its checkpoint (exporting techno takes a while)."""
+    path = run.exported_model
+    if not path.is_file() or path.stat().st_mtime < run.checkpoint.stat().st_mtime:
+        return False
+    return bool(read_metadata(path).get("streaming"))
 
 
 def bench_drums(ts_path: Path, run: RunFolder) -> dict[str, Any]:
@@ -106,7 +118,8 @@ def bench_model(model_name: str, run: Path | None = None, out: Path | None = Non
     """Measure ``model_name`` (train and export a short run when ``run`` is None); print and write JSON."""
     with tempfile.TemporaryDirectory() as scratch:
         the_run = RunFolder(run).require_trained() if run else _train_for_bench(model_name, Path(scratch))
-        export_run(the_run.root, streaming=True)
+        if not (model_name == "techno" and _export_is_current(the_run)):
+            export_run(the_run.root, streaming=True)
         results = {
             "model": model_name,
             "torch_version": torch.__version__,
@@ -128,9 +141,244 @@ def _write_and_print(name: str, results: dict[str, Any], out: Path | None) -> di
     atomic_write_json(target, results)
     for key, value in results.items():
         if isinstance(value, dict) and key != "eval":
-            value = ", ".join(f"{k} {v:.4g}" for k, v in value.items())
+            value = ", ".join(
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()
+            )
         elif isinstance(value, float):
             value = f"{value:.4g}"
         print(f"{key:40s} {value}")
     print(f"wrote {target}")
     return results
+
+
+# -- techno ----------------------------------------------------------------------------------------
+
+TECHNO_RATE, TECHNO_BUFFER = 48000, 2048  # host rate and nn~ buffer of the techno figures
+TECHNO_DECODE_GOAL = 50.0  # decode at least 50x faster than real time on one thread
+TECHNO_METHODS = ("decode", "encode", "forward", "loop")  # those the exported file has are measured
+NN_HOST_BLOCK = 64
+BENCH_TRAINING["techno"] = [  # two steps at full size make a run to export; training speed is measured apart
+    "train.max_steps = 2",
+    "train.eval_every = 2",
+    "train.media_every = 2",
+    "train.checkpoint_every = 2",
+    "TechnoTask.examples = 8",
+    "TechnoTask.val_fraction = 0.25",
+    "TechnoTask.interpolation_pairs = 1",
+    "TechnoTask.media_examples = 1",
+]
+
+
+def _cycling(inputs: list[Tensor], call: Callable[[Tensor], object]) -> Callable[[], object]:
+    """A call without arguments that feeds ``inputs`` in turn, so that a stream sees fresh buffers."""
+    position = [0]
+
+    def next_call() -> object:
+        position[0] += 1
+        return call(inputs[(position[0] - 1) % len(inputs)])
+
+    return next_call
+
+
+def _method_inputs(module: torch.nn.Module, method: str, count: int = 32) -> list[Tensor]:
+    """``count`` successive nn~ inputs of ``method`` for one ``TECHNO_BUFFER``: latents ``N(0, 1)``, audio
+    noise at -20 dBFS, or (``loop``) constant macros with a phase that ramps over 2 s."""
+    spec = method_spec(module, method)
+    generator = torch.Generator().manual_seed(0)
+    frames = TECHNO_BUFFER // spec.in_ratio
+    inputs = []
+    for i in range(count):
+        if method == "loop":
+            x = torch.zeros(1, spec.in_channels, frames)
+            x[0, -1] = ((i * TECHNO_BUFFER + torch.arange(frames)) / (2.0 * TECHNO_RATE)) % 1.0
+        else:
+            scale = 1.0 if spec.in_ratio > 1 else 0.1
+            x = scale * torch.randn(1, spec.in_channels, frames, generator=generator)
+        inputs.append(x)
+    return inputs
+
+
+def _streaming_figures(module: torch.nn.Module, method: str, repeats: int) -> dict[str, float]:
+    """One nn~ call of ``method`` per ``TECHNO_BUFFER`` at ``TECHNO_RATE``, streamed on one thread: p50 and
+    p99 in ms, and the buffer period over each (the real-time factor)."""
+    module.set_sample_rate(TECHNO_RATE)  # also resets every stream
+    with one_thread(), torch.no_grad():
+        times = time_calls(_cycling(_method_inputs(module, method), getattr(module, method)), repeats, 10)
+    module.reset()
+    period_ms = 1e3 * TECHNO_BUFFER / TECHNO_RATE
+    return {
+        **times,
+        "real_time_factor": period_ms / times["p50_ms"],
+        "p99_real_time_factor": period_ms / times["p99_ms"],
+    }
+
+
+def _raw_model_figures(module: torch.nn.Module, model_rate: int, repeats: int) -> dict[str, dict[str, float]]:
+    """The scripted streaming stage-1 model inside the file, alone at the model rate (no resampling, no
+    FIFOs): ``TECHNO_BUFFER`` model samples per call, on one thread."""
+    model = module.streams.model
+    ratio, latent_size = int(module.streams.block), int(module.streams.latent_size)
+    generator = torch.Generator().manual_seed(0)
+    latents = [torch.randn(1, latent_size, TECHNO_BUFFER // ratio, generator=generator) for _ in range(32)]
+    audio = [0.1 * torch.randn(1, 1, TECHNO_BUFFER, generator=generator) for _ in range(32)]
+    period_ms = 1e3 * TECHNO_BUFFER / model_rate
+    figures = {}
+    for name, call, inputs in (("decode", model.decode, latents), ("encode", model.encode, audio)):
+        model.reset()
+        with one_thread(), torch.no_grad():
+            times = time_calls(_cycling(inputs, call), repeats, 10)
+        figures[name] = {**times, "real_time_factor": period_ms / times["p50_ms"]}
+    module.reset()
+    return figures
+
+
+def _resident_bytes(field_name: str) -> int | None:
+    """``VmRSS`` or ``VmHWM`` (the peak) of this process in bytes, None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux: ``5`` to ``/proc/self/clear_refs``); False where impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _max_rss_bytes() -> int:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
+def _techno_training_sizes() -> tuple[int, int, int]:
+    """``(batch_size, crop, length)`` of gin/techno.gin (parsing it replaces the gin config in force)."""
+    import gin
+
+    parse_gin([PROJECT_ROOT / "gin" / "techno.gin"])
+    return (
+        int(gin.query_parameter("train.batch_size")),
+        int(gin.query_parameter("TechnoTask.crop")),
+        int(gin.query_parameter("TechnoTask.length")),
+    )
+
+
+def bench_techno_training(model_args: dict[str, Any], device: str, steps: int = 3) -> dict[str, float]:
+    """Stage-1 training steps per second (after one warm-up step) and peak memory on ``device``, for the model
+    of ``model_args`` at gin/techno.gin's batch and crop (KL phase; random audio: speed ignores content).
+
+    CPU memory: the peak resident size while the model, optimizer, batch and steps live, above the resident
+    size before them (``VmHWM``; ``ru_maxrss`` growth where /proc is missing). CUDA: ``max_memory_allocated``.
+    """
+    import cached_conv as cc
+
+    from latentlive.tasks.techno import TechnoTask
+    from latentlive.training import weighted_total
+    from models.waveform_vae import WaveformVAE
+
+    batch_size, crop, length = _techno_training_sizes()
+    on_cuda = device.startswith("cuda")
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    window = _reset_peak_rss()
+    before = (_resident_bytes("VmRSS") if window else None) or _max_rss_bytes()
+    was_streaming = bool(cc.USE_BUFFER_CONV)
+    cc.use_cached_conv(False)  # training runs the offline layers
+    try:
+        model = WaveformVAE(**model_args).to(device).train()
+    finally:
+        cc.use_cached_conv(was_streaming)
+    task = TechnoTask(crop=crop, length=length, adversarial_after=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    generator = torch.Generator().manual_seed(0)
+    batch = {"audio": (0.1 * torch.randn(batch_size, length, generator=generator)).to(device)}
+
+    def train_step() -> None:
+        total = weighted_total(task.losses(model, batch, 1), task.loss_weights(1))
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        if on_cuda:
+            torch.cuda.synchronize(device)
+
+    train_step()  # warm-up: allocator, optimizer state, cuDNN plans
+    start = time.perf_counter()
+    for _ in range(steps):
+        train_step()
+    seconds = time.perf_counter() - start
+    if on_cuda:
+        peak = torch.cuda.max_memory_allocated(device)
+    else:
+        peak = ((_resident_bytes("VmHWM") if window else None) or _max_rss_bytes()) - before
+    return {
+        "steps_per_second": steps / seconds,
+        "peak_memory_mb": peak / 2**20,
+        "batch_size": batch_size,
+        "crop": crop,
+        "timed_steps": steps,
+        "threads": torch.get_num_threads() if not on_cuda else 0,
+    }
+
+
+def bench_techno(
+    ts_path: Path, run: RunFolder, repeats: int = 200, training_steps: int = 3
+) -> dict[str, Any]:
+    """Stage 1 of an exported techno file (``techno.ts`` or ``techno_prior.ts``), streamed on one thread at
+    ``TECHNO_BUFFER`` / ``TECHNO_RATE`` with the resampling inside, the raw model at its own rate, latencies,
+    size, and stage-1 training speed and memory (CPU, and CUDA when present)."""
+    meta = read_metadata(ts_path)
+    if meta.get("model") not in ("techno", "techno_prior"):
+        raise UserError(
+            f"{ts_path}: a {meta.get('model')!r} export, not a techno one; pass --run with a techno run"
+        )
+    module = load_ts(ts_path)
+    model_rate = int(meta["sample_rate"])
+    methods = [m for m in TECHNO_METHODS if m in meta["methods"]]
+    streamed = {m: _streaming_figures(module, m, repeats) for m in methods}
+    raw = _raw_model_figures(module, model_rate, repeats)
+    latency = {m: int(meta["method_latency"][m if m != "loop" else "decode"]) for m in methods}
+    decode_rtf = streamed["decode"]["real_time_factor"]
+    verdict = "met" if decode_rtf >= TECHNO_DECODE_GOAL else "NOT met"
+    parameters = {"stage1": sum(p.numel() for p in module.streams.model.parameters())}
+    if hasattr(module, "prior"):
+        parameters["stage2"] = sum(p.numel() for p in module.prior.parameters())
+    checkpoint = load_checkpoint(run.checkpoint)
+    stage1_args = checkpoint["metadata"].get("stage1_args", checkpoint["model_args"])
+    results: dict[str, Any] = {
+        "host_sample_rate": TECHNO_RATE,
+        "buffer_size": TECHNO_BUFFER,
+        "buffer_period_ms": 1e3 * TECHNO_BUFFER / TECHNO_RATE,
+        "model_sample_rate": model_rate,
+        **{f"{m}_streamed_2048_48k_one_thread": figures for m, figures in streamed.items()},
+        **{f"raw_{m}_2048_{model_rate // 1000}k_one_thread": figures for m, figures in raw.items()},
+        "decode_real_time_factor": decode_rtf,
+        "decode_goal_real_time_factor": TECHNO_DECODE_GOAL,
+        "decode_goal_ratio": decode_rtf / TECHNO_DECODE_GOAL,
+        "decode_goal": f"{decode_rtf:.1f}x real time on one thread, {decode_rtf / TECHNO_DECODE_GOAL:.2f}x "
+        f"the {TECHNO_DECODE_GOAL:g}x goal: {verdict}",
+        "latency_samples": latency,
+        "latency_ms_48k": {m: 1e3 * s / 48000 for m, s in latency.items()},
+        "latency_ms_44k1": {m: 1e3 * s / 44100 for m, s in latency.items()},
+        "nn_threaded_extra_delay_samples": threaded_delay(TECHNO_BUFFER, NN_HOST_BLOCK),
+        "parameters": parameters,
+        "file_bytes": ts_path.stat().st_size,
+        "training_cpu": bench_techno_training(stage1_args, "cpu", training_steps),
+    }
+    if torch.cuda.is_available():
+        results["training_cuda"] = bench_techno_training(stage1_args, "cuda", 10 * training_steps)
+    return results
+
+
+BENCHES["techno"] = bench_techno

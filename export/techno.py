@@ -36,7 +36,9 @@ HOST_RATES = (44100, 48000)
 LATENT_RATIO = 256  # host samples per exchanged latent frame
 MIN_AUDIO_BUFFER = 64
 LATENT_BOUND = 100.0  # encoded latents are clamped here (a posterior mean far beyond any the model has seen)
-AUDIO_BOUND = 1.5  # tanh output, plus the resampler's ringing
+AUDIO_BOUND = (
+    1.5  # tanh output plus the resampler's ringing, clamped: a wild latent path must not blow a speaker
+)
 
 
 class AudioIn(nn.Module):
@@ -219,7 +221,7 @@ class TechnoExport(nn_tilde.Module):
         self.streams = Stage1Streams(model, model_rate, plan.primes)
         self.latent_size = model.latent_size
         self.latent_limit = 10.0
-        self.latent_ratio, self.latent_bound = LATENT_RATIO, LATENT_BOUND
+        self.latent_ratio, self.latent_bound, self.audio_bound = LATENT_RATIO, LATENT_BOUND, AUDIO_BOUND
         self.register_attribute("latency", plan.latency["forward"])
         latents = [f"(signal) latent {i + 1}" for i in range(self.latent_size)]
         self.register_method("encode", 1, 1, self.latent_size, LATENT_RATIO, ["(signal) audio in"], latents)
@@ -234,10 +236,10 @@ class TechnoExport(nn_tilde.Module):
     @torch.jit.export
     def decode(self, x: Tensor) -> Tensor:
         n = x.shape[-1] * self.latent_ratio
-        return self.streams.decode(_finite(x, self.latent_limit), n)
+        return _finite(self.streams.decode(_finite(x, self.latent_limit), n), self.audio_bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.streams.roundtrip(_finite(x, 10.0))
+        return _finite(self.streams.roundtrip(_finite(x, 10.0)), self.audio_bound)
 
     @torch.jit.export
     def set_sample_rate(self, sample_rate: int | None) -> None:
@@ -286,7 +288,7 @@ class TechnoLoopsExport(nn_tilde.Module):
         self.prior = prior.eval().requires_grad_(False)
         self.latent_size, self.macro_size = model.latent_size, prior.macro_size
         self.macro_limit, self.latent_limit = 10.0, 10.0
-        self.latent_ratio, self.latent_bound = LATENT_RATIO, LATENT_BOUND
+        self.latent_ratio, self.latent_bound, self.audio_bound = LATENT_RATIO, LATENT_BOUND, AUDIO_BOUND
         self.register_buffer("loop_macro", torch.zeros(1, prior.macro_size, prior.macro_frames))
         self.register_buffer("loop_trajectory", prior.decode(self.loop_macro)[0])
         self.register_attribute("latency", plan.latency["decode"])
@@ -317,12 +319,15 @@ class TechnoLoopsExport(nn_tilde.Module):
 
     @torch.jit.export
     def decode(self, x: Tensor) -> Tensor:
-        return self.streams.decode(_finite(x, self.latent_limit), x.shape[-1] * self.latent_ratio)
+        return _finite(
+            self.streams.decode(_finite(x, self.latent_limit), x.shape[-1] * self.latent_ratio),
+            self.audio_bound,
+        )
 
     @torch.jit.export
     def loop(self, x: Tensor) -> Tensor:
         """``[B, M + 1, n]`` (macros, phase) -> audio ``[B, 1, n]``: ``trajectory`` then ``decode``."""
-        return self.streams.decode(self.trajectory(x), x.shape[-1])
+        return _finite(self.streams.decode(self.trajectory(x), x.shape[-1]), self.audio_bound)
 
     @torch.jit.export
     def encode(self, x: Tensor) -> Tensor:

@@ -17,7 +17,7 @@ from latentlive.errors import UserError
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MODELS = ("drums",)
-BENCHES = (*MODELS, "drumsynth", "nsgt")
+BENCHES = (*MODELS, "drumsynth", "techno", "nsgt")
 
 
 def _floats(text: str) -> list[float]:
@@ -106,7 +106,22 @@ def run_play(args: argparse.Namespace) -> None:
 
 
 def run_render(args: argparse.Namespace) -> None:
-    if args.model_name == "loop":
+    if args.model_name == "techno":
+        from latentlive.render_techno import render_techno
+
+        if args.run is None:
+            raise UserError("render techno needs --run STAGE2_RUN (a run of gin/techno_prior.gin)")
+        paths = render_techno(
+            args.run,
+            args.out,
+            samples=args.samples,
+            seed=args.seed,
+            steps=args.steps,
+            repeats=args.repeats,
+            bpm=args.bpm,
+            temperature=1.0 if args.temperature is None else args.temperature,
+        )
+    elif args.model_name == "loop":
         from live.render_loop import render_loop_wav
 
         if args.drums is None or args.kit is None:
@@ -183,9 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_play)
 
     p = sub.add_parser(
-        "render", help="render a model to a file: drums -> .mid, loop (drums + kit) -> .wav + .mid"
+        "render",
+        help="render a model to a file: drums -> .mid, loop (drums + kit) -> .wav + .mid, "
+        "techno (stage-2 run) -> a folder of .wav",
     )
-    p.add_argument("model_name", choices=(*MODELS, "loop"))
+    p.add_argument("model_name", choices=(*MODELS, "loop", "techno"))
     p.add_argument("--model", type=Path, help="drums: the exported drums .ts")
     p.add_argument("--drums", type=Path, help="loop: the exported drums .ts (the pattern)")
     p.add_argument("--kit", type=Path, help="loop: the exported drumsynth .ts (the sounds)")
@@ -195,7 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bpm", type=float, default=124.0)
     p.add_argument("--temperature", type=float)
     p.add_argument("--threshold", type=float)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--run", type=Path, help="techno: the stage-2 run (gin/techno_prior.gin)")
+    p.add_argument("--samples", type=int, default=4, help="techno: loops sampled from the prior")
+    p.add_argument("--seed", type=int, default=0, help="techno: seed of the samples and of the file names")
+    p.add_argument("--steps", type=int, default=5, help="techno: loops along the interpolation")
+    p.add_argument("--repeats", type=int, default=2, help="techno: times each sampled loop is played")
+    p.add_argument("--out", required=True, type=Path, help="the file (techno: the folder) to write")
     p.set_defaults(func=run_render)
 
     p = sub.add_parser("bench", help="measure speed and write JSON")

@@ -76,6 +76,9 @@ def run_demo(runs: Path, out: Path) -> None:
     )
     loop = ["render", "loop", "--drums", str(out / "drums.ts"), "--kit", str(out / "drumsynth.ts")]
     _step([*loop, "--bars", "4", "--bpm", "124", "--out", str(out / "loop.wav")])
+    techno = ["render", "techno", "--run", str(runs / "techno_prior_demo"), "--out", str(out / "techno")]
+    if not (out / "techno").is_dir():  # sampled loops and an interpolation; rendered once
+        _step([*techno, "--samples", "4", "--steps", "5"])
     print(f"\ndemo ready in {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
     print(f"runs in {runs}: tensorboard --logdir {runs}")
 

@@ -259,7 +259,10 @@ class TechnoTask:
             )
         curves = self.interpolation_curves(model, mean)
         for name, values in curves.items():
-            metrics[f"eval/interpolation_roughness_{name}"] = float(np.mean([roughness(c) for c in values]))
+            if len(values):  # pairs need at least two held-out loops
+                metrics[f"eval/interpolation_roughness_{name}"] = float(
+                    np.mean([roughness(c) for c in values])
+                )
         return metrics
 
     def _reconstruct(self, model: nn.Module, x: Tensor, chunk: int = 16) -> tuple[Tensor, Tensor, Tensor]:

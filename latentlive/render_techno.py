@@ -1,0 +1,216 @@
+"""``latentlive render techno --run STAGE2_RUN --out DIR``: techno loops from a stage-2 run, as WAV files.
+
+Written into ``DIR`` (16-bit PCM, mono, at the model rate: 16 kHz), never over an existing file:
+
+* ``seed{S}_sample{i}.wav``: a new loop from the macro prior (``N(0, temperature^2)``), played
+  ``repeats`` times in a row, so that the seam where the loop wraps is heard;
+* ``seed{S}_interpolation.wav``: ``steps`` loops along the straight line between the macro latents of two
+  loops that neither stage trained on, one after the other.
+
+Loops are played as LatentLoops plays them: the decoded trajectory is read at the loop phase of every
+stage-1 frame and decoded as one continuous stream, so successive loops join without a restart of the
+decoder. The loop length is ``bars`` bars (the run's) at ``bpm``. The whole model comes from the stage-2
+checkpoint, which carries the stage-1 weights.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cached_conv as cc
+import gin
+import numpy as np
+import soundfile as sf
+import torch
+from torch import Tensor
+
+from corpus.drum_corpus import split_by_index
+from corpus.techno_synth import loop_samples_for, render_techno_loop
+from latentlive.config import parse_gin
+from latentlive.errors import UserError
+from latentlive.files import atomic_write
+from latentlive.runs import RunFolder, load_checkpoint
+from latentlive.tasks.techno_prior import loop_positions, resample_frames
+from models.trajectory_vae import TrajectoryVAE, read_at_phase
+from models.waveform_vae import WaveformVAE
+
+SUBTYPE = "PCM_16"
+
+
+@dataclass
+class TechnoModels:
+    """Both stages of a stage-2 run (offline layers, eval mode) and the loop settings of its corpus."""
+
+    stage1: WaveformVAE
+    prior: TrajectoryVAE
+    sample_rate: int
+    bars: int
+    corpus: dict[str, Any]  # the stage-1 run's metadata: sample_rate, length, bars, examples, db
+    run: RunFolder
+
+
+def load_techno_models(run_path: str | Path) -> TechnoModels:
+    """Both stages from the checkpoint of the stage-2 run ``run_path``; one-line errors for a bad run."""
+    run = RunFolder(Path(run_path)).require_trained()
+    checkpoint = load_checkpoint(run.checkpoint)
+    if checkpoint.get("task") != "techno_prior":
+        raise UserError(
+            f"{run.root}: a {checkpoint.get('task')!r} run; render techno needs a stage-2 run "
+            "(gin/techno_prior.gin), which carries both stages"
+        )
+    facts = checkpoint["metadata"]
+    was_streaming = bool(cc.USE_BUFFER_CONV)
+    cc.use_cached_conv(False)  # whole loops at once: the offline (zero-padded) layers
+    try:
+        stage1 = WaveformVAE(**facts["stage1_args"])
+        stage1.load_state_dict(facts["stage1_state"])
+        prior = TrajectoryVAE(**checkpoint["model_args"])
+        prior.load_state_dict(checkpoint["model_state"])
+    finally:
+        cc.use_cached_conv(was_streaming)
+    return TechnoModels(
+        stage1.eval(),
+        prior.eval(),
+        int(facts["sample_rate"]),
+        int(facts["bars"]),
+        dict(facts.get("stage1_metadata", {})),
+        run,
+    )
+
+
+@torch.no_grad()
+def play_loops(stage1: WaveformVAE, trajectories: Tensor, loop_samples: int) -> Tensor:
+    """Audio ``[N * loop_samples]`` of ``N`` loops played back to back, loop ``n`` from the phase-indexed
+    trajectory ``trajectories[n]`` (``[N, L, K]``): every stage-1 frame reads its own loop at its phase, and
+    the frames are decoded as one stream. For one loop this is ``techno_prior.decoded_loop``."""
+    count, ratio = len(trajectories), stage1.ratio
+    total = count * loop_samples
+    frames = -(-total // ratio)
+    position = torch.arange(frames, dtype=torch.float64) * ratio / loop_samples
+    which = position.floor().long().clamp(max=count - 1)
+    phase = (position - position.floor()).to(trajectories.dtype)
+    every = read_at_phase(trajectories, phase[None].expand(count, frames))  # [N, L, frames]
+    latents = every[which, :, torch.arange(frames)].T[None]  # frame k from loop which[k]: [1, L, frames]
+    return stage1.decode(latents)[0, 0, :total]
+
+
+@torch.no_grad()
+def macro_of_loops(models: TechnoModels, audio: Tensor, loop_samples: Tensor) -> Tensor:
+    """Macro posterior means ``[B, M, F]`` of loops ``audio [B, T]`` (from their downbeat, ``T`` a multiple of
+    the stage-1 ratio) of ``loop_samples [B]`` samples each: stage-1 encoder, then stage-2 encoder."""
+    mean, _ = models.stage1.encode(audio.unsqueeze(1))
+    positions = loop_positions(loop_samples, models.stage1.ratio, models.prior.frames)
+    return models.prior.encode(resample_frames(mean, positions))[0]
+
+
+def unseen_loops(
+    models: TechnoModels, seed: int, log: Callable[[str], None] = print
+) -> tuple[Tensor, Tensor] | None:
+    """Two loops that neither stage trained on, ``(audio [2, T], loop_samples [2])``, or None.
+
+    Built-in corpus: loop ``i`` of a corpus of ``examples`` is ``render_techno_loop(i)``, so loops
+    ``examples + 2 * seed`` and the next one are new loops of the same generator. A folder: the first two
+    loops held out by the stage-2 split (``TechnoPriorTask.val_fraction`` of the run, training seed 0);
+    None when the folder is gone or holds too few loops.
+    """
+    corpus = models.corpus
+    length, ratio = int(corpus.get("length", 65536)), models.stage1.ratio
+    length -= length % ratio
+    if not corpus.get("db"):
+        first = int(corpus.get("examples", 0)) + 2 * seed
+        loops = [
+            render_techno_loop(first + i, models.sample_rate, models.bars, length=length) for i in (0, 1)
+        ]
+        log(f"interpolation between built-in loops {first} and {first + 1} (outside the training corpus)")
+        audio = torch.from_numpy(np.stack([loop.audio for loop in loops]).astype(np.float32))
+        return audio, torch.tensor([loop.loop_samples for loop in loops])
+    db = Path(corpus["db"])
+    if not db.is_dir():
+        log(f"{db}: the run's corpus folder is gone; interpolating between two prior samples instead")
+        return None
+    from latentlive.tasks.techno import load_loop_tensors
+
+    settings = {key: corpus[key] for key in ("sample_rate", "length", "bars", "examples")}
+    data = load_loop_tensors(db, settings, log=lambda _: None)
+    parse_gin([models.run.config])
+    try:
+        val_fraction = float(gin.query_parameter("TechnoPriorTask.val_fraction"))
+    except ValueError:  # not bound in the run's config: the task's default
+        val_fraction = 0.1
+    held_out = split_by_index(len(data), val_fraction, 0)[1][:2]
+    if len(held_out) < 2:
+        log(f"{db}: fewer than two held-out loops; interpolating between two prior samples instead")
+        return None
+    log(f"interpolation between held-out loops {held_out[0]} and {held_out[1]} of {db}")
+    index = torch.as_tensor(held_out)
+    return data.tensors["audio"][index, :length], data.tensors["loop_samples"][index]
+
+
+def _write_wav(path: Path, audio: Tensor, sample_rate: int) -> Path:
+    samples = audio.clamp(-1.0, 1.0).cpu().numpy()
+    return atomic_write(
+        path, lambda tmp: sf.write(str(tmp), samples, sample_rate, format="WAV", subtype=SUBTYPE)
+    )
+
+
+def _check_settings(samples: int, steps: int, repeats: int, bpm: float, temperature: float) -> None:
+    if samples < 0:
+        raise UserError(f"--samples {samples}: must be 0 or more")
+    if steps < 2:
+        raise UserError(f"--steps {steps}: an interpolation needs at least 2 steps (its two ends)")
+    if repeats < 1:
+        raise UserError(f"--repeats {repeats}: must be at least 1")
+    if not 0 < bpm <= 999:
+        raise UserError(f"--bpm {bpm}: must be between 0 and 999")
+    if not temperature > 0:
+        raise UserError(f"--temperature {temperature}: must be positive")
+
+
+@torch.no_grad()
+def render_techno(
+    run_path: str | Path,
+    out_dir: str | Path,
+    samples: int = 4,
+    seed: int = 0,
+    steps: int = 5,
+    repeats: int = 2,
+    bpm: float = 124.0,
+    temperature: float = 1.0,
+    log: Callable[[str], None] = print,
+) -> list[Path]:
+    """Write ``samples`` prior loops (each played ``repeats`` times) and one ``steps``-step interpolation
+    into ``out_dir`` (created if missing) as WAV at the model rate; return the paths written.
+
+    Refuses, before writing anything, when one of the files exists.
+    """
+    _check_settings(samples, steps, repeats, bpm, temperature)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: not a folder; --out takes the folder the WAV files go into")
+    targets = [out / f"seed{seed}_sample{i + 1}.wav" for i in range(samples)]
+    interpolation_path = out / f"seed{seed}_interpolation.wav"
+    for target in [*targets, interpolation_path]:
+        if target.exists():
+            raise UserError(f"{target}: exists and is never overwritten; pick another --out or --seed")
+    models = load_techno_models(run_path)
+    loop_samples = loop_samples_for(bpm, models.bars, models.sample_rate)
+    prior = models.prior
+    generator = torch.Generator().manual_seed(seed)
+    draws = temperature * torch.randn(samples + 2, prior.macro_size, prior.macro_frames, generator=generator)
+    trajectories = prior.decode(draws)[0]
+    written = []
+    for target, trajectory in zip(targets, trajectories[:samples], strict=True):
+        audio = play_loops(models.stage1, trajectory[None].expand(repeats, -1, -1), loop_samples)
+        written.append(_write_wav(target, audio, models.sample_rate))
+
+    ends = unseen_loops(models, seed, log)
+    if ends is None:
+        macro_a, macro_b = draws[samples : samples + 1], draws[samples + 1 :]
+    else:
+        macro_a, macro_b = macro_of_loops(models, *ends).split(1)
+    weights = torch.linspace(0.0, 1.0, steps)[:, None, None]
+    path = (1.0 - weights) * macro_a + weights * macro_b
+    audio = play_loops(models.stage1, prior.decode(path)[0], loop_samples)
+    written.append(_write_wav(interpolation_path, audio, models.sample_rate))
+    return written
