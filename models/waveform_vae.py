@@ -2,10 +2,10 @@
 
 Fully convolutional. Built under ``cc.use_cached_conv(False)`` every convolution pads with zeros ("same"
 padding: the offline model, for training); built under ``cc.use_cached_conv(True)`` every convolution
-pads with the tail of the previous buffer instead, the cached_conv scheme, so the model streams buffer
-by buffer. The streamed output equals the offline output delayed by ``encode_delay``, ``decode_delay``
-or ``roundtrip_delay`` samples, computed layer by layer with cached_conv's rule (strided layers wait
-until their frames line up with the offline frames).
+pads with the tail of the previous buffer instead, held in cached_conv's own ``cc.CachedPadding1d``,
+so the model streams buffer by buffer. The streamed output equals the offline output delayed by
+``encode_delay``, ``decode_delay`` or ``roundtrip_delay`` samples, computed layer by layer with
+cached_conv's rule (strided layers wait until their frames line up with the offline frames).
 
 Speed decides the layout. nn~ runs the model on one CPU thread for a few hundred samples at a time, where
 the cost is the number of tensor operations more than their size, so:
@@ -15,8 +15,8 @@ the cost is the number of tensor operations more than their size, so:
   a reshape: sub-pixel upsampling); residual units work at 1 kHz and 125 Hz (default strides);
 - activations are time-major ``[B, T, C]`` inside, so each convolution is one unfold and one matrix
   product (``conv1d``'s CPU kernels loop over small pieces, dilated ones worst) and sub-pixel
-  upsampling is a free reshape; the caches are preallocated buffers (``cc.MAX_BATCH_SIZE`` entries), so
-  a fresh streaming model scripts without a warm-up call.
+  upsampling is a free reshape; the caches (channel-major, as cached_conv keeps them) are allocated
+  when the layer is built, so a fresh streaming model scripts without a warm-up call.
 """
 
 import math
@@ -45,7 +45,9 @@ class TimePadding(nn.Module):
 
     Offline: ``left`` and ``right`` zeros (``crop`` is 0). Streaming: the last ``left + right + crop``
     samples of the stream so far, then the buffer without its last ``crop`` samples; this delays the
-    stream by ``right + crop`` samples, as ``cc.CachedPadding1d`` does.
+    stream by ``right + crop`` samples. The cache is cached_conv's own ``cc.CachedPadding1d``
+    (channel-major, ``cc.MAX_BATCH_SIZE`` entries), applied to the transposed buffer; its ``crop`` would
+    drop the whole padding, so the last ``crop`` samples are dropped here instead.
     """
 
     def __init__(self, channels: int, left: int, right: int, crop: int = 0) -> None:
@@ -54,24 +56,28 @@ class TimePadding(nn.Module):
         self.left, self.right = left, right
         self.crop = crop if self.streaming else 0
         self.size = left + right + self.crop
-        cache = torch.zeros(cc.MAX_BATCH_SIZE if self.streaming else 0, self.size, channels)
-        self.register_buffer("cache", cache, persistent=False)
+        self.cache: cc.CachedPadding1d | None = None  # None: TorchScript compiles the offline branch only
+        if self.streaming and self.size > 0:
+            self.cache = cc.CachedPadding1d(self.size)
+            # cc allocates its cache on the first forward (unscriptable); do it now, on an empty buffer,
+            # and keep it out of the state dict so offline checkpoints load into the streaming model
+            self.cache.init_cache(torch.zeros(1, channels, 0))
+            self.cache.register_buffer("pad", self.cache.pad, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.streaming:
+        cache = self.cache
+        if cache is None:
             return F.pad(x, (0, 0, self.left, self.right)) if self.size > 0 else x
-        if self.size == 0:
-            return x
-        cache = self.cache[: x.shape[0]]
-        padded = torch.cat([cache, x], 1)
-        cache.copy_(padded[:, -self.size :])
+        padded = cache(x.transpose(1, 2)).transpose(1, 2)
         if self.crop > 0:
             padded = padded[:, : -self.crop]
         return padded
 
     def reset(self) -> None:
         """Forget the stream (zeros, as at the start)."""
-        self.cache.zero_()
+        cache = self.cache
+        if cache is not None:
+            cache.pad.zero_()
 
 
 def _valid_conv(x: Tensor, weight: Tensor, bias: Tensor, stride: int, dilation: int) -> Tensor:

@@ -94,9 +94,12 @@ def test_shapes_for_odd_multiples_of_the_ratio(kwargs: dict) -> None:
 @pytest.mark.parametrize(("kernel", "stride", "dilation"), [(3, 1, 1), (3, 1, 9), (1, 1, 1), (32, 16, 1)])
 def test_cpu_convolution_equals_conv1d(kernel: int, stride: int, dilation: int) -> None:
     # accelerators take the conv1d branch: both branches must compute the same thing
+    torch.manual_seed(kernel * 100 + dilation)
     x, weight, bias = torch.randn(2, 100, 6), torch.randn(5, 6, kernel), torch.randn(5)
     expected = torch.nn.functional.conv1d(x.transpose(1, 2), weight, bias, stride, 0, dilation)
-    torch.testing.assert_close(_valid_conv(x, weight, bias, stride, dilation), expected.transpose(1, 2))
+    # sums of up to 192 products of unit normals in another order: float32 rounding, not a wrong result
+    actual = _valid_conv(x, weight, bias, stride, dilation)
+    torch.testing.assert_close(actual, expected.transpose(1, 2), atol=1e-4, rtol=1e-5)
 
 
 def test_output_is_bounded_for_far_latents() -> None:
