@@ -30,6 +30,7 @@ NN_TILDE_TORCH = "2.5"
 def _builders() -> dict[str, Callable[[dict[str, Any]], tuple[torch.nn.Module, dict[str, Any]]]]:
     from export.drums import build_drums_export
     from export.drumsynth import build_drumsynth_export
+    from export.grain import build_grain_export
     from export.techno import build_techno_export, build_techno_prior_export
 
     return {
@@ -37,6 +38,7 @@ def _builders() -> dict[str, Callable[[dict[str, Any]], tuple[torch.nn.Module, d
         "drumsynth": build_drumsynth_export,
         "techno": build_techno_export,
         "techno_prior": build_techno_prior_export,
+        "grain": build_grain_export,
     }
 
 

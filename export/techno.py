@@ -22,78 +22,17 @@ import nn_tilde
 import torch
 from torch import Tensor, nn
 
-from models.resample import (
-    LatentRateConverter,
-    SampleFifo,
-    StreamingResampler,
-    block_stage,
-    fifo_prime,
-)
+from export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite
+from models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
 from models.trajectory_vae import TrajectoryVAE, read_at_phase
 from models.waveform_vae import WaveformVAE
 
 HOST_RATES = (44100, 48000)
-LATENT_RATIO = 256  # host samples per exchanged latent frame
 MIN_AUDIO_BUFFER = 64
 LATENT_BOUND = 100.0  # encoded latents are clamped here (a posterior mean far beyond any the model has seen)
 AUDIO_BOUND = (
     1.5  # tanh output plus the resampler's ringing, clamped: a wild latent path must not blow a speaker
 )
-
-
-class AudioIn(nn.Module):
-    """Host audio ``[B, 1, n]`` -> the whole model blocks that are ready ``[B, 1, k * block]``."""
-
-    def __init__(self, host_rate: int, model_rate: int, block: int) -> None:
-        super().__init__()
-        self.resampler = StreamingResampler(host_rate, model_rate)
-        self.fifo = SampleFifo(0)
-        self.block = block
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.fifo.push(self.resampler(x))
-        return self.fifo.pop_blocks(self.block)
-
-    @torch.jit.export
-    def reset(self) -> None:
-        self.resampler.reset()
-        self.fifo.reset()
-
-
-class AudioOut(nn.Module):
-    """Model audio ``[B, 1, m]`` -> exactly ``n`` host samples, ``prime`` zeros late."""
-
-    def __init__(self, model_rate: int, host_rate: int, prime: int) -> None:
-        super().__init__()
-        self.resampler = StreamingResampler(model_rate, host_rate)
-        self.fifo = SampleFifo(prime)
-
-    def forward(self, y: Tensor, n: int) -> Tensor:
-        self.fifo.push(self.resampler(y))
-        return self.fifo.pop(n)
-
-    @torch.jit.export
-    def reset(self) -> None:
-        self.resampler.reset()
-        self.fifo.reset()
-
-
-class LatentOut(nn.Module):
-    """Model latent frames ``[B, L, k]`` -> exactly ``n`` host latent frames, ``prime`` frames late."""
-
-    def __init__(self, model_frame_rate: float, host_rate: int, prime: int) -> None:
-        super().__init__()
-        self.converter = LatentRateConverter(model_frame_rate, host_rate / LATENT_RATIO)
-        self.fifo = SampleFifo(prime)
-
-    def forward(self, z: Tensor, n: int) -> Tensor:
-        self.fifo.push(self.converter(z))
-        return self.fifo.pop(n)
-
-    @torch.jit.export
-    def reset(self) -> None:
-        self.converter.reset()
-        self.fifo.reset()
 
 
 def _audio_latency(host_rate: int, model_rate: int, model_delay: int, prime: int) -> float:
@@ -208,10 +147,6 @@ class Stage1Streams(nn.Module):
         self.host_rate = rate
 
 
-def _finite(x: Tensor, limit: float) -> Tensor:
-    return torch.nan_to_num(x, 0.0, 0.0, 0.0).clamp(-limit, limit)
-
-
 class TechnoExport(nn_tilde.Module):
     """Stage 1 for nn~: ``encode`` (audio -> latents), ``decode`` (latents -> audio), ``forward`` (audio ->
     resynthesised audio). Latents are exchanged at ``LATENT_RATIO`` host samples per frame."""
@@ -231,15 +166,15 @@ class TechnoExport(nn_tilde.Module):
 
     @torch.jit.export
     def encode(self, x: Tensor) -> Tensor:
-        return _finite(self.streams.encode(_finite(x, 10.0)), self.latent_bound)
+        return finite(self.streams.encode(finite(x, 10.0)), self.latent_bound)
 
     @torch.jit.export
     def decode(self, x: Tensor) -> Tensor:
         n = x.shape[-1] * self.latent_ratio
-        return _finite(self.streams.decode(_finite(x, self.latent_limit), n), self.audio_bound)
+        return finite(self.streams.decode(finite(x, self.latent_limit), n), self.audio_bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _finite(self.streams.roundtrip(_finite(x, 10.0)), self.audio_bound)
+        return finite(self.streams.roundtrip(finite(x, 10.0)), self.audio_bound)
 
     @torch.jit.export
     def set_sample_rate(self, sample_rate: int | None) -> None:
@@ -313,25 +248,25 @@ class TechnoLoopsExport(nn_tilde.Module):
     @torch.jit.export
     def trajectory(self, x: Tensor) -> Tensor:
         """``[B, M + 1, n]`` (macros, phase) -> stage-1 latents ``[B, L, n / LATENT_RATIO]``."""
-        macro = _finite(x[:, : self.macro_size, -1], self.macro_limit)
-        phase = _finite(x[:, self.macro_size, self.latent_ratio - 1 :: self.latent_ratio], 1.0e6)
-        return _finite(read_at_phase(self._loop(macro), phase), self.latent_bound)
+        macro = finite(x[:, : self.macro_size, -1], self.macro_limit)
+        phase = finite(x[:, self.macro_size, self.latent_ratio - 1 :: self.latent_ratio], 1.0e6)
+        return finite(read_at_phase(self._loop(macro), phase), self.latent_bound)
 
     @torch.jit.export
     def decode(self, x: Tensor) -> Tensor:
-        return _finite(
-            self.streams.decode(_finite(x, self.latent_limit), x.shape[-1] * self.latent_ratio),
+        return finite(
+            self.streams.decode(finite(x, self.latent_limit), x.shape[-1] * self.latent_ratio),
             self.audio_bound,
         )
 
     @torch.jit.export
     def loop(self, x: Tensor) -> Tensor:
         """``[B, M + 1, n]`` (macros, phase) -> audio ``[B, 1, n]``: ``trajectory`` then ``decode``."""
-        return _finite(self.streams.decode(self.trajectory(x), x.shape[-1]), self.audio_bound)
+        return finite(self.streams.decode(self.trajectory(x), x.shape[-1]), self.audio_bound)
 
     @torch.jit.export
     def encode(self, x: Tensor) -> Tensor:
-        return _finite(self.streams.encode(_finite(x, 10.0)), self.latent_bound)
+        return finite(self.streams.encode(finite(x, 10.0)), self.latent_bound)
 
     @torch.jit.export
     def set_sample_rate(self, sample_rate: int | None) -> None:

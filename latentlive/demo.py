@@ -17,6 +17,7 @@ DEMO_RUNS = {
     "drumsynth": ("gin/drumsynth_demo.gin", 400),
     "techno": ("gin/techno_demo.gin", 2000),
     "techno_prior": ("gin/techno_prior_demo.gin", 600),
+    "grain": ("gin/grain_demo.gin", 1500),
 }
 # runs that train on another demo run: model -> the binding that names it
 DEMO_DEPENDENCIES = {"techno_prior": ("TechnoPriorTask.stage1_run", "techno")}

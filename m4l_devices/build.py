@@ -7,6 +7,7 @@ from latentlive.errors import UserError
 from latentlive.runs import RunFolder
 from m4l_devices.drums import build_drums_device
 from m4l_devices.drumsynth import build_kit_device
+from m4l_devices.grains import build_grains_device
 from m4l_devices.loops import build_loops_device
 from m4l_devices.loops_fx import build_loops_fx_device
 from m4l_devices.preview import draw_presentation
@@ -17,6 +18,7 @@ BUILDERS = {
     "drumsynth": build_kit_device,
     "techno": build_loops_fx_device,
     "techno_prior": build_loops_device,
+    "grain": build_grains_device,
 }
 
 

@@ -186,6 +186,7 @@ NEWOBJ_RULES: dict[str, Rule] = {
     "sig~": _fixed(1, ["signal"]),
     "snapshot~": _fixed(2, ["float"]),
     "phasor~": _fixed(2, ["signal"]),
+    "cos~": _fixed(1, ["signal"]),  # cosine of 2 pi x: a phase 0..1 in, -1..1 out
     "line~": _fixed(2, ["signal", "bang"]),
     "plugin~": _plugin,
     "plugout~": _plugout,

@@ -96,3 +96,18 @@ def techno_prior_ts(techno_prior_run: Path) -> Path:
     """The tiny stage 2 (with its stage 1) exported for nn~."""
     assert main(["export", "--run", str(techno_prior_run), "--streaming"]) == 0
     return techno_prior_run / "export" / "techno_prior.ts"
+
+
+@pytest.fixture(scope="session")
+def grain_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of gin/grain_tiny.gin on a few built-in sounds."""
+    runs = tmp_path_factory.mktemp("runs")
+    assert main(["train", "--gin", str(ROOT / "gin/grain_tiny.gin"), "--name", "grain", "--out", str(runs)]) == 0
+    return runs / "grain"
+
+
+@pytest.fixture(scope="session")
+def grain_ts(grain_run: Path) -> Path:
+    """The tiny grain VAE exported for nn~ (verified by the exporter)."""
+    assert main(["export", "--run", str(grain_run), "--streaming"]) == 0
+    return grain_run / "export" / "grain.ts"

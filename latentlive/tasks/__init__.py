@@ -8,6 +8,7 @@ logs figures. The trainer (``latentlive.training``) is the same for every task.
 from latentlive.tasks.base import Task, TensorData
 from latentlive.tasks.drums import DrumsTask
 from latentlive.tasks.drumsynth import DrumSynthTask
+from latentlive.tasks.grain import GrainTask
 from latentlive.tasks.techno import TechnoTask
 from latentlive.tasks.techno_prior import TechnoPriorTask
 
@@ -16,6 +17,7 @@ TASKS: dict[str, type[Task]] = {
     "drumsynth": DrumSynthTask,
     "techno": TechnoTask,
     "techno_prior": TechnoPriorTask,
+    "grain": GrainTask,
 }
 
 __all__ = ["TASKS", "Task", "TensorData"]

@@ -1,0 +1,451 @@
+"""The grain corpus of the grain VAE: windowed grains cut from a folder of any sounds, or from built-in sounds.
+
+A sound becomes grains as follows. It is folded to mono, resampled to the model rate (soxr, as
+:mod:`corpus.loops`) and peak-normalised to :data:`PEAK` (the level within a sound is kept, the
+level between sounds is not). It is padded with ``grain_size - hop`` zeros at both ends and cut
+into grains of ``grain_size`` samples every ``hop`` samples, each multiplied by a periodic Hann
+window (:func:`grain_window`): the model learns *windowed* grains, and the grains of a sound
+overlap-add back into it (:func:`overlap_add`). Grain ``p`` of a sound covers its samples
+``p * hop - (grain_size - hop)`` to ``p * hop + hop``, so the attack at sample 0 is whole in some
+grain. Grains whose windowed RMS is under :data:`SILENT_GRAIN_RMS` (-60 dBFS, after the
+normalisation) are dropped; ``max_grains`` keeps that many, spread evenly over all the others.
+
+A folder is searched recursively for the formats soundfile reads (wav, flac, ogg, aiff, ...); names
+starting with ``.`` are skipped. At most :data:`MAX_READ_S` seconds of a file are read. Unreadable
+files, files shorter than one grain and silent files (peak under -80 dBFS, or no grain above the
+grain threshold) are skipped and counted, like other files. The whole sounds are kept too (the
+first :data:`MAX_SOUND_S` seconds of each), for metrics that resynthesise a sound from its grains.
+
+The built-in corpus needs no data: the built-in one-shots of :mod:`corpus.one_shots` (synthesised
+drums and General MIDI kit sounds) and the procedural tones and textures of :mod:`corpus.textures`,
+half and half. Arrays are cached as ``.npz`` in ``cache_dir``, keyed by the settings and, for a
+folder, by its files (relative path, size, mtime).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+from corpus.npz_cache import arrays_to_counts, cache_key, counts_to_arrays, read_cached, write_cached
+from corpus.one_shots import AUDIO_SUFFIXES, load_one_shots
+from corpus.soundfont_kit import default_soundfont
+from corpus.textures import generate_textures
+from latentlive.errors import UserError
+
+__all__ = [
+    "MAX_READ_S",
+    "MAX_SOUND_S",
+    "PEAK",
+    "SILENT_GRAIN_RMS",
+    "SKIP_KEYS",
+    "GrainCorpus",
+    "frame_sound",
+    "grain_window",
+    "load_grains",
+    "overlap_add",
+]
+
+# Bump when the reader, the generators or the cache layout change: old caches are then ignored.
+CACHE_VERSION = 1
+SKIP_KEYS = ("unreadable_files", "too_short_files", "silent_files", "non_audio_files", "silent_grains")
+PEAK = 0.9  # every sound is peak-normalised to this, as the one-shots and textures
+SILENT_PEAK = 1e-4  # -80 dBFS: a file this quiet holds nothing
+SILENT_GRAIN_RMS = 1e-3  # -60 dBFS, of the windowed grain
+MAX_READ_S = 600.0  # seconds read of a file; the grains of longer recordings are thinned by max_grains anyway
+MAX_SOUND_S = 8.0  # seconds kept of each whole sound, to bound memory and the cache for folders of long files
+ONE_SHOT_S = 0.75  # length of the built-in one-shots
+TEXTURE_S = 3.0  # length of the built-in textures
+_FRAME_CHUNK = 4096  # grains windowed at once when measuring loudness, to bound memory
+
+
+@dataclass
+class GrainCorpus:
+    """N windowed grains of `grain_size` samples from S sounds at `sample_rate`.
+
+    grains: float32 [N, grain_size], Hann-windowed (:func:`grain_window`). sound: int64 [N], the
+    sound of each grain (an index into sources and sounds: split train and test by it). position:
+    int64 [N], the grain's index within its sound, so ``grains[i] == frame_sound(sounds[sound[i]],
+    grain_size, hop)[position[i]]`` while the grain lies within the kept sound. sources: [S]
+    ``builtin/one_shot/<class>/<i>``, ``builtin/texture/<source>/<envelope>/<i>`` or the path
+    relative to the folder. sounds: [S] float32 [T_s], mono, resampled, peak PEAK, at most
+    MAX_SOUND_S seconds. counts: SKIP_KEYS -> number of files (or grains) skipped.
+    """
+
+    grains: np.ndarray
+    sound: np.ndarray
+    position: np.ndarray
+    sources: list[str]
+    sounds: list[np.ndarray]
+    counts: dict[str, int]
+    sample_rate: int
+    hop: int
+
+    @property
+    def grain_size(self) -> int:
+        return int(self.grains.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.grains.shape[0])
+
+
+def grain_window(grain_size: int) -> np.ndarray:
+    """float32 [grain_size]: the periodic Hann window of the grains (as ``torch.hann_window``)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(grain_size) / grain_size)).astype(np.float32)
+
+
+def frame_sound(audio: np.ndarray, grain_size: int, hop: int) -> np.ndarray:
+    """Mono audio [T] -> windowed grains float32 [P, grain_size], P = ceil((T + grain_size - hop) / hop).
+
+    The sound is padded with ``grain_size - hop`` zeros at both ends, so every sample lies under as
+    many windows as any other and :func:`overlap_add` inverts this exactly.
+    """
+    return _frames(np.asarray(audio, dtype=np.float32), grain_size, hop) * grain_window(grain_size)
+
+
+def overlap_add(grains: np.ndarray, hop: int, length: int) -> np.ndarray:
+    """Windowed grains [P, grain_size] (as from :func:`frame_sound`) -> audio float32 [length].
+
+    The grains are summed at their places and divided by the summed windows (squared, as the
+    grains carry one window already and the division undoes it), so frame_sound then overlap_add
+    gives the sound back.
+    """
+    count, grain_size = grains.shape
+    window = grain_window(grain_size).astype(np.float64)
+    total = (count - 1) * hop + grain_size
+    summed, weight = np.zeros(total), np.zeros(total)
+    for index in range(count):
+        start = index * hop
+        summed[start : start + grain_size] += grains[index] * window
+        weight[start : start + grain_size] += window * window
+    pad = grain_size - hop
+    audio = summed / np.maximum(weight, 1e-8)
+    return np.pad(audio[pad : pad + length], (0, max(0, length - (total - pad)))).astype(np.float32)
+
+
+def load_grains(
+    db: Path | None,
+    sample_rate: int = 22050,
+    grain_size: int = 1024,
+    hop: int | None = None,
+    max_grains: int = 50000,
+    sounds: int = 512,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> GrainCorpus:
+    """Load the grains of folder `db` (or of `sounds` built-in sounds when None), cached in `cache_dir`.
+
+    `hop` defaults to a quarter grain. Built-in: about `sounds` sounds drawn with `seed`, 16 x max(1,
+    sounds // 32) one-shots (8 classes, synthesised and soundfont) and the rest textures (at least one);
+    `sounds` and `seed` do not apply to a folder.
+    """
+    hop = grain_size // 4 if hop is None else hop
+    _check_settings(sample_rate, grain_size, hop, max_grains, sounds)
+    settings = {"sample_rate": sample_rate, "grain_size": grain_size, "hop": hop, "max_grains": max_grains}
+    if db is None:
+        sf2_size = default_soundfont().stat().st_size
+        key = cache_key(CACHE_VERSION, {**settings, "builtin": sounds, "seed": seed, "sf2_size": sf2_size})
+        corpus = _read_cache(cache_dir, key, sample_rate, hop, log)
+        if corpus is None:
+            corpus = _builtin_corpus(sample_rate, grain_size, hop, max_grains, sounds, seed, log)
+            _write_cache(cache_dir, key, corpus, log)
+        source = "builtin"
+    else:
+        db = Path(db)
+        files, others = _audio_files(db)
+        listing = [(f.relative_to(db).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        key = cache_key(CACHE_VERSION, {**settings, "files": listing, "others": others})
+        corpus = _read_cache(cache_dir, key, sample_rate, hop, log)
+        if corpus is None:
+            corpus = _folder_corpus(db, files, others, sample_rate, grain_size, hop, max_grains, log)
+            _write_cache(cache_dir, key, corpus, log)
+        source = str(db)
+    _log_summary(source, corpus, log)
+    return corpus
+
+
+# -- settings and files ---------------------------------------------------------------------------------
+
+
+def _check_settings(sample_rate: int, grain_size: int, hop: int, max_grains: int, sounds: int) -> None:
+    if sample_rate < 8000:
+        raise UserError(f"sample_rate = {sample_rate}: too low for grains; use 22050")
+    if grain_size < 64:
+        raise UserError(f"grain_size = {grain_size}: too small; use 1024 or 2048")
+    if not 1 <= hop <= grain_size // 2:
+        raise UserError(
+            f"hop = {hop}: grains must overlap by half or more; use a hop of 1..{grain_size // 2} "
+            f"(default {grain_size // 4}, a quarter grain)"
+        )
+    if max_grains < 1:
+        raise UserError(f"max_grains = {max_grains}: must be 1 or more; use e.g. 50000")
+    if sounds < 2:
+        raise UserError(f"sounds = {sounds}: the built-in corpus needs 2 or more; use e.g. 512")
+
+
+def _audio_files(db: Path) -> tuple[list[Path], int]:
+    """The audio files under `db`, sorted, and the number of other (ignored) files."""
+    if not db.exists():
+        raise UserError(f"{db}: sound folder does not exist; pass --db with a folder of audio files")
+    if not db.is_dir():
+        raise UserError(f"{db}: not a folder; pass --db with a folder of audio files (wav, flac, ...)")
+    visible = [
+        path
+        for path in db.rglob("*")
+        if not any(part.startswith(".") for part in path.relative_to(db).parts) and path.is_file()
+    ]
+    files = sorted((p for p in visible if p.suffix.lower() in AUDIO_SUFFIXES), key=lambda p: p.as_posix())
+    if not files:
+        raise UserError(
+            f"{db}: no audio files found (searched sub-folders for wav, flac, ogg, aiff, ...); "
+            "add sounds to grain: textures, notes, field recordings, one-shots"
+        )
+    return files, len(visible) - len(files)
+
+
+def _read_mono(path: Path, sample_rate: int) -> np.ndarray | None:
+    """float32 [T] mono at `sample_rate` (at most MAX_READ_S seconds), or None when unreadable."""
+    try:
+        info = soundfile.info(str(path))
+        frames = int(MAX_READ_S * info.samplerate)
+        audio, file_rate = soundfile.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    except (RuntimeError, OSError, ValueError, TypeError, soundfile.SoundFileError):
+        return None
+    if not np.all(np.isfinite(audio)):
+        return None
+    mono = audio.mean(axis=1)
+    if file_rate != sample_rate and len(mono):
+        mono = soxr.resample(mono, file_rate, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+# -- sounds to grains -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sound:
+    """A usable sound before the grains are cut: the kept audio, where its loud grains are, its file."""
+
+    source: str
+    kept: np.ndarray  # normalised, at most MAX_SOUND_S seconds
+    truncated: bool  # the sound was longer than `kept`
+    loud: np.ndarray  # int64 positions of the grains above SILENT_GRAIN_RMS
+    path: Path | None  # to read again for grains past `kept`
+
+
+def _normalise(audio: np.ndarray, grain_size: int) -> np.ndarray | str:
+    """float32 [T] at peak PEAK, or the skip key: "too_short_files" or "silent_files"."""
+    if len(audio) < grain_size:
+        return "too_short_files"
+    peak = float(np.max(np.abs(audio)))
+    if peak < SILENT_PEAK:
+        return "silent_files"
+    return (audio * (PEAK / peak)).astype(np.float32)
+
+
+def _loud_positions(audio: np.ndarray, grain_size: int, hop: int) -> tuple[np.ndarray, int]:
+    """(positions int64 of the grains with windowed RMS >= SILENT_GRAIN_RMS, number of grains)."""
+    frames = _frames(audio, grain_size, hop)
+    window = grain_window(grain_size)
+    rms = np.concatenate(
+        [
+            np.sqrt(np.mean(np.square(frames[s : s + _FRAME_CHUNK] * window, dtype=np.float64), axis=-1))
+            for s in range(0, len(frames), _FRAME_CHUNK)
+        ]
+    )
+    return np.flatnonzero(rms >= SILENT_GRAIN_RMS).astype(np.int64), len(frames)
+
+
+def _frames(audio: np.ndarray, grain_size: int, hop: int) -> np.ndarray:
+    """[T] -> unwindowed grains [P, grain_size], a view into the sound padded with grain_size - hop zeros
+    before and at least as many after (the last grain reaches past the end)."""
+    pad = grain_size - hop
+    count = -(-(len(audio) + pad) // hop)
+    padded = np.pad(audio, (pad, count * hop - len(audio)))
+    return np.lib.stride_tricks.sliding_window_view(padded, grain_size)[::hop]
+
+
+def _plan(
+    audio: np.ndarray, source: str, path: Path | None, sample_rate: int, grain_size: int, hop: int
+) -> tuple[_Sound | None, str | None, int]:
+    """A sound ready to cut, or None and its skip key; and the number of silent grains dropped."""
+    normalised = _normalise(audio, grain_size)
+    if isinstance(normalised, str):
+        return None, normalised, 0
+    loud, count = _loud_positions(normalised, grain_size, hop)
+    if len(loud) == 0:
+        return None, "silent_files", 0
+    cap = int(MAX_SOUND_S * sample_rate)
+    sound = _Sound(source, normalised[:cap].copy(), len(normalised) > cap, loud, path)
+    return sound, None, count - len(loud)
+
+
+def _cut(
+    planned: list[_Sound],
+    sample_rate: int,
+    grain_size: int,
+    hop: int,
+    max_grains: int,
+    counts: dict[str, int],
+) -> GrainCorpus:
+    """Keep at most `max_grains` loud grains (evenly spread) and cut them from the sounds."""
+    sound = np.concatenate([np.full(len(s.loud), i, dtype=np.int64) for i, s in enumerate(planned)])
+    position = np.concatenate([s.loud for s in planned])
+    if len(position) > max_grains:
+        keep = np.round(np.linspace(0, len(position) - 1, max_grains)).astype(np.int64)
+        sound, position = sound[keep], position[keep]
+    grains = np.zeros((len(position), grain_size), dtype=np.float32)
+    for index, item in enumerate(planned):
+        rows = np.flatnonzero(sound == index)
+        if len(rows) == 0:
+            continue
+        audio = item.kept
+        # A grain ends at position * hop + hop: read the file again only when one lies past the kept part.
+        if item.truncated and int(position[rows].max()) * hop + hop > len(audio):
+            audio = _read_again(item, sample_rate, grain_size)
+        grains[rows] = _frames(audio, grain_size, hop)[position[rows]] * grain_window(grain_size)
+    return GrainCorpus(
+        grains=grains,
+        sound=sound,
+        position=position,
+        sources=[s.source for s in planned],
+        sounds=[s.kept for s in planned],
+        counts=counts,
+        sample_rate=sample_rate,
+        hop=hop,
+    )
+
+
+def _read_again(sound: _Sound, sample_rate: int, grain_size: int) -> np.ndarray:
+    """The whole normalised sound of a file read before (only long files are read twice)."""
+    audio = None if sound.path is None else _read_mono(sound.path, sample_rate)
+    normalised = None if audio is None else _normalise(audio, grain_size)
+    if not isinstance(normalised, np.ndarray):
+        raise UserError(f"{sound.path}: the file changed while the grains were cut; run again")
+    return normalised
+
+
+def _folder_corpus(
+    db: Path,
+    files: list[Path],
+    others: int,
+    sample_rate: int,
+    grain_size: int,
+    hop: int,
+    max_grains: int,
+    log: Callable[[str], None],
+) -> GrainCorpus:
+    counts = dict.fromkeys(SKIP_KEYS, 0)
+    counts["non_audio_files"] = others
+    planned = []
+    for path in files:
+        audio = _read_mono(path, sample_rate)
+        if audio is None:
+            counts["unreadable_files"] += 1
+            log(f"grains: skipped {path}: soundfile cannot read it")
+            continue
+        sound, skip, silent = _plan(
+            audio, path.relative_to(db).as_posix(), path, sample_rate, grain_size, hop
+        )
+        counts["silent_grains"] += silent
+        if sound is None:
+            counts[skip] += 1
+        else:
+            planned.append(sound)
+    if not planned:
+        raise UserError(
+            f"{db}: none of the {len(files)} audio files is usable ({counts['unreadable_files']} unreadable, "
+            f"{counts['too_short_files']} too short, {counts['silent_files']} silent); add sounds longer "
+            f"than one grain ({1000.0 * grain_size / sample_rate:.0f} ms) and louder than -60 dBFS"
+        )
+    return _cut(planned, sample_rate, grain_size, hop, max_grains, counts)
+
+
+def _builtin_corpus(
+    sample_rate: int,
+    grain_size: int,
+    hop: int,
+    max_grains: int,
+    sounds: int,
+    seed: int,
+    log: Callable[[str], None],
+) -> GrainCorpus:
+    per_class = max(1, sounds // 32)  # load_one_shots gives 2 x 8 sounds per class count
+    one_shots = load_one_shots(
+        None, sample_rate, int(round(ONE_SHOT_S * sample_rate)), per_class, seed, cache_dir=None, log=log
+    )
+    texture_count = max(1, sounds - len(one_shots))
+    log(f"grains: rendering {texture_count} built-in textures of {TEXTURE_S:g} s")
+    textures, kinds = generate_textures(texture_count, sample_rate, TEXTURE_S, seed)
+    named = [
+        # The one-shots are padded with zeros to a fixed length: the padding is not part of the sound.
+        (np.trim_zeros(audio, "b"), f"builtin/one_shot/{one_shots.class_names[cls]}/{i}")
+        for i, (audio, cls) in enumerate(zip(one_shots.audio, one_shots.classes, strict=True))
+    ] + [
+        (audio, f"builtin/texture/{kind}/{i}")
+        for i, (audio, kind) in enumerate(zip(textures, kinds, strict=True))
+    ]
+    counts = dict.fromkeys(SKIP_KEYS, 0)
+    planned = []
+    for audio, source in named:
+        sound, skip, silent = _plan(audio, source, None, sample_rate, grain_size, hop)
+        counts["silent_grains"] += silent
+        if sound is None:
+            counts[skip] += 1
+        else:
+            planned.append(sound)
+    return _cut(planned, sample_rate, grain_size, hop, max_grains, counts)
+
+
+# -- cache and summary ----------------------------------------------------------------------------------
+
+
+def _cache_path(cache_dir: Path | None, key: str) -> Path | None:
+    return None if cache_dir is None else Path(cache_dir) / f"grains-{key}.npz"
+
+
+def _read_cache(
+    cache_dir: Path | None, key: str, sample_rate: int, hop: int, log: Callable[[str], None]
+) -> GrainCorpus | None:
+    data = read_cached(_cache_path(cache_dir, key), "grains", log)
+    if data is None:
+        return None
+    ends = np.cumsum(data["sound_lengths"])
+    audio = data["sound_audio"].astype(np.float32)
+    return GrainCorpus(
+        grains=data["grains"].astype(np.float32),
+        sound=data["sound"].astype(np.int64),
+        position=data["position"].astype(np.int64),
+        sources=[str(s) for s in data["sources"]],
+        sounds=[audio[end - length : end] for end, length in zip(ends, data["sound_lengths"], strict=True)],
+        counts=arrays_to_counts(data),
+        sample_rate=sample_rate,
+        hop=hop,
+    )
+
+
+def _write_cache(cache_dir: Path | None, key: str, corpus: GrainCorpus, log: Callable[[str], None]) -> None:
+    arrays = {
+        "grains": corpus.grains,
+        "sound": corpus.sound,
+        "position": corpus.position,
+        "sources": np.array(corpus.sources, dtype=str),
+        # The sounds differ in length: stored end to end with their lengths.
+        "sound_audio": np.concatenate(corpus.sounds),
+        "sound_lengths": np.array([len(s) for s in corpus.sounds], dtype=np.int64),
+        **counts_to_arrays(corpus.counts),
+    }
+    write_cached(_cache_path(cache_dir, key), arrays, "grains", log, compress=False)
+
+
+def _log_summary(source: str, corpus: GrainCorpus, log: Callable[[str], None]) -> None:
+    seconds = sum(len(s) for s in corpus.sounds) / corpus.sample_rate
+    log(
+        f"grains {source}: {len(corpus)} grains of {corpus.grain_size} samples (hop {corpus.hop}) "
+        f"from {len(corpus.sources)} sounds ({seconds:.1f} s kept) at {corpus.sample_rate} Hz"
+    )
+    log(f"grains {source}: skipped " + ", ".join(f"{name}={count}" for name, count in corpus.counts.items()))

@@ -1,0 +1,218 @@
+"""nn~ wrapper of the grain VAE: a granular instrument (``forward``) and a grain follower (``encode``).
+
+Both methods speak in knob units: the PCA axes of the training codes, in units of their spread (see
+``latentlive.tasks.grain.principal_axes``), exchanged with nn~ at ``LATENT_RATIO`` host samples per frame.
+The model runs at its own rate (22.05 kHz by default) and resamples inside to the host rate (44.1 or
+48 kHz; others are refused), with the same streaming stages as the techno export (``models.resample``):
+
+* ``forward``: host knob frames -> frames at the model's grain hop rate -> ``GranularEngine`` (grains at
+  ``density`` per second, ``jitter``, ``spray``, ``grain_length``, ``transpose``) -> resampler -> FIFO;
+* ``encode``: host audio -> resampler -> every ``hop`` model samples, the last ``grain_size`` samples,
+  windowed as in training, encoded (posterior mean) -> knob units -> host frames -> FIFO.
+"""
+
+from typing import Any
+
+import nn_tilde
+import torch
+from torch import Tensor, nn
+
+from export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite
+from models.grain_vae import GrainVAE
+from models.granular import GranularEngine
+from models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
+
+HOST_RATES = (44100, 48000)
+KNOB_LIMIT = 10.0
+AUDIO_BOUND = 4.0  # dense clouds keep constant power, so a few grains in phase can exceed full scale
+
+
+class GrainFollower(nn.Module):
+    """Model-rate audio blocks ``[B, 1, k * hop]`` -> knob frames ``[B, D, k]``: the grain ending at each hop."""
+
+    def __init__(self, model: GrainVAE, hop: int, mean: Tensor, inverse_axes: Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.hop, self.grain_size = hop, model.grain_size
+        self.register_buffer("history", torch.zeros(1, 1, model.grain_size - hop), persistent=False)
+        self.register_buffer("window", torch.hann_window(model.grain_size))
+        self.register_buffer("mean", mean)
+        self.register_buffer("inverse_axes", inverse_axes)  # [D, D]: knobs = (z - mean) @ inverse_axes
+
+    def forward(self, blocks: Tensor) -> Tensor:
+        batch, count = blocks.shape[0], blocks.shape[-1] // self.hop
+        if self.history.shape[0] != batch:
+            self.history = blocks.new_zeros(batch, 1, self.grain_size - self.hop)
+        if count == 0:
+            return blocks.new_zeros(batch, self.model.latent_size, 0)
+        audio = torch.cat([self.history, blocks], dim=-1)
+        self.history = audio[..., audio.shape[-1] - (self.grain_size - self.hop) :]
+        grains = audio[:, 0].unfold(-1, self.grain_size, self.hop) * self.window  # [B, k, G]
+        z = self.model.encode(grains.reshape(batch * count, 1, self.grain_size))[0]
+        knobs = (z - self.mean) @ self.inverse_axes
+        return knobs.view(batch, count, -1).transpose(1, 2)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.history.zero_()
+
+
+class GrainPlan:
+    """FIFO primes and latencies (host samples) of ``forward`` and ``encode`` at both host rates; the
+    latency of each method is made the same at both rates."""
+
+    def __init__(self, sample_rate: int, grain_size: int, hop: int) -> None:
+        frame_rate = sample_rate / hop
+        self.primes: dict[str, dict[int, int]] = {"forward": {}, "encode": {}}
+        exact: dict[str, dict[int, float]] = {"forward": {}, "encode": {}}
+        for rate in HOST_RATES:
+            up, down = StreamingResampler(sample_rate, rate), StreamingResampler(rate, sample_rate)
+            to_model = LatentRateConverter(rate / LATENT_RATIO, frame_rate)
+            to_host = LatentRateConverter(frame_rate, rate / LATENT_RATIO)
+            stages = [to_model.count_stage(), block_stage(1, hop), up.count_stage()]
+            prime = fifo_prime(stages, [LATENT_RATIO], in_ratio=LATENT_RATIO)
+            self.primes["forward"][rate] = prime
+            exact["forward"][rate] = prime + up.delay
+            stages = [down.count_stage(), block_stage(hop, 1), to_host.count_stage()]
+            prime = fifo_prime(stages, [LATENT_RATIO], out_ratio=LATENT_RATIO)
+            self.primes["encode"][rate] = prime
+            # a frame describes the grain that ends at it: its centre is half a grain earlier
+            exact["encode"][rate] = (
+                prime * LATENT_RATIO + down.delay_in + 0.5 * grain_size * rate / sample_rate
+            )
+        self.latency: dict[str, int] = {}
+        for method, by_rate in exact.items():
+            unit = LATENT_RATIO if method == "encode" else 1
+            slowest = max(by_rate.values())
+            for rate, value in by_rate.items():
+                extra = int((slowest - value) // unit)
+                self.primes[method][rate] += extra
+                by_rate[rate] = value + extra * unit
+            self.latency[method] = round(max(by_rate.values()))
+
+
+class GrainExport(nn_tilde.Module):
+    """``forward``: D knob signals -> granular audio; ``encode``: audio -> D knob signals (one frame per grain
+    hop, held); attributes ``density``, ``jitter``, ``spray``, ``grain_length``, ``transpose``, ``latency``."""
+
+    def __init__(self, model: GrainVAE, facts: dict[str, Any], plan: GrainPlan) -> None:
+        super().__init__()
+        model = model.eval().requires_grad_(False)
+        rate, hop = int(facts["sample_rate"]), int(facts["hop"])
+        self.latent_size, self.hop = model.latent_size, hop
+        self.latent_ratio, self.knob_limit, self.audio_bound = LATENT_RATIO, KNOB_LIMIT, AUDIO_BOUND
+        mean = torch.tensor(facts["pca_mean"], dtype=torch.float32)
+        components = torch.tensor(facts["pca_components"], dtype=torch.float32)
+        std = torch.tensor(facts["pca_std"], dtype=torch.float32).clamp_min(1e-6)
+        self.engine = GranularEngine(model, model.grain_size, rate, model.latent_size)
+        self.engine.set_knob_axes(mean, components, std)
+        self.follower = GrainFollower(model, hop, mean, components.t() / std)
+        primes = plan.primes
+        self.path_in_44 = LatentRateConverter(44100 / LATENT_RATIO, rate / hop)
+        self.path_in_48 = LatentRateConverter(48000 / LATENT_RATIO, rate / hop)
+        self.audio_out_44 = AudioOut(rate, 44100, primes["forward"][44100])
+        self.audio_out_48 = AudioOut(rate, 48000, primes["forward"][48000])
+        self.audio_in_44 = AudioIn(44100, rate, hop)
+        self.audio_in_48 = AudioIn(48000, rate, hop)
+        self.knobs_out_44 = LatentOut(rate / hop, 44100, primes["encode"][44100])
+        self.knobs_out_48 = LatentOut(rate / hop, 48000, primes["encode"][48000])
+        self.host_rate = HOST_RATES[0]
+        self.register_attribute("density", 40.0)
+        self.register_attribute("jitter", 0.0)
+        self.register_attribute("spray", 0.0)
+        self.register_attribute("grain_length", 1.0)
+        self.register_attribute("transpose", 0.0)
+        self.register_attribute("latency", plan.latency["forward"])
+        knobs = [f"(signal) knob {i + 1}" for i in range(self.latent_size)]
+        self.register_method("forward", self.latent_size, LATENT_RATIO, 1, 1, knobs, ["(signal) audio out"])
+        self.register_method("encode", 1, 1, self.latent_size, LATENT_RATIO, ["(signal) audio in"], knobs)
+        self.reset()
+
+    def _settings(self) -> None:
+        self.engine.density = float(self.density[0])
+        self.engine.jitter = float(self.jitter[0])
+        self.engine.spray = float(self.spray[0])
+        self.engine.grain_length = float(self.grain_length[0])
+        self.engine.transpose = float(self.transpose[0])
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Knobs ``[B, D, n / LATENT_RATIO]`` -> audio ``[B, 1, n]`` at the host rate."""
+        self._settings()
+        n = x.shape[-1] * self.latent_ratio
+        knobs = finite(x, self.knob_limit)
+        if self.host_rate == 44100:
+            path = self.path_in_44(knobs)
+            audio = self.audio_out_44(self.engine(path, self.hop, path.shape[-1] * self.hop), n)
+        else:
+            path = self.path_in_48(knobs)
+            audio = self.audio_out_48(self.engine(path, self.hop, path.shape[-1] * self.hop), n)
+        return finite(audio, self.audio_bound)
+
+    @torch.jit.export
+    def encode(self, x: Tensor) -> Tensor:
+        """Audio ``[B, 1, n]`` -> knobs ``[B, D, n / LATENT_RATIO]`` of the grain ending at each hop."""
+        frames = x.shape[-1] // self.latent_ratio
+        audio = finite(x, 10.0)
+        if self.host_rate == 44100:
+            knobs = self.knobs_out_44(self.follower(self.audio_in_44(audio)), frames)
+        else:
+            knobs = self.knobs_out_48(self.follower(self.audio_in_48(audio)), frames)
+        return finite(knobs, 100.0)
+
+    @torch.jit.export
+    def set_sample_rate(self, sample_rate: int | None) -> None:
+        """nn~ passes the host rate: 44.1 and 48 kHz are supported, others refused."""
+        if sample_rate is None:
+            return
+        if sample_rate != 44100 and sample_rate != 48000:
+            raise ValueError("the latentlive grain model runs at 44100 or 48000 Hz")
+        self.host_rate = sample_rate
+        self.sr = sample_rate
+        self.reset()
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forget every stream: the grains still ringing, the follower's history, resamplers and FIFOs."""
+        self.engine.reset()
+        self.follower.reset()
+        self.path_in_44.reset()
+        self.path_in_48.reset()
+        self.audio_out_44.reset()
+        self.audio_out_48.reset()
+        self.audio_in_44.reset()
+        self.audio_in_48.reset()
+        self.knobs_out_44.reset()
+        self.knobs_out_48.reset()
+
+
+def build_grain_export(checkpoint: dict[str, Any]) -> tuple[GrainExport, dict[str, Any]]:
+    """The wrapper and the metadata of the exported file, from a trainer checkpoint."""
+    facts = checkpoint["metadata"]
+    model = GrainVAE(**checkpoint["model_args"])
+    model.load_state_dict(checkpoint["model_state"])
+    plan = GrainPlan(int(facts["sample_rate"]), model.grain_size, int(facts["hop"]))
+    wrapper = GrainExport(model, facts, plan)
+    latency = plan.latency["forward"]
+    metadata = {
+        "model": "grain",
+        "latent_size": model.latent_size,
+        "grain_size": model.grain_size,
+        "hop": int(facts["hop"]),
+        "sample_rate": int(facts["sample_rate"]),
+        "latent_ratio": LATENT_RATIO,
+        "host_sample_rate": HOST_RATES[0],
+        "host_sample_rates": list(HOST_RATES),
+        "attributes": {
+            "density": 40.0,
+            "jitter": 0.0,
+            "spray": 0.0,
+            "grain_length": 1.0,
+            "transpose": 0.0,
+            "latency": latency,
+        },
+        "latency_samples": latency,
+        "method_latency": plan.latency,
+        "primes": {m: {str(r): p for r, p in by_rate.items()} for m, by_rate in plan.primes.items()},
+        "output_bounds": {"forward": AUDIO_BOUND, "encode": 100.0},
+    }
+    return wrapper, metadata

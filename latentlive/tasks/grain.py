@@ -1,0 +1,242 @@
+"""Training task of the grain VAE: windowed waveform grains of any sounds (22.05 kHz by default).
+
+The loss is a Gaussian negative log-likelihood of the grain's samples plus a multi-scale spectral distance
+(weights in gin) and the KL divergence with warm-up. Sounds, not grains, are held out, so the held-out metrics
+score sounds the model never heard: log-spectral distance and spectral convergence of grain reconstructions,
+and of whole sounds re-synthesised by encoding every grain, decoding it and overlap-adding. The latents are
+ordered by a PCA of the training codes, stored with the model: the instrument's knobs are its axes.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import gin
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.tensorboard import SummaryWriter
+
+from corpus.drum_corpus import split_by_group
+from latentlive.cache import cache_dir
+from latentlive.config import configured_arguments
+from latentlive.metrics import log_spectral_distance, spectral_convergence
+from latentlive.plots import latent_map_figure
+from latentlive.tasks.base import TensorData
+from models.grain_vae import GrainVAE
+from models.spectral import multiscale_spectral_distance, stft_magnitude
+from models.vae import BetaSchedule, gaussian_nll, kl_standard_normal
+
+METRIC_FFT = 256  # STFT of the grain metrics: 11.6 ms windows at 22.05 kHz
+SOUND_FFT = 1024  # STFT of the whole-sound metrics
+
+
+def principal_axes(codes: np.ndarray) -> dict[str, list]:
+    """PCA of codes ``[N, D]``: ``pca_mean [D]``, ``pca_components [D, D]`` (rows by decreasing variance, each
+    row's largest entry positive) and ``pca_std [D]``. Knob ``k`` moves the code along axis ``k`` in units of its
+    spread: ``z = pca_mean + sum_k knob_k * pca_std[k] * pca_components[k]``."""
+    codes = codes.astype(np.float64)
+    mean = codes.mean(0)
+    _, singular, axes = np.linalg.svd(codes - mean, full_matrices=True)
+    signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(1)])
+    std = np.zeros(codes.shape[1])
+    std[: len(singular)] = singular / np.sqrt(max(1, len(codes) - 1))
+    return {
+        "pca_mean": mean.tolist(),
+        "pca_components": (axes * signs[:, None]).tolist(),
+        "pca_std": std.tolist(),
+    }
+
+
+def grain_spectra(grains: Tensor) -> Tensor:
+    """Magnitudes ``[N, F, M]`` of grains ``[N, 1, G]`` or ``[N, G]`` for the held-out metrics."""
+    return stft_magnitude(grains.reshape(len(grains), -1), METRIC_FFT, METRIC_FFT // 4)
+
+
+@gin.configurable
+class GrainTask:
+    """The grain VAE on grains of sounds (built-in one-shots and textures, or a folder given with ``--db``).
+
+    Args:
+        sample_rate: rate of the model's audio (Hz).
+        grain_size: samples per grain (1024; 2048 as an option).
+        hop: analysis hop (default a quarter grain).
+        max_grains: grains kept of the corpus (spread evenly).
+        sounds: sounds in the built-in corpus.
+        val_fraction: share of the sounds held out.
+        gaussian_weight, spectral_weight: weights of the Gaussian likelihood and the spectral distance.
+        spectral_scales: FFT sizes of the spectral distance.
+        beta, beta_schedule, warmup_steps: the KL weight and its warm-up.
+        eval_sounds: held-out sounds re-synthesised whole for the metrics and TensorBoard.
+        pca_examples: training grains encoded for the PCA of the knobs.
+    """
+
+    name = "grain"
+
+    def __init__(
+        self,
+        sample_rate: int = 22050,
+        grain_size: int = 1024,
+        hop: int | None = None,
+        max_grains: int = 50000,
+        sounds: int = 512,
+        val_fraction: float = 0.1,
+        gaussian_weight: float = 1.0,
+        spectral_weight: float = 1.0,
+        spectral_scales: tuple[int, ...] = (1024, 512, 256, 128, 64),
+        beta: float = 1.0,
+        beta_schedule: str = "linear",
+        warmup_steps: int = 5000,
+        eval_sounds: int = 8,
+        pca_examples: int = 4096,
+    ) -> None:
+        self.sample_rate, self.grain_size = sample_rate, grain_size
+        self.hop = hop or grain_size // 4
+        self.max_grains, self.sounds, self.val_fraction = max_grains, sounds, val_fraction
+        self.gaussian_weight, self.spectral_weight = gaussian_weight, spectral_weight
+        self.spectral_scales = tuple(s for s in spectral_scales if s <= grain_size)
+        self.beta = BetaSchedule(beta_schedule, 0.0, beta, warmup_steps)
+        self.eval_sounds, self.pca_examples = eval_sounds, pca_examples
+        self._train: TensorData | None = None
+        self._model: GrainVAE | None = None
+        self._held_out_sounds: list[np.ndarray] = []
+
+    def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
+        from corpus.grains import load_grains
+
+        corpus = load_grains(
+            db,
+            sample_rate=self.sample_rate,
+            grain_size=self.grain_size,
+            hop=self.hop,
+            max_grains=self.max_grains,
+            sounds=self.sounds,
+            seed=0,  # one built-in corpus for every training seed; the seed varies the split
+            cache_dir=cache_dir(),
+            log=log,
+        )
+        sound = np.asarray(corpus.sound)
+        train_idx, val_idx = split_by_group(sound, self.val_fraction, seed)
+        data = {
+            "grain": torch.from_numpy(np.asarray(corpus.grains, dtype=np.float32)),
+            "sound": torch.from_numpy(sound),
+        }
+        train = TensorData({k: v[torch.as_tensor(train_idx)] for k, v in data.items()})
+        val = TensorData({k: v[torch.as_tensor(val_idx)] for k, v in data.items()})
+        held_out = sorted(set(sound[val_idx].tolist()))
+        self._held_out_sounds = [corpus.sounds[i] for i in held_out[: self.eval_sounds]]
+        self._train = train
+        log(f"grains: {len(train)} for training, {len(val)} held out ({len(held_out)} sounds)")
+        return train, val
+
+    def build_model(self) -> tuple[GrainVAE, dict[str, Any]]:
+        args = configured_arguments(GrainVAE)
+        args.update(grain_size=self.grain_size)
+        self._model = GrainVAE(**args)
+        return self._model, args
+
+    def losses(self, model: nn.Module, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
+        grains = batch["grain"].unsqueeze(1)
+        mean, logscale, _, mu, logvar = model(grains)
+        return {
+            "loss/gaussian": gaussian_nll(mean, logscale, grains).mean() / self.grain_size,
+            "loss/spectral_distance": multiscale_spectral_distance(mean, grains, scales=self.spectral_scales),
+            "loss/divergence": kl_standard_normal(mu, logvar).mean(),
+        }
+
+    def loss_weights(self, step: int) -> dict[str, float]:
+        return {
+            "loss/gaussian": self.gaussian_weight,
+            "loss/spectral_distance": self.spectral_weight,
+            "loss/divergence": self.beta(step),
+        }
+
+    @torch.no_grad()
+    def resynthesise(self, model: nn.Module, sound: np.ndarray) -> np.ndarray:
+        """A whole sound through the model: every grain encoded (posterior mean), decoded, overlap-added."""
+        from corpus.grains import frame_sound, overlap_add
+
+        device = next(model.parameters()).device
+        grains = torch.from_numpy(frame_sound(sound, self.grain_size, self.hop)).to(device)
+        decoded = torch.cat([model.decode(model.encode(g.unsqueeze(1))[0])[0] for g in grains.split(512)])
+        total = (len(grains) - 1) * self.hop + self.grain_size
+        return overlap_add(decoded[:, 0].cpu().numpy(), self.hop, total)[self.grain_size - self.hop :][
+            : len(sound)
+        ]
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: TensorData) -> dict[str, float]:
+        """Held-out grains reconstructed from the posterior mean (LSD in dB, SC, the likelihood and KL terms) and
+        held-out sounds re-synthesised grain by grain (LSD, SC of their STFT magnitudes)."""
+        device = next(model.parameters()).device
+        lsd, sc, nll, kl = [], [], [], []
+        for index in torch.arange(len(data)).split(1024):
+            grains = data.take(index, device)["grain"].unsqueeze(1)
+            mu, logvar = model.encode(grains)
+            mean, logscale = model.decode(mu)
+            reference, estimate = grain_spectra(grains), grain_spectra(mean)
+            lsd.append(log_spectral_distance(reference, estimate))
+            sc.append(spectral_convergence(reference, estimate))
+            nll.append(gaussian_nll(mean, logscale, grains) / self.grain_size)
+            kl.append(kl_standard_normal(mu, logvar))
+        metrics = {
+            "eval/lsd": torch.cat(lsd).mean().item(),
+            "eval/sc": torch.cat(sc).mean().item(),
+            "eval/gaussian": torch.cat(nll).mean().item(),
+            "eval/kl": torch.cat(kl).mean().item(),
+        }
+        sound_lsd, sound_sc = [], []
+        for sound in self._held_out_sounds:
+            original = torch.from_numpy(sound)[None]
+            rebuilt = torch.from_numpy(self.resynthesise(model, sound))[None]
+            reference = stft_magnitude(original, SOUND_FFT, SOUND_FFT // 4)
+            estimate = stft_magnitude(rebuilt, SOUND_FFT, SOUND_FFT // 4)
+            sound_lsd.append(log_spectral_distance(reference, estimate).item())
+            sound_sc.append(spectral_convergence(reference, estimate).item())
+        if sound_lsd:
+            metrics["eval/sound_lsd"] = float(np.mean(sound_lsd))
+            metrics["eval/sound_sc"] = float(np.mean(sound_sc))
+        return metrics
+
+    @torch.no_grad()
+    def log_media(self, writer: SummaryWriter, model: nn.Module, data: TensorData, step: int) -> None:
+        for i, sound in enumerate(self._held_out_sounds[:4]):
+            writer.add_audio(
+                f"audio/input/{i}", torch.from_numpy(sound)[None], step, sample_rate=self.sample_rate
+            )
+            rebuilt = np.clip(self.resynthesise(model, sound), -1, 1)
+            writer.add_audio(
+                f"audio/resynthesis/{i}", torch.from_numpy(rebuilt)[None], step, sample_rate=self.sample_rate
+            )
+        device = next(model.parameters()).device
+        index = torch.linspace(0, len(data) - 1, min(len(data), 2000)).long()
+        batch = data.take(index, device)
+        codes = model.encode(batch["grain"].unsqueeze(1))[0].cpu().numpy()
+        sounds = batch["sound"].cpu().numpy()
+        labels = (
+            np.unique(sounds, return_inverse=True)[1] % 10
+        )  # colour by sound (cycling), to see sounds as paths
+        figure = latent_map_figure(codes, labels, [f"sounds mod 10 = {k}" for k in range(10)])
+        writer.add_figure("latent/map_by_sound", figure, step)
+
+    def metadata(self) -> dict[str, Any]:
+        """What export needs: the grain settings and the PCA of the training codes (the knobs)."""
+        meta: dict[str, Any] = {
+            "sample_rate": self.sample_rate,
+            "grain_size": self.grain_size,
+            "hop": self.hop,
+        }
+        if self._model is not None and self._train is not None:
+            meta.update(self._pca(self._model))
+        return meta
+
+    @torch.no_grad()
+    def _pca(self, model: GrainVAE) -> dict[str, list]:
+        assert self._train is not None
+        device = next(model.parameters()).device
+        index = torch.linspace(0, len(self._train) - 1, min(len(self._train), self.pca_examples)).long()
+        was_training = model.training
+        model.eval()
+        grains = self._train.take(index, device)["grain"].unsqueeze(1)
+        codes = torch.cat([model.encode(g)[0] for g in grains.split(512)]).cpu().numpy()
+        model.train(was_training)
+        return principal_axes(codes)

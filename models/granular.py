@@ -1,0 +1,199 @@
+"""Granular synthesis from a grain decoder: a latent path in, audio out, at the model rate.
+
+``GranularEngine`` streams: each call gets the latent path of the next ``n`` samples (frames every
+``frame_hop`` samples), schedules grain onsets at ``density`` grains per second (evenly spaced, or with
+``jitter`` randomising the intervals), decodes every grain of the call in one batch, shortens, transposes
+and re-windows the grains, and overlap-adds them into a buffer whose tail (the part of the grains that
+rings past the end of the call) is carried into the next call. Splitting a stream into calls of any size
+gives the same audio as one call (in synchronous mode without spray; random draws differ otherwise).
+Random draws (jitter, spray) use torch's global generator, so ``torch.manual_seed`` makes a run repeatable.
+
+``overlap_add`` and ``frame_grains`` are the offline pair: cut a sound into Hann-windowed analysis grains,
+and overlap-add (decoded) grains back into a sound at its level.
+"""
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+# Transposition range in semitones: the longest transposed grain (two octaves down) is 4 grains long,
+# which sizes the tail buffer.
+MAX_TRANSPOSE = 24.0
+# Grain onsets per second are capped here (a grain every ~22 samples at 22.05 kHz): beyond it the
+# level normalisation and the per-call grain count stop making musical sense.
+MAX_DENSITY = 1000.0
+
+
+def frame_grains(audio: Tensor, grain_size: int, hop: int) -> Tensor:
+    """Hann-windowed analysis grains of a sound: ``audio [T]`` -> ``[N, grain_size]``, grain ``i`` covering
+    samples ``[i * hop, i * hop + grain_size)`` (the sound is zero-padded to whole grains at the end)."""
+    if audio.dim() != 1:
+        raise ValueError(f"frame_grains expects mono audio [T], got {tuple(audio.shape)}")
+    count = max(1, math.ceil(max(0, audio.shape[0] - grain_size) / hop) + 1)
+    audio = F.pad(audio, (0, (count - 1) * hop + grain_size - audio.shape[0]))
+    window = torch.hann_window(grain_size, dtype=audio.dtype, device=audio.device)
+    return audio.unfold(0, grain_size, hop) * window
+
+
+def overlap_add(grains: Tensor, hop: int, window: Tensor | None = None) -> Tensor:
+    """Overlap-add grains ``[N, G]`` at ``hop`` samples -> audio ``[(N - 1) * hop + G]``.
+
+    The sum is divided by the analysis window's overlap ``sum(window) / hop`` (a periodic Hann by default:
+    2 at hop G/4), so that the analysis grains of a sound (``frame_grains``) add back to the sound at its
+    level wherever the window overlap is complete (from ``G - hop`` samples after the start)."""
+    if grains.dim() != 2:
+        raise ValueError(f"overlap_add expects grains [N, G], got {tuple(grains.shape)}")
+    count, size = grains.shape
+    if window is None:
+        window = torch.hann_window(size, dtype=grains.dtype, device=grains.device)
+    length = (count - 1) * hop + size
+    index = (torch.arange(count, device=grains.device) * hop)[:, None] + torch.arange(
+        size, device=grains.device
+    )
+    audio = grains.new_zeros(length).index_add_(0, index.flatten(), grains.flatten())
+    return audio * (hop / float(window.sum()))
+
+
+class GranularEngine(nn.Module):
+    """Streaming granular synthesis over a grain decoder (TorchScript-scriptable).
+
+    Args:
+        decoder: a module with an exported ``decode_mean(z [N, D]) -> [N, 1, G]`` (``GrainVAE`` has it).
+        grain_size: ``G``, samples of a decoded grain.
+        sample_rate: the model rate in Hz (``density`` is in grains per second of it).
+        latent_size: ``D``, channels of the latent path.
+        max_grains_per_call: at most this many grains start in one call; onsets past it are dropped (the
+            schedule then restarts from the end of the call), so a call's cost is bounded.
+
+    Settings, attributes to change between calls: ``density`` (grains per second), ``jitter`` (0 evenly
+    spaced .. 1 intervals uniform in [0, 2 / density]), ``spray`` (std of Gaussian noise added to each
+    grain's latent, in path units), ``grain_length`` (0.1 .. 1 of the grain, its centre kept),
+    ``transpose`` (semitones, -24 .. 24, by resampling the grain with linear interpolation: up is shorter).
+
+    The path is in knob units when ``latent_mean`` / ``latent_basis`` are set (``set_knob_axes``): a grain's
+    latent is ``latent_mean + latent_basis @ (knobs + spray noise)``; by default they are 0 and the identity.
+
+    The decoded grains are taken to be Hann-windowed like the training grains; each is cut to its centre
+    ``grain_length``, resampled, and multiplied by a Hann window of its new length (no clicks when cut).
+
+    Level: each grain is scaled by ``1 / sqrt(max(1, overlap))``, ``overlap`` being the expected number of
+    grains sounding at once (the sum of a grain's envelope divided by the mean onset interval): sparse grains
+    play at their decoded level, dense clouds keep a constant power instead of adding up in amplitude.
+    """
+
+    def __init__(
+        self,
+        decoder: nn.Module,
+        grain_size: int,
+        sample_rate: int,
+        latent_size: int,
+        max_grains_per_call: int = 512,
+    ) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.grain_size, self.sample_rate, self.latent_size = grain_size, sample_rate, latent_size
+        self.max_grains_per_call = max_grains_per_call
+        # copies of the module constants: TorchScript reads no float globals
+        self.max_density, self.max_transpose = MAX_DENSITY, MAX_TRANSPOSE
+        self.density, self.jitter, self.spray = 40.0, 0.0, 0.0
+        self.grain_length, self.transpose = 1.0, 0.0
+        self.max_grain_out = int(math.ceil(grain_size * 2.0 ** (MAX_TRANSPOSE / 12.0))) + 2
+        self.next_onset = 0.0  # samples from the start of the next call to the next grain onset
+        self.register_buffer("tail", torch.zeros(1, self.max_grain_out), persistent=False)
+        self.register_buffer("latent_mean", torch.zeros(latent_size))
+        self.register_buffer("latent_basis", torch.eye(latent_size))
+        self.register_buffer("analysis_window", torch.hann_window(grain_size))
+
+    @torch.jit.export
+    def set_knob_axes(self, mean: Tensor, components: Tensor, std: Tensor) -> None:
+        """Knob ``k`` moves the latent along axis ``components[k]`` (``[D, D]``, rows are axes) in units of
+        ``std[k]``, from ``mean [D]``: ``z = mean + sum_k knob_k * std[k] * components[k]``."""
+        self.latent_mean.copy_(mean)
+        self.latent_basis.copy_((components * std[:, None]).t())
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forget the stream: no ringing tail, the next grain starts at the next call's first sample."""
+        self.tail.zero_()
+        self.next_onset = 0.0
+
+    def _onsets(self, n: int) -> Tensor:
+        """Onset times (float64 samples from the start of this call) of the grains starting in ``[0, n)``;
+        advances the schedule."""
+        density = min(max(self.density, 0.0), self.max_density)
+        if density <= 0.0:
+            self.next_onset = max(0.0, self.next_onset - n)
+            return torch.zeros(0, dtype=torch.float64)
+        interval = self.sample_rate / density
+        jitter = min(max(self.jitter, 0.0), 1.0)
+        count = self.max_grains_per_call
+        if jitter > 0.0:
+            u = torch.rand(count, dtype=torch.float64)
+            steps = interval * (1.0 + jitter * (2.0 * u - 1.0))
+            following = self.next_onset + torch.cumsum(steps, 0)  # onset of the grain after each one
+            times = torch.cat([torch.full([1], self.next_onset, dtype=torch.float64), following[:-1]])
+        else:
+            # products, not sums, so the sync grid is the same whatever the split into calls
+            times = self.next_onset + interval * torch.arange(count + 1, dtype=torch.float64)
+            following = times[1:]
+            times = times[:-1]
+        starting = int((times < n).sum())
+        if starting < count:
+            self.next_onset = float(times[starting]) - n
+        else:
+            self.next_onset = max(0.0, float(following[count - 1]) - n)
+        return times[:starting]
+
+    def _grain_shape(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Where the output grain reads the decoded grain and how it is enveloped: ``(left [L_out] int64,
+        frac [L_out], envelope [L_out])`` for the current ``grain_length`` and ``transpose``."""
+        ratio = 2.0 ** (min(max(self.transpose, -self.max_transpose), self.max_transpose) / 12.0)
+        span = min(max(self.grain_length, 0.1), 1.0) * self.grain_size  # decoded samples used, centred
+        out_length = max(2, int(round(span / ratio)))
+        start = 0.5 * (self.grain_size - span)
+        position = start + ratio * torch.arange(out_length, dtype=torch.float32)
+        position = position.clamp(0.0, self.grain_size - 1.0)
+        left = position.floor().long().clamp(max=self.grain_size - 2)
+        frac = position - left.float()
+        envelope = torch.hann_window(out_length, periodic=False)
+        return left, frac, envelope
+
+    def forward(self, path: Tensor, frame_hop: int, n: int) -> Tensor:
+        """Latent path ``[B, D, n_frames]`` (frame ``i`` holds for samples ``[i * frame_hop, (i + 1) *
+        frame_hop)`` of this call) -> audio ``[B, 1, n]``."""
+        batch = path.shape[0]
+        if self.tail.shape[0] != batch:
+            self.tail = torch.zeros(batch, self.max_grain_out, dtype=path.dtype, device=path.device)
+        out = torch.zeros(batch, n + self.max_grain_out, dtype=path.dtype, device=path.device)
+        out[:, : self.max_grain_out] += self.tail
+        onsets = self._onsets(n)
+        count = onsets.shape[0]
+        if count > 0 and path.shape[2] > 0:
+            start = onsets.floor().long()
+            frame = (start // max(1, frame_hop)).clamp(0, path.shape[2] - 1).to(path.device)
+            knobs = path.index_select(2, frame).transpose(1, 2)  # [B, N, D]
+            if self.spray > 0.0:
+                knobs = knobs + self.spray * torch.randn_like(knobs)
+            z = self.latent_mean + knobs @ self.latent_basis.t()
+            grains = self.decoder.decode_mean(z.reshape(batch * count, self.latent_size))[:, 0]  # [B*N, G]
+
+            left, frac, envelope = self._grain_shape()
+            left, frac, envelope = left.to(path.device), frac.to(path.dtype), envelope.to(path.dtype)
+            shaped = (
+                torch.lerp(grains.index_select(1, left), grains.index_select(1, left + 1), frac) * envelope
+            )  # [B*N, L_out]
+            # expected overlap from the envelope the analysis window gives the (windowed) grains
+            window = self.analysis_window.to(path.dtype)
+            grain_envelope = torch.lerp(window[left], window[left + 1], frac) * envelope
+            mean_interval = self.sample_rate / min(max(self.density, 1e-3), self.max_density)
+            overlap = float(grain_envelope.sum()) / mean_interval
+            shaped = shaped * (1.0 / math.sqrt(max(1.0, overlap)))
+
+            length = shaped.shape[1]
+            index = (start.to(path.device)[:, None] + torch.arange(length, device=path.device)).flatten()
+            flat = shaped.view(batch, count * length)
+            out.scatter_add_(1, index[None, :].expand(batch, -1), flat)
+        self.tail = out[:, n:].clone()
+        return out[:, None, :n].contiguous()
