@@ -102,7 +102,9 @@ def techno_prior_ts(techno_prior_run: Path) -> Path:
 def grain_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run of gin/grain_tiny.gin on a few built-in sounds."""
     runs = tmp_path_factory.mktemp("runs")
-    assert main(["train", "--gin", str(ROOT / "gin/grain_tiny.gin"), "--name", "grain", "--out", str(runs)]) == 0
+    assert (
+        main(["train", "--gin", str(ROOT / "gin/grain_tiny.gin"), "--name", "grain", "--out", str(runs)]) == 0
+    )
     return runs / "grain"
 
 
