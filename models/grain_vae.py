@@ -1,17 +1,17 @@
-"""The grain VAE: a waveform grain ``[B, 1, G]`` (G = 1024 or 2048 samples, Hann-windowed) <-> a latent ``[B, D]``.
+"""The grain VAE: a Hann-windowed waveform grain ``[B, 1, G]`` (G = 1024 or 2048) <-> a latent ``[B, D]``.
 
 The encoder is a stack of strided 1-D convolutions (each divides time by ``stride``) and the decoder its
-mirror of transposed convolutions, from a few bottom frames up to the grain, ending in two channels: the
-mean of a Gaussian over the samples and its log standard deviation (softly floored, so silent stretches of
-a grain cannot drive the likelihood to infinity).
+mirror of transposed convolutions, from a few bottom frames up to the grain: the mean of a Gaussian over
+the samples. Its log standard deviation is one value per grain, a linear function of z (detached: the scale
+does not shape the code), softly floored so that near-silent grains cannot drive the likelihood to infinity.
 
 Speed decides the layout. The instrument decodes 40-200 grains per second on one CPU thread inside nn~:
 
 - no residual stacks and no normalisation: one linear layer and ``len(channels)`` transposed convolutions
-  whose kernel spans two strides, about 0.9 M multiply-adds per grain at the default size;
+  whose kernel spans two strides, about 0.8 M multiply-adds per grain at the default size;
 - activations are time-major ``[B, T, C]`` inside, so each (transposed) convolution is one concatenation of
-  neighbouring frames and one matrix product (``conv_transpose1d``'s CPU kernels are 2-3x slower at these
-  sizes); the weights stay in ordinary ``nn.Conv1d`` / ``nn.ConvTranspose1d`` modules.
+  neighbouring frames and one matrix product (``conv_transpose1d`` made the whole decoder 1.35x slower on
+  one CPU thread); the weights stay in ordinary ``nn.Conv1d`` / ``nn.ConvTranspose1d`` modules.
 """
 
 import gin
@@ -71,11 +71,12 @@ class GrainVAE(nn.Module):
         grain_size: ``G``, samples per grain; must be a multiple of ``stride ** len(channels)``.
         latent_size: ``D``, size of z (8-32).
         channels: widths of the encoder's scales, fine to coarse; the decoder mirrors them. Decoding cost
-            grows with their square: (32, 64, 128, 256) is about 4x slower than the default.
+            grows with their square: (32, 64, 128, 256) is about 3x slower than the default.
         kernel_size: kernel of every (transposed) convolution, a multiple of ``stride`` with
             ``kernel_size - stride`` even; ``2 * stride`` lets neighbouring frames overlap.
         stride: time factor of each scale.
-        min_logscale: soft floor of the predicted log standard deviation of a sample (full scale is 1).
+        min_logscale: soft floor of the predicted log standard deviation of a grain's samples (full scale
+            is 1).
     """
 
     def __init__(
@@ -115,7 +116,10 @@ class GrainVAE(nn.Module):
         self.posterior = GaussianPosterior(bottom, latent_size)
 
         self.expand = nn.Linear(latent_size, bottom)
-        up_widths = [*reversed(channels), 2]
+        # one log-scale per grain, from a detached z: the trunk and the encoder then learn only the mean (a
+        # scale sharing them soaks up the error and stalls the mean's training; measured on sine grains)
+        self.scale = nn.Linear(latent_size, 1)
+        up_widths = [*reversed(channels), 1]
         self.decoder = nn.ModuleList(
             [
                 nn.ConvTranspose1d(up_widths[i], up_widths[i + 1], kernel_size, stride, padding)
@@ -132,37 +136,28 @@ class GrainVAE(nn.Module):
         # flatten channel-major, as the [B, C, T] layout of the posterior's weights expects
         return self.posterior(x.transpose(1, 2).flatten(1))
 
-    def _decode_features(self, z: Tensor) -> Tensor:
-        """``z [B, D]`` -> time-major features ``[B, G / stride, C]`` before the last transposed convolution."""
+    @torch.jit.export
+    def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """``z [B, D]`` -> ``(mean, logscale)`` each ``[B, 1, G]``: the Gaussian over the grain's samples
+        (the log-scale is one value per grain, broadcast over its samples)."""
+        raw_scale = self.scale(z.detach())[:, :, None].expand(-1, 1, self.grain_size)
+        logscale = self.min_logscale + F.softplus(raw_scale - self.min_logscale)
+        return self.decode_mean(z), logscale
+
+    @torch.jit.export
+    def decode_mean(self, z: Tensor) -> Tensor:
+        """``z [B, D]`` -> the mean grain ``[B, 1, G]`` alone, as the instrument plays it.
+
+        The mean goes through ``tanh``: grains are audio in [-1, 1], and any latent (knobs at +-10, spray)
+        then decodes to bounded audio."""
         x = F.leaky_relu(self.expand(z), 0.2).view(z.shape[0], self.bottom_channels, self.bottom_frames)
         x = x.transpose(1, 2)  # [B, frames, C]
         last = len(self.decoder) - 1
         for i, conv in enumerate(self.decoder):
+            x = transposed_conv(x, conv.weight, conv.bias, self.stride)
             if i < last:
-                x = F.leaky_relu(transposed_conv(x, conv.weight, conv.bias, self.stride), 0.2)
-        return x
-
-    @torch.jit.export
-    def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """``z [B, D]`` -> ``(mean, logscale)`` each ``[B, 1, G]``: the Gaussian over the grain's samples.
-
-        The mean goes through ``tanh``: grains are audio in [-1, 1], and any latent (knobs at +-10, spray)
-        then decodes to bounded audio."""
-        conv = self.decoder[-1]
-        out = transposed_conv(self._decode_features(z), conv.weight, conv.bias, self.stride).transpose(1, 2)
-        mean, raw_scale = out[:, :1], out[:, 1:]
-        logscale = self.min_logscale + F.softplus(raw_scale - self.min_logscale)
-        return torch.tanh(mean), logscale
-
-    @torch.jit.export
-    def decode_mean(self, z: Tensor) -> Tensor:
-        """``z [B, D]`` -> the mean grain ``[B, 1, G]`` alone, as the instrument plays it (skips the scale)."""
-        conv = self.decoder[-1]
-        bias = conv.bias
-        weight, bias = conv.weight[:, :1], None if bias is None else bias[:1]
-        return torch.tanh(
-            transposed_conv(self._decode_features(z), weight, bias, self.stride).transpose(1, 2)
-        )
+                x = F.leaky_relu(x, 0.2)
+        return torch.tanh(x.transpose(1, 2))
 
     def forward(self, grain: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Encode, sample, decode: ``(mean [B, 1, G], logscale [B, 1, G], z [B, D], mu [B, D], logvar [B, D])``."""
