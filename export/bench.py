@@ -118,7 +118,7 @@ def bench_model(model_name: str, run: Path | None = None, out: Path | None = Non
     """Measure ``model_name`` (train and export a short run when ``run`` is None); print and write JSON."""
     with tempfile.TemporaryDirectory() as scratch:
         the_run = RunFolder(run).require_trained() if run else _train_for_bench(model_name, Path(scratch))
-        if not (model_name == "techno" and _export_is_current(the_run)):
+        if not (model_name in ("techno", "grain") and _export_is_current(the_run)):
             export_run(the_run.root, streaming=True)
         results = {
             "model": model_name,
@@ -382,3 +382,111 @@ def bench_techno(
 
 
 BENCHES["techno"] = bench_techno
+
+
+# -- grain -----------------------------------------------------------------------------------------
+
+GRAIN_RATE, GRAIN_BUFFER = 48000, 2048  # host rate and nn~ buffer of the grain figures
+GRAIN_GOAL = 100.0  # forward at least 100x faster than real time on one thread
+GRAIN_DENSITIES = (40.0, 200.0)
+GRAIN_DECODE_BATCHES = (1, 8, 64)
+# a few steps at full model size on a small built-in corpus: speed does not depend on quality
+BENCH_TRAINING["grain"] = [
+    "train.max_steps = 2",
+    "train.eval_every = 2",
+    "train.media_every = 2",
+    "train.checkpoint_every = 2",
+    "GrainTask.sounds = 16",
+    "GrainTask.max_grains = 2000",
+    "GrainTask.val_fraction = 0.25",
+    "GrainTask.eval_sounds = 1",
+    "GrainTask.pca_examples = 512",
+]
+
+
+def _knob_walk(latent_size: int, count: int, frames: int) -> list[Tensor]:
+    """``count`` successive buffers ``[1, D, frames]`` of a slow seeded walk in knob units (about +-2), so
+    that every grain decodes a fresh latent."""
+    generator = torch.Generator().manual_seed(0)
+    steps = 0.05 * torch.randn(latent_size, count * frames, generator=generator)
+    walk = (steps.cumsum(-1) + 2.0).remainder(8.0)
+    walk = torch.where(walk > 4.0, 8.0 - walk, walk) - 2.0  # reflected into [-2, 2]
+    return [walk[None, :, i * frames : (i + 1) * frames].contiguous() for i in range(count)]
+
+
+def _grain_forward_figures(module: torch.nn.Module, density: float, repeats: int) -> dict[str, float]:
+    """One ``forward`` call per ``GRAIN_BUFFER`` at ``GRAIN_RATE`` along a moving knob path at ``density``
+    grains per second, on one thread: p50, p99 and mean in ms, and the buffer period over them."""
+    spec = method_spec(module, "forward")
+    module.set_sample_rate(GRAIN_RATE)  # also resets every stream
+    module.set_density(density)
+    inputs = _knob_walk(spec.in_channels, 64, GRAIN_BUFFER // spec.in_ratio)
+    with one_thread(), torch.no_grad():
+        times = time_calls(_cycling(inputs, module.forward), repeats, 10)
+    module.set_density(40.0)
+    module.reset()
+    period_ms = 1e3 * GRAIN_BUFFER / GRAIN_RATE
+    return {
+        **times,
+        "density": density,
+        "real_time_factor": period_ms / times["p50_ms"],
+        "p99_real_time_factor": period_ms / times["p99_ms"],
+        "goal_ratio": period_ms / times["p50_ms"] / GRAIN_GOAL,
+    }
+
+
+def _grain_decode_figures(module: torch.nn.Module, repeats: int) -> dict[str, dict[str, float]]:
+    """``decode_mean`` of the model inside the file, for batches of ``GRAIN_DECODE_BATCHES`` latents on one
+    thread: p50 in ms and grains decoded per second."""
+    decoder = module.engine.decoder
+    latent_size = int(module.latent_size)
+    generator = torch.Generator().manual_seed(0)
+    figures = {}
+    for batch in GRAIN_DECODE_BATCHES:
+        z = torch.randn(batch, latent_size, generator=generator)
+        with one_thread(), torch.no_grad():
+            times = time_calls(lambda z=z: decoder.decode_mean(z), repeats, 5)
+        figures[f"batch_{batch}"] = {**times, "grains_per_second": batch * 1e3 / times["p50_ms"]}
+    return figures
+
+
+def bench_grain(ts_path: Path, run: RunFolder, repeats: int = 300) -> dict[str, Any]:
+    """The granular instrument of an exported grain file: ``forward`` streamed on one thread at
+    ``GRAIN_BUFFER`` / ``GRAIN_RATE`` at each of ``GRAIN_DENSITIES`` (against the ``GRAIN_GOAL``), grains
+    decoded per second, latency and size."""
+    meta = read_metadata(ts_path)
+    if meta.get("model") != "grain":
+        raise UserError(
+            f"{ts_path}: a {meta.get('model')!r} export, not a grain one; pass --run with a grain run"
+        )
+    module = load_ts(ts_path)
+    forward = {density: _grain_forward_figures(module, density, repeats) for density in GRAIN_DENSITIES}
+    slowest = min(figures["real_time_factor"] for figures in forward.values())
+    verdict = "met" if slowest >= GRAIN_GOAL else "NOT met"
+    latency = {m: int(s) for m, s in meta["method_latency"].items()}
+    metrics = json.loads(run.metrics.read_text()) if run.metrics.is_file() else {}
+    return {
+        "host_sample_rate": GRAIN_RATE,
+        "buffer_size": GRAIN_BUFFER,
+        "buffer_period_ms": 1e3 * GRAIN_BUFFER / GRAIN_RATE,
+        "model_sample_rate": int(meta["sample_rate"]),
+        "grain_size": int(meta["grain_size"]),
+        "latent_size": int(meta["latent_size"]),
+        **{f"forward_density_{d:g}_2048_48k_one_thread": figures for d, figures in forward.items()},
+        "decode_mean_one_thread": _grain_decode_figures(module, repeats),
+        "forward_real_time_factor": slowest,
+        "forward_goal_real_time_factor": GRAIN_GOAL,
+        "forward_goal_ratio": slowest / GRAIN_GOAL,
+        "forward_goal": f"{slowest:.1f}x real time on one thread at the slowest density, "
+        f"{slowest / GRAIN_GOAL:.2f}x the {GRAIN_GOAL:g}x goal: {verdict}",
+        "latency_samples": latency,
+        "latency_ms_48k": {m: 1e3 * s / 48000 for m, s in latency.items()},
+        "latency_ms_44k1": {m: 1e3 * s / 44100 for m, s in latency.items()},
+        "nn_threaded_extra_delay_samples": threaded_delay(GRAIN_BUFFER, NN_HOST_BLOCK),
+        "parameters": sum(p.numel() for p in module.engine.decoder.parameters()),
+        "file_bytes": ts_path.stat().st_size,
+        "training_steps_per_second": metrics.get("train", {}).get("train/steps_per_second"),
+    }
+
+
+BENCHES["grain"] = bench_grain

@@ -17,7 +17,7 @@ from latentlive.errors import UserError
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MODELS = ("drums",)
-BENCHES = (*MODELS, "drumsynth", "techno", "nsgt")
+BENCHES = (*MODELS, "drumsynth", "techno", "grain", "nsgt")
 
 
 def _floats(text: str) -> list[float]:
@@ -121,6 +121,26 @@ def run_render(args: argparse.Namespace) -> None:
             bpm=args.bpm,
             temperature=1.0 if args.temperature is None else args.temperature,
         )
+    elif args.model_name == "grain":
+        from live.render_grain import render_grain
+
+        if args.model is None or args.path is None:
+            raise UserError("render grain needs --model GRAIN.ts and --path line|circle|walk|SOUND_FILE")
+        paths = [
+            render_grain(
+                args.model,
+                args.path,
+                args.out,
+                seconds=args.seconds,
+                density=args.density,
+                jitter=args.jitter,
+                spray=args.spray,
+                grain_length=args.grain_length,
+                transpose=args.transpose,
+                seed=args.seed,
+                rate=args.rate,
+            )
+        ]
     elif args.model_name == "loop":
         from live.render_loop import render_loop_wav
 
@@ -200,10 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "render",
         help="render a model to a file: drums -> .mid, loop (drums + kit) -> .wav + .mid, "
-        "techno (stage-2 run) -> a folder of .wav",
+        "techno (stage-2 run) -> a folder of .wav, grain (a knob path) -> .wav",
     )
-    p.add_argument("model_name", choices=(*MODELS, "loop", "techno"))
-    p.add_argument("--model", type=Path, help="drums: the exported drums .ts")
+    p.add_argument("model_name", choices=(*MODELS, "loop", "techno", "grain"))
+    p.add_argument("--model", type=Path, help="drums, grain: the exported .ts")
     p.add_argument("--drums", type=Path, help="loop: the exported drums .ts (the pattern)")
     p.add_argument("--kit", type=Path, help="loop: the exported drumsynth .ts (the sounds)")
     p.add_argument("--z", type=_floats, help="latent point, e.g. 0.5,-1 (default: the origin)")
@@ -214,9 +234,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float)
     p.add_argument("--run", type=Path, help="techno: the stage-2 run (gin/techno_prior.gin)")
     p.add_argument("--samples", type=int, default=4, help="techno: loops sampled from the prior")
-    p.add_argument("--seed", type=int, default=0, help="techno: seed of the samples and of the file names")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="techno: seed of the samples and file names; grain: of walk, jitter, spray",
+    )
     p.add_argument("--steps", type=int, default=5, help="techno: loops along the interpolation")
     p.add_argument("--repeats", type=int, default=2, help="techno: times each sampled loop is played")
+    p.add_argument("--path", help="grain: line, circle, walk, or an audio file whose own knob path is played")
+    p.add_argument(
+        "--seconds", type=float, help="grain: length of the render (default 10; a file: its length)"
+    )
+    p.add_argument("--density", type=float, default=40.0, help="grain: grains per second")
+    p.add_argument("--jitter", type=float, default=0.0, help="grain: 0 (a steady pulse) to 1")
+    p.add_argument("--spray", type=float, default=0.0, help="grain: latent noise std in knob units")
+    p.add_argument(
+        "--grain-length", dest="grain_length", type=float, default=1.0, help="grain: 0.1 to 1 of the grain"
+    )
+    p.add_argument("--transpose", type=float, default=0.0, help="grain: semitones, -24 to 24")
+    p.add_argument("--rate", type=int, default=44100, help="grain: host sample rate, 44100 or 48000")
     p.add_argument("--out", required=True, type=Path, help="the file (techno: the folder) to write")
     p.set_defaults(func=run_render)
 

@@ -14,6 +14,8 @@ Speed decides the layout. The instrument decodes 40-200 grains per second on one
   one CPU thread); the weights stay in ordinary ``nn.Conv1d`` / ``nn.ConvTranspose1d`` modules.
 """
 
+import math
+
 import gin
 import torch
 from torch import Tensor, nn
@@ -119,6 +121,10 @@ class GrainVAE(nn.Module):
         # one log-scale per grain, from a detached z: the trunk and the encoder then learn only the mean (a
         # scale sharing them soaks up the error and stalls the mean's training; measured on sine grains)
         self.scale = nn.Linear(latent_size, 1)
+        # start where grains are (about -20 dB): Adam moves a bias ~1e-3 a step, so a scale starting at 1 would
+        # take thousands of steps to reach the data while the likelihood barely asks the mean for detail
+        nn.init.zeros_(self.scale.weight)
+        nn.init.constant_(self.scale.bias, math.log(0.1))
         up_widths = [*reversed(channels), 1]
         self.decoder = nn.ModuleList(
             [

@@ -3,6 +3,7 @@ spray, transposition, streaming tails, level bounds and offline overlap-add."""
 
 import math
 
+import gin
 import pytest
 import torch
 from torch import Tensor, nn
@@ -14,6 +15,12 @@ from models.spectral import multiscale_spectral_distance
 from models.vae import gaussian_nll, kl_standard_normal
 
 RATE = 22050
+
+
+@pytest.fixture(autouse=True)
+def _no_gin_bindings() -> None:
+    """GrainVAE is gin-configurable: bindings parsed by other tests (tiny configs) must not size these models."""
+    gin.clear_config()
 
 
 def tiny_vae(grain_size: int = 1024, latent_size: int = 8) -> GrainVAE:

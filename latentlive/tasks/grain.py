@@ -65,6 +65,8 @@ class GrainTask:
         val_fraction: share of the sounds held out.
         gaussian_weight, spectral_weight: weights of the Gaussian likelihood and the spectral distance.
         spectral_scales: FFT sizes of the spectral distance.
+        spectral_floor: magnitude floor of its log term. Windowed grains are mostly quiet bins; a floor far
+            below the level of the sound (1e-7) rewards a silent decoder, one near -60 dB does not.
         beta, beta_schedule, warmup_steps: the KL weight and its warm-up.
         eval_sounds: held-out sounds re-synthesised whole for the metrics and TensorBoard.
         pca_examples: training grains encoded for the PCA of the knobs.
@@ -83,6 +85,7 @@ class GrainTask:
         gaussian_weight: float = 1.0,
         spectral_weight: float = 1.0,
         spectral_scales: tuple[int, ...] = (1024, 512, 256, 128, 64),
+        spectral_floor: float = 1e-3,
         beta: float = 1.0,
         beta_schedule: str = "linear",
         warmup_steps: int = 5000,
@@ -94,6 +97,7 @@ class GrainTask:
         self.max_grains, self.sounds, self.val_fraction = max_grains, sounds, val_fraction
         self.gaussian_weight, self.spectral_weight = gaussian_weight, spectral_weight
         self.spectral_scales = tuple(s for s in spectral_scales if s <= grain_size)
+        self.spectral_floor = spectral_floor
         self.beta = BetaSchedule(beta_schedule, 0.0, beta, warmup_steps)
         self.eval_sounds, self.pca_examples = eval_sounds, pca_examples
         self._train: TensorData | None = None
@@ -138,8 +142,11 @@ class GrainTask:
         grains = batch["grain"].unsqueeze(1)
         mean, logscale, _, mu, logvar = model(grains)
         return {
-            "loss/gaussian": gaussian_nll(mean, logscale, grains).mean() / self.grain_size,
-            "loss/spectral_distance": multiscale_spectral_distance(mean, grains, scales=self.spectral_scales),
+            # nats per grain: with the KL in nats per grain too, beta = 1 is the ELBO
+            "loss/gaussian": gaussian_nll(mean, logscale, grains).mean(),
+            "loss/spectral_distance": multiscale_spectral_distance(
+                mean, grains, scales=self.spectral_scales, eps=self.spectral_floor
+            ),
             "loss/divergence": kl_standard_normal(mu, logvar).mean(),
         }
 
@@ -158,10 +165,8 @@ class GrainTask:
         device = next(model.parameters()).device
         grains = torch.from_numpy(frame_sound(sound, self.grain_size, self.hop)).to(device)
         decoded = torch.cat([model.decode(model.encode(g.unsqueeze(1))[0])[0] for g in grains.split(512)])
-        total = (len(grains) - 1) * self.hop + self.grain_size
-        return overlap_add(decoded[:, 0].cpu().numpy(), self.hop, total)[self.grain_size - self.hop :][
-            : len(sound)
-        ]
+        # corpus.grains.overlap_add already drops the leading pad of frame_sound: no second crop
+        return overlap_add(decoded[:, 0].cpu().numpy(), self.hop, len(sound))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: TensorData) -> dict[str, float]:
