@@ -80,6 +80,22 @@ def run_demo(runs: Path, out: Path) -> None:
     techno = ["render", "techno", "--run", str(runs / "techno_prior_demo"), "--out", str(out / "techno")]
     if not (out / "techno").is_dir():  # sampled loops and an interpolation; rendered once
         _step([*techno, "--samples", "4", "--steps", "5"])
+    texture = out / "texture.wav"
+    if not texture.exists():  # ten seconds of grains along a circle through the first two knobs
+        _step(
+            [
+                "render",
+                "grain",
+                "--model",
+                str(out / "grain.ts"),
+                "--path",
+                "circle",
+                "--seconds",
+                "10",
+                "--out",
+                str(texture),
+            ]
+        )
     print(f"\ndemo ready in {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
     print(f"runs in {runs}: tensorboard --logdir {runs}")
 
