@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile
-import soxr
 
+from corpus.audio_folder import list_audio_files, read_mono
 from corpus.npz_cache import arrays_to_counts, cache_key, counts_to_arrays, read_cached, write_cached
-from corpus.one_shots import AUDIO_SUFFIXES, load_one_shots
+from corpus.one_shots import load_one_shots
 from corpus.soundfont_kit import default_soundfont
 from corpus.textures import generate_textures
 from latentlive.errors import UserError
@@ -156,7 +155,12 @@ def load_grains(
         source = "builtin"
     else:
         db = Path(db)
-        files, others = _audio_files(db)
+        files, others = list_audio_files(
+            db,
+            "sound folder",
+            "a folder of audio files",
+            "add sounds to grain: textures, notes, field recordings, one-shots",
+        )
         listing = [(f.relative_to(db).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
         key = cache_key(CACHE_VERSION, {**settings, "files": listing, "others": others})
         corpus = _read_cache(cache_dir, key, sample_rate, hop, log)
@@ -185,42 +189,6 @@ def _check_settings(sample_rate: int, grain_size: int, hop: int, max_grains: int
         raise UserError(f"max_grains = {max_grains}: must be 1 or more; use e.g. 50000")
     if sounds < 2:
         raise UserError(f"sounds = {sounds}: the built-in corpus needs 2 or more; use e.g. 512")
-
-
-def _audio_files(db: Path) -> tuple[list[Path], int]:
-    """The audio files under `db`, sorted, and the number of other (ignored) files."""
-    if not db.exists():
-        raise UserError(f"{db}: sound folder does not exist; pass --db with a folder of audio files")
-    if not db.is_dir():
-        raise UserError(f"{db}: not a folder; pass --db with a folder of audio files (wav, flac, ...)")
-    visible = [
-        path
-        for path in db.rglob("*")
-        if not any(part.startswith(".") for part in path.relative_to(db).parts) and path.is_file()
-    ]
-    files = sorted((p for p in visible if p.suffix.lower() in AUDIO_SUFFIXES), key=lambda p: p.as_posix())
-    if not files:
-        raise UserError(
-            f"{db}: no audio files found (searched sub-folders for wav, flac, ogg, aiff, ...); "
-            "add sounds to grain: textures, notes, field recordings, one-shots"
-        )
-    return files, len(visible) - len(files)
-
-
-def _read_mono(path: Path, sample_rate: int) -> np.ndarray | None:
-    """float32 [T] mono at `sample_rate` (at most MAX_READ_S seconds), or None when unreadable."""
-    try:
-        info = soundfile.info(str(path))
-        frames = int(MAX_READ_S * info.samplerate)
-        audio, file_rate = soundfile.read(str(path), frames=frames, dtype="float32", always_2d=True)
-    except (RuntimeError, OSError, ValueError, TypeError, soundfile.SoundFileError):
-        return None
-    if not np.all(np.isfinite(audio)):
-        return None
-    mono = audio.mean(axis=1)
-    if file_rate != sample_rate and len(mono):
-        mono = soxr.resample(mono, file_rate, sample_rate, quality="HQ")
-    return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 # -- sounds to grains -----------------------------------------------------------------------------------
@@ -322,7 +290,7 @@ def _cut(
 
 def _read_again(sound: _Sound, sample_rate: int, grain_size: int) -> np.ndarray:
     """The whole normalised sound of a file read before (only long files are read twice)."""
-    audio = None if sound.path is None else _read_mono(sound.path, sample_rate)
+    audio = None if sound.path is None else read_mono(sound.path, sample_rate, MAX_READ_S)
     normalised = None if audio is None else _normalise(audio, grain_size)
     if not isinstance(normalised, np.ndarray):
         raise UserError(f"{sound.path}: the file changed while the grains were cut; run again")
@@ -343,7 +311,7 @@ def _folder_corpus(
     counts["non_audio_files"] = others
     planned = []
     for path in files:
-        audio = _read_mono(path, sample_rate)
+        audio = read_mono(path, sample_rate, MAX_READ_S)
         if audio is None:
             counts["unreadable_files"] += 1
             log(f"grains: skipped {path}: soundfile cannot read it")

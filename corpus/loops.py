@@ -29,11 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import scipy.fft
-import soundfile
-import soxr
 
+from corpus.audio_folder import list_audio_files, read_mono
 from corpus.npz_cache import arrays_to_counts, cache_key, counts_to_arrays, read_cached, write_cached
-from corpus.one_shots import AUDIO_SUFFIXES
 from corpus.techno_synth import BPM_RANGE, PEAK, generate_techno_corpus, loop_samples_for
 from latentlive.errors import UserError
 
@@ -135,7 +133,12 @@ def load_loops(
         source = "builtin"
     else:
         db = Path(db)
-        files, others = _audio_files(db)
+        files, others = list_audio_files(
+            db,
+            "loop folder",
+            "a folder of audio loops or tracks",
+            "add loops or tracks, with the tempo in the name such as 'groove 124bpm.wav'",
+        )
         listing = [(f.relative_to(db).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
         key = cache_key(CACHE_VERSION, {**settings, "files": listing, "others": others})
         corpus = _read_cache(cache_dir, key, log)
@@ -212,44 +215,6 @@ def _check_settings(sample_rate: int, length: int, bars: int, examples: int) -> 
         raise UserError(f"bars = {bars}: must be 1 or more; use 1, 2 or 4")
     if examples < 1:
         raise UserError(f"examples = {examples}: must be 1 or more; use e.g. 512")
-
-
-def _audio_files(db: Path) -> tuple[list[Path], int]:
-    """The audio files under `db`, sorted, and the number of other (ignored) files."""
-    if not db.exists():
-        raise UserError(f"{db}: loop folder does not exist; pass --db with a folder of audio loops or tracks")
-    if not db.is_dir():
-        raise UserError(
-            f"{db}: not a folder; pass --db with a folder of audio loops or tracks (wav, flac, ...)"
-        )
-    visible = [
-        path
-        for path in db.rglob("*")
-        if not any(part.startswith(".") for part in path.relative_to(db).parts) and path.is_file()
-    ]
-    files = sorted((p for p in visible if p.suffix.lower() in AUDIO_SUFFIXES), key=lambda p: p.as_posix())
-    if not files:
-        raise UserError(
-            f"{db}: no audio files found (searched sub-folders for wav, flac, ogg, aiff, ...); "
-            "add loops or tracks, with the tempo in the name such as 'groove 124bpm.wav'"
-        )
-    return files, len(visible) - len(files)
-
-
-def _read_mono(path: Path, sample_rate: int) -> np.ndarray | None:
-    """float32 [T] mono at `sample_rate` (at most MAX_READ_S seconds), or None when unreadable."""
-    try:
-        info = soundfile.info(str(path))
-        frames = int(MAX_READ_S * info.samplerate)
-        audio, file_rate = soundfile.read(str(path), frames=frames, dtype="float32", always_2d=True)
-    except (RuntimeError, OSError, ValueError, TypeError, soundfile.SoundFileError):
-        return None
-    if not np.all(np.isfinite(audio)):
-        return None
-    mono = audio.mean(axis=1)
-    if file_rate != sample_rate and len(mono):
-        mono = soxr.resample(mono, file_rate, sample_rate, quality="HQ")
-    return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 # -- crops ----------------------------------------------------------------------------------------------
@@ -339,7 +304,7 @@ def _folder_corpus(
     counts["non_audio_files"] = others
     planned: list[_Crop] = []
     for index, path in enumerate(files):
-        audio = _read_mono(path, sample_rate)
+        audio = read_mono(path, sample_rate, MAX_READ_S)
         if audio is None:
             counts["unreadable_files"] += 1
             log(f"loops: skipped {path}: soundfile cannot read it")
@@ -373,7 +338,7 @@ def _extract(
     current, mono = -1, np.zeros(0, dtype=np.float32)
     for row, crop in enumerate(crops):
         if crop.file != current:
-            current, mono = crop.file, _read_mono(files[crop.file], sample_rate)
+            current, mono = crop.file, read_mono(files[crop.file], sample_rate, MAX_READ_S)
         piece = _cut(mono, crop, length)
         audio[row] = PEAK * piece / float(np.max(np.abs(piece)))
     return LoopCorpus(

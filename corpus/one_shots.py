@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile
-import soxr
 
+from corpus.audio_folder import list_audio_files, read_mono
 from corpus.drum_corpus import split_by_index
 from corpus.drum_synth import FACTOR_NAMES, PEAK, SYNTH_CLASSES, generate_synth_corpus
 from corpus.npz_cache import arrays_to_counts, cache_key, counts_to_arrays, read_cached, write_cached
@@ -50,10 +49,6 @@ MIN_SIGNAL_S = 0.01  # from onset to the last sample above the threshold
 SILENCE_PEAK = 1e-4  # -80 dBFS
 FADE_S = 0.01  # fade-out where a crop cuts the sound
 MAX_LEAD_S = 5.0  # how late in a file the onset may come
-AUDIO_SUFFIXES = frozenset(
-    {f".{name.lower()}" for name in soundfile.available_formats()}
-    | {".aif", ".aifc", ".oga", ".opus", ".wave", ".snd"}
-)
 
 
 @dataclass
@@ -179,50 +174,20 @@ def _builtin_corpus(
 
 
 def _audio_files(db: Path) -> tuple[list[Path], int]:
-    """The audio files under `db`, sorted, and the number of other (ignored) files."""
-    if not db.exists():
-        raise UserError(
-            f"{db}: one-shot folder does not exist; pass --db with a folder of class sub-folders "
-            "(kick/, snare/, ...) holding audio files"
-        )
-    if not db.is_dir():
-        raise UserError(
-            f"{db}: not a folder; pass --db with a folder of class sub-folders holding audio files"
-        )
-    visible = [
-        path
-        for path in db.rglob("*")
-        if not any(part.startswith(".") for part in path.relative_to(db).parts) and path.is_file()
-    ]
-    files = sorted((p for p in visible if p.suffix.lower() in AUDIO_SUFFIXES), key=lambda p: p.as_posix())
-    if not files:
-        raise UserError(
-            f"{db}: no audio files found (searched sub-folders for wav, flac, aiff, ogg, mp3, ...); "
-            "add one-shots in class sub-folders such as kick/ and snare/"
-        )
+    """The audio files under `db` (each in a class sub-folder) and the number of other (ignored) files."""
+    files, others = list_audio_files(
+        db,
+        "one-shot folder",
+        "a folder of class sub-folders (kick/, snare/, ...) holding audio files",
+        "add one-shots in class sub-folders such as kick/ and snare/",
+    )
     loose = [path for path in files if path.parent == db]
     if loose:
         raise UserError(
             f"{db}: {len(loose)} audio file(s) lie directly in the folder (e.g. {loose[0].name}); "
             "move each sound into a sub-folder named after its class, such as kick/ or snare/"
         )
-    return files, len(visible) - len(files)
-
-
-def _read_mono(path: Path, sample_rate: int, length: int) -> np.ndarray | None:
-    """float32 [T] mono at `sample_rate`, or None when soundfile cannot read the file."""
-    try:
-        info = soundfile.info(str(path))
-        frames = int(np.ceil((length / sample_rate + MAX_LEAD_S) * info.samplerate))
-        audio, file_rate = soundfile.read(str(path), frames=frames, dtype="float32", always_2d=True)
-    except (RuntimeError, OSError, ValueError, TypeError, soundfile.SoundFileError):
-        return None
-    if not np.all(np.isfinite(audio)):
-        return None
-    mono = audio.mean(axis=1)
-    if file_rate != sample_rate and len(mono):
-        mono = soxr.resample(mono, file_rate, sample_rate, quality="HQ")
-    return mono
+    return files, others
 
 
 def _folder_corpus(
@@ -232,7 +197,7 @@ def _folder_corpus(
     skipped["non_audio_files"] = others
     sounds: dict[str, list[np.ndarray]] = {}
     for path in files:
-        audio = _read_mono(path, sample_rate, length)
+        audio = read_mono(path, sample_rate, length / sample_rate + MAX_LEAD_S)
         if audio is None:
             skipped["unreadable_files"] += 1
             log(f"one-shots: skipped {path}: soundfile cannot read it")
