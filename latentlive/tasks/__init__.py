@@ -9,6 +9,7 @@ from latentlive.tasks.base import Task, TensorData
 from latentlive.tasks.drums import DrumsTask
 from latentlive.tasks.drumsynth import DrumSynthTask
 from latentlive.tasks.grain import GrainTask
+from latentlive.tasks.grain_prior import GrainPriorTask
 from latentlive.tasks.techno import TechnoTask
 from latentlive.tasks.techno_prior import TechnoPriorTask
 
@@ -18,6 +19,7 @@ TASKS: dict[str, type[Task]] = {
     "techno": TechnoTask,
     "techno_prior": TechnoPriorTask,
     "grain": GrainTask,
+    "grain_prior": GrainPriorTask,
 }
 
 __all__ = ["TASKS", "Task", "TensorData"]

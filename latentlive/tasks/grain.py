@@ -106,6 +106,7 @@ class GrainTask:
         self._train: TensorData | None = None
         self._model: GrainVAE | None = None
         self._held_out_sounds: list[np.ndarray] = []
+        self.db: str | None = None
 
     def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
         from corpus.grains import load_grains
@@ -121,6 +122,7 @@ class GrainTask:
             cache_dir=cache_dir(),
             log=log,
         )
+        self.db = str(db) if db is not None else None
         sound = np.asarray(corpus.sound)
         train_idx, val_idx = split_by_group(sound, self.val_fraction, seed)
         data = {

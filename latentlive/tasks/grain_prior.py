@@ -1,0 +1,382 @@
+"""Training task of the grain VAE's optional second level: a VAE over sequences of grain latents.
+
+Every sound of the grain corpus is cut into all its grains, in order (:func:`corpus.grains.frame_sound`, the
+analysis hop of the grain run), and each grain is encoded once by the trained grain VAE (``grain_run``):
+posterior mean and log-variance, ``[D]`` per grain. A sound's latent sequence is cut into windows of
+``frames`` consecutive grains every ``window_hop`` grains (64 grains is 0.74 s at hop 256 and 22.05 kHz),
+plus one window ending at the sound's last grain so that endings are learned. A sound shorter than one
+window gets one window, padded by repeating its last latent (its last grain reaches past the sound's end,
+so it is near silence: the padding continues the fade-out). Windows whose grains are all silent (under the
+corpus threshold :data:`corpus.grains.SILENT_GRAIN_RMS`) are dropped, as the grain corpus drops silent grains.
+
+The windows are learned by the techno stage-2 model, :class:`models.trajectory_vae.TrajectoryVAE`, with a
+macro latent per window and the objectives of :mod:`latentlive.tasks.techno_prior` (``kl``: KL from the grain
+posterior to the decoded Gaussian; ``nll``: likelihood of the posterior means or of a fresh sample). Its
+convolutions are circular, made for loops: here the grain after a window's last grain is taken to be its
+first. The frames near both ends of a window are therefore shaped by the other end as well (a one-shot's
+attack sits next to its tail), and sequences sampled from the macro prior tend to end where they start: they
+loop smoothly, which suits a texture played in a loop more than a one-shot.
+
+The held-out windows are those of the sounds the grain run held out (same corpus, same split by sound with
+``corpus.drum_corpus.split_by_group``, for the same training seed), so the metrics score sounds neither level
+heard. A window is re-synthesised through both levels (macro posterior mean -> latent sequence -> grain
+decoder -> :func:`corpus.grains.overlap_add` at the analysis hop) and compared, as log-spectral distance, with
+the original audio of the samples that all its grains cover. The grain run's weights travel in this run's
+checkpoint. The sequences are in the grain VAE's own latent space, not in knob units: the knob PCA is in
+``grain_metadata`` for a later export.
+"""
+
+import ast
+import inspect
+from pathlib import Path
+from typing import Any
+
+import gin
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.utils.tensorboard import SummaryWriter
+
+from corpus.drum_corpus import split_by_group
+from latentlive.cache import cache_dir
+from latentlive.config import configured_arguments
+from latentlive.errors import UserError
+from latentlive.metrics import log_spectral_distance
+from latentlive.runs import RunFolder, load_checkpoint
+from latentlive.tasks.base import TensorData
+from latentlive.tasks.grain import LSD_FLOOR, SOUND_FFT, GrainTask
+from latentlive.tasks.techno_prior import OBJECTIVES, TARGETS
+from models.grain_vae import GrainVAE
+from models.spectral import stft_magnitude
+from models.trajectory_vae import TrajectoryVAE, posterior_kl, trajectory_nll
+from models.vae import BetaSchedule, kl_standard_normal
+
+# Settings of the grain corpus read back from the grain run, so the same sounds and the same split come back.
+CORPUS_SETTINGS = ("sample_rate", "grain_size", "hop", "max_grains", "sounds", "val_fraction")
+ENCODE_BATCH = 1024  # grains encoded at once
+
+
+def grain_run_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The grain-corpus settings of a grain run's checkpoint (:data:`CORPUS_SETTINGS`): from its metadata,
+    else its bound ``GrainTask`` parameters (operative config text), else ``GrainTask``'s defaults."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(GrainTask.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    bound: dict[str, Any] = {}
+    for line in str(checkpoint.get("config", "")).splitlines():
+        name, equals, value = line.partition("=")
+        if equals and name.strip().startswith("GrainTask."):
+            try:
+                bound[name.strip().removeprefix("GrainTask.")] = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError):
+                continue  # not a plain literal (a gin reference): not one of the corpus settings
+    meta = checkpoint.get("metadata", {})
+    settings = {key: meta.get(key, bound.get(key, defaults[key])) for key in CORPUS_SETTINGS}
+    settings["hop"] = settings["hop"] or settings["grain_size"] // 4
+    return settings
+
+
+def load_grain_run(run_path: str | Path) -> tuple[GrainVAE, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The trained grain VAE of ``run_path`` (eval mode, CPU), its constructor arguments, its metadata and its
+    corpus settings (:func:`grain_run_settings`)."""
+    run = RunFolder(Path(run_path)).require_trained()
+    checkpoint = load_checkpoint(run.checkpoint)
+    if checkpoint.get("task") != "grain":
+        raise UserError(
+            f"{run.root}: GrainPriorTask.grain_run must be a grain VAE run (gin/grain.gin), "
+            f"not a {checkpoint.get('task')!r} run; train one with `latentlive train --gin gin/grain.gin`"
+        )
+    model = GrainVAE(**checkpoint["model_args"])
+    model.load_state_dict(checkpoint["model_state"])
+    return model.eval(), checkpoint["model_args"], checkpoint["metadata"], grain_run_settings(checkpoint)
+
+
+def window_starts(count: int, frames: int, window_hop: int) -> np.ndarray:
+    """First grains (int64) of the windows of a sound of ``count`` grains: every ``window_hop`` grains, plus
+    one window ending at the last grain; ``[0]`` when the sound is shorter than one window."""
+    last = max(0, count - frames)
+    starts = list(range(0, last + 1, window_hop))
+    if starts[-1] != last:
+        starts.append(last)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def cut_windows(sequence: Tensor, starts: np.ndarray, frames: int) -> Tensor:
+    """Windows ``[W, D, frames]`` of a latent sequence ``[D, P]`` at grains ``starts [W]``; past the end of
+    the sequence the last latent is repeated."""
+    index = torch.as_tensor(starts)[:, None] + torch.arange(frames)[None]
+    return sequence[:, index.clamp(max=sequence.shape[1] - 1)].permute(1, 0, 2)
+
+
+def window_samples(frames: int, grain_size: int, hop: int) -> int:
+    """Samples of a window of ``frames`` grains that all its grains cover: ``(frames + 1) * hop - grain_size``
+    (grain ``p`` covers sound samples ``p * hop - (grain_size - hop)`` to ``p * hop + hop``)."""
+    return (frames + 1) * hop - grain_size
+
+
+def window_audio(sound: np.ndarray, start: int, frames: int, grain_size: int, hop: int) -> np.ndarray:
+    """The original audio float32 ``[window_samples]`` of the window of ``frames`` grains from grain ``start``
+    of ``sound [T]``: samples ``start * hop`` onwards (zeros past the end of the sound), exactly what
+    ``overlap_add`` of those grains gives back."""
+    length = window_samples(frames, grain_size, hop)
+    part = sound[start * hop : start * hop + length]
+    return np.pad(part, (0, length - len(part))).astype(np.float32)
+
+
+@torch.no_grad()
+def sequence_audio(grain_vae: GrainVAE, latents: Tensor, hop: int) -> Tensor:
+    """Decode latent sequences ``[B, D, K]`` grain by grain (Gaussian means) and overlap-add them at ``hop``:
+    audio ``[B, window_samples(K, grain_size, hop)]`` on the CPU, aligned with :func:`window_audio`."""
+    from corpus.grains import overlap_add
+
+    batch, size, frames = latents.shape
+    grains, _ = grain_vae.decode(latents.permute(0, 2, 1).reshape(batch * frames, size))
+    grains = grains.reshape(batch, frames, -1).cpu().numpy()
+    length = window_samples(frames, grain_vae.grain_size, hop)
+    return torch.from_numpy(np.stack([overlap_add(g, hop, length) for g in grains]))
+
+
+def window_lsd(reference: Tensor, estimate: Tensor) -> Tensor:
+    """Log-spectral distance in dB ``[B]`` of audio ``[B, T]`` pairs, with the grain task's STFT
+    (``SOUND_FFT``, hop a quarter of it) and floor (``LSD_FLOOR``)."""
+    spectra = [stft_magnitude(x, SOUND_FFT, SOUND_FFT // 4) for x in (reference, estimate)]
+    return log_spectral_distance(*spectra, LSD_FLOOR)
+
+
+def sequence_figure(rows: dict[str, Tensor]) -> Figure:
+    """Image of each latent sequence ``[D, K]``: latent dimensions against grains."""
+    figure = Figure(figsize=(3.0 * len(rows), 2.6))
+    axes = figure.subplots(1, len(rows), squeeze=False)[0]
+    for ax, (title, sequence) in zip(axes, rows.items(), strict=True):
+        ax.imshow(sequence.cpu().numpy(), aspect="auto", origin="lower", cmap="coolwarm", vmin=-3, vmax=3)
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("grain")
+        ax.set_ylabel("grain latent")
+    figure.tight_layout()
+    return figure
+
+
+@gin.configurable
+class GrainPriorTask:
+    """Second level of the grain VAE: windows of consecutive grain latents -> a macro latent per window.
+
+    Args:
+        grain_run: the trained grain VAE run (``gin/grain.gin``).
+        frames: grains per window (``K``); more than ``grain_size / hop`` so a window covers some audio whole.
+        window_hop: grains between the starts of two windows of a sound (default ``frames // 2``).
+        objective: ``nll`` or ``kl`` (see :mod:`latentlive.tasks.techno_prior`).
+        target: with ``nll``, fit the grain posterior ``mean`` or a fresh ``sample`` of it.
+        beta, beta_schedule, warmup_steps: the weight of the macro KL and its warm-up.
+        val_fraction: share of the sounds held out; None: the grain run's (the same sounds, for the same seed).
+        max_windows: windows kept of the corpus (spread evenly), to bound memory with folders of long sounds.
+        eval_windows: held-out windows re-synthesised for the spectral metric (spread evenly).
+        media_examples: sampled and re-synthesised sequences played in TensorBoard.
+    """
+
+    name = "grain_prior"
+
+    def __init__(
+        self,
+        grain_run: str = "runs/grain",
+        frames: int = 64,
+        window_hop: int | None = None,
+        objective: str = "kl",
+        target: str = "mean",
+        beta: float = 1.0,
+        beta_schedule: str = "linear",
+        warmup_steps: int = 2000,
+        val_fraction: float | None = None,
+        max_windows: int = 20000,
+        eval_windows: int = 64,
+        media_examples: int = 4,
+    ) -> None:
+        if objective not in OBJECTIVES:
+            raise ValueError(f"GrainPriorTask.objective must be one of {OBJECTIVES}, got {objective!r}")
+        if target not in TARGETS:
+            raise ValueError(f"GrainPriorTask.target must be one of {TARGETS}, got {target!r}")
+        self.grain_run, self.frames = grain_run, frames
+        self.window_hop = window_hop or max(1, frames // 2)
+        self.objective, self.target = objective, target
+        self.beta = BetaSchedule(beta_schedule, 0.0, beta, warmup_steps)
+        self.max_windows, self.eval_windows = max_windows, eval_windows
+        self.media_examples = media_examples
+        self.grain_vae, self.grain_args, self.grain_meta, self.settings = load_grain_run(grain_run)
+        if val_fraction is not None:
+            self.settings["val_fraction"] = val_fraction
+        self.sample_rate = int(self.settings["sample_rate"])
+        self.grain_size, self.hop = int(self.settings["grain_size"]), int(self.settings["hop"])
+        if window_samples(frames, self.grain_size, self.hop) <= 0 or self.window_hop < 1:
+            raise UserError(
+                f"GrainPriorTask.frames = {frames}, window_hop = {window_hop}: a window must span more than "
+                f"one grain ({self.grain_size // self.hop} grains at hop {self.hop}) and windows must move; "
+                "use e.g. frames = 64, window_hop = 32"
+            )
+        self._sounds: dict[int, np.ndarray] = {}  # the held-out sounds, for the audio of their windows
+        self._model: TrajectoryVAE | None = None
+
+    @torch.no_grad()
+    def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
+        from corpus.grains import load_grains
+
+        if db is None and self.grain_meta.get("db"):
+            db = Path(self.grain_meta["db"])
+        settings = {key: self.settings[key] for key in ("sample_rate", "grain_size", "hop", "max_grains")}
+        corpus = load_grains(
+            db, sounds=self.settings["sounds"], seed=0, cache_dir=cache_dir(), log=log, **settings
+        )
+        # the grain run's own split: its held-out sounds stay held out here
+        _, val_grains = split_by_group(np.asarray(corpus.sound), self.settings["val_fraction"], seed)
+        held_out = set(np.asarray(corpus.sound)[val_grains].tolist())
+        log(f"encoding every grain of {len(corpus.sounds)} sounds with the grain VAE of {self.grain_run}")
+        parts: dict[str, list[Tensor]] = {"mean": [], "logvar": [], "sound": [], "start": []}
+        for index, sound in enumerate(corpus.sounds):
+            for key, value in self._sound_windows(sound, index).items():
+                parts[key].append(value)
+        data = {key: torch.cat(value) for key, value in parts.items()}
+        if len(data["sound"]) > self.max_windows:
+            keep = torch.linspace(0, len(data["sound"]) - 1, self.max_windows).round().long()
+            data = {key: value[keep] for key, value in data.items()}
+        in_val = torch.as_tensor(np.isin(data["sound"].numpy(), sorted(held_out)))
+        if not in_val.any() or in_val.all():
+            raise UserError(
+                f"{db or 'built-in corpus'}: the windows of {self.frames} grains fall all on one side of the "
+                f"split by sound ({int(in_val.sum())} held out of {len(in_val)}); use more sounds or fewer frames"
+            )
+        train = TensorData({key: value[~in_val] for key, value in data.items()})
+        val = TensorData({key: value[in_val] for key, value in data.items()})
+        self._sounds = {i: corpus.sounds[i] for i in held_out}
+        log(
+            f"grain sequences: {len(train)} windows of {self.frames} grains for training, {len(val)} held out"
+        )
+        return train, val
+
+    def _sound_windows(self, sound: np.ndarray, index: int) -> dict[str, Tensor]:
+        """The windows of one sound: ``mean``, ``logvar`` ``[W, D, K]``, ``sound``, ``start`` ``[W]``."""
+        from corpus.grains import SILENT_GRAIN_RMS, frame_sound
+
+        grains = torch.from_numpy(frame_sound(sound, self.grain_size, self.hop))
+        posterior = [self.grain_vae.encode(g.unsqueeze(1)) for g in grains.split(ENCODE_BATCH)]
+        mean = torch.cat([m for m, _ in posterior]).T  # [D, P]
+        logvar = torch.cat([v for _, v in posterior]).T
+        starts = window_starts(len(grains), self.frames, self.window_hop)
+        loud = grains.pow(2).mean(1).sqrt() >= SILENT_GRAIN_RMS
+        starts = starts[[bool(loud[s : s + self.frames].any()) for s in starts]]
+        return {
+            "mean": cut_windows(mean, starts, self.frames),
+            "logvar": cut_windows(logvar, starts, self.frames),
+            "sound": torch.full((len(starts),), index, dtype=torch.int64),
+            "start": torch.from_numpy(starts),
+        }
+
+    def build_model(self) -> tuple[TrajectoryVAE, dict[str, Any]]:
+        args = configured_arguments(TrajectoryVAE)
+        args.update(latent_size=self.grain_vae.latent_size, frames=self.frames)
+        self._model = TrajectoryVAE(**args)
+        return self._model, args
+
+    def _target(self, batch: dict[str, Tensor]) -> Tensor:
+        if self.target == "sample":
+            return batch["mean"] + torch.exp(0.5 * batch["logvar"]) * torch.randn_like(batch["mean"])
+        return batch["mean"]
+
+    def _terms(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Per window: the objective ``[B]`` and the macro KL ``[B]``."""
+        if self.objective == "kl":
+            out = model(batch["mean"])
+            fit = posterior_kl(out, batch["mean"], batch["logvar"])
+        else:
+            target = self._target(batch)
+            out = model(target)
+            fit = trajectory_nll(out, target)
+        return fit, kl_standard_normal(out.posterior_mean, out.posterior_logvar)
+
+    def losses(self, model: nn.Module, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
+        fit, kl = self._terms(model, batch)
+        return {f"loss/{self.objective}": fit.mean(), "loss/divergence": kl.mean()}
+
+    def loss_weights(self, step: int) -> dict[str, float]:
+        return {f"loss/{self.objective}": 1.0, "loss/divergence": self.beta(step)}
+
+    def _original_audio(self, batch: dict[str, Tensor]) -> Tensor:
+        """The original audio ``[B, window_samples]`` of held-out windows."""
+        rows = [
+            window_audio(self._sounds[int(s)], int(p), self.frames, self.grain_size, self.hop)
+            for s, p in zip(batch["sound"], batch["start"], strict=True)
+        ]
+        return torch.from_numpy(np.stack(rows))
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: TensorData) -> dict[str, float]:
+        """Held-out objective and macro KL, their total, the RMS error of the decoded sequence mean against the
+        grain posterior means, and the log-spectral distance (dB) between held-out windows and their
+        re-synthesis through both levels; ``eval/window_lsd_grain_only`` decodes the grain posterior means
+        directly: the part of the distance the grain VAE alone leaves."""
+        device = next(model.parameters()).device
+        self.grain_vae.to(device)
+        batch = data.take(slice(None), device)
+        fit, kl = self._terms(model, batch)
+        macro, _ = model.encode(batch["mean"])
+        decoded, _ = model.decode(macro)
+        metrics = {
+            f"eval/{self.objective}": fit.mean().item(),
+            "eval/macro_kl": kl.mean().item(),  # not "eval/kl": the objective "kl" has that name
+            "eval/total": (fit + kl).mean().item(),
+            "eval/sequence_rmse": F.mse_loss(decoded, batch["mean"]).sqrt().item(),
+        }
+        if len(data) == 0:
+            return metrics
+        index = torch.linspace(0, len(data) - 1, min(len(data), self.eval_windows)).round().long().unique()
+        chosen = {key: value[index.to(device)] for key, value in batch.items()}
+        original = self._original_audio(chosen)
+        both = sequence_audio(self.grain_vae, decoded[index.to(device)], self.hop)
+        grain_only = sequence_audio(self.grain_vae, chosen["mean"], self.hop)
+        metrics["eval/window_lsd"] = window_lsd(original, both).mean().item()
+        metrics["eval/window_lsd_grain_only"] = window_lsd(original, grain_only).mean().item()
+        return metrics
+
+    @torch.no_grad()
+    def sample_sequences(self, model: TrajectoryVAE, count: int, temperature: float = 1.0) -> Tensor:
+        """``count`` new sequences from the macro prior, re-synthesised: audio ``[count, window_samples]``."""
+        device = next(model.parameters()).device
+        macro = temperature * torch.randn(count, model.macro_size, model.macro_frames, device=device)
+        return sequence_audio(self.grain_vae.to(device), model.decode(macro)[0], self.hop)
+
+    @torch.no_grad()
+    def log_media(self, writer: SummaryWriter, model: nn.Module, data: TensorData, step: int) -> None:
+        device = next(model.parameters()).device
+        rate = self.sample_rate
+        for i, audio in enumerate(self.sample_sequences(model, self.media_examples)):
+            writer.add_audio(f"audio/sampled_sequence/{i}", audio.clamp(-1, 1)[None], step, sample_rate=rate)
+        index = torch.linspace(0, len(data) - 1, min(len(data), self.media_examples)).round().long().unique()
+        batch = data.take(index, device)
+        if len(index) == 0:
+            return
+        macro, _ = model.encode(batch["mean"])
+        decoded, _ = model.decode(macro)
+        both = sequence_audio(self.grain_vae.to(device), decoded, self.hop)
+        for i, (original, rebuilt) in enumerate(zip(self._original_audio(batch), both, strict=True)):
+            writer.add_audio(f"audio/input/{i}", original[None], step, sample_rate=rate)
+            writer.add_audio(
+                f"audio/through_both_levels/{i}", rebuilt.clamp(-1, 1)[None], step, sample_rate=rate
+            )
+        figure = sequence_figure({"grain latents (window 0)": batch["mean"][0], "second level": decoded[0]})
+        writer.add_figure("sequence/window_0", figure, step)
+
+    def metadata(self) -> dict[str, Any]:
+        """What export and rendering need: the window settings and the whole grain VAE (its knob PCA too)."""
+        return {
+            "frames": self.frames,
+            "window_hop": self.window_hop,
+            "window_samples": window_samples(self.frames, self.grain_size, self.hop),
+            "sample_rate": self.sample_rate,
+            "grain_size": self.grain_size,
+            "hop": self.hop,
+            "grain_run": str(self.grain_run),
+            "grain_args": self.grain_args,
+            "grain_metadata": self.grain_meta,
+            "grain_state": {key: value.cpu() for key, value in self.grain_vae.state_dict().items()},
+        }
