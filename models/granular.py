@@ -105,6 +105,13 @@ class GranularEngine(nn.Module):
         self.register_buffer("latent_mean", torch.zeros(latent_size))
         self.register_buffer("latent_basis", torch.eye(latent_size))
         self.register_buffer("analysis_window", torch.hann_window(grain_size))
+        # `_grain_shape` and what follows from it, kept until grain_length, transpose or the dtype change
+        self.shape_length, self.shape_transpose, self.shape_valid = 1.0, 0.0, False
+        self.shape_envelope_sum = 1.0  # sum of a shaped grain's envelope (analysis window included)
+        for name in ("shape_left", "shape_right", "shape_offsets"):
+            self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
+        self.register_buffer("shape_frac", torch.zeros(0), persistent=False)
+        self.register_buffer("shape_envelope", torch.zeros(0), persistent=False)
 
     @torch.jit.export
     def set_knob_axes(self, mean: Tensor, components: Tensor, std: Tensor) -> None:
@@ -116,7 +123,7 @@ class GranularEngine(nn.Module):
     @torch.jit.export
     def reset(self) -> None:
         """Forget the stream: no ringing tail, the next grain starts at the next call's first sample."""
-        self.tail.zero_()
+        self.tail = torch.zeros_like(self.tail)
         self.next_onset = 0.0
 
     def _onsets(self, n: int) -> Tensor:
@@ -134,17 +141,26 @@ class GranularEngine(nn.Module):
             steps = interval * (1.0 + jitter * (2.0 * u - 1.0))
             following = self.next_onset + torch.cumsum(steps, 0)  # onset of the grain after each one
             times = torch.cat([torch.full([1], self.next_onset, dtype=torch.float64), following[:-1]])
-        else:
-            # products, not sums, so the sync grid is the same whatever the split into calls
-            times = self.next_onset + interval * torch.arange(count + 1, dtype=torch.float64)
-            following = times[1:]
-            times = times[:-1]
-        starting = int((times < n).sum())
+            starting = int((times < n).sum())
+            if starting < count:
+                self.next_onset = float(times[starting]) - n
+            else:
+                self.next_onset = max(0.0, float(following[count - 1]) - n)
+            return times[:starting]
+        # Evenly spaced: onset k is next_onset + interval * k (products, not sums, so the sync grid is the
+        # same whatever the split into calls). The count of those before n is found with the same float64
+        # arithmetic in scalars, which saves building and searching a tensor of `count` onsets every call.
+        starting = min(max(int(math.ceil((n - self.next_onset) / interval)), 0), count)
+        while starting > 0 and self.next_onset + interval * (starting - 1) >= n:
+            starting -= 1
+        while starting < count and self.next_onset + interval * starting < n:
+            starting += 1
+        times = self.next_onset + interval * torch.arange(starting, dtype=torch.float64)
         if starting < count:
-            self.next_onset = float(times[starting]) - n
+            self.next_onset = (self.next_onset + interval * starting) - n
         else:
-            self.next_onset = max(0.0, float(following[count - 1]) - n)
-        return times[:starting]
+            self.next_onset = max(0.0, (self.next_onset + interval * count) - n)
+        return times
 
     def _grain_shape(self) -> tuple[Tensor, Tensor, Tensor]:
         """Where the output grain reads the decoded grain and how it is enveloped: ``(left [L_out] int64,
@@ -160,40 +176,69 @@ class GranularEngine(nn.Module):
         envelope = torch.hann_window(out_length, periodic=False)
         return left, frac, envelope
 
+    def _shape_for(self, dtype: torch.dtype) -> None:
+        """Refresh the cached ``_grain_shape`` (as ``shape_left``, ``shape_right``, ``shape_frac``,
+        ``shape_envelope`` in ``dtype``, ``shape_offsets``) and the envelope sum, if a setting changed."""
+        if (
+            self.shape_valid
+            and self.grain_length == self.shape_length
+            and self.transpose == self.shape_transpose
+            and self.shape_frac.dtype == dtype
+        ):
+            return
+        left, frac, envelope = self._grain_shape()
+        left = left.to(self.analysis_window.device)
+        frac, envelope = frac.to(dtype), envelope.to(dtype)
+        # expected overlap from the envelope the analysis window gives the (windowed) grains
+        window = self.analysis_window.to(dtype)
+        self.shape_envelope_sum = float((torch.lerp(window[left], window[left + 1], frac) * envelope).sum())
+        self.shape_left, self.shape_right, self.shape_frac, self.shape_envelope = (
+            left,
+            left + 1,
+            frac,
+            envelope,
+        )
+        self.shape_offsets = torch.arange(left.shape[0], device=left.device)
+        self.shape_length, self.shape_transpose, self.shape_valid = self.grain_length, self.transpose, True
+
     def forward(self, path: Tensor, frame_hop: int, n: int) -> Tensor:
         """Latent path ``[B, D, n_frames]`` (frame ``i`` holds for samples ``[i * frame_hop, (i + 1) *
         frame_hop)`` of this call) -> audio ``[B, 1, n]``."""
         batch = path.shape[0]
         if self.tail.shape[0] != batch:
             self.tail = torch.zeros(batch, self.max_grain_out, dtype=path.dtype, device=path.device)
-        out = torch.zeros(batch, n + self.max_grain_out, dtype=path.dtype, device=path.device)
-        out[:, : self.max_grain_out] += self.tail
+        # the grains still ringing from earlier calls, then silence
+        out = torch.cat([self.tail.to(path.dtype), path.new_zeros(batch, n)], dim=1)
         onsets = self._onsets(n)
         count = onsets.shape[0]
         if count > 0 and path.shape[2] > 0:
-            start = onsets.floor().long()
-            frame = (start // max(1, frame_hop)).clamp(0, path.shape[2] - 1).to(path.device)
+            start = onsets.floor().long().to(path.device)
+            frame = start // max(1, frame_hop)
+            if n > path.shape[2] * max(1, frame_hop):  # onsets lie in [0, n): only then past the last frame
+                frame = frame.clamp(0, path.shape[2] - 1)
             knobs = path.index_select(2, frame).transpose(1, 2)  # [B, N, D]
             if self.spray > 0.0:
                 knobs = knobs + self.spray * torch.randn_like(knobs)
             z = self.latent_mean + knobs @ self.latent_basis.t()
             grains = self.decoder.decode_mean(z.reshape(batch * count, self.latent_size))[:, 0]  # [B*N, G]
 
-            left, frac, envelope = self._grain_shape()
-            left, frac, envelope = left.to(path.device), frac.to(path.dtype), envelope.to(path.dtype)
+            self._shape_for(path.dtype)
             shaped = (
-                torch.lerp(grains.index_select(1, left), grains.index_select(1, left + 1), frac) * envelope
+                torch.lerp(
+                    grains.index_select(1, self.shape_left),
+                    grains.index_select(1, self.shape_right),
+                    self.shape_frac,
+                )
+                * self.shape_envelope
             )  # [B*N, L_out]
-            # expected overlap from the envelope the analysis window gives the (windowed) grains
-            window = self.analysis_window.to(path.dtype)
-            grain_envelope = torch.lerp(window[left], window[left + 1], frac) * envelope
             mean_interval = self.sample_rate / min(max(self.density, 1e-3), self.max_density)
-            overlap = float(grain_envelope.sum()) / mean_interval
+            overlap = self.shape_envelope_sum / mean_interval
             shaped = shaped * (1.0 / math.sqrt(max(1.0, overlap)))
 
             length = shaped.shape[1]
-            index = (start.to(path.device)[:, None] + torch.arange(length, device=path.device)).flatten()
+            index = (start[:, None] + self.shape_offsets).flatten()
             flat = shaped.view(batch, count * length)
             out.scatter_add_(1, index[None, :].expand(batch, -1), flat)
-        self.tail = out[:, n:].clone()
+        # a view of `out`, which nothing else holds: the returned samples are copied out of it below
+        self.tail = out[:, n:]
         return out[:, None, :n].contiguous()
