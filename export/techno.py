@@ -142,9 +142,28 @@ class Stage1Streams(nn.Module):
 
     @torch.jit.export
     def set_host_rate(self, rate: int) -> None:
+        """Switch to the chains of host rate ``rate`` (44.1 or 48 kHz; others refused) and start afresh."""
         if rate != 44100 and rate != 48000:
             raise ValueError("the latentlive techno model runs at 44100 or 48000 Hz")
         self.host_rate = rate
+        self.reset()
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forget every stream: the model's caches and every resampler, converter and FIFO."""
+        self.model.reset()
+        self.forward_in_44.reset()
+        self.forward_in_48.reset()
+        self.forward_out_44.reset()
+        self.forward_out_48.reset()
+        self.encode_in_44.reset()
+        self.encode_in_48.reset()
+        self.encode_out_44.reset()
+        self.encode_out_48.reset()
+        self.decode_in_44.reset()
+        self.decode_in_48.reset()
+        self.decode_out_44.reset()
+        self.decode_out_48.reset()
 
 
 class TechnoExport(nn_tilde.Module):
@@ -183,30 +202,11 @@ class TechnoExport(nn_tilde.Module):
             return
         self.streams.set_host_rate(sample_rate)
         self.sr = sample_rate
-        self.reset()
 
     @torch.jit.export
     def reset(self) -> None:
-        """Forget every stream: the model's caches and every resampler and FIFO."""
-        self.streams.model.reset()
-        for chain in (
-            self.streams.forward_in_44,
-            self.streams.forward_in_48,
-            self.streams.encode_in_44,
-            self.streams.encode_in_48,
-        ):
-            chain.reset()
-        for out in (
-            self.streams.forward_out_44,
-            self.streams.forward_out_48,
-            self.streams.decode_out_44,
-            self.streams.decode_out_48,
-        ):
-            out.reset()
-        self.streams.encode_out_44.reset()
-        self.streams.encode_out_48.reset()
-        self.streams.decode_in_44.reset()
-        self.streams.decode_in_48.reset()
+        """Forget every stream."""
+        self.streams.reset()
 
 
 class TechnoLoopsExport(nn_tilde.Module):
@@ -275,19 +275,11 @@ class TechnoLoopsExport(nn_tilde.Module):
             return
         self.streams.set_host_rate(sample_rate)
         self.sr = sample_rate
-        self.reset()
 
     @torch.jit.export
     def reset(self) -> None:
-        self.streams.model.reset()
-        self.streams.encode_in_44.reset()
-        self.streams.encode_in_48.reset()
-        self.streams.encode_out_44.reset()
-        self.streams.encode_out_48.reset()
-        self.streams.decode_in_44.reset()
-        self.streams.decode_in_48.reset()
-        self.streams.decode_out_44.reset()
-        self.streams.decode_out_48.reset()
+        """Forget every stream."""
+        self.streams.reset()
 
 
 def _stage1(args: dict[str, Any], state: dict[str, Tensor]) -> WaveformVAE:
