@@ -7,16 +7,13 @@ and re-windows the grains, and overlap-adds them into a buffer whose tail (the p
 rings past the end of the call) is carried into the next call. Splitting a stream into calls of any size
 gives the same audio as one call (in synchronous mode without spray; random draws differ otherwise).
 Random draws (jitter, spray) use torch's global generator, so ``torch.manual_seed`` makes a run repeatable.
-
-``overlap_add`` and ``frame_grains`` are the offline pair: cut a sound into Hann-windowed analysis grains,
-and overlap-add (decoded) grains back into a sound at its level.
+(Offline framing and overlap-add of whole sounds live in ``corpus.grains``: ``frame_sound``, ``overlap_add``.)
 """
 
 import math
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 # Transposition range in semitones: the longest transposed grain (two octaves down) is 4 grains long,
 # which sizes the tail buffer.
@@ -24,36 +21,6 @@ MAX_TRANSPOSE = 24.0
 # Grain onsets per second are capped here (a grain every ~22 samples at 22.05 kHz): beyond it the
 # level normalisation and the per-call grain count stop making musical sense.
 MAX_DENSITY = 1000.0
-
-
-def frame_grains(audio: Tensor, grain_size: int, hop: int) -> Tensor:
-    """Hann-windowed analysis grains of a sound: ``audio [T]`` -> ``[N, grain_size]``, grain ``i`` covering
-    samples ``[i * hop, i * hop + grain_size)`` (the sound is zero-padded to whole grains at the end)."""
-    if audio.dim() != 1:
-        raise ValueError(f"frame_grains expects mono audio [T], got {tuple(audio.shape)}")
-    count = max(1, math.ceil(max(0, audio.shape[0] - grain_size) / hop) + 1)
-    audio = F.pad(audio, (0, (count - 1) * hop + grain_size - audio.shape[0]))
-    window = torch.hann_window(grain_size, dtype=audio.dtype, device=audio.device)
-    return audio.unfold(0, grain_size, hop) * window
-
-
-def overlap_add(grains: Tensor, hop: int, window: Tensor | None = None) -> Tensor:
-    """Overlap-add grains ``[N, G]`` at ``hop`` samples -> audio ``[(N - 1) * hop + G]``.
-
-    The sum is divided by the analysis window's overlap ``sum(window) / hop`` (a periodic Hann by default:
-    2 at hop G/4), so that the analysis grains of a sound (``frame_grains``) add back to the sound at its
-    level wherever the window overlap is complete (from ``G - hop`` samples after the start)."""
-    if grains.dim() != 2:
-        raise ValueError(f"overlap_add expects grains [N, G], got {tuple(grains.shape)}")
-    count, size = grains.shape
-    if window is None:
-        window = torch.hann_window(size, dtype=grains.dtype, device=grains.device)
-    length = (count - 1) * hop + size
-    index = (torch.arange(count, device=grains.device) * hop)[:, None] + torch.arange(
-        size, device=grains.device
-    )
-    audio = grains.new_zeros(length).index_add_(0, index.flatten(), grains.flatten())
-    return audio * (hop / float(window.sum()))
 
 
 class GranularEngine(nn.Module):
