@@ -16,7 +16,14 @@ import numpy as np
 from corpus.drum_map import NUM_INSTRUMENTS
 from corpus.drum_midi import STEPS_PER_BAR, UnreadableMidiError, read_drum_midi
 from corpus.drum_styles import STYLE_NAMES, generate_style_corpus
-from corpus.npz_cache import arrays_to_counts, cache_key, counts_to_arrays, read_cached, write_cached
+from corpus.npz_cache import (
+    arrays_to_counts,
+    cache_key,
+    counts_to_arrays,
+    folder_listing,
+    read_cached,
+    write_cached,
+)
 from latentlive.errors import UserError
 
 # Bump when the reader, the generator or the cache layout changes: old caches are then ignored.
@@ -72,7 +79,7 @@ def load_drum_corpus(
     else:
         db = Path(db)
         files = _midi_files(db)
-        listing = [(f.relative_to(db).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        listing = folder_listing(db, files)
         key = _cache_key({"files": listing, "bars": bars_per_example})
         corpus = _read_cache(cache_dir, key, str(db), log)
         if corpus is None:

@@ -29,7 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from corpus.audio_folder import list_audio_files, read_mono
-from corpus.npz_cache import arrays_to_counts, cache_key, counts_to_arrays, read_cached, write_cached
+from corpus.npz_cache import (
+    arrays_to_counts,
+    cache_key,
+    counts_to_arrays,
+    folder_listing,
+    read_cached,
+    write_cached,
+)
 from corpus.one_shots import load_one_shots
 from corpus.soundfont_kit import default_soundfont
 from corpus.textures import generate_textures
@@ -161,7 +168,7 @@ def load_grains(
             "a folder of audio files",
             "add sounds to grain: textures, notes, field recordings, one-shots",
         )
-        listing = [(f.relative_to(db).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        listing = folder_listing(db, files)
         key = cache_key(CACHE_VERSION, {**settings, "files": listing, "others": others})
         corpus = _read_cache(cache_dir, key, sample_rate, hop, log)
         if corpus is None:

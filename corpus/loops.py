@@ -31,7 +31,14 @@ import numpy as np
 import scipy.fft
 
 from corpus.audio_folder import list_audio_files, read_mono
-from corpus.npz_cache import arrays_to_counts, cache_key, counts_to_arrays, read_cached, write_cached
+from corpus.npz_cache import (
+    arrays_to_counts,
+    cache_key,
+    counts_to_arrays,
+    folder_listing,
+    read_cached,
+    write_cached,
+)
 from corpus.techno_synth import BPM_RANGE, PEAK, generate_techno_corpus, loop_samples_for
 from latentlive.errors import UserError
 
@@ -139,7 +146,7 @@ def load_loops(
             "a folder of audio loops or tracks",
             "add loops or tracks, with the tempo in the name such as 'groove 124bpm.wav'",
         )
-        listing = [(f.relative_to(db).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        listing = folder_listing(db, files)
         key = cache_key(CACHE_VERSION, {**settings, "files": listing, "others": others})
         corpus = _read_cache(cache_dir, key, log)
         if corpus is None:

@@ -60,3 +60,9 @@ def counts_to_arrays(counts: dict[str, int]) -> dict[str, np.ndarray]:
 
 def arrays_to_counts(arrays: dict[str, np.ndarray]) -> dict[str, int]:
     return {str(k): int(v) for k, v in zip(arrays["skip_keys"], arrays["skip_counts"], strict=True)}
+
+
+def folder_listing(db: Path, files: list[Path]) -> list[tuple[str, int, int]]:
+    """``(relative path, size, mtime)`` of each file: part of a folder corpus's cache key, so that any added,
+    removed or edited file makes a new cache."""
+    return [(f.relative_to(db).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files]

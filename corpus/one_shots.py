@@ -26,7 +26,14 @@ import numpy as np
 from corpus.audio_folder import list_audio_files, read_mono
 from corpus.drum_corpus import split_by_index
 from corpus.drum_synth import FACTOR_NAMES, PEAK, SYNTH_CLASSES, generate_synth_corpus
-from corpus.npz_cache import arrays_to_counts, cache_key, counts_to_arrays, read_cached, write_cached
+from corpus.npz_cache import (
+    arrays_to_counts,
+    cache_key,
+    counts_to_arrays,
+    folder_listing,
+    read_cached,
+    write_cached,
+)
 from corpus.soundfont_kit import default_soundfont, soundfont_one_shots_per_class
 from latentlive.errors import UserError
 
@@ -104,7 +111,7 @@ def load_one_shots(
     else:
         db = Path(db)
         files, others = _audio_files(db)
-        listing = [(f.relative_to(db).as_posix(), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        listing = folder_listing(db, files)
         key = _cache_key({**settings, "files": listing, "others": others})
         corpus = _read_cache(cache_dir, key, str(db), log)
         if corpus is None:

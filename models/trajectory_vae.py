@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.vae import GaussianPosterior, gaussian_nll, kl_gaussians, reparameterize
+from models.vae import GaussianPosterior, gaussian_nll, kl_gaussians, kl_standard_normal, reparameterize
 
 
 class TrajectoryVAEOutput(NamedTuple):
@@ -248,3 +248,23 @@ def posterior_kl(model_out: TrajectoryVAEOutput, stage1_mean: Tensor, stage1_log
     Zero exactly when the decoder reproduces the stage-1 posterior (mean and ``logscale = logvar / 2``).
     """
     return kl_gaussians(stage1_mean, stage1_logvar, model_out.mean, 2.0 * model_out.logscale)
+
+
+OBJECTIVES = ("nll", "kl")
+TARGETS = ("mean", "sample")
+
+
+def objective_terms(
+    model: nn.Module, mean: Tensor, logvar: Tensor, objective: str, target: str
+) -> tuple[Tensor, Tensor]:
+    """The second-level objective and the macro KL, each ``[B]``, for first-level posteriors ``mean``,
+    ``logvar [B, L, K]``: ``kl`` fits the decoded Gaussian to the posterior (``posterior_kl``); ``nll`` fits the
+    posterior ``mean`` or one fresh ``sample`` of it, encoded and scored on the same draw (``trajectory_nll``)."""
+    if objective == "kl":
+        out = model(mean)
+        fit = posterior_kl(out, mean, logvar)
+    else:
+        fixed = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if target == "sample" else mean
+        out = model(fixed)
+        fit = trajectory_nll(out, fixed)
+    return fit, kl_standard_normal(out.posterior_mean, out.posterior_logvar)

@@ -47,11 +47,10 @@ from latentlive.metrics import log_spectral_distance
 from latentlive.runs import RunFolder, load_checkpoint
 from latentlive.tasks.base import TensorData
 from latentlive.tasks.grain import LSD_FLOOR, SOUND_FFT, GrainTask
-from latentlive.tasks.techno_prior import OBJECTIVES, TARGETS
 from models.grain_vae import GrainVAE
 from models.spectral import stft_magnitude
-from models.trajectory_vae import TrajectoryVAE, posterior_kl, trajectory_nll
-from models.vae import BetaSchedule, kl_standard_normal
+from models.trajectory_vae import OBJECTIVES, TARGETS, TrajectoryVAE, objective_terms
+from models.vae import BetaSchedule
 
 # Settings of the grain corpus read back from the grain run, so the same sounds and the same split come back.
 CORPUS_SETTINGS = ("sample_rate", "grain_size", "hop", "max_grains", "sounds", "val_fraction")
@@ -278,21 +277,9 @@ class GrainPriorTask:
         self._model = TrajectoryVAE(**args)
         return self._model, args
 
-    def _target(self, batch: dict[str, Tensor]) -> Tensor:
-        if self.target == "sample":
-            return batch["mean"] + torch.exp(0.5 * batch["logvar"]) * torch.randn_like(batch["mean"])
-        return batch["mean"]
-
     def _terms(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Per window: the objective ``[B]`` and the macro KL ``[B]``."""
-        if self.objective == "kl":
-            out = model(batch["mean"])
-            fit = posterior_kl(out, batch["mean"], batch["logvar"])
-        else:
-            target = self._target(batch)
-            out = model(target)
-            fit = trajectory_nll(out, target)
-        return fit, kl_standard_normal(out.posterior_mean, out.posterior_logvar)
+        """Per example: the objective ``[B]`` and the macro KL ``[B]``."""
+        return objective_terms(model, batch["mean"], batch["logvar"], self.objective, self.target)
 
     def losses(self, model: nn.Module, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         fit, kl = self._terms(model, batch)

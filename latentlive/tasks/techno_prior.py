@@ -29,12 +29,9 @@ from latentlive.runs import RunFolder, load_checkpoint
 from latentlive.tasks.base import TensorData
 from latentlive.tasks.techno import load_loop_tensors, split_loops
 from models.spectral import multiscale_spectral_distance
-from models.trajectory_vae import TrajectoryVAE, posterior_kl, read_at_phase, trajectory_nll
-from models.vae import BetaSchedule, kl_standard_normal
+from models.trajectory_vae import OBJECTIVES, TARGETS, TrajectoryVAE, objective_terms, read_at_phase
+from models.vae import BetaSchedule
 from models.waveform_vae import WaveformVAE
-
-OBJECTIVES = ("nll", "kl")
-TARGETS = ("mean", "sample")
 
 
 def load_stage1(run_path: str | Path) -> tuple[WaveformVAE, dict[str, Any], dict[str, Any]]:
@@ -166,20 +163,9 @@ class TechnoPriorTask:
         self._model = TrajectoryVAE(**args)
         return self._model, args
 
-    def _target(self, batch: dict[str, Tensor]) -> Tensor:
-        if self.target == "sample":
-            return batch["mean"] + torch.exp(0.5 * batch["logvar"]) * torch.randn_like(batch["mean"])
-        return batch["mean"]
-
     def _terms(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        if self.objective == "kl":
-            out = model(batch["mean"])
-            fit = posterior_kl(out, batch["mean"], batch["logvar"])
-        else:
-            target = self._target(batch)  # one draw: the model encodes and is scored on the same sample
-            out = model(target)
-            fit = trajectory_nll(out, target)
-        return fit, kl_standard_normal(out.posterior_mean, out.posterior_logvar)
+        """Per example: the objective ``[B]`` and the macro KL ``[B]``."""
+        return objective_terms(model, batch["mean"], batch["logvar"], self.objective, self.target)
 
     def losses(self, model: nn.Module, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         fit, kl = self._terms(model, batch)
