@@ -1,0 +1,153 @@
+"""The sources of the band corpus, parsed into raw pieces (every part, before parts are chosen) and cached.
+
+A folder is searched recursively for ``.mid`` / ``.midi`` files (names starting with ``.`` are skipped:
+editor temp files, macOS ``._`` forks); without a folder the music21 chorales are parsed. The raw pieces
+are cached as one ``.npz`` in ``cache_dir``, keyed by the source (a folder's files with their sizes and
+mtimes; the music21 version) and ``max_pieces``; see :mod:`corpus.band_midi` for what is made of them.
+"""
+
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+from corpus.chorales import chorale_paths, read_chorale
+from corpus.multipart_midi import RawPart, RawPiece, SkippedFile, read_multipart_midi
+from corpus.npz_cache import (
+    arrays_to_counts,
+    cache_key,
+    counts_to_arrays,
+    folder_listing,
+    read_cached,
+    write_cached,
+)
+from latentlive.errors import UserError
+
+# Bump when a reader or the cache layout changes: old caches are then ignored.
+CACHE_VERSION = 1
+MIDI_SUFFIXES = (".mid", ".midi")
+
+
+def read_raw_corpus(
+    db: Path | None, max_pieces: int | None, cache_dir: Path | None, log: Callable[[str], None]
+) -> tuple[list[RawPiece], dict[str, int], str]:
+    """The raw pieces of folder ``db`` (the chorales when None), the skipped counts, and the source's name."""
+    if db is None:
+        source = "chorales"
+        settings = {
+            "source": "music21 bach chorales",
+            "music21": version("music21"),
+            "max_pieces": max_pieces,
+        }
+    else:
+        db = Path(db)
+        source = str(db)
+        files = _midi_files(db)
+        settings = {"files": folder_listing(db, files), "max_pieces": max_pieces}
+    key = cache_key(CACHE_VERSION, settings)
+    path = None if cache_dir is None else Path(cache_dir) / f"band-{key}.npz"
+    arrays = read_cached(path, "band corpus", log)
+    if arrays is not None:
+        pieces, skipped = _from_arrays(arrays)
+        return pieces, skipped, source
+    if db is None:
+        pieces, skipped = _read_chorales(max_pieces, log)
+    else:
+        pieces, skipped = _read_folder(db, files, max_pieces, log)
+    write_cached(path, _to_arrays(pieces, skipped), "band corpus", log)
+    return pieces, skipped, source
+
+
+def _midi_files(db: Path) -> list[Path]:
+    if not db.is_dir():
+        what = "does not exist" if not db.exists() else "is not a folder"
+        raise UserError(f"{db}: band corpus folder {what}; pass --db with a folder of multi-part MIDI files")
+    files = [
+        path
+        for path in db.rglob("*")
+        if path.suffix.lower() in MIDI_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(db).parts)
+        and path.is_file()
+    ]
+    if not files:
+        raise UserError(
+            f"{db}: no .mid or .midi files found (searched sub-folders too); add multi-part MIDI files"
+        )
+    return sorted(files, key=lambda path: path.relative_to(db).as_posix())
+
+
+def _read_folder(
+    db: Path, files: list[Path], max_pieces: int | None, log: Callable[[str], None]
+) -> tuple[list[RawPiece], dict[str, int]]:
+    skipped = dict.fromkeys(("unreadable_files", "type_2_files", "not_4_4", "no_notes", "drum_parts"), 0)
+    pieces = []
+    for path in files:
+        if max_pieces is not None and len(pieces) >= max_pieces:
+            break
+        try:
+            piece = read_multipart_midi(path, path.relative_to(db).as_posix())
+        except SkippedFile as error:
+            skipped[error.reason] += 1
+            if error.reason == "unreadable_files":
+                log(f"band corpus: skipped {error}")
+            continue
+        skipped["drum_parts"] += piece.drum_parts
+        pieces.append(piece)
+    if not pieces:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in skipped.items() if count)
+        raise UserError(
+            f"{db}: no usable piece among {len(files)} MIDI files ({reasons}); add 4/4 MIDI files with pitched parts"
+        )
+    return pieces, skipped
+
+
+def _read_chorales(
+    max_pieces: int | None, log: Callable[[str], None]
+) -> tuple[list[RawPiece], dict[str, int]]:
+    paths, duplicates = chorale_paths()
+    skipped = {"unreadable_files": 0, "not_4_4": 0, "not_satb": 0, "duplicate_files": duplicates}
+    log(f"band corpus: parsing up to {len(paths)} chorales with music21 (about 0.1 s each, cached after)")
+    pieces = []
+    for path in paths:
+        if max_pieces is not None and len(pieces) >= max_pieces:
+            break
+        try:
+            pieces.append(read_chorale(path))
+        except SkippedFile as error:
+            skipped[error.reason] += 1
+    return pieces, skipped
+
+
+def _to_arrays(pieces: list[RawPiece], skipped: dict[str, int]) -> dict[str, np.ndarray]:
+    owners, names, tables = [], [], []
+    for index, piece in enumerate(pieces):
+        for part in piece.parts:
+            tables.append(np.column_stack([np.full(len(part.notes), len(names)), part.notes]).reshape(-1, 4))
+            owners.append(index)
+            names.append("\n".join(part.names))
+    return {
+        "piece_names": np.array([p.name for p in pieces], dtype=str),
+        "piece_paths": np.array([p.source_path for p in pieces], dtype=str),
+        "piece_drums": np.array([p.drum_parts for p in pieces], dtype=np.int64),
+        "part_pieces": np.array(owners, dtype=np.int64),
+        "part_names": np.array(names, dtype=str),
+        "notes": np.concatenate(tables).astype(np.int32) if tables else np.zeros((0, 4), np.int32),
+        **counts_to_arrays(skipped),
+    }
+
+
+def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[list[RawPiece], dict[str, int]]:
+    pieces = [
+        RawPiece(str(name), str(path), [], int(drums))
+        for name, path, drums in zip(
+            arrays["piece_names"], arrays["piece_paths"], arrays["piece_drums"], strict=True
+        )
+    ]
+    notes = arrays["notes"]
+    order = np.argsort(notes[:, 0], kind="stable")
+    bounds = np.searchsorted(notes[order, 0], np.arange(len(arrays["part_names"]) + 1))
+    for part, (owner, names) in enumerate(zip(arrays["part_pieces"], arrays["part_names"], strict=True)):
+        table = notes[order[bounds[part] : bounds[part + 1]], 1:]
+        pieces[int(owner)].parts.append(RawPart(tuple(str(names).split("\n")), np.ascontiguousarray(table)))
+    return pieces, arrays_to_counts(arrays)
