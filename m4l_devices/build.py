@@ -5,6 +5,7 @@ from pathlib import Path
 from export.metadata import read_metadata
 from latentlive.errors import UserError
 from latentlive.runs import RunFolder
+from m4l_devices.band import build_band_device
 from m4l_devices.drums import build_drums_device
 from m4l_devices.drumsynth import build_kit_device
 from m4l_devices.grains import build_grains_device
@@ -19,6 +20,7 @@ BUILDERS = {
     "techno": build_loops_fx_device,
     "techno_prior": build_loops_device,
     "grain": build_grains_device,
+    "band": build_band_device,
 }
 
 
