@@ -18,8 +18,9 @@ The position runs half a step ahead of Live's: a played note counts for the near
 by ``2 x 1024 - 64`` samples, under half a 16th up to about 180 BPM at 48 kHz). The locked phasor~
 counts ``POSITION_BARS`` bars from the start of the song, then wraps.
 
-Output: each part has its own MIDI channel (part i on channel i + 1, skipping 10; a number box per part
-changes it) for other tracks to take; the played part is not echoed, the user's own MIDI passes through.
+Output: each part has its own MIDI channel (the metadata's ``midi_channels``, else part i on channel
+i + 1 skipping 10; a number box per part changes it) for other tracks to take; the played part is not
+echoed, the user's own MIDI passes through.
 A part falls silent (note-offs of its sounding notes) when it becomes the played part, when its channel
 changes, when the transport stops, and when the device is switched off (its On button or Live's).
 Both methods run side by side, so switching between next and fill keeps their histories.
@@ -87,6 +88,7 @@ class BandSpec:
     part_names: tuple[str, ...]
     part_kinds: tuple[str, ...]
     lanes: tuple[int, ...]  # lanes of each part
+    channels: tuple[int, ...]  # default MIDI channel of each part
     ahead: int = 1
     temperature: float = 1.0
     part: int = 0  # the part played by default
@@ -114,7 +116,17 @@ class BandSpec:
         try:
             names = tuple(str(n) for n in metadata["part_names"])
             kinds = tuple(str(k) for k in metadata["part_kinds"])
+        except (KeyError, TypeError) as err:
+            raise UserError(f"{where} lacks or mangles {err}; {fix}") from None
+        if not 1 <= len(names) <= MAX_PARTS or len(kinds) != len(names):
+            raise UserError(
+                f"{where} has {len(names)} part names / {len(kinds)} kinds, expected 1..{MAX_PARTS} of each; {fix}"
+            )
+        if any(k not in KINDS for k in kinds):
+            raise UserError(f"{where} part_kinds {list(kinds)} are not all 'mono' or 'poly'; {fix}")
+        try:
             lanes = _lanes(metadata, kinds)
+            channels = tuple(int(c) for c in metadata.get("midi_channels", part_channels(len(names))))
             steps = int(metadata.get("steps", STEPS))
             ahead = int(metadata.get("ahead", 1))
             attrs = metadata.get("attributes", {})
@@ -122,19 +134,19 @@ class BandSpec:
             part = int(attrs.get("part", 0))
         except (KeyError, TypeError, ValueError) as err:
             raise UserError(f"{where} lacks or mangles {err}; {fix}") from None
-        if not 1 <= len(names) <= MAX_PARTS or len(kinds) != len(names):
-            raise UserError(
-                f"{where} has {len(names)} part names / {len(kinds)} kinds, expected 1..{MAX_PARTS} of each; {fix}"
-            )
-        if any(k not in KINDS for k in kinds) or any(n < 1 for n in lanes):
-            raise UserError(
-                f"{where} part_kinds {list(kinds)} / lanes {list(lanes)} are not mono/poly >= 1; {fix}"
-            )
+        if any(n < 1 for n in lanes):
+            raise UserError(f"{where} voices {list(lanes)} are not all >= 1; {fix}")
         if steps != STEPS:
             raise UserError(f"{where} steps={steps}; the device plays 16-step measures, {fix} with steps 16")
         if ahead not in AHEAD:
             raise UserError(f"{where} ahead={ahead}; the device plays 1 or 2 measures ahead, {fix}")
+        if len(channels) != len(names) or not all(1 <= c <= 16 for c in channels):
+            raise UserError(
+                f"{where} midi_channels {list(channels)} are not one channel 1..16 per part; {fix}"
+            )
         total = sum(lanes)
+        if int(metadata.get("lanes", total)) != total:
+            raise UserError(f"{where} lanes={metadata['lanes']} but the voices make {total}; {fix}")
         for method in METHODS:
             check_method(where, metadata, method, total + 1, total, fix)
         check_model_path(model_path)
@@ -144,6 +156,7 @@ class BandSpec:
             names,
             kinds,
             lanes,
+            channels,
             ahead,
             min(max(temperature, lo), hi),
             part if 0 <= part < len(names) else 0,
@@ -380,7 +393,7 @@ def _channels(p: Patcher, spec: BandSpec, lay: Layout) -> list[Box]:
     section_header(p, "Channels", lay.channels_x, lay.channel_cols * CHANNEL_COL_W - 4)
     boxes = []
     longnames = _unique([f"Channel {n}" for n in spec.part_names])
-    for i, (name, channel) in enumerate(zip(spec.part_names, part_channels(spec.parts), strict=True)):
+    for i, (name, channel) in enumerate(zip(spec.part_names, spec.channels, strict=True)):
         col, row = divmod(i, CHANNEL_ROWS)
         x, y = lay.channels_x + col * CHANNEL_COL_W, TOP + row * CHANNEL_ROW_H
         p.comment(
@@ -411,7 +424,7 @@ def _playback(
     p.connect(controls.method, 0, method, 0)
     numboxes = _channels(p, spec, lay)
     x = 20.0
-    for i, channel in enumerate(part_channels(spec.parts)):
+    for i, channel in enumerate(spec.channels):
         sounds = p.obj("t i i", (x, 1040))  # right to left: open or close the tick, then maybe release
         p.connect(changes[i], 0, sounds, 0)
         silenced = p.obj("sel 0", (x + 60, 1070))

@@ -23,14 +23,17 @@ COMBO = (["lead", "keys", "bass"], ["mono", "poly", "mono"], 3)  # keys: 3 voice
 
 
 def band_metadata(names: list[str], kinds: list[str], voices: int, ahead: int = 1) -> dict[str, Any]:
-    """Hand-written metadata in the shape export.metadata.read_metadata returns for band.ts."""
-    lanes = sum(1 if k == "mono" else voices for k in kinds)
+    """Hand-written metadata in the shape export.metadata.read_metadata returns for band.ts (voices per part)."""
+    per_part = [1 if k == "mono" else voices for k in kinds]
+    lanes = sum(per_part)
     method = {"in_channels": lanes + 1, "in_ratio": 1, "out_channels": lanes, "out_ratio": 1}
     return {
         "model": "band",
         "part_names": names,
         "part_kinds": kinds,
-        "voices": voices,
+        "voices": per_part,
+        "lanes": lanes,
+        "midi_channels": part_channels(len(names)),
         "steps": 16,
         "ahead": ahead,
         "latent_size": 8,
@@ -50,6 +53,10 @@ def devices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, d
     for name, (names, kinds, voices) in (("chorale", CHORALE), ("combo", COMBO)):
         metadata = band_metadata(names, kinds, voices, ahead=2 if name == "combo" else 1)
         built[name] = (build_band_device(out / name, MODEL, metadata), metadata)
+    # the short form: one voice count for every poly part, default channels
+    short = band_metadata(*COMBO) | {"voices": 3, "midi_channels": None}
+    del short["midi_channels"], short["lanes"]
+    built["short"] = (build_band_device(out / "short", MODEL, short), short)
     return built
 
 
@@ -91,7 +98,7 @@ class Graph:
 # --- structure -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["chorale", "combo"])
+@pytest.mark.parametrize("name", ["chorale", "combo", "short"])
 def test_band_device_validates_as_a_169px_midi_effect(devices: dict, name: str) -> None:
     path, _ = devices[name]
     assert path.name == "LatentBand.amxd"
@@ -102,7 +109,7 @@ def test_band_device_validates_as_a_169px_midi_effect(devices: dict, name: str) 
     assert patcher["openinpresentation"] == 1 and patcher["openrect"][3] == 169
 
 
-@pytest.mark.parametrize("name", ["chorale", "combo"])
+@pytest.mark.parametrize("name", ["chorale", "combo", "short"])
 def test_nn_boxes_name_next_and_fill_with_lanes_plus_position_in_and_lanes_out(
     devices: dict, name: str
 ) -> None:
@@ -134,18 +141,19 @@ def test_nn_boxes_name_next_and_fill_with_lanes_plus_position_in_and_lanes_out(
         assert [g.text(s) for s, _ in g.into(nn, 0) if g.text(s) == "prepend load"] == ["prepend load"]
 
 
-@pytest.mark.parametrize("name", ["chorale", "combo"])
+@pytest.mark.parametrize("name", ["chorale", "combo", "short"])
 def test_each_part_plays_on_its_own_channel_skipping_ten(devices: dict, name: str) -> None:
     path, metadata = devices[name]
     g = Graph(path)
     parts = len(metadata["part_names"])
     formats = sorted(g.find("midiformat"), key=lambda i: int(split_box_text(g.text(i))[1][0]))
-    assert [int(split_box_text(g.text(f))[1][0]) for f in formats] == part_channels(parts)
+    channels = metadata.get("midi_channels", part_channels(parts))
+    assert [int(split_box_text(g.text(f))[1][0]) for f in formats] == channels
     assert part_channels(15) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16]
     midiout = g.find("midiout")
     assert len(midiout) == 1 and all(g.out(f, 0) == [(midiout[0], 0)] for f in formats)
     params = g.params()
-    for name_, fmt, channel in zip(metadata["part_names"], formats, part_channels(parts), strict=True):
+    for name_, fmt, channel in zip(metadata["part_names"], formats, channels, strict=True):
         numbox = params[f"Channel {name_}"]
         valueof = numbox["saved_attribute_attributes"]["valueof"]
         assert (valueof["parameter_mmin"], valueof["parameter_mmax"], valueof["parameter_initial"]) == (
@@ -158,7 +166,18 @@ def test_each_part_plays_on_its_own_channel_skipping_ten(devices: dict, name: st
     assert (midiout[0], 0) in g.out(g.find("midiin")[0], 0)  # the user's own MIDI passes through
 
 
-@pytest.mark.parametrize("name", ["chorale", "combo"])
+def test_the_metadata_channels_are_the_defaults(tmp_path: Path) -> None:
+    metadata = band_metadata(*COMBO) | {"midi_channels": [3, 5, 7]}
+    g = Graph(build_band_device(tmp_path, MODEL, metadata))
+    assert sorted(g.text(f) for f in g.find("midiformat")) == ["midiformat 3", "midiformat 5", "midiformat 7"]
+    initial = [
+        g.params()[f"Channel {n}"]["saved_attribute_attributes"]["valueof"]["parameter_initial"]
+        for n in COMBO[0]
+    ]
+    assert initial == [[3], [5], [7]]
+
+
+@pytest.mark.parametrize("name", ["chorale", "combo", "short"])
 def test_ui_parameters_and_their_ranges(devices: dict, name: str) -> None:
     path, metadata = devices[name]
     g = Graph(path)
@@ -207,11 +226,18 @@ def test_metadata_errors_are_one_line_user_errors(tmp_path: Path) -> None:
     cases = [
         ({"model": "drums"}, "not 'band'"),
         ({"part_kinds": ["mono"]}, "expected 1..15"),
-        ({"part_kinds": ["mono", "mono", "mono", "chords"]}, "not mono/poly"),
+        ({"part_kinds": ["mono", "mono", "mono", "chords"]}, "not all 'mono' or 'poly'"),
+        (
+            {"part_kinds": ["mono"] * 3 + ["poly"], "voices": [1, 1, 1, 0]},
+            "voices [1, 1, 1, 0] are not all >= 1",
+        ),
         ({"steps": 12}, "steps=12"),
         ({"ahead": 3}, "ahead=3"),
         ({"methods": {"next": {"in_channels": 4, "out_channels": 4}}}, "next in_channels=4, expected 5"),
         ({"part_names": [f"p{i}" for i in range(16)], "part_kinds": ["mono"] * 16}, "expected 1..15"),
+        ({"voices": [1, 1, 1]}, "voices has 3 entries for 4 parts"),
+        ({"lanes": 5}, "lanes=5 but the voices make 4"),
+        ({"midi_channels": [1, 2, 3, 17]}, "midi_channels [1, 2, 3, 17]"),
     ]
     for change, message in cases:
         with pytest.raises(UserError, match=re.escape(message)) as err:
