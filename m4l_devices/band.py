@@ -3,8 +3,8 @@
 Signal flow (the contract is docs/band_encoding.md; ``L`` lanes, one per mono part and ``voices``
 per poly part, in part order)::
 
-    midiin --> midiparse --> note on / off --> gate (the played part) --> voice lanes of that part
-        --> sig~ per lane (the sounding pitch, -1 when released) ------------------------.
+    midiin --> midiparse --> note on / off --> gate (the played part) --> the voice lanes of that part:
+        sig~ pitch (-1 when released), -1 for one sample at each note-on (delta~ of a note count) ---.
     phasor~ <N>.0.0 @lock 1 --> *~ 16N --> +~ 0.5 (sixteenths since the start) -----> nn~ <model> next 1024 L+1 L
                                                                                     nn~ <model> fill 1024 L+1 L
     metro 16n @quantize 16n --> gate (part on, not played) --> gate (method) --> snapshot~ per lane
@@ -270,28 +270,54 @@ def _position(p: Patcher, spec: BandSpec, nns: list[Box]) -> None:
         p.connect(ahead, 0, nn, spec.total_lanes)
 
 
+def _lane_signal(p: Patcher, pitch: Box, notes: Box, x: float) -> Box:
+    """The lane as nn~ reads it: ``pitch`` (sig~, -1 when released), but -1 for the one sample where the
+    note count ``notes`` (sig~) moves, so a note that follows the same pitch within one signal vector (a
+    clip's legato repeat: note-off and note-on at once) still shows the module a new onset."""
+    moved = p.obj("delta~", (x + 60, 960))
+    still = p.obj("==~ 0.", (x + 60, 990))
+    lifted = p.obj("+~ 1.", (x, 960))
+    gated = p.obj("*~", (x, 1020))
+    lane = p.obj("-~ 1.", (x, 1050))
+    p.connect(notes, 0, moved, 0)
+    p.connect(moved, 0, still, 0)
+    p.connect(pitch, 0, lifted, 0)
+    p.connect(lifted, 0, gated, 0)
+    p.connect(still, 0, gated, 1)
+    p.connect(gated, 0, lane, 0)
+    return lane
+
+
 def _record_lanes(
     p: Patcher, lanes: range, on: tuple[Box, int], off: tuple[Box, int], reset: Box, nns: list[Box], x: float
 ) -> None:
     """One part's voice lanes: a note-on takes the first free lane, a note-off frees the lane holding it.
 
     Per lane, ``gate 2 1`` is the lane's state (outlet 0: free, takes the pitch; outlet 1: held, offers
-    it to the next lane) and ``==`` holds the sounding pitch (-1: none) to recognise its note-off.
+    it to the next lane), ``==`` holds the sounding pitch (-1: none) to recognise its note-off and a
+    counter numbers the notes the lane took (see :func:`_lane_signal`).
     """
     offer = on
     for n, lane in enumerate(lanes):
         lx = x + n * 120.0
         state = p.obj("gate 2 1", (lx, 760))
         p.connect(*offer, state, 1)
-        take = p.obj("t 2 i i", (lx, 800))  # right to left: remember, sound, mark held
+        take = p.obj("t 2 i i b", (lx, 800))  # right to left: count, remember, sound, mark held
         p.connect(state, 0, take, 0)
         if n == len(lanes) - 1:
             p.connect(state, 1, take, 0)  # every lane held: the last one takes the new note
         offer = (state, 1)
+        count = p.obj("i", (lx + 90, 840))
+        next_count = p.obj("+ 1", (lx + 90, 870))
+        notes = p.obj("sig~", (lx + 90, 900))
+        p.connect(take, 3, count, 0)
+        p.connect(count, 0, next_count, 0)
+        p.connect(next_count, 0, count, 1)
+        p.connect(next_count, 0, notes, 0)
         sounding = p.obj("== -1", (lx + 60, 840))
-        lane_sig = p.obj("sig~ -1", (lx, 900))
+        pitch = p.obj("sig~ -1", (lx, 900))
         p.connect(take, 2, sounding, 1)
-        p.connect(take, 1, lane_sig, 0)
+        p.connect(take, 1, pitch, 0)
         p.connect(take, 0, state, 0)
         p.connect(off[0], off[1], sounding, 0)
         mine = p.obj("sel 1", (lx + 60, 870))
@@ -300,10 +326,11 @@ def _record_lanes(
         p.connect(mine, 0, release, 0)
         p.connect(reset, 0, release, 0)
         p.connect(release, 2, sounding, 1)
-        p.connect(release, 1, lane_sig, 0)
+        p.connect(release, 1, pitch, 0)
         p.connect(release, 0, state, 0)
+        lane_signal = _lane_signal(p, pitch, notes, lx)
         for nn in nns:
-            p.connect(lane_sig, 0, nn, lane)
+            p.connect(lane_signal, 0, nn, lane)
 
 
 def _recording(p: Patcher, spec: BandSpec, controls: Controls, nns: list[Box], midiout: Box) -> Box:
