@@ -5,6 +5,8 @@ out to exactly one host buffer, model frames out to exactly one buffer of host f
 frames are exchanged with nn~ at ``LATENT_RATIO`` host samples per frame.
 """
 
+from typing import Final
+
 import torch
 from torch import Tensor, nn
 
@@ -20,6 +22,8 @@ def finite(x: Tensor, limit: float) -> Tensor:
 
 class AudioIn(nn.Module):
     """Host audio ``[B, 1, n]`` -> the whole model blocks that are ready ``[B, 1, k * block]``."""
+
+    block: Final[int]
 
     def __init__(self, host_rate: int, model_rate: int, block: int) -> None:
         super().__init__()

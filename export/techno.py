@@ -16,7 +16,7 @@ method's smallest buffer, plus what makes the latency the same number of host sa
 """
 
 import math
-from typing import Any
+from typing import Any, Final
 
 import nn_tilde
 import torch
@@ -86,6 +86,10 @@ class Stage1Streams(nn.Module):
     ``encode``, ``decode`` and ``roundtrip`` carry their own state; one exported module is one nn~ object,
     and each nn~ object calls one method, as the devices do.
     """
+
+    latent_size: Final[int]
+    block: Final[int]
+    latent_ratio: Final[int]
 
     def __init__(self, model: WaveformVAE, model_rate: int, primes: dict[str, dict[int, int]]) -> None:
         super().__init__()

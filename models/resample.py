@@ -30,7 +30,7 @@ counter grows with time.
 import math
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -120,6 +120,15 @@ class StreamingResampler(nn.Module):
         up, down: the reduced ratio ``rate_out / rate_in``. ``taps``: inputs per output.
     """
 
+    # fixed when built: constants (Final) for TorchScript, which folds them into the code
+    up: Final[int]
+    down: Final[int]
+    taps: Final[int]
+    cycles_per_group: Final[int]
+    window: Final[int]
+    delay: Final[float]
+    delay_in: Final[float]
+
     def __init__(
         self, rate_in: float, rate_out: float, rolloff: float = 0.9, stopband_db: float = 70.0
     ) -> None:
@@ -156,6 +165,7 @@ class StreamingResampler(nn.Module):
         self.down = down
         self.taps = per_phase
         self.cycles_per_group = cycles
+        self.window = kernel.shape[-1]  # inputs a group of cycles reads
         self.delay = center / down
         self.delay_in = center / up
         # the next output: its grid position relative to that of the next input, and its index mod `up`
@@ -177,37 +187,41 @@ class StreamingResampler(nn.Module):
         stored = history.shape[-1]
         if count == 0:
             # no output: the history still moves on by n inputs
-            kept = torch.cat([history.to(x.dtype), x], dim=-1)[..., n:] if n > 0 else history
+            kept = torch.cat([history, x], dim=-1)[..., n:] if n > 0 else history
             return x.new_zeros(batch, channels, 0), kept, position - self.up * n, residue
         cycles = (residue + count + self.up - 1) // self.up
         groups = (cycles + self.cycles_per_group - 1) // self.cycles_per_group
-        width, hop = self.kernel.shape[0], self.cycles_per_group * self.down
+        width, hop = self.window, self.cycles_per_group * self.down
         # the first input of the first cycle (an index into history + x), and the inputs the groups span
         first = (position - residue * self.down) // self.up + self.down
         length = (groups - 1) * hop + width
-        # outputs past `count` would read beyond the input: zeros, and those outputs are dropped
+        # outputs past `count` read the zeros appended to the input (and are dropped); appending them every
+        # time costs a few copied samples, a conditional slice would cost an operation
         short = first + length - stored - n
-        if short > 0:
-            if (
-                short > self.padding.shape[-1]
-                or self.padding.shape[0] != batch
-                or self.padding.shape[1] != channels
-            ):
-                self.padding = x.new_zeros(batch, channels, max(short, self.padding.shape[-1]))
-            full = torch.cat([history.to(x.dtype), x, self.padding[..., :short].to(x.dtype)], dim=-1)
-        else:
-            full = torch.cat([history.to(x.dtype), x], dim=-1)
-        span = full[..., first : first + length].reshape(batch * channels, length)
+        padding = self.padding
+        if (
+            short > padding.shape[-1]
+            or padding.shape[0] != batch
+            or padding.shape[1] != channels
+            or padding.dtype != x.dtype
+        ):
+            padding = x.new_zeros(batch, channels, max(short, padding.shape[-1]))
+            self.padding = padding
+        full = torch.cat([history, x, padding], dim=-1)  # new, contiguous: the views below read its storage
+        total = full.shape[-1]
         # [B * C * groups, width] @ [width, cycles * up]: a strided convolution, as one matrix product
-        windows = span.unfold(-1, width, hop).reshape(batch * channels * groups, width)
-        y = torch.mm(windows, self.kernel.to(x.dtype))
-        y = y.view(batch, channels, groups * self.cycles_per_group * self.up)[..., residue : residue + count]
+        windows = full.as_strided([batch * channels, groups, width], [total, hop, 1], first)
+        kernel = self.kernel if self.kernel.dtype == x.dtype else self.kernel.to(x.dtype)
+        y = torch.mm(windows.reshape(batch * channels * groups, width), kernel)
+        per_channel = groups * self.cycles_per_group * self.up  # outputs computed, `residue` first dropped
+        y = y.as_strided([batch, channels, count], [channels * per_channel, per_channel, 1], residue)
         kept = full[..., n : n + stored]
         return y, kept, position + self.down * count - self.up * n, (residue + count) % self.up
 
     def forward(self, x: Tensor) -> Tensor:
-        """Stream ``x [B, C, n]`` (any ``n``, 0 included) -> ``[B, C, m]``; a new batch shape resets."""
-        if self.history.shape[0] != x.shape[0] or self.history.shape[1] != x.shape[1]:
+        """Stream ``x [B, C, n]`` (any ``n``, 0 included) -> ``[B, C, m]``; a new batch shape or dtype resets."""
+        history = self.history
+        if history.shape[0] != x.shape[0] or history.shape[1] != x.shape[1] or history.dtype != x.dtype:
             self.history = x.new_zeros(x.shape[0], x.shape[1], self.history.shape[-1])
             self.next_position = 0
             self.next_residue = 0
@@ -237,7 +251,16 @@ class LatentRateConverter(nn.Module):
     Output frame ``j`` is the input interpolated at input position ``j * rate_in / rate_out``, with no delay
     (``delay = 0.0``); it is returned once both frames around that position have arrived, so it may wait up
     to one input frame (``fifo_prime`` accounts for that through ``count_stage``).
+
+    A call is one matrix product with a window of a table of weights (see ``_table``), whose size grows
+    with the square of the frames per call: made for host buffers (up to 64 frames), and for whole signals
+    of a few thousand frames at most.
     """
+
+    step: Final[int]
+    scale: Final[int]
+    margin: Final[int]
+    delay: Final[float]
 
     def __init__(self, rate_in: float, rate_out: float) -> None:
         super().__init__()
@@ -251,21 +274,27 @@ class LatentRateConverter(nn.Module):
         # index mod scale (the interpolation pattern repeats every `scale` outputs)
         self.next_position = 0
         self.next_phase = 0
-        # per output of a stream from its start: the two input frames it reads, and their weights
-        self.register_buffer("pairs", torch.zeros(0, dtype=torch.long), persistent=False)
-        self.register_buffer("weights", torch.zeros(0, 2), persistent=False)
-        self._tables(scale + 64, torch.float32)
+        # The weights of the input frames (rows; frame f at row f + margin) that make each output of a stream
+        # from its start (columns). One call is one product with a window of the table: the interpolation
+        # repeats every `scale` outputs, and the margin covers the offset of a call's frames (see _run).
+        self.margin = 1 + max(0, step - scale) // scale
+        self.register_buffer("table", torch.zeros(0, 0), persistent=False)
+        self._table(scale + 64, 64, torch.float32)
 
-    def _tables(self, outputs: int, dtype: torch.dtype) -> None:
-        """Fill ``pairs [2 * outputs]`` (left and right input frame of output ``m``, interleaved) and
-        ``weights [outputs, 2]`` for outputs ``m < outputs`` of a stream that starts at frame 0."""
+    def _table(self, outputs: int, frames: int, dtype: torch.dtype) -> None:
+        """Fill ``table [rows, outputs]`` for the outputs ``m < outputs`` of a stream from frame 0, with rows
+        enough for calls of up to ``frames`` input frames."""
         grid = self.step * torch.arange(outputs, device=self.history.device)
         left = torch.div(grid, self.scale, rounding_mode="floor")
         remainder = grid - left * self.scale
         right = left + (remainder > 0).long()  # a frame that falls on an input needs nothing after it
-        self.pairs = torch.stack([left, right], 1).flatten()
         fraction = remainder.to(dtype) / self.scale
-        self.weights = torch.stack([1.0 - fraction, fraction], 1)
+        rows = max(int(right[-1]) + 1, self.step + frames) + self.margin
+        table = torch.zeros(rows, outputs, dtype=dtype, device=self.history.device)
+        columns = torch.arange(outputs, device=self.history.device)
+        table.index_put_([left + self.margin, columns], 1.0 - fraction, accumulate=True)
+        table.index_put_([right + self.margin, columns], fraction, accumulate=True)
+        self.table = table
 
     def count_stage(self) -> CountStage:
         """Outputs returned after ``T >= 1`` inputs since a reset: ``(T - 1) * scale // step + 1``."""
@@ -281,19 +310,23 @@ class LatentRateConverter(nn.Module):
             kept = x[..., -1:].clone() if n > 0 else history
             return x.new_zeros(batch, channels, 0), kept, position - self.scale * n, phase
         end = phase + count
-        if end > self.weights.shape[0] or self.weights.dtype != x.dtype:
-            self._tables(self.scale + 2 * count, x.dtype)
-        full = torch.cat([history.to(x.dtype), x], dim=-1)  # full[i + 1] is x[i], full[0] the frame before
+        table = self.table
+        if end > table.shape[1] or self.margin + self.step + n > table.shape[0] or table.dtype != x.dtype:
+            self._table(end + self.scale, n, x.dtype)
+            table = self.table
+        full = torch.cat([history, x], dim=-1)  # full[i + 1] is x[i], full[0] the frame before
         # The table counts frames from the stream's start; position // scale + 1 is where this call's
-        # first output would read had the stream started at its phase
+        # first output would read had the stream started at its phase. The offset lies in
+        # [1 - step, margin], so the window's first row, margin - offset, in [0, margin + step - 1].
         offset = position // self.scale + 1 - self.step * phase // self.scale
-        read = full.index_select(2, self.pairs[2 * phase : 2 * end] + offset).view(batch, channels, count, 2)
-        y = (read * self.weights[phase:end]).sum(-1)
+        start = (self.margin - offset) * table.shape[1] + phase
+        y = torch.matmul(full, table.as_strided([n + 1, count], [table.shape[1], 1], start))
         return y, full[..., -1:], position + self.step * count - self.scale * n, end % self.scale
 
     def forward(self, x: Tensor) -> Tensor:
-        """Stream ``x [B, C, n]`` -> ``[B, C, m]``; a new batch shape resets the state."""
-        if self.history.shape[0] != x.shape[0] or self.history.shape[1] != x.shape[1]:
+        """Stream ``x [B, C, n]`` -> ``[B, C, m]``; a new batch shape or dtype resets the state."""
+        history = self.history
+        if history.shape[0] != x.shape[0] or history.shape[1] != x.shape[1] or history.dtype != x.dtype:
             self.history = x.new_zeros(x.shape[0], x.shape[1], 1)
             self.next_position = 0
             self.next_phase = 0
@@ -304,8 +337,12 @@ class LatentRateConverter(nn.Module):
 
     @torch.jit.export
     def resample(self, x: Tensor) -> Tensor:
-        """A fresh pass over whole frames ``x [B, C, n]`` (the stream's state is left untouched)."""
-        return self._run(x.new_zeros(x.shape[0], x.shape[1], 1), x, 0, 0)[0]
+        """A fresh pass over whole frames ``x [B, C, n]`` (the stream's state is left untouched, and so is
+        the table: a whole signal's would be kept, and saved with the module, for nothing)."""
+        table = self.table
+        y = self._run(x.new_zeros(x.shape[0], x.shape[1], 1), x, 0, 0)[0]
+        self.table = table
+        return y
 
     @torch.jit.export
     def reset(self) -> None:
@@ -319,9 +356,11 @@ class SampleFifo(nn.Module):
     """A first-in first-out queue of samples ``[B, C, n]`` that starts with ``primed`` zeros.
 
     The zeros are the constant latency that lets a consumer pop a fixed count per call while a producer
-    pushes a varying count (see ``fifo_prime``). A push with a new batch shape restarts the queue (primed).
+    pushes a varying count (see ``fifo_prime``). A push with a new batch shape or dtype restarts the queue (primed).
     Popping more than is queued returns zeros for the missing part and counts an underrun.
     """
+
+    primed: Final[int]
 
     def __init__(self, primed: int = 0) -> None:
         super().__init__()
@@ -332,9 +371,10 @@ class SampleFifo(nn.Module):
     @torch.jit.export
     def push(self, x: Tensor) -> None:
         """Append ``x [B, C, n]``."""
-        if self.queue.shape[0] != x.shape[0] or self.queue.shape[1] != x.shape[1]:
-            self.queue = x.new_zeros(x.shape[0], x.shape[1], self.primed)
-        self.queue = torch.cat([self.queue.to(x.dtype), x], dim=-1)
+        queue = self.queue
+        if queue.shape[0] != x.shape[0] or queue.shape[1] != x.shape[1] or queue.dtype != x.dtype:
+            queue = x.new_zeros(x.shape[0], x.shape[1], self.primed)
+        self.queue = torch.cat([queue, x], dim=-1)
 
     @torch.jit.export
     def available(self) -> int:
@@ -344,13 +384,15 @@ class SampleFifo(nn.Module):
     @torch.jit.export
     def pop(self, n: int) -> Tensor:
         """Remove and return the oldest ``n`` samples ``[B, C, n]`` (zero-padded at the end on underrun)."""
-        head = self.queue[..., :n]
-        self.queue = self.queue[..., head.shape[-1] :]
-        missing = n - head.shape[-1]
-        if missing > 0:
-            self.underruns += 1
-            head = torch.cat([head, head.new_zeros(head.shape[0], head.shape[1], missing)], dim=-1)
-        return head
+        queue = self.queue
+        available = queue.shape[-1]
+        if n <= available:
+            parts = queue.split([n, available - n], dim=-1)  # one operation for both parts
+            self.queue = parts[1]
+            return parts[0]
+        self.underruns += 1
+        self.queue = queue[..., available:]
+        return torch.cat([queue, queue.new_zeros(queue.shape[0], queue.shape[1], n - available)], dim=-1)
 
     @torch.jit.export
     def pop_blocks(self, block: int) -> Tensor:

@@ -11,15 +11,19 @@ Speed decides the layout. nn~ runs the model on one CPU thread for a few hundred
 the cost is the number of tensor operations more than their size, so:
 
 - nothing runs at the audio rate: the first stride (16) reads waveform patches with one strided
-  convolution, and the decoder's last layer writes patches of samples (a convolution to 16 channels and
-  a reshape: sub-pixel upsampling); residual units work at 1 kHz and 125 Hz (default strides);
-- activations are time-major ``[B, T, C]`` inside, so each convolution is one unfold and one matrix
-  product (``conv1d``'s CPU kernels loop over small pieces, dilated ones worst) and sub-pixel
-  upsampling is a free reshape; the caches (channel-major, as cached_conv keeps them) are allocated
-  when the layer is built, so a fresh streaming model scripts without a warm-up call.
+  convolution, and the decoder's last layer writes patches of samples (a convolution to 16 channels:
+  sub-pixel upsampling); residual units work at 1 kHz and 125 Hz (default strides);
+- activations are streams of frames: time-major ``[B, T, C]`` laid flat as ``[B, 1, T * C]``. Audio is
+  such a stream (``C = 1``); cached_conv's ``CachedPadding1d`` caches the last frames of a stream as its
+  last values; each convolution is one copy of its windows (strided views of the padded stream) and one
+  matrix product (``conv1d``'s CPU kernels loop over small pieces, dilated ones worst) whose output is
+  the next stream, so sub-pixel upsampling costs nothing (``factor * C_out`` channels are ``factor``
+  frames of ``C_out``); the decoder reads the latents channel-major, as they come. The caches are
+  allocated when the layer is built, so a fresh streaming model scripts without a warm-up call.
 """
 
 import math
+from typing import Any, Final
 
 import cached_conv as cc
 import gin
@@ -41,36 +45,50 @@ def _output_delay(right_pad: int, stride: int, delay: int) -> tuple[int, int]:
 
 
 class TimePadding(nn.Module):
-    """Pads time-major ``[B, T, C]`` to ``[B, left + T + right - crop, C]``.
+    """Pads a stream of ``C``-channel frames ``[B, 1, T * C]`` to ``[B, 1, (left + T + right - crop) * C]``
+    (or channel-major ``[B, C, T]`` to ``[B, C, left + T + right - crop]`` when ``channels_first``).
 
-    Offline: ``left`` and ``right`` zeros (``crop`` is 0). Streaming: the last ``left + right + crop``
-    samples of the stream so far, then the buffer without its last ``crop`` samples; this delays the
-    stream by ``right + crop`` samples. The cache is cached_conv's own ``cc.CachedPadding1d``
-    (channel-major, ``cc.MAX_BATCH_SIZE`` entries), applied to the transposed buffer; its ``crop`` would
-    drop the whole padding, so the last ``crop`` samples are dropped here instead.
+    Offline: ``left`` and ``right`` zero frames (``crop`` is 0). Streaming: the last ``left + right + crop``
+    frames of the stream so far, then the buffer without its last ``crop`` frames; this delays the stream
+    by ``right + crop`` frames. The cache is cached_conv's own ``cc.CachedPadding1d`` (over the one-channel
+    stream of values, or over the ``C`` channels; ``cc.MAX_BATCH_SIZE`` entries); its ``crop`` would drop
+    the whole padding, so the last ``crop`` frames are dropped here instead. The result is a new
+    contiguous tensor (:func:`_windows` reads its storage).
     """
 
-    def __init__(self, channels: int, left: int, right: int, crop: int = 0) -> None:
+    # sizes fixed when built are constants (Final) for TorchScript, which then folds them into the code
+    unit: Final[int]
+    left: Final[int]
+    right: Final[int]
+    crop: Final[int]
+    size: Final[int]
+
+    def __init__(
+        self, channels: int, left: int, right: int, crop: int = 0, channels_first: bool = False
+    ) -> None:
         super().__init__()
         self.streaming = bool(cc.USE_BUFFER_CONV)
+        self.unit = 1 if channels_first else channels  # values per frame along the last dimension
         self.left, self.right = left, right
         self.crop = crop if self.streaming else 0
         self.size = left + right + self.crop
         self.cache: cc.CachedPadding1d | None = None  # None: TorchScript compiles the offline branch only
         if self.streaming and self.size > 0:
-            self.cache = cc.CachedPadding1d(self.size)
+            self.cache = cc.CachedPadding1d(self.size * self.unit)
             # cc allocates its cache on the first forward (unscriptable); do it now, on an empty buffer,
             # and keep it out of the state dict so offline checkpoints load into the streaming model
-            self.cache.init_cache(torch.zeros(1, channels, 0))
+            self.cache.init_cache(torch.zeros(1, channels // self.unit, 0))
             self.cache.register_buffer("pad", self.cache.pad, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         cache = self.cache
         if cache is None:
-            return F.pad(x, (0, 0, self.left, self.right)) if self.size > 0 else x
-        padded = cache(x.transpose(1, 2)).transpose(1, 2)
+            if self.size == 0:
+                return x.clone(memory_format=torch.contiguous_format)
+            return F.pad(x, (self.left * self.unit, self.right * self.unit))
+        padded = cache(x)
         if self.crop > 0:
-            padded = padded[:, : -self.crop]
+            padded = padded[..., : -self.crop * self.unit]
         return padded
 
     def reset(self) -> None:
@@ -80,7 +98,7 @@ class TimePadding(nn.Module):
             cache.pad.zero_()
 
 
-def _valid_conv(x: Tensor, weight: Tensor, bias: Tensor, stride: int, dilation: int) -> Tensor:
+def _valid_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, dilation: int) -> Tensor:
     """Unpadded convolution of time-major ``[B, T, C_in]`` -> ``[B, T_out, C_out]``; ``weight [C_out, C_in, k]``."""
     channels_out, channels_in, kernel = weight.shape
     if not x.is_cpu:  # cuDNN and friends beat an explicit unfold on accelerators
@@ -94,15 +112,105 @@ def _valid_conv(x: Tensor, weight: Tensor, bias: Tensor, stride: int, dilation: 
     return F.linear(columns, weight.reshape(channels_out, channels_in * kernel), bias)
 
 
-class StreamingConv1d(nn.Conv1d):
-    """A "same" convolution on time-major ``[B, T, C_in] -> [B, T / stride, C_out]`` (weights as ``nn.Conv1d``).
+def _windows(
+    padded: Tensor, channels: int, kernel: int, stride: int, dilation: int, channels_first: bool
+) -> Tensor:
+    """The windows of a convolution over ``padded`` (new and contiguous, as from :class:`TimePadding`: read
+    from its storage) -> ``[B * T_out, kernel * C]``: one every ``stride`` frames, of ``kernel`` frames
+    ``dilation`` apart, end to end (of ``C`` channels of ``kernel`` taps when ``channels_first``)."""
+    batch, length = padded.shape[0], padded.shape[-1]
+    if channels_first:  # [B, C, L]
+        count = max(0, (length - (kernel - 1) * dilation - 1) // stride + 1)
+        windows = padded.as_strided(
+            [batch, count, channels, kernel], [channels * length, stride, length, dilation]
+        )
+    else:  # [B, 1, L * C]
+        count = max(0, (length // channels - (kernel - 1) * dilation - 1) // stride + 1)
+        windows = padded.as_strided(
+            [batch, count, kernel, channels], [length, stride * channels, dilation * channels, 1]
+        )
+    return windows.reshape(batch * count, kernel * channels)
+
+
+class FrameConv1d(nn.Conv1d):
+    """An unpadded convolution of a padded stream of frames ``[B, 1, L * C_in] -> [B, 1, T_out * C_out]``
+    (or of channel-major ``[B, C_in, L]`` when ``channels_first``), weights as ``nn.Conv1d``.
+
+    Offline (training) it unfolds the frames (:func:`_valid_conv`). Streaming (built under
+    ``cc.use_cached_conv(True)``, for export) it is one copy of strided windows and one matrix product,
+    with the weights kept once more in the order of the windows and the layout of the faster product
+    (``matrix [C_out, kernel * C_in]``, the transpose of a contiguous matrix; rebuilt on every
+    ``load_state_dict``): reordering them on every call would cost two operations more. A streaming layer
+    is not for training: an optimizer would update ``weight`` only.
+    """
+
+    channels_first: Final[bool]
+
+    def __init__(
+        self,
+        channels_in: int,
+        channels_out: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        channels_first: bool = False,
+    ) -> None:
+        super().__init__(channels_in, channels_out, kernel_size, stride=stride, dilation=dilation)
+        self.channels_first = channels_first
+        self.register_buffer("matrix", self._matrix() if cc.USE_BUFFER_CONV else None, persistent=False)
+
+    def _matrix(self) -> Tensor:
+        """``[C_out, kernel * C_in]`` in the order of the windows, stored transposed."""
+        weight = self.weight.detach()
+        order = (1, 2, 0) if self.channels_first else (2, 1, 0)  # (channel, tap) or (tap, channel) rows
+        columns = weight.permute(order).reshape(-1, self.out_channels)
+        return columns.clone(memory_format=torch.contiguous_format).t()
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        if self.matrix is not None:
+            self.matrix = self._matrix()
+
+    def forward(self, padded: Tensor) -> Tensor:
+        return self.product(padded)
+
+    def product(self, padded: Tensor) -> Tensor:
+        """``padded [B, 1, L * C_in]`` (or ``[B, C_in, L]``) -> ``[B, 1, T_out * C_out]``."""
+        batch = padded.shape[0]
+        matrix = self.matrix
+        if matrix is None:  # offline (training): unfold, whose backward is cheaper than that of strided views
+            if self.channels_first:
+                frames = padded.transpose(1, 2)
+            else:
+                frames = padded.view(batch, padded.shape[-1] // self.in_channels, self.in_channels)
+            y = _valid_conv(frames, self.weight, self.bias, self.stride[0], self.dilation[0])
+            return y.reshape(batch, 1, y.shape[1] * y.shape[2])
+        windows = _windows(
+            padded,
+            self.in_channels,
+            self.kernel_size[0],
+            self.stride[0],
+            self.dilation[0],
+            self.channels_first,
+        )
+        # linear, not addmm: TorchScript splits an addmm into a product and a sum, one operation more
+        y = F.linear(windows, matrix, self.bias)
+        return y.view(batch, 1, y.shape[0] // batch * self.out_channels)
+
+
+class StreamingConv1d(FrameConv1d):
+    """A "same" convolution of a stream of frames ``[B, 1, T * C_in] -> [B, 1, T / stride * C_out]``
+    (weights as ``nn.Conv1d``).
 
     Args:
         delay: delay of the incoming stream in input samples; ``self.delay`` is the delay of the output
             stream in output samples (see :func:`_output_delay`).
         activation: apply a leaky ReLU to the padded input first (it maps 0 to 0, so the padding is
             unchanged).
+        channels_first: read channel-major ``[B, C_in, T]`` (latents as they come) instead of frames.
     """
+
+    activation: Final[bool]
 
     def __init__(
         self,
@@ -114,56 +222,57 @@ class StreamingConv1d(nn.Conv1d):
         causal: bool = False,
         delay: int = 0,
         activation: bool = False,
+        channels_first: bool = False,
     ) -> None:
-        super().__init__(channels_in, channels_out, kernel_size, stride=stride, dilation=dilation)
+        super().__init__(channels_in, channels_out, kernel_size, stride, dilation, channels_first)
         left, right = cc.get_padding(kernel_size, stride, dilation, mode="causal" if causal else "centered")
         stride_delay, self.delay = _output_delay(right, stride, delay)
         self.activation = activation
-        self.pad = TimePadding(channels_in, left, right, crop=stride_delay)
+        self.pad = TimePadding(channels_in, left, right, stride_delay, channels_first)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.pad(x)
+        padded = self.pad(x)
         if self.activation:
-            x = F.leaky_relu(x, 0.2)
-        bias = self.bias
-        assert bias is not None
-        return _valid_conv(x, self.weight, bias, self.stride[0], self.dilation[0])
+            padded = F.leaky_relu(padded, 0.2)
+        return self.product(padded)
 
     def reset(self) -> None:
         self.pad.reset()
 
 
 class ResidualUnit(nn.Module):
-    """``x + dilated_conv(act(x))`` on time-major ``[B, T, C]`` (one convolution per unit, as in HiFi-GAN's
-    small residual blocks: at real-time buffer sizes a second, 1x1 convolution costs as much as the first).
+    """``x + dilated_conv(act(x))`` on a stream of frames ``[B, 1, T * C]`` (one convolution per unit, as in
+    HiFi-GAN's small residual blocks: at real-time buffer sizes a second, 1x1 convolution costs as much as
+    the first).
 
     One padding serves both paths: the skip path reads the padded input where the dilated kernel is
     centred, which in streaming mode is the input delayed by the unit's delay (its right padding).
     """
+
+    left: Final[int]
+    channels: Final[int]
 
     def __init__(self, channels: int, kernel_size: int, dilation: int, causal: bool) -> None:
         super().__init__()
         self.left, self.delay = cc.get_padding(
             kernel_size, 1, dilation, mode="causal" if causal else "centered"
         )
-        self.dilation = dilation
+        self.channels = channels
         self.pad = TimePadding(channels, self.left, self.delay)
-        self.conv = nn.Conv1d(channels, channels, kernel_size, dilation=dilation)
+        self.conv = FrameConv1d(channels, channels, kernel_size, dilation=dilation)
 
     def forward(self, x: Tensor) -> Tensor:
         padded = self.pad(x)
-        bias = self.conv.bias
-        assert bias is not None
-        h = _valid_conv(F.leaky_relu(padded, 0.2), self.conv.weight, bias, 1, self.dilation)
-        return padded[:, self.left : self.left + x.shape[1]] + h
+        start = self.left * self.channels  # x itself from there on, delayed in streaming mode
+        return padded[..., start : start + x.shape[-1]] + self.conv(F.leaky_relu(padded, 0.2))
 
     def reset(self) -> None:
         self.pad.reset()
 
 
 class SubPixelUpsample(nn.Module):
-    """Upsampling by ``factor`` on time-major ``[B, T, C_in] -> [B, T * factor, C_out]``: a convolution to
-    ``factor * C_out`` channels read as ``factor`` consecutive samples of ``C_out`` channels."""
+    """Upsampling by ``factor``, ``[B, 1, T * C_in] -> [B, 1, T * factor * C_out]``: a convolution to
+    ``factor * C_out`` channels is read as ``factor`` consecutive frames of ``C_out`` channels, as it is."""
 
     def __init__(
         self, channels_in: int, channels_out: int, factor: int, kernel_size: int, delay: int, causal: bool
@@ -176,8 +285,7 @@ class SubPixelUpsample(nn.Module):
         self.delay = self.conv.delay * factor
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.conv(x)
-        return y.reshape(y.shape[0], y.shape[1] * self.factor, self.channels_out)
+        return self.conv(x)
 
     def reset(self) -> None:
         self.conv.reset()
@@ -193,10 +301,14 @@ class WaveformVAE(nn.Module):
         strides: downsampling factors, first to last; ``ratio = prod(strides)`` (128: 16 kHz -> 125 Hz).
             The first is the patch size read and written at the audio rate.
         kernel_size: kernel of the dilated convolutions of the residual units.
-        dilations: dilations of the residual units after every stride (and before every upsampling).
+        dilations: dilations of the residual units after every stride of the encoder.
+        decoder_dilations: those before every upsampling of the decoder (default: ``dilations``); the
+            decoder's units cost most of its time in nn~.
         max_channels: cap of the channel count.
         causal: causal padding everywhere: no delay at all (0 samples), for some quality.
     """
+
+    features: Final[int]
 
     def __init__(
         self,
@@ -205,6 +317,7 @@ class WaveformVAE(nn.Module):
         strides: tuple[int, ...] = (16, 8),
         kernel_size: int = 3,
         dilations: tuple[int, ...] = (1, 3, 9),
+        decoder_dilations: tuple[int, ...] | None = None,
         max_channels: int = 512,
         causal: bool = False,
     ) -> None:
@@ -231,13 +344,14 @@ class WaveformVAE(nn.Module):
             channels = width
         self.encoder = nn.Sequential(*layers)
         self.posterior = GaussianPosterior(channels, latent_size, temporal=True)  # 1x1: no delay
+        self.features = channels
         self.encode_delay = delay * self.ratio
 
         # Decoder: the mirror image, ending in sub-pixel upsampling to one channel.
-        layers = [StreamingConv1d(latent_size, channels, 3, causal=causal)]
+        layers = [StreamingConv1d(latent_size, channels, 3, causal=causal, channels_first=True)]
         delay = layers[0].delay
         for index in reversed(range(len(strides))):
-            for dilation in dilations:
+            for dilation in dilations if decoder_dilations is None else decoder_dilations:
                 layers.append(ResidualUnit(widths[index], kernel_size, dilation, causal))
                 delay += layers[-1].delay
             width_out = widths[index - 1] if index > 0 else 1
@@ -251,13 +365,15 @@ class WaveformVAE(nn.Module):
     def encode(self, audio: Tensor) -> tuple[Tensor, Tensor]:
         """``audio [B, 1, T]`` (``T`` a multiple of ``ratio``) -> ``(mean, logvar)``, each
         ``[B, latent_size, T / ratio]``."""
-        features = F.leaky_relu(self.encoder(audio.transpose(1, 2)), 0.2)
-        return self.posterior(features.transpose(1, 2))
+        features = F.leaky_relu(self.encoder(audio), 0.2)  # [B, 1, T / ratio * C]
+        frames = features.view(features.shape[0], features.shape[-1] // self.features, self.features)
+        frames = frames.transpose(1, 2)
+        return self.posterior(frames)
 
     @torch.jit.export
     def decode(self, z: Tensor) -> Tensor:
         """``z [B, latent_size, N]`` -> audio ``[B, 1, N * ratio]`` in [-1, 1] (tanh: bounded for any z)."""
-        return torch.tanh(self.decoder(z.transpose(1, 2)).transpose(1, 2))
+        return torch.tanh(self.decoder(z))  # one channel: the stream of frames it ends in is the audio
 
     def forward(self, audio: Tensor, sample: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Encode, draw z (or take the mean when ``sample`` is False), decode: ``audio [B, 1, T]`` ->

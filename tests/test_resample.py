@@ -188,7 +188,10 @@ def test_latent_converter_streaming_equals_offline(rate_in: float, rate_out: flo
     offline = converter.resample(x)
     for module, seed, high in [(converter, 9, 1), (converter, 10, 40), (scripted, 11, 5)]:
         module.reset()
-        assert torch.equal(stream(module, x, random_sizes(600, high, seed)), offline)
+        # each output weighs two frames in a matrix product over the call's frames: the product's kernel,
+        # chosen by its size, may round that sum of two a float32 ulp apart
+        streamed = stream(module, x, random_sizes(600, high, seed))
+        torch.testing.assert_close(streamed, offline, rtol=0.0, atol=1e-6)
 
 
 # SampleFifo

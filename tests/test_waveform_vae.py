@@ -18,12 +18,13 @@ from models.discriminator import (
     split_scores,
 )
 from models.spectral import loudness, multiscale_spectral_distance, spectral_centroid, stft_magnitude
-from models.waveform_vae import WaveformVAE, _valid_conv
+from models.waveform_vae import FrameConv1d, WaveformVAE, _valid_conv
 
 SR = 16000
 TINY = dict(latent_size=4, capacity=8, strides=(16, 8), dilations=(1, 3))
 THREE_STRIDES = dict(latent_size=3, capacity=4, strides=(4, 4, 8), kernel_size=5, dilations=(1, 2))
 CAUSAL = dict(TINY, causal=True)
+LIGHT_DECODER = dict(TINY, decoder_dilations=(2,))  # the decoder's units differ from the encoder's
 
 
 def build_pair(**kwargs) -> tuple[WaveformVAE, WaveformVAE]:
@@ -102,6 +103,30 @@ def test_cpu_convolution_equals_conv1d(kernel: int, stride: int, dilation: int) 
     torch.testing.assert_close(actual, expected.transpose(1, 2), atol=1e-4, rtol=1e-5)
 
 
+@pytest.mark.parametrize(("kernel", "stride", "dilation"), [(3, 1, 1), (3, 1, 9), (1, 1, 1), (32, 16, 1)])
+@pytest.mark.parametrize("streaming", [False, True], ids=["offline", "streaming"])
+@pytest.mark.parametrize("channels_first", [False, True], ids=["frames", "channels_first"])
+def test_frame_convolution_equals_conv1d(
+    kernel: int, stride: int, dilation: int, streaming: bool, channels_first: bool
+) -> None:
+    # offline layers unfold, streaming ones copy strided windows for a product with their reordered
+    # weights, which must follow a load_state_dict
+    torch.manual_seed(kernel * 100 + dilation)
+    x, weight, bias = torch.randn(2, 6, 100), torch.randn(5, 6, kernel), torch.randn(5)
+    expected = torch.nn.functional.conv1d(x, weight, bias, stride, 0, dilation)
+    previous = cc.USE_BUFFER_CONV
+    try:
+        cc.use_cached_conv(streaming)
+        conv = FrameConv1d(6, 5, kernel, stride, dilation, channels_first)
+    finally:
+        cc.use_cached_conv(previous)
+    conv.load_state_dict({"weight": weight, "bias": bias})
+    frames = x if channels_first else x.transpose(1, 2).reshape(2, 1, 100 * 6)  # [B, 1, T * C]
+    actual = conv(frames).view(2, -1, 5).transpose(1, 2)
+    # sums of up to 192 products of unit normals in another order: float32 rounding, not a wrong result
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-5)
+
+
 def test_output_is_bounded_for_far_latents() -> None:
     model = WaveformVAE(**TINY).eval()
     with torch.no_grad():
@@ -109,7 +134,11 @@ def test_output_is_bounded_for_far_latents() -> None:
     assert torch.isfinite(audio).all() and audio.abs().max() <= 1.0
 
 
-@pytest.mark.parametrize("kwargs", [TINY, THREE_STRIDES, CAUSAL], ids=["tiny", "three_strides", "causal"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [TINY, THREE_STRIDES, CAUSAL, LIGHT_DECODER],
+    ids=["tiny", "three_strides", "causal", "light_decoder"],
+)
 def test_streaming_equals_offline_after_the_declared_delays(kwargs: dict) -> None:
     offline, streaming = build_pair(**kwargs)
     ratio, frames = offline.ratio, 96
