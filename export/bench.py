@@ -5,12 +5,14 @@ Without ``--run`` a short run of the model's full-size gin file is trained in a 
 """
 
 import json
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -114,8 +116,16 @@ def bench_drumsynth(ts_path: Path, run: RunFolder) -> dict[str, Any]:
 BENCHES = {"drums": bench_drums, "drumsynth": bench_drumsynth}
 
 
-def bench_model(model_name: str, run: Path | None = None, out: Path | None = None) -> dict[str, Any]:
-    """Measure ``model_name`` (train and export a short run when ``run`` is None); print and write JSON."""
+def bench_model(
+    model_name: str, run: Path | None = None, out: Path | None = None, model: Path | None = None
+) -> dict[str, Any]:
+    """Measure ``model_name`` (train and export a short run when ``run`` is None, or take the exported
+    ``model`` where the bench allows it); print and write JSON."""
+    if model is not None:
+        if model_name not in BENCHES_OF_FILES:
+            raise UserError(f"--model: bench {model_name} measures a run; pass --run RUN instead")
+        results = {"model": model_name, "torch_version": torch.__version__, "path": str(model)}
+        return _write_and_print(model_name, {**results, **BENCHES[model_name](Path(model), None)}, out)
     with tempfile.TemporaryDirectory() as scratch:
         the_run = RunFolder(run).require_trained() if run else _train_for_bench(model_name, Path(scratch))
         if not (model_name in ("techno", "grain") and _export_is_current(the_run)):
@@ -483,10 +493,191 @@ def bench_grain(ts_path: Path, run: RunFolder, repeats: int = 300) -> dict[str, 
         "latency_ms_48k": {m: 1e3 * s / 48000 for m, s in latency.items()},
         "latency_ms_44k1": {m: 1e3 * s / 44100 for m, s in latency.items()},
         "nn_threaded_extra_delay_samples": threaded_delay(GRAIN_BUFFER, NN_HOST_BLOCK),
-        "parameters": sum(p.numel() for p in module.engine.decoder.parameters()),
+        "block_frames": meta.get("block_frames"),
+        "decoder_parameters": meta.get("decoder_parameters"),
         "file_bytes": ts_path.stat().st_size,
         "training_steps_per_second": metrics.get("train", {}).get("train/steps_per_second"),
     }
 
 
 BENCHES["grain"] = bench_grain
+
+
+# -- band ------------------------------------------------------------------------------------------
+
+BAND_GOAL_MS = 20.0  # next-measure prediction p99 on one thread
+BAND_JITTER_BPM = 120.0
+BAND_JITTER_MEASURES = 8
+BAND_REPEATS = 1000
+BENCH_TRAINING["band"] = [
+    "train.max_steps = 2",
+    "train.eval_every = 2",
+    "train.media_every = 2",
+    "train.checkpoint_every = 2",
+]
+BENCHES_OF_FILES = ("band",)
+
+
+def _band_history(band: Any, measures: int) -> Any:
+    """``measures`` measures the model drew itself from silence (temperature 1): a history with notes."""
+    history = [band.empty_roll()]
+    for n in range(measures):
+        history.append(band.next_measure(np.stack(history), 1.0, n, ahead=1))
+    return np.stack(history[1:])
+
+
+def _band_boundary_buffer(module: torch.nn.Module, lanes: int, repeats: int) -> dict[str, float]:
+    """One nn~ ``next`` call of 512 samples in which a measure ends (the buffer that predicts), one thread."""
+    buffer = 512
+
+    def at(
+        position: float,
+    ) -> Tensor:  # a held C5 on every lane, the position advancing a 16th per 2048 samples
+        x = torch.full((1, lanes + 1, buffer), 60.0)
+        x[0, lanes] = position + torch.arange(buffer) / 2048.0
+        return x
+
+    module.reset()
+    times = []
+    with one_thread(), torch.no_grad():
+        for k in range(repeats + 5):
+            module.next(at(16.0 * k + 8.0))  # inside measure k
+            start = time.perf_counter()
+            module.next(at(16.0 * (k + 1)))  # measure k ends
+            times.append((time.perf_counter() - start) * 1e3)
+    module.reset()
+    return {"p50_ms": float(np.percentile(times[5:], 50)), "p99_ms": float(np.percentile(times[5:], 99))}
+
+
+def _band_player_jitter(band: Any, bpm: float, measures: int) -> dict[str, Any]:
+    """The band player following MIDI clock sent at ``bpm`` from a virtual port of the JACK dummy server,
+    while a melody plays its part: when each note on arrives, against the clock tick of its step."""
+    import threading
+
+    import mido
+
+    from live import ports
+    from live.band_player import BandPlayer
+    from live.scheduler import CLOCKS_PER_BEAT, CLOCKS_PER_STEP, ClockFollower, sleep_until
+
+    if not ports.api_usable("jack"):
+        subprocess.run(
+            ["bash", str(PROJECT_ROOT / "scripts" / "start_jackd.sh")], capture_output=True, check=False
+        )
+        if not ports.api_usable("jack"):
+            return {"skipped": "no JACK server (install jackd2; scripts/start_jackd.sh starts a dummy one)"}
+    backend = ports.backend_for("jack")
+    output = ports.open_output("latentlive bench band", api="jack")
+    player = BandPlayer(band, output, part=0, follower=ClockFollower(), bpm=bpm)
+    player_in = ports.open_input("latentlive bench band in", api="jack", callback=player.handle_message)
+    received: list[tuple[float, mido.Message]] = []
+    recorder = backend.open_input(
+        ports.find_port(backend.get_input_names(), "latentlive bench band"),
+        callback=lambda msg: received.append((time.perf_counter(), msg)),
+    )
+    sender = backend.open_output(ports.find_port(backend.get_output_names(), "latentlive bench band in"))
+    thread = threading.Thread(target=player.play, kwargs={"bars": measures})
+    thread.start()
+    tick_s = 60.0 / (bpm * CLOCKS_PER_BEAT)
+    arpeggio = (72, 76, 79, 84)
+    ticks: list[float] = []
+    try:
+        sender.send(mido.Message("start"))
+        origin = time.perf_counter() + 0.2
+        for tick in range(measures * 16 * CLOCKS_PER_STEP):
+            sleep_until(origin + tick * tick_s)
+            sender.send(mido.Message("clock"))
+            ticks.append(time.perf_counter())
+            if tick % CLOCKS_PER_BEAT == 0:  # quarter notes of the played part
+                beat = tick // CLOCKS_PER_BEAT
+                if beat:
+                    sender.send(mido.Message("note_off", note=arpeggio[(beat - 1) % 4]))
+                sender.send(mido.Message("note_on", note=arpeggio[beat % 4], velocity=90))
+        sender.send(mido.Message("note_off", note=arpeggio[(len(ticks) // CLOCKS_PER_BEAT - 1) % 4]))
+        thread.join(timeout=30)
+    finally:
+        player.stop()
+        thread.join(timeout=10)
+        time.sleep(0.1)
+        for port in (sender, recorder, player_in, output):
+            port.close()
+    step_s = tick_s * CLOCKS_PER_STEP
+    offsets = []
+    for arrived, msg in received:
+        if msg.type == "note_on" and msg.velocity > 0:
+            step = min(int((arrived - ticks[0]) // step_s), len(ticks) // CLOCKS_PER_STEP - 1)
+            offsets.append((arrived - ticks[step * CLOCKS_PER_STEP]) * 1e3)
+    figures: dict[str, Any] = {"bpm": bpm, "measures": measures, "note_ons": len(offsets)}
+    if offsets:
+        values = np.array(offsets)
+        jitter = np.abs(values - np.median(values))
+        figures["offset_from_clock_tick_ms"] = _spread(values)
+        figures["jitter_ms"] = _spread(jitter)
+    return figures
+
+
+def _small_op_us(count: int = 20000) -> float:
+    """Microseconds of one tiny eager torch op on one thread: how busy the machine was (about 2 idle)."""
+    x = torch.zeros(16)
+    with one_thread():
+        start = time.perf_counter()
+        for _ in range(count):
+            x = x + 1.0
+    return (time.perf_counter() - start) / count * 1e6
+
+
+def _spread(values: Any) -> dict[str, float]:
+    return {
+        "p50": float(np.percentile(values, 50)),
+        "p99": float(np.percentile(values, 99)),
+        "max": float(np.max(values)),
+    }
+
+
+def bench_band(ts_path: Path, run: RunFolder | None, repeats: int | None = None) -> dict[str, Any]:
+    """Next-measure prediction time on one thread against the goal: per measure as the player and the device
+    run it (the measure that ended is encoded, the history's encodings are kept), and from a whole history
+    of ``context`` measures (``next_measure``, every measure encoded); the cost of an nn~ buffer in which a
+    measure ends; the player's jitter against MIDI clock through the JACK dummy server."""
+    from live.band_model import BandModel
+
+    band = BandModel(ts_path)
+    repeats = repeats or BAND_REPEATS
+    history = _band_history(band, band.context)
+    encoded = band.history()
+    for measure in history:
+        encoded.push(measure)
+
+    def per_measure() -> None:
+        encoded.push(history[-1])
+        encoded.next_measure(1.0, 0)
+
+    with one_thread(), torch.no_grad():
+        live = time_calls(per_measure, repeats=repeats, warmup=20)
+        whole = time_calls(lambda: band.next_measure(history, 1.0, 0), repeats=repeats, warmup=20)
+    ratio = live["p99_ms"] / BAND_GOAL_MS
+    verdict = "met" if ratio <= 1.0 else "NOT met"
+    results: dict[str, Any] = {
+        "parts": band.part_names,
+        "context_measures": band.context,
+        "next_measure_per_measure_live_one_thread": live,
+        "next_measure_whole_history_one_thread": whole,
+        "next_measure_goal_p99_ms": BAND_GOAL_MS,
+        "next_measure_p99_over_goal": ratio,
+        "next_measure_whole_history_p99_over_goal": whole["p99_ms"] / BAND_GOAL_MS,
+        "next_measure_goal": f"p99 {live['p99_ms']:.2f} ms per measure on one thread, {ratio:.2f}x the "
+        f"{BAND_GOAL_MS:g} ms goal: {verdict}",
+        "nn_next_buffer_512_with_a_measure_end_one_thread": _band_boundary_buffer(
+            band.module, len(band.lane_parts), min(repeats, 200)
+        ),
+        "file_bytes": ts_path.stat().st_size,
+        "small_torch_op_us": _small_op_us(),
+    }
+    metrics = json.loads(run.metrics.read_text()) if run is not None and run.metrics.is_file() else {}
+    if metrics:
+        results["eval"] = metrics.get("eval", {})
+    results["player_jitter_jack_dummy"] = _band_player_jitter(band, BAND_JITTER_BPM, BAND_JITTER_MEASURES)
+    return results
+
+
+BENCHES["band"] = bench_band

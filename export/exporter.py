@@ -28,6 +28,7 @@ NN_TILDE_TORCH = "2.5"
 
 
 def _builders() -> dict[str, Callable[[dict[str, Any]], tuple[torch.nn.Module, dict[str, Any]]]]:
+    from export.band import build_band_export
     from export.drums import build_drums_export
     from export.drumsynth import build_drumsynth_export
     from export.grain import build_grain_export
@@ -39,6 +40,7 @@ def _builders() -> dict[str, Callable[[dict[str, Any]], tuple[torch.nn.Module, d
         "techno": build_techno_export,
         "techno_prior": build_techno_prior_export,
         "grain": build_grain_export,
+        "band": build_band_export,
     }
 
 

@@ -17,7 +17,8 @@ from latentlive.errors import UserError
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MODELS = ("drums",)
-BENCHES = (*MODELS, "drumsynth", "techno", "grain", "nsgt")
+PLAYERS = ("drums", "band")
+BENCHES = (*MODELS, "drumsynth", "techno", "grain", "band", "nsgt")
 
 
 def _floats(text: str) -> list[float]:
@@ -97,11 +98,34 @@ def run_devices(args: argparse.Namespace) -> None:
 
 
 def run_play(args: argparse.Namespace) -> None:
+    if args.model_name == "band":
+        from live.band_player import play_band
+
+        play_band(
+            args.model,
+            out_port=args.port,
+            in_port=args.in_port,
+            part=0 if args.part is None else args.part,
+            bpm=120.0 if args.bpm is None else args.bpm,
+            clock=args.clock,
+            ahead=args.ahead,
+            temperature=1.0 if args.temperature is None else args.temperature,
+            seed=args.seed,
+            bars=args.bars,
+            api=args.api,
+        )
+        return
     from live.drum_player import play_drums
 
     z = args.z if args.z is not None else None
     play_drums(
-        args.model, port=args.port, bpm=args.bpm, clock=args.clock, style=args.style, z=z, api=args.api
+        args.model,
+        port=args.port,
+        bpm=124.0 if args.bpm is None else args.bpm,
+        clock=args.clock,
+        style=args.style,
+        z=z,
+        api=args.api,
     )
 
 
@@ -141,6 +165,25 @@ def run_render(args: argparse.Namespace) -> None:
                 rate=args.rate,
             )
         ]
+    elif args.model_name == "band":
+        from live.render_band import render_band
+
+        if args.model is None or args.seed_midi is None or args.task is None:
+            raise UserError(
+                "render band needs --model BAND.ts, --seed-midi IN.mid and --task continue|fill|redo"
+            )
+        paths = [
+            render_band(
+                args.model,
+                args.seed_midi,
+                args.task,
+                args.out,
+                part=args.part,
+                measures=args.measures,
+                temperature=1.0 if args.temperature is None else args.temperature,
+                seed=args.seed,
+            )
+        ]
     elif args.model_name == "loop":
         from live.render_loop import render_loop_wav
 
@@ -176,7 +219,7 @@ def run_bench(args: argparse.Namespace) -> None:
     if args.model_name == "nsgt":
         bench_transform(out=args.out)
     else:
-        bench_model(args.model_name, run=args.run, out=args.out)
+        bench_model(args.model_name, run=args.run, out=args.out, model=args.model)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,14 +243,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", action="store_true", help="also draw the presentation view to a PNG")
     p.set_defaults(func=run_devices)
 
-    p = sub.add_parser("play", help="play a MIDI model on a virtual MIDI port")
-    p.add_argument("model_name", choices=MODELS)
-    p.add_argument("--model", required=True, type=Path, help="exported .ts")
-    p.add_argument("--port", help="MIDI output name (a virtual port is created; on Windows an existing port)")
-    p.add_argument(
-        "--in-port", dest="in_port", help="existing MIDI input for CCs and clock (default: a virtual one)"
+    p = sub.add_parser(
+        "play",
+        help="play a MIDI model on a virtual MIDI port: drums, or band (you play one part, it the others)",
     )
-    p.add_argument("--bpm", type=float, default=124.0)
+    p.add_argument("model_name", choices=PLAYERS)
+    p.add_argument("--model", required=True, type=Path, help="exported .ts")
+    p.add_argument(
+        "--port",
+        "--out",
+        dest="port",
+        help="MIDI output name (a virtual port is created; on Windows an existing port)",
+    )
+    p.add_argument(
+        "--in-port",
+        "--in",
+        dest="in_port",
+        help="existing MIDI input for CCs, clock and (band) the played part (default: a virtual one)",
+    )
+    p.add_argument("--bpm", type=float, help="tempo without --clock (default: drums 124, band 120)")
     p.add_argument("--clock", action="store_true", help="follow incoming MIDI clock instead of --bpm")
     p.add_argument("--style", type=int, default=0, help="style index (-1: no style)")
     p.add_argument("--z", type=_floats, help="latent point, e.g. 0.5,-1 (default: the origin)")
@@ -215,15 +269,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api", help="force a MIDI API: alsa, jack, coremidi, winmm")
     p.add_argument("--temperature", type=float)
     p.add_argument("--threshold", type=float)
+    p.add_argument("--part", help="band: the part you play, by name or index (default: the first)")
+    p.add_argument("--ahead", type=int, default=1, help="band: predict 1 or 2 measures ahead")
+    p.add_argument("--seed", type=int, default=0, help="band: seed of the sampling")
     p.set_defaults(func=run_play)
 
     p = sub.add_parser(
         "render",
         help="render a model to a file: drums -> .mid, loop (drums + kit) -> .wav + .mid, "
-        "techno (stage-2 run) -> a folder of .wav, grain (a knob path) -> .wav",
+        "techno (stage-2 run) -> a folder of .wav, grain (a knob path) -> .wav, band (a seed .mid) -> .mid",
     )
-    p.add_argument("model_name", choices=(*MODELS, "loop", "techno", "grain"))
-    p.add_argument("--model", type=Path, help="drums, grain: the exported .ts")
+    p.add_argument("model_name", choices=(*MODELS, "loop", "techno", "grain", "band"))
+    p.add_argument("--model", type=Path, help="drums, grain, band: the exported .ts")
+    p.add_argument("--seed-midi", dest="seed_midi", type=Path, help="band: the MIDI file to start from")
+    p.add_argument("--task", choices=("continue", "fill", "redo"), help="band: what to do with the seed")
+    p.add_argument("--part", help="band fill: the part to regenerate, by name or index")
+    p.add_argument("--measures", type=int, default=8, help="band continue: measures to add")
     p.add_argument("--drums", type=Path, help="loop: the exported drums .ts (the pattern)")
     p.add_argument("--kit", type=Path, help="loop: the exported drumsynth .ts (the sounds)")
     p.add_argument("--z", type=_floats, help="latent point, e.g. 0.5,-1 (default: the origin)")
@@ -238,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed",
         type=int,
         default=0,
-        help="techno: seed of the samples and file names; grain: of walk, jitter, spray",
+        help="techno: seed of the samples and file names; grain: of walk, jitter, spray; band: of sampling",
     )
     p.add_argument("--steps", type=int, default=5, help="techno: loops along the interpolation")
     p.add_argument("--repeats", type=int, default=2, help="techno: times each sampled loop is played")
@@ -264,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--run", type=Path, help="a trained run (default: trains a tiny one in a temporary folder)"
     )
+    p.add_argument("--model", type=Path, help="band: an exported .ts to measure instead of a run")
     p.add_argument("--out", type=Path, help="JSON output (default: bench_MODEL.json)")
     p.set_defaults(func=run_bench)
     return parser

@@ -17,13 +17,10 @@ Every note on gets its note off; Ctrl-C, SIGTERM, a MIDI Stop, the end of ``bars
 sounding notes (note offs, then All Notes Off, CC 123, on channel 10).
 """
 
-import heapq
-import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -32,11 +29,20 @@ import numpy as np
 
 from latentlive.errors import UserError
 from live.drum_model import NO_STYLE, DrumModel, pattern_hits
-from live.ports import PORT_ERRORS, choose_api, open_input, open_output
-from live.scheduler import ClockFollower, TempoClock, sleep_until
+from live.playback import (
+    ALL_NOTES_OFF,  # noqa: F401 - part of this module's interface (the tests take it from here)
+    LEAD_IN_S,
+    POLL_S,
+    NoteOutput,
+    PortLost,
+    close_ports,
+    signals_held,
+    stop_on_sigterm,
+)
+from live.ports import choose_api, open_input, open_output
+from live.scheduler import ClockFollower, TempoClock
 
 DRUM_CHANNEL = 9  # MIDI channel 10, zero-based as mido counts
-ALL_NOTES_OFF = 123
 CC_Z_FIRST = 20  # CC 20 + i moves z_{i+1}
 CC_Z_COUNT = 8
 CC_STYLE = 28
@@ -44,9 +50,6 @@ CC_TEMPERATURE = 29
 CC_THRESHOLD = 30
 LATENT_SPAN = 3.0  # CC 0..127 covers z in [-3, 3], the span of the device's pad
 GATE_STEPS = 0.5  # note length: a 32nd
-LEAD_IN_S = 0.05  # time between opening the ports and the first step, so the first step is not late
-POLL_S = 0.05  # longest wait without looking at the stop flag
-DRAIN_S = 0.1  # time for queued messages to leave before the output port is closed
 
 DEFAULT_PORT_NAME = "latentlive drums"
 
@@ -75,80 +78,6 @@ def cc_to_style(value: int, n_styles: int) -> int:
     return min(n_styles - 1, value * n_styles // 128) if n_styles > 0 else NO_STYLE
 
 
-class PortLost(Exception):
-    """The output port failed while playing (device unplugged, JACK server gone)."""
-
-
-class DrumOutput:
-    """Sends drum notes to a port and remembers which sound, so that each note on gets its note off."""
-
-    def __init__(self, port: mido.ports.BaseOutput, channel: int = DRUM_CHANNEL) -> None:
-        self.port = port
-        self.channel = channel
-        self._offs: list[tuple[float, int]] = []  # heap of (note-off time, note)
-        self._sounding: dict[int, float] = {}  # note -> its pending note-off time
-
-    def _send(self, msg: mido.Message) -> None:
-        try:
-            self.port.send(msg)
-        except PORT_ERRORS as err:
-            raise PortLost(f"{getattr(self.port, 'name', self.port)!r}: {err}") from err
-
-    def note_on(self, note: int, velocity: int, off_time: float) -> None:
-        """Start ``note`` now and schedule its note off at ``perf_counter`` time ``off_time``."""
-        if note in self._sounding:
-            self._note_off(note)  # a new hit of a sounding note: end the old one first
-        # Marked as sounding before sending: an interrupt between the two still gets a note off.
-        self._sounding[note] = off_time
-        heapq.heappush(self._offs, (off_time, note))
-        self._send(mido.Message("note_on", channel=self.channel, note=note, velocity=velocity))
-
-    def _note_off(self, note: int) -> None:
-        # Forgotten only once sent: if the port fails here, release_all tries this note off again.
-        self._send(mido.Message("note_off", channel=self.channel, note=note, velocity=0))
-        del self._sounding[note]
-
-    def next_off_time(self) -> float | None:
-        """When the earliest pending note off is due."""
-        while self._offs and self._sounding.get(self._offs[0][1]) != self._offs[0][0]:
-            heapq.heappop(self._offs)  # stale: that note was already ended
-        return self._offs[0][0] if self._offs else None
-
-    def send_due_offs(self, now: float) -> None:
-        """Send the note offs due at ``now``."""
-        while (due := self.next_off_time()) is not None and due <= now:
-            _, note = heapq.heappop(self._offs)
-            self._note_off(note)
-
-    def release_all(self, best_effort: bool = False) -> None:
-        """Note off for every sounding note, then All Notes Off (CC 123). ``best_effort``: ignore port errors."""
-        notes = list(self._sounding)
-        self._sounding.clear()
-        self._offs.clear()
-        messages = [mido.Message("note_off", channel=self.channel, note=n, velocity=0) for n in notes]
-        messages.append(mido.Message("control_change", channel=self.channel, control=ALL_NOTES_OFF, value=0))
-        for msg in messages:
-            try:
-                self._send(msg)
-            except PortLost:
-                if not best_effort:
-                    raise
-
-
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """Ignore Ctrl-C / SIGTERM while the notes are being released (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 class DrumPlayer:
     """Plays the pattern of a :class:`DrumModel` on an open output port.
 
@@ -173,7 +102,7 @@ class DrumPlayer:
             names = ", ".join(f"{i}={n}" for i, n in enumerate(model.style_names))
             raise UserError(f"--style {style}: no such style; use one of {names} (or -1 for no style)")
         self.model = model
-        self.out = DrumOutput(output)
+        self.out = NoteOutput(output, channels=[DRUM_CHANNEL])
         self.bpm = float(bpm)
         self.follower = follower
         self.stop_event = threading.Event()
@@ -256,17 +185,13 @@ class DrumPlayer:
                 f"MIDI port {err} failed while playing; notes released; check the device or JACK server and restart"
             ) from None
         finally:
-            with _signals_held():
+            with signals_held():
                 self.out.release_all(best_effort=True)
         return self.steps_played
 
     def _wait_sending_offs(self, deadline: float) -> bool:
         """Wait until ``deadline``, sending note offs as they fall due; False when stopped first."""
-        while (due := self.out.next_off_time()) is not None and due <= deadline:
-            if not sleep_until(due, self.stop_event):
-                return False
-            self.out.send_due_offs(time.perf_counter())
-        return sleep_until(deadline, self.stop_event)
+        return self.out.wait_until(deadline, self.stop_event)
 
     def _emit_step(self, step: int, gate_s: float) -> None:
         now = time.perf_counter()
@@ -374,29 +299,10 @@ def play_drums(
                 raise
             in_name = None  # no virtual input (Windows): play without CC control
         print(_status_line(drum_model, output.name, in_name, api, player), file=stream, flush=True)
-        with _stop_on_sigterm():
+        with stop_on_sigterm():
             try:
                 return player.play(bars)
             except KeyboardInterrupt:
                 return player.steps_played
     finally:
-        # rtmidi hands messages to JACK / CoreMIDI asynchronously, and closing a port (even the input:
-        # JACK then rebuilds its graph) drops or garbles what is still queued, the last note offs
-        # included: give the driver a few periods first.
-        time.sleep(DRAIN_S)
-        if input_port is not None:
-            input_port.close()
-        output.close()
-
-
-@contextmanager
-def _stop_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt, so that it stops the player the way Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        close_ports(output, input_port)

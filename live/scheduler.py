@@ -124,6 +124,17 @@ class ClockFollower:
         tick_seconds = (times[-1] - times[0]) / (len(times) - 1)
         return 60.0 / (tick_seconds * CLOCKS_PER_BEAT)
 
+    def position_at(self, t: float) -> float:
+        """The song position in 16th steps at ``perf_counter`` time ``t``: the last clock tick's, plus the
+        time since it at the estimated tempo (at most one tick; none before the tempo is known)."""
+        bpm = self.bpm
+        with self._cond:
+            tick, last = self._tick, (self._tick_times[-1] if self._tick_times else None)
+        fraction = 0.0
+        if bpm is not None and last is not None and self._running:
+            fraction = min(1.0, max(0.0, (t - last) * bpm * CLOCKS_PER_BEAT / 60.0))
+        return (tick + fraction) / CLOCKS_PER_STEP
+
     def handle(self, msg: mido.Message, t: float | None = None) -> None:
         """Update the position from one MIDI message received at ``perf_counter`` time ``t`` (now)."""
         t = time.perf_counter() if t is None else t

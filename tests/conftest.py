@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny drums run trained and exported once per test session."""
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 # Tiny models run fastest on one thread, and two spinning OpenMP threads stall badly when another
@@ -9,6 +11,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from jack_midi import jack_running  # noqa: E402
 
 from latentlive.cli import main  # noqa: E402
 
@@ -21,6 +24,26 @@ ROOT = Path(__file__).resolve().parents[1]
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep preprocessing caches of the tests out of the user's cache folder."""
     os.environ["LATENTLIVE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """A running JACK server: the one already there, or a dummy one started here and stopped at the end."""
+    assert shutil.which("jackd"), "jackd not found: install jackd2 (`make test` does)"
+    if jack_running():
+        yield
+        return
+    server = subprocess.Popen(
+        ["jackd", "-d", "dummy", "-r", "48000", "-p", "256"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True, check=False)
+    assert jack_running(), "jackd -d dummy did not start"
+    yield
+    server.terminate()
+    server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -113,3 +136,10 @@ def grain_ts(grain_run: Path) -> Path:
     """The tiny grain VAE exported for nn~ (verified by the exporter)."""
     assert main(["export", "--run", str(grain_run), "--streaming"]) == 0
     return grain_run / "export" / "grain.ts"
+
+
+@pytest.fixture(scope="session")
+def band_ts(band_run: Path) -> Path:
+    """The tiny band run exported for nn~ (verified by the exporter)."""
+    assert main(["export", "--run", str(band_run), "--streaming"]) == 0
+    return band_run / "export" / "band.ts"

@@ -6,7 +6,6 @@ a test output sends MIDI clock and CCs to the player's virtual input.
 
 import io
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,8 @@ import mido
 import numpy as np
 import pytest
 import torch
+from jack_midi import API, Recorder
+from jack_midi import sender_to as _sender
 
 from export.metadata import read_metadata
 from latentlive.errors import UserError
@@ -38,7 +39,6 @@ from live.render import TICKS_PER_STEP, render_drums_midi
 from live.scheduler import CLOCKS_PER_STEP, ClockFollower, TempoClock, sleep_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-API = "jack"
 # A note on may come this much off the step grid: JACK delivers MIDI once per 5.3 ms period, and the rest is
 # thread wake-ups on a busy machine (a few ms measured). A third of a step at the tests' 160 bpm.
 STEP_TOLERANCE_S = 0.03
@@ -47,90 +47,9 @@ STEP_TOLERANCE_S = 0.03
 # ---------------------------------------------------------------- fixtures
 
 
-def _jack_running() -> bool:
-    result = subprocess.run(["jack_wait", "-c"], capture_output=True, text=True, check=False)
-    return result.stdout.strip() == "running"
-
-
-@pytest.fixture(scope="session")
-def jack_server():
-    """A running JACK server: the one already there, or a dummy one started here and stopped at the end."""
-    assert shutil.which("jackd"), "jackd not found: install jackd2 (`make test` does)"
-    if _jack_running():
-        yield
-        return
-    server = subprocess.Popen(
-        ["jackd", "-d", "dummy", "-r", "48000", "-p", "256"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    subprocess.run(["jack_wait", "-w", "-t", "10"], capture_output=True, check=False)
-    assert _jack_running(), "jackd -d dummy did not start"
-    yield
-    server.terminate()
-    server.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def drum_model(drums_ts) -> DrumModel:
     return DrumModel(drums_ts)
-
-
-class Recorder:
-    """A test input on another port: records (arrival time, message) of everything it receives."""
-
-    def __init__(self, source_name: str) -> None:
-        backend = ports.backend_for(API)
-        deadline = time.monotonic() + 20.0
-        found = None
-        while found is None and time.monotonic() < deadline:
-            found = ports.find_port(backend.get_input_names(), source_name)
-            if found is None:
-                time.sleep(0.05)
-        assert found is not None, f"port {source_name!r} never appeared"
-        self.messages: list[tuple[float, mido.Message]] = []
-        self._lock = threading.Lock()
-        self.port = backend.open_input(found, callback=self._record)
-
-    def _record(self, msg: mido.Message) -> None:
-        with self._lock:
-            self.messages.append((time.perf_counter(), msg))
-
-    def note_ons(self) -> list[tuple[float, mido.Message]]:
-        with self._lock:
-            return [(t, m) for t, m in self.messages if m.type == "note_on" and m.velocity > 0]
-
-    def all_notes_offs(self) -> int:
-        with self._lock:
-            return sum(m.type == "control_change" and m.control == ALL_NOTES_OFF for _, m in self.messages)
-
-    def wait_until(self, condition, timeout: float = 10.0, poll: float = 0.005) -> bool:
-        """Wait (at most ``timeout``) until ``condition()`` holds: messages may be delayed on a busy machine."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(poll)
-        return True
-
-    def wait_for_note_ons(self, count: int, timeout: float = 10.0) -> bool:
-        return self.wait_until(lambda: len(self.note_ons()) >= count, timeout)
-
-    def wait_for_all_notes_off(self, count: int = 1, timeout: float = 10.0) -> bool:
-        """Wait until ``count`` All Notes Off have arrived: the player sends one when it releases the notes."""
-        return self.wait_until(lambda: self.all_notes_offs() >= count, timeout)
-
-    def close(self) -> None:
-        self.port.close()
-
-
-def _sender(dest_name: str) -> mido.ports.BaseOutput:
-    """A test output connected to the player's virtual input."""
-    backend = ports.backend_for(API)
-    found = ports.find_port(backend.get_output_names(), dest_name)
-    assert found is not None, f"port {dest_name!r} not found"
-    return backend.open_output(found)
 
 
 def _assert_released(messages: list[mido.Message], all_notes_off: bool = True) -> None:

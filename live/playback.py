@@ -1,0 +1,150 @@
+"""What the players share: a MIDI output that remembers what sounds, and clean stops.
+
+Every note on sent through :class:`NoteOutput` is remembered until its note off is sent, so that
+:meth:`NoteOutput.release_all` (on Ctrl-C, SIGTERM, a MIDI Stop, the end, or a port error) leaves nothing
+hanging. Note offs are sent at a time given with the note on, or explicitly.
+"""
+
+import heapq
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import mido
+
+from live.ports import PORT_ERRORS
+from live.scheduler import sleep_until
+
+ALL_NOTES_OFF = 123
+LEAD_IN_S = 0.05  # time between opening the ports and the first step, so the first step is not late
+POLL_S = 0.05  # longest wait without looking at the stop flag
+DRAIN_S = 0.1  # time for queued messages to leave before the output port is closed
+
+
+class PortLost(Exception):
+    """The output port failed while playing (device unplugged, JACK server gone)."""
+
+
+class NoteOutput:
+    """Sends notes to a port on ``channels`` (mido's 0..15) and remembers which sound.
+
+    ``channels[0]`` is the channel of calls that name none; :meth:`release_all` ends with All Notes Off
+    (CC 123) on every one of ``channels``.
+    """
+
+    def __init__(self, port: mido.ports.BaseOutput, channels: Sequence[int] = (0,)) -> None:
+        self.port = port
+        self.channels = list(channels)
+        self._offs: list[tuple[float, int, int]] = []  # heap of (note-off time, channel, note)
+        self._sounding: dict[tuple[int, int], float | None] = {}  # (channel, note) -> its note-off time
+
+    def _send(self, msg: mido.Message) -> None:
+        try:
+            self.port.send(msg)
+        except PORT_ERRORS as err:
+            raise PortLost(f"{getattr(self.port, 'name', self.port)!r}: {err}") from err
+
+    def is_sounding(self, note: int, channel: int | None = None) -> bool:
+        return (self.channels[0] if channel is None else channel, note) in self._sounding
+
+    def note_on(
+        self, note: int, velocity: int, off_time: float | None = None, channel: int | None = None
+    ) -> None:
+        """Start ``note`` now; its note off is sent at ``perf_counter`` time ``off_time`` (None: by :meth:`note_off`)."""
+        key = (self.channels[0] if channel is None else channel, note)
+        if key in self._sounding:
+            self.note_off(note, key[0])  # a new hit of a sounding note: end the old one first
+        # Marked as sounding before sending: an interrupt between the two still gets a note off.
+        self._sounding[key] = off_time
+        if off_time is not None:
+            heapq.heappush(self._offs, (off_time, *key))
+        self._send(mido.Message("note_on", channel=key[0], note=note, velocity=velocity))
+
+    def note_off(self, note: int, channel: int | None = None) -> None:
+        """End ``note`` now if it sounds."""
+        key = (self.channels[0] if channel is None else channel, note)
+        if key not in self._sounding:
+            return
+        # Forgotten only once sent: if the port fails here, release_all tries this note off again.
+        self._send(mido.Message("note_off", channel=key[0], note=note, velocity=0))
+        del self._sounding[key]
+
+    def next_off_time(self) -> float | None:
+        """When the earliest pending timed note off is due."""
+        while self._offs and self._sounding.get(self._offs[0][1:]) != self._offs[0][0]:
+            heapq.heappop(self._offs)  # stale: that note was already ended
+        return self._offs[0][0] if self._offs else None
+
+    def send_due_offs(self, now: float) -> None:
+        """Send the timed note offs due at ``now``."""
+        while (due := self.next_off_time()) is not None and due <= now:
+            _, channel, note = heapq.heappop(self._offs)
+            self.note_off(note, channel)
+
+    def wait_until(self, deadline: float, stop: threading.Event) -> bool:
+        """Wait until ``deadline``, sending note offs as they fall due; False when ``stop`` is set first."""
+        while (due := self.next_off_time()) is not None and due <= deadline:
+            if not sleep_until(due, stop):
+                return False
+            self.send_due_offs(time.perf_counter())
+        return sleep_until(deadline, stop)
+
+    def release_all(self, best_effort: bool = False) -> None:
+        """Note off for every sounding note, then All Notes Off (CC 123) on every channel.
+
+        ``best_effort``: ignore port errors (the port may be gone)."""
+        keys = list(self._sounding)
+        self._sounding.clear()
+        self._offs.clear()
+        messages = [mido.Message("note_off", channel=c, note=n, velocity=0) for c, n in keys]
+        messages += [
+            mido.Message("control_change", channel=c, control=ALL_NOTES_OFF, value=0) for c in self.channels
+        ]
+        for msg in messages:
+            try:
+                self._send(msg)
+            except PortLost:
+                if not best_effort:
+                    raise
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Ignore Ctrl-C / SIGTERM while the notes are being released (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt, so that it stops a player the way Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def close_ports(output: mido.ports.BaseOutput, input_port: mido.ports.BaseInput | None) -> None:
+    """Close a player's ports once what is queued has left.
+
+    rtmidi hands messages to JACK / CoreMIDI asynchronously, and closing a port (even the input: JACK then
+    rebuilds its graph) drops or garbles what is still queued, the last note offs included: give the driver
+    a few periods first.
+    """
+    time.sleep(DRAIN_S)
+    if input_port is not None:
+        input_port.close()
+    output.close()
