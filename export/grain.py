@@ -5,8 +5,9 @@ Both methods speak in knob units: the PCA axes of the training codes, in units o
 The model runs at its own rate (22.05 kHz by default) and resamples inside to the host rate (44.1 or
 48 kHz; others are refused), with the same streaming stages as the techno export (``models.resample``):
 
-* ``forward``: host knob frames -> frames at the model's grain hop rate -> ``GranularEngine`` (grains at
-  ``density`` per second, ``jitter``, ``spray``, ``grain_length``, ``transpose``) -> resampler -> FIFO;
+* ``forward``: host knob frames, gathered into blocks of ``BLOCK_FRAMES`` -> frames at the model's grain hop
+  rate -> ``GranularEngine`` (grains at ``density`` per second, ``jitter``, ``spray``, ``grain_length``,
+  ``transpose``) -> resampler -> FIFO;
 * ``encode``: host audio -> resampler -> every ``hop`` model samples, the last ``grain_size`` samples,
   windowed as in training, encoded (posterior mean) -> knob units -> host frames -> FIFO.
 """
@@ -18,11 +19,16 @@ import torch
 from torch import Tensor, nn
 
 from export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite
-from models.grain_vae import GrainVAE
+from models.grain_vae import GrainVAE, playing_decoder
 from models.granular import GranularEngine
 from models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
 
 HOST_RATES = (44100, 48000)
+# Host knob frames (of LATENT_RATIO samples) per engine call. A call costs about a hundred tensor operations
+# besides its products (a few microseconds each on one CPU thread) whatever its length, so the instrument
+# renders blocks of several nn~ buffers at once; the FIFO holds a block back, which is part of `latency`:
+# 24 frames make it 6233 samples (130 ms at 48 kHz). The README weighs other block sizes.
+BLOCK_FRAMES = 24
 KNOB_LIMIT = 10.0
 AUDIO_BOUND = 4.0  # dense clouds keep constant power, so a few grains in phase can exceed full scale
 
@@ -59,9 +65,11 @@ class GrainFollower(nn.Module):
 
 class GrainPlan:
     """FIFO primes and latencies (host samples) of ``forward`` and ``encode`` at both host rates; the
-    latency of each method is made the same at both rates."""
+    latency of each method is made the same at both rates. ``forward`` renders whole blocks of ``block``
+    host knob frames."""
 
-    def __init__(self, sample_rate: int, grain_size: int, hop: int) -> None:
+    def __init__(self, sample_rate: int, grain_size: int, hop: int, block: int = BLOCK_FRAMES) -> None:
+        self.block = block
         frame_rate = sample_rate / hop
         self.primes: dict[str, dict[int, int]] = {"forward": {}, "encode": {}}
         exact: dict[str, dict[int, float]] = {"forward": {}, "encode": {}}
@@ -69,7 +77,7 @@ class GrainPlan:
             up, down = StreamingResampler(sample_rate, rate), StreamingResampler(rate, sample_rate)
             to_model = LatentRateConverter(rate / LATENT_RATIO, frame_rate)
             to_host = LatentRateConverter(frame_rate, rate / LATENT_RATIO)
-            stages = [to_model.count_stage(), block_stage(1, hop), up.count_stage()]
+            stages = [block_stage(block), to_model.count_stage(), block_stage(1, hop), up.count_stage()]
             prime = fifo_prime(stages, [LATENT_RATIO], in_ratio=LATENT_RATIO)
             self.primes["forward"][rate] = prime
             exact["forward"][rate] = prime + up.delay
@@ -104,7 +112,9 @@ class GrainExport(nn_tilde.Module):
         mean = torch.tensor(facts["pca_mean"], dtype=torch.float32)
         components = torch.tensor(facts["pca_components"], dtype=torch.float32)
         std = torch.tensor(facts["pca_std"], dtype=torch.float32).clamp_min(1e-6)
-        self.engine = GranularEngine(model, model.grain_size, rate, model.latent_size)
+        self.engine = GranularEngine(
+            playing_decoder(model), model.grain_size, rate, model.latent_size, share_frames=True
+        )
         self.engine.set_knob_axes(mean, components, std)
         self.follower = GrainFollower(model, hop, mean, components.t() / std)
         primes = plan.primes
@@ -116,6 +126,8 @@ class GrainExport(nn_tilde.Module):
         self.audio_in_48 = AudioIn(48000, rate, hop)
         self.knobs_out_44 = LatentOut(rate / hop, 44100, primes["encode"][44100])
         self.knobs_out_48 = LatentOut(rate / hop, 48000, primes["encode"][48000])
+        self.block = plan.block
+        self.register_buffer("pending", torch.zeros(1, self.latent_size, 0), persistent=False)
         self.host_rate = HOST_RATES[0]
         self.register_attribute("density", 40.0)
         self.register_attribute("jitter", 0.0)
@@ -136,17 +148,32 @@ class GrainExport(nn_tilde.Module):
         self.engine.transpose = float(self.transpose[0])
 
     def forward(self, x: Tensor) -> Tensor:
-        """Knobs ``[B, D, n / LATENT_RATIO]`` -> audio ``[B, 1, n]`` at the host rate."""
-        self._settings()
+        """Knobs ``[B, D, n / LATENT_RATIO]`` -> audio ``[B, 1, n]`` at the host rate.
+
+        The knob frames wait for a whole block; a call that completes one renders it (the attributes are
+        read then) and queues its audio, and every call pops ``n`` samples from the queue."""
         n = x.shape[-1] * self.latent_ratio
-        knobs = finite(x, self.knob_limit)
+        if self.pending.shape[0] != x.shape[0]:
+            # a new batch: the forward streams start again (the others restart on their own when they see it)
+            self.pending = x.new_zeros(x.shape[0], x.shape[1], 0)
+            self.audio_out_44.fifo.push(x.new_zeros(x.shape[0], 1, 0))
+            self.audio_out_48.fifo.push(x.new_zeros(x.shape[0], 1, 0))
+        pending = torch.cat([self.pending, x], dim=-1) if self.pending.shape[-1] > 0 else x
+        ready = pending.shape[-1] // self.block * self.block
+        self.pending = pending.narrow(-1, ready, pending.shape[-1] - ready) if ready > 0 else pending
         if self.host_rate == 44100:
-            path = self.path_in_44(knobs)
-            audio = self.audio_out_44(self.engine(path, self.hop, path.shape[-1] * self.hop), n)
-        else:
-            path = self.path_in_48(knobs)
-            audio = self.audio_out_48(self.engine(path, self.hop, path.shape[-1] * self.hop), n)
-        return finite(audio, self.audio_bound)
+            if ready > 0:
+                self._settings()
+                path = self.path_in_44(finite(pending.narrow(-1, 0, ready), self.knob_limit))
+                audio = self.audio_out_44.resampler(self.engine(path, self.hop, path.shape[-1] * self.hop))
+                self.audio_out_44.fifo.push(finite(audio, self.audio_bound))
+            return self.audio_out_44.fifo.pop(n)
+        if ready > 0:
+            self._settings()
+            path = self.path_in_48(finite(pending.narrow(-1, 0, ready), self.knob_limit))
+            audio = self.audio_out_48.resampler(self.engine(path, self.hop, path.shape[-1] * self.hop))
+            self.audio_out_48.fifo.push(finite(audio, self.audio_bound))
+        return self.audio_out_48.fifo.pop(n)
 
     @torch.jit.export
     def encode(self, x: Tensor) -> Tensor:
@@ -172,7 +199,9 @@ class GrainExport(nn_tilde.Module):
 
     @torch.jit.export
     def reset(self) -> None:
-        """Forget every stream: the grains still ringing, the follower's history, resamplers and FIFOs."""
+        """Forget every stream: the knob frames waiting for a block, the grains still ringing, the
+        follower's history, resamplers and FIFOs."""
+        self.pending = self.pending[..., :0]
         self.engine.reset()
         self.follower.reset()
         self.path_in_44.reset()
@@ -214,5 +243,9 @@ def build_grain_export(checkpoint: dict[str, Any]) -> tuple[GrainExport, dict[st
         "method_latency": plan.latency,
         "primes": {m: {str(r): p for r, p in by_rate.items()} for m, by_rate in plan.primes.items()},
         "output_bounds": {"forward": AUDIO_BOUND, "encode": 100.0},
+        "block_frames": plan.block,
+        "decoder_parameters": sum(
+            p.numel() for module in (model.expand, model.decoder) for p in module.parameters()
+        ),
     }
     return wrapper, metadata

@@ -25,9 +25,9 @@ back towards the knob and is clipped to ``+-Depth`` (a bounded random walk that 
 the walls). The path is added to the knob values, so the pad sets its centre.
 
 Notes: monophonic, last note priority; a note-off only releases the note that sounds. nn~ delays
-attribute changes like its audio (``2 x buffer - 64`` samples, plus the model's ``latency``), so the
-envelope is delayed by as much: a new note starts at its own pitch rather than with a blip of the
-previous one. The device does not report that delay to Live. "Hold" keeps the texture sounding
+attribute changes like its audio (``2 x buffer - 64`` samples, plus at most the model's ``latency``: the
+export applies them to the next block of grains it renders), so the envelope is delayed by the whole of
+that: a new note starts at its own pitch rather than with a blip of the previous one. The device does not report that delay to Live. "Hold" keeps the texture sounding
 without notes (a drone for sound design). Dropping a ``.ts`` on the model box loads it (see
 m4l_devices/common.py); the status line says when the file is missing.
 """

@@ -8,10 +8,14 @@ does not shape the code), softly floored so that near-silent grains cannot drive
 Speed decides the layout. The instrument decodes 40-200 grains per second on one CPU thread inside nn~:
 
 - no residual stacks and no normalisation: one linear layer and ``len(channels)`` transposed convolutions
-  whose kernel spans two strides, about 0.8 M multiply-adds per grain at the default size;
+  whose kernel spans two strides, about 0.8 M multiply-adds per grain with the mirror of the default
+  ``channels``, 0.2 M with the half-width decoder of gin/grain.gin (``decoder_channels``);
 - activations are time-major ``[B, T, C]`` inside, so each (transposed) convolution is one concatenation of
   neighbouring frames and one matrix product (``conv_transpose1d`` made the whole decoder 1.35x slower on
   one CPU thread); the weights stay in ordinary ``nn.Conv1d`` / ``nn.ConvTranspose1d`` modules.
+
+``GrainDecoder`` is ``decode_mean`` frozen for playing (the export builds it): the same grains with the
+weights laid out once as the matrices of the products, so a call does no weight copies and few operations.
 """
 
 import math
@@ -72,8 +76,11 @@ class GrainVAE(nn.Module):
     Args:
         grain_size: ``G``, samples per grain; must be a multiple of ``stride ** len(channels)``.
         latent_size: ``D``, size of z (8-32).
-        channels: widths of the encoder's scales, fine to coarse; the decoder mirrors them. Decoding cost
-            grows with their square: (32, 64, 128, 256) is about 3x slower than the default.
+        channels: widths of the encoder's scales, fine to coarse; the decoder mirrors them unless
+            ``decoder_channels`` is given.
+        decoder_channels: widths of the decoder's scales, fine to coarse, one per scale of ``channels``
+            (default: ``channels``). The instrument decodes up to a grain per path frame, so these set its
+            cost, which grows with their square; the encoder runs only in training and in ``encode``.
         kernel_size: kernel of every (transposed) convolution, a multiple of ``stride`` with
             ``kernel_size - stride`` even; ``2 * stride`` lets neighbouring frames overlap.
         stride: time factor of each scale.
@@ -86,6 +93,7 @@ class GrainVAE(nn.Module):
         grain_size: int = 1024,
         latent_size: int = 16,
         channels: tuple[int, ...] = (16, 32, 64, 128),
+        decoder_channels: tuple[int, ...] | None = None,
         kernel_size: int = 8,
         stride: int = 4,
         min_logscale: float = -5.0,
@@ -94,6 +102,11 @@ class GrainVAE(nn.Module):
         scales = len(channels)
         if scales < 1:
             raise ValueError("GrainVAE.channels needs at least one scale")
+        decoder_channels = tuple(channels if decoder_channels is None else decoder_channels)
+        if len(decoder_channels) != scales:
+            raise ValueError(
+                f"GrainVAE.decoder_channels {decoder_channels} needs one width per scale of channels {channels}"
+            )
         if stride < 1 or kernel_size % stride or (kernel_size - stride) % 2:
             raise ValueError(
                 f"GrainVAE.kernel_size {kernel_size} must be a multiple of stride {stride} with an even "
@@ -106,7 +119,7 @@ class GrainVAE(nn.Module):
             )
         self.grain_size, self.latent_size, self.stride = grain_size, latent_size, stride
         self.min_logscale = float(min_logscale)
-        self.bottom_channels = channels[-1]
+        self.bottom_channels = decoder_channels[-1]  # of the decoder's first frames
         self.bottom_frames = grain_size // stride**scales
         padding = (kernel_size - stride) // 2
         bottom = channels[-1] * self.bottom_frames
@@ -117,7 +130,7 @@ class GrainVAE(nn.Module):
         )
         self.posterior = GaussianPosterior(bottom, latent_size)
 
-        self.expand = nn.Linear(latent_size, bottom)
+        self.expand = nn.Linear(latent_size, self.bottom_channels * self.bottom_frames)
         # one log-scale per grain, from a detached z: the trunk and the encoder then learn only the mean (a
         # scale sharing them soaks up the error and stalls the mean's training; measured on sine grains)
         self.scale = nn.Linear(latent_size, 1)
@@ -125,7 +138,7 @@ class GrainVAE(nn.Module):
         # take thousands of steps to reach the data while the likelihood barely asks the mean for detail
         nn.init.zeros_(self.scale.weight)
         nn.init.constant_(self.scale.bias, math.log(0.1))
-        up_widths = [*reversed(channels), 1]
+        up_widths = [*reversed(decoder_channels), 1]
         self.decoder = nn.ModuleList(
             [
                 nn.ConvTranspose1d(up_widths[i], up_widths[i + 1], kernel_size, stride, padding)
@@ -171,3 +184,119 @@ class GrainVAE(nn.Module):
         z = reparameterize(mu, logvar)
         mean, logscale = self.decode(z)
         return mean, logscale, z, mu, logvar
+
+
+class _PlayingUpsample(nn.Module):
+    """One transposed convolution of ``GrainDecoder`` on time-major frames ``[N, F, C_in]`` in which frames
+    ``[offset, offset + length + 2 * pad)`` hold ``pad = taps - 1`` zero frames, ``length`` input frames and
+    ``pad`` zero frames. A hidden layer returns its raw output ``[N, (length + pad) * stride, C_out]`` in the
+    same form (``offset`` and ``length`` of the next layer, its zero frames written over the cropped
+    samples); the last one returns the output samples ``[N, length * stride]`` (one output channel)."""
+
+    def __init__(self, conv: nn.ConvTranspose1d, stride: int, length: int, offset: int, last: bool) -> None:
+        super().__init__()
+        weight = conv.weight.detach()  # [C_in, C_out, k]
+        channels_in, channels_out, kernel = weight.shape
+        taps = kernel // stride
+        self.taps, self.stride, self.last = taps, stride, last
+        self.channels_in, self.channels_out = channels_in, channels_out
+        self.length, self.offset, self.pad = length, offset, taps - 1
+        self.crop = (kernel - stride) // 2
+        bias = conv.bias.detach() if conv.bias is not None else weight.new_zeros(channels_out)
+        if last:
+            # Output block J (stride samples) is sum_i W_i x[J - i]: all frames times every slice at once,
+            # [taps * stride, C_in] @ [C_in, N * F] (a product this narrow runs fastest transposed), then
+            # the slices added with their shifts. The bias rides on slice 0.
+            self.register_buffer("matrix", weight[:, 0].t().contiguous())  # rows (slice i, sample r)
+            column = torch.zeros(taps * stride, 1)
+            column[:stride, 0] = bias[0]
+            self.register_buffer("bias", column)
+        else:
+            # A window holds frames J - taps + 1 .. J in order, so its rows take the kernel slices reversed
+            slices = weight.view(channels_in, channels_out, taps, stride).permute(2, 0, 3, 1).flip(0)
+            self.register_buffer(
+                "matrix", slices.reshape(taps * channels_in, stride * channels_out).contiguous()
+            )
+            self.register_buffer("bias", bias.repeat(stride).contiguous())
+        # the zero frames of the next layer's input, written over the edge of the raw output (or, when the
+        # crop is narrower than them, a cropped copy is padded instead)
+        self.next_length, self.next_offset = length * stride, self.crop - self.pad
+        frames = torch.arange(self.pad)
+        edges = torch.cat([self.crop - self.pad + frames, self.crop + length * stride + frames])
+        self.register_buffer("zero_frames", edges if self.next_offset >= 0 else edges[:0])
+
+    def forward(self, x: Tensor) -> Tensor:
+        count, frames = x.shape[0], x.shape[1]
+        blocks = self.length + self.pad
+        if self.last:
+            rows = x.reshape(count * frames, self.channels_in)
+            products = torch.mm(self.matrix, rows.t()).add_(self.bias)  # [taps * stride, N * F]
+            # block J sums slice i of frame J - i: a view that reads slice i i frames earlier, and one sum
+            shifted = products.as_strided(
+                [self.taps, self.stride, count, blocks],
+                [self.stride * count * frames - 1, count * frames, frames, 1],
+                products.storage_offset() + self.offset + self.pad,
+            )
+            y = shifted.sum(0).tanh_()  # [stride, N, blocks]
+            y = y.permute(1, 2, 0).reshape(count, blocks * self.stride)
+            return y.narrow(1, self.crop, self.length * self.stride)
+        # windows of taps neighbouring frames, each a contiguous run of taps * C_in values
+        windows = x.as_strided(
+            [count, blocks, self.taps * self.channels_in],
+            [frames * self.channels_in, self.channels_in, 1],
+            x.storage_offset() + self.offset * self.channels_in,
+        ).reshape(count * blocks, self.taps * self.channels_in)
+        # (in place: TorchScript would split addmm into a product and an out-of-place addition anyway)
+        y = F.leaky_relu(torch.mm(windows, self.matrix).add_(self.bias), 0.2, True)
+        y = y.view(count, blocks * self.stride, self.channels_out)
+        if self.next_offset >= 0:
+            return y.index_fill_(1, self.zero_frames, 0.0) if self.pad > 0 else y
+        cropped = y.narrow(1, self.crop, self.length * self.stride)
+        return F.pad(cropped, [0, 0, self.pad, self.pad])
+
+
+class GrainDecoder(nn.Module):
+    """``GrainVAE.decode_mean`` for playing: the same grains ``z [N, D] -> [N, 1, G]`` (to float rounding),
+    from weights copied out of ``model`` once (later training does not reach it) and laid out for the
+    products, so a call costs the products and a handful of cheap operations per layer."""
+
+    def __init__(self, model: GrainVAE) -> None:
+        super().__init__()
+        convs = list(model.decoder)
+        if convs[-1].out_channels != 1:
+            raise ValueError("GrainDecoder expects a decoder that ends with one channel")
+        self.grain_size, self.latent_size = model.grain_size, model.latent_size
+        frames, channels = model.bottom_frames, model.bottom_channels
+        pad = convs[0].kernel_size[0] // model.stride - 1
+        # the expansion writes the bottom frames time-major, with the first layer's zero frames around them
+        weight = model.expand.weight.detach().view(channels, frames, -1).transpose(0, 1)
+        bias = model.expand.bias.detach().view(channels, frames).t()
+        padded_weight = weight.new_zeros(frames + 2 * pad, channels, weight.shape[-1])
+        padded_bias = bias.new_zeros(frames + 2 * pad, channels)
+        padded_weight[pad : pad + frames], padded_bias[pad : pad + frames] = weight, bias
+        self.register_buffer("expand_matrix", padded_weight.flatten(0, 1).t().contiguous())  # [D, F * C]
+        self.register_buffer("expand_bias", padded_bias.flatten())
+        self.expand_frames, self.expand_channels = frames + 2 * pad, channels
+        layers, length, offset = [], frames, 0
+        for i, conv in enumerate(convs):
+            layer = _PlayingUpsample(conv, model.stride, length, offset, i == len(convs) - 1)
+            layers.append(layer)
+            length, offset = layer.next_length, max(layer.next_offset, 0)
+        self.layers = nn.ModuleList(layers)
+
+    @torch.jit.export
+    def decode_mean(self, z: Tensor) -> Tensor:
+        """``z [N, D]`` -> the mean grain ``[N, 1, G]``, as ``GrainVAE.decode_mean``."""
+        x = F.leaky_relu(torch.mm(z, self.expand_matrix).add_(self.expand_bias), 0.2, True)
+        x = x.view(z.shape[0], self.expand_frames, self.expand_channels)
+        for layer in self.layers:
+            x = layer(x)
+        return x.unsqueeze(1)
+
+
+def playing_decoder(model: GrainVAE) -> nn.Module:
+    """What the instrument decodes with: a ``GrainDecoder`` of ``model``, or ``model`` itself when its class
+    decodes its own way (a subclass that overrides ``decode_mean``)."""
+    if type(model).decode_mean is GrainVAE.decode_mean:
+        return GrainDecoder(model)
+    return model

@@ -2,9 +2,11 @@
 
 ``GranularEngine`` streams: each call gets the latent path of the next ``n`` samples (frames every
 ``frame_hop`` samples), schedules grain onsets at ``density`` grains per second (evenly spaced, or with
-``jitter`` randomising the intervals), decodes every grain of the call in one batch, shortens, transposes
-and re-windows the grains, and overlap-adds them into a buffer whose tail (the part of the grains that
-rings past the end of the call) is carried into the next call. Splitting a stream into calls of any size
+``jitter`` randomising the intervals), decodes every grain of the call in one batch (with ``share_frames``,
+once per path frame), shortens, transposes and re-windows the grains, and overlap-adds them into a buffer
+whose tail (the part of the grains that rings past the end of the call) is carried into the next call.
+A call costs a few dozen tensor operations besides the decoder, whatever its length, so callers that can
+wait (the nn~ export) give it long stretches of path at once. Splitting a stream into calls of any size
 gives the same audio as one call (in synchronous mode without spray; random draws differ otherwise).
 Random draws (jitter, spray) use torch's global generator, so ``torch.manual_seed`` makes a run repeatable.
 (Offline framing and overlap-add of whole sounds live in ``corpus.grains``: ``frame_sound``, ``overlap_add``.)
@@ -14,6 +16,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 # Transposition range in semitones: the longest transposed grain (two octaves down) is 4 grains long,
 # which sizes the tail buffer.
@@ -33,6 +36,9 @@ class GranularEngine(nn.Module):
         latent_size: ``D``, channels of the latent path.
         max_grains_per_call: at most this many grains start in one call; onsets past it are dropped (the
             schedule then restarts from the end of the call), so a call's cost is bounded.
+        share_frames: decode once per path frame the grains that start in it (without spray they read the
+            same latent, so the audio is the same): denser than a grain per frame, the decoder then runs at
+            the frame rate. Off, the decoder gets one latent per grain (a stub decoder can count them).
 
     Settings, attributes to change between calls: ``density`` (grains per second), ``jitter`` (0 evenly
     spaced .. 1 intervals uniform in [0, 2 / density]), ``spray`` (std of Gaussian noise added to each
@@ -57,11 +63,13 @@ class GranularEngine(nn.Module):
         sample_rate: int,
         latent_size: int,
         max_grains_per_call: int = 512,
+        share_frames: bool = False,
     ) -> None:
         super().__init__()
         self.decoder = decoder
         self.grain_size, self.sample_rate, self.latent_size = grain_size, sample_rate, latent_size
         self.max_grains_per_call = max_grains_per_call
+        self.share_frames = share_frames
         # copies of the module constants: TorchScript reads no float globals
         self.max_density, self.max_transpose = MAX_DENSITY, MAX_TRANSPOSE
         self.density, self.jitter, self.spray = 40.0, 0.0, 0.0
@@ -74,7 +82,8 @@ class GranularEngine(nn.Module):
         self.register_buffer("analysis_window", torch.hann_window(grain_size))
         # `_grain_shape` and what follows from it, kept until grain_length, transpose or the dtype change
         self.shape_length, self.shape_transpose, self.shape_valid = 1.0, 0.0, False
-        self.shape_envelope_sum = 1.0  # sum of a shaped grain's envelope (analysis window included)
+        self.shape_density = 40.0  # the level of a grain (see above) is in `shape_envelope`
+        self.shape_first = -1  # >= 0: the shape is the decoded samples from this one on, in order
         for name in ("shape_left", "shape_right", "shape_offsets"):
             self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
         self.register_buffer("shape_frac", torch.zeros(0), persistent=False)
@@ -143,13 +152,15 @@ class GranularEngine(nn.Module):
         envelope = torch.hann_window(out_length, periodic=False)
         return left, frac, envelope
 
-    def _shape_for(self, dtype: torch.dtype) -> None:
+    def _shape_for(self, dtype: torch.dtype, density: float) -> None:
         """Refresh the cached ``_grain_shape`` (as ``shape_left``, ``shape_right``, ``shape_frac``,
-        ``shape_envelope`` in ``dtype``, ``shape_offsets``) and the envelope sum, if a setting changed."""
+        ``shape_envelope`` in ``dtype`` with the level of ``density`` in it, ``shape_offsets``) if a setting
+        changed. A shape that reads whole decoded samples in order keeps ``shape_first`` (else -1)."""
         if (
             self.shape_valid
             and self.grain_length == self.shape_length
             and self.transpose == self.shape_transpose
+            and density == self.shape_density
             and self.shape_frac.dtype == dtype
         ):
             return
@@ -158,15 +169,20 @@ class GranularEngine(nn.Module):
         frac, envelope = frac.to(dtype), envelope.to(dtype)
         # expected overlap from the envelope the analysis window gives the (windowed) grains
         window = self.analysis_window.to(dtype)
-        self.shape_envelope_sum = float((torch.lerp(window[left], window[left + 1], frac) * envelope).sum())
-        self.shape_left, self.shape_right, self.shape_frac, self.shape_envelope = (
-            left,
-            left + 1,
-            frac,
-            envelope,
-        )
+        envelope_sum = float((torch.lerp(window[left], window[left + 1], frac) * envelope).sum())
+        mean_interval = self.sample_rate / min(max(density, 1e-3), self.max_density)
+        level = 1.0 / math.sqrt(max(1.0, envelope_sum / mean_interval))
+        self.shape_left, self.shape_right, self.shape_frac = left, left + 1, frac
+        self.shape_envelope = envelope * level
         self.shape_offsets = torch.arange(left.shape[0], device=left.device)
-        self.shape_length, self.shape_transpose, self.shape_valid = self.grain_length, self.transpose, True
+        # no transposition and whole-sample positions: the shape is a run of the decoded grain (lerp at
+        # weight 0 or 1 gives its ends exactly), read with one narrow instead of two gathers and a lerp
+        first = int(left[0])
+        whole = bool((frac == 0.0).logical_or(frac == 1.0).all())
+        in_order = bool((left + (frac > 0.5).long() - first == self.shape_offsets).all())
+        self.shape_first = first if whole and in_order else -1
+        self.shape_length, self.shape_transpose = self.grain_length, self.transpose
+        self.shape_density, self.shape_valid = density, True
 
     def forward(self, path: Tensor, frame_hop: int, n: int) -> Tensor:
         """Latent path ``[B, D, n_frames]`` (frame ``i`` holds for samples ``[i * frame_hop, (i + 1) *
@@ -174,38 +190,55 @@ class GranularEngine(nn.Module):
         batch = path.shape[0]
         if self.tail.shape[0] != batch:
             self.tail = torch.zeros(batch, self.max_grain_out, dtype=path.dtype, device=path.device)
+        elif self.tail.dtype != path.dtype:
+            self.tail = self.tail.to(path.dtype)
         # the grains still ringing from earlier calls, then silence
-        out = torch.cat([self.tail.to(path.dtype), path.new_zeros(batch, n)], dim=1)
+        out = F.pad(self.tail, [0, n])
+        density = self.density  # the schedule may clamp it; the level uses the setting as it is
         onsets = self._onsets(n)
         count = onsets.shape[0]
         if count > 0 and path.shape[2] > 0:
-            start = onsets.floor().long().to(path.device)
-            frame = start // max(1, frame_hop)
-            if n > path.shape[2] * max(1, frame_hop):  # onsets lie in [0, n): only then past the last frame
+            start = onsets.long().to(path.device)  # onsets are >= 0: truncation is the floor
+            hop = max(1, frame_hop)
+            frame = torch.div(start, hop, rounding_mode="floor")
+            if n > path.shape[2] * hop:  # onsets lie in [0, n): only then past the last frame
                 frame = frame.clamp(0, path.shape[2] - 1)
-            knobs = path.index_select(2, frame).transpose(1, 2)  # [B, N, D]
+            # Grains that start in the same frame read the same latent: without spray, each frame is
+            # decoded once (onsets are in order, so equal frames are neighbours). Evenly spaced onsets
+            # further apart than a frame never share one.
+            interval = self.sample_rate / max(min(density, self.max_density), 1e-3)
+            shared = self.share_frames and self.spray <= 0.0 and (self.jitter > 0.0 or interval < hop)
+            inverse = frame
+            if shared:
+                frame, inverse = torch.unique_consecutive(frame, return_inverse=True)
+            decoded = frame.shape[0]
+            knobs = path.transpose(1, 2).index_select(1, frame)  # [B, U, D]
             if self.spray > 0.0:
                 knobs = knobs + self.spray * torch.randn_like(knobs)
-            z = self.latent_mean + knobs @ self.latent_basis.t()
-            grains = self.decoder.decode_mean(z.reshape(batch * count, self.latent_size))[:, 0]  # [B*N, G]
+            z = torch.addmm(self.latent_mean, knobs.view(batch * decoded, -1), self.latent_basis.t())
+            grains = self.decoder.decode_mean(z)  # [B*U, 1, G]
 
-            self._shape_for(path.dtype)
-            shaped = (
-                torch.lerp(
-                    grains.index_select(1, self.shape_left),
-                    grains.index_select(1, self.shape_right),
-                    self.shape_frac,
-                )
-                * self.shape_envelope
-            )  # [B*N, L_out]
-            mean_interval = self.sample_rate / min(max(self.density, 1e-3), self.max_density)
-            overlap = self.shape_envelope_sum / mean_interval
-            shaped = shaped * (1.0 / math.sqrt(max(1.0, overlap)))
-
-            length = shaped.shape[1]
-            index = (start[:, None] + self.shape_offsets).flatten()
-            flat = shaped.view(batch, count * length)
-            out.scatter_add_(1, index[None, :].expand(batch, -1), flat)
-        # a view of `out`, which nothing else holds: the returned samples are copied out of it below
-        self.tail = out[:, n:]
-        return out[:, None, :n].contiguous()
+            self._shape_for(path.dtype, density)
+            length = self.shape_offsets.shape[0]
+            if self.shape_first == 0 and length == grains.shape[2]:
+                shaped = grains * self.shape_envelope
+            elif self.shape_first >= 0:
+                shaped = grains.narrow(2, self.shape_first, length) * self.shape_envelope
+            else:
+                shaped = (
+                    torch.lerp(
+                        grains.index_select(2, self.shape_left),
+                        grains.index_select(2, self.shape_right),
+                        self.shape_frac,
+                    )
+                    * self.shape_envelope
+                )  # [B*U, 1, L_out]
+            shaped = shaped.view(batch, decoded, length)
+            if shared:
+                shaped = shaped.index_select(1, inverse)  # [B, N, L_out]
+            # Overlap-add: row t of the unfolded view is out[t : t + L_out], so grain i adds to row start[i].
+            # The rows overlap; index_add_ adds one index after the other, so overlapping grains all count.
+            out.unfold(1, length, 1).index_add_(1, start, shaped)
+        # views of `out`, which nothing else holds and the next call only reads
+        self.tail = out.narrow(1, n, self.max_grain_out)
+        return out.narrow(1, 0, n).unsqueeze(1)

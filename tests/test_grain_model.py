@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.grain_vae import GrainVAE, strided_conv, transposed_conv
+from models.grain_vae import GrainDecoder, GrainVAE, playing_decoder, strided_conv, transposed_conv
 from models.granular import GranularEngine
 from models.spectral import multiscale_spectral_distance
 from models.vae import gaussian_nll, kl_standard_normal
@@ -141,6 +141,39 @@ def test_scripted_modules_equal_eager() -> None:
     assert torch.allclose(eager_audio, script_audio, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"grain_size": 2048}, {"decoder_channels": (8, 4, 8, 4)}, {"kernel_size": 12}, {"kernel_size": 4}],
+)
+def test_the_playing_decoder_decodes_the_same_grains(settings: dict) -> None:
+    torch.manual_seed(9)
+    model = GrainVAE(**{"latent_size": 8, "channels": (4, 8, 8, 16), **settings}).eval()
+    decoder = torch.jit.script(GrainDecoder(model))
+    for count in (1, 5):
+        z = 3.0 * torch.randn(count, 8)
+        with torch.no_grad():
+            torch.testing.assert_close(decoder.decode_mean(z), model.decode_mean(z), atol=1e-6, rtol=0.0)
+    assert isinstance(playing_decoder(model), GrainDecoder)
+
+
+def test_a_model_that_decodes_its_own_way_plays_itself() -> None:
+    class Own(GrainVAE):
+        def decode_mean(self, z: Tensor) -> Tensor:
+            return torch.zeros(z.shape[0], 1, self.grain_size)
+
+    model = Own(channels=(4, 8))
+    assert playing_decoder(model) is model
+
+
+def test_decoder_channels_size_the_decoder_alone() -> None:
+    model = GrainVAE(latent_size=8, channels=(16, 32, 64, 128), decoder_channels=(4, 8, 8, 16))
+    assert [conv.out_channels for conv in model.encoder] == [16, 32, 64, 128]
+    assert [conv.in_channels for conv in model.decoder] == [16, 8, 8, 4]
+    assert model.decode_mean(torch.randn(2, 8)).shape == (2, 1, 1024)
+    with pytest.raises(ValueError, match="one width per scale"):
+        GrainVAE(channels=(4, 8), decoder_channels=(4,))
+
+
 def test_a_few_steps_lower_the_loss_on_a_few_grains() -> None:
     torch.manual_seed(3)
     model = tiny_vae()
@@ -204,6 +237,49 @@ def test_spray_zero_keeps_the_path_and_spray_adds_noise_of_that_std() -> None:
     assert abs(noise.std().item() - 0.7) < 0.07 and abs(noise.mean().item()) < 0.07
 
 
+class CountingDecoder(nn.Module):
+    """Decodes with ``model`` and counts the latents it was given."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.decoded = 0
+
+    def decode_mean(self, z: Tensor) -> Tensor:
+        self.decoded += z.shape[0]
+        return self.model.decode_mean(z)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"density": 200.0},
+        {"density": 150.0, "jitter": 0.7},
+        {"density": 300.0, "transpose": -5.0, "grain_length": 0.6},
+        {"density": 200.0, "spray": 0.5},
+    ],
+)
+def test_grains_that_share_a_frame_are_decoded_once_and_sound_the_same(settings: dict) -> None:
+    torch.manual_seed(10)
+    path = torch.randn(2, 8, 24)
+    model = tiny_vae().eval()
+    outputs, decoded = [], []
+    for share in (False, True):
+        counting = CountingDecoder(model)
+        engine = GranularEngine(counting, 1024, RATE, 8, share_frames=share)
+        for name, value in settings.items():
+            setattr(engine, name, value)
+        torch.manual_seed(11)
+        with torch.no_grad():
+            outputs.append(run_in_chunks(engine, path, 256, [2048, 1024, 3072]))
+        decoded.append(counting.decoded)
+    torch.testing.assert_close(outputs[1], outputs[0], atol=1e-6, rtol=0.0)
+    if settings.get("spray", 0.0) > 0.0:  # every grain has its own latent
+        assert decoded[1] == decoded[0]
+    else:  # at most once per frame (of each path of the batch)
+        assert decoded[1] <= 2 * 24 < decoded[0]
+
+
 def test_knob_axes_map_the_path_to_latents() -> None:
     decoder = FixedGrain(sine_grain(440.0))
     engine = engine_with(decoder, latent_size=2, density=40.0)
@@ -247,6 +323,19 @@ def test_tails_carry_across_calls() -> None:
         )
     assert whole.abs().max() > 0.01
     assert torch.allclose(whole, split, atol=1e-6)
+
+
+def test_overlapping_grains_add_up_as_a_plain_overlap_add() -> None:
+    grain = sine_grain(440.0)
+    engine = engine_with(FixedGrain(grain), density=300.0)  # four grains sound at once
+    with torch.no_grad():
+        audio = engine(torch.zeros(2, 4, 16), 256, 4096)
+    shaped = grain * engine.shape_envelope
+    expected = torch.zeros(4096 + 1024)
+    for k in range(math.ceil(4096 / (RATE / 300.0))):
+        start = math.floor(k * RATE / 300.0)
+        expected[start : start + 1024] += shaped
+    torch.testing.assert_close(audio, expected[:4096].expand(2, 1, 4096), atol=1e-6, rtol=0.0)
 
 
 def test_output_stays_bounded_at_density_200() -> None:
