@@ -1,4 +1,4 @@
-"""Matplotlib figures for TensorBoard: grids (drum patterns, piano rolls) and latent maps."""
+"""Matplotlib figures for TensorBoard: grids (drum patterns), piano rolls and latent maps."""
 
 import matplotlib
 
@@ -55,5 +55,30 @@ def latent_map_figure(points: np.ndarray, labels: np.ndarray, label_names: list[
     ax.set_xlabel("latent PC 1" if points.shape[1] > 2 else "z1")
     ax.set_ylabel("latent PC 2" if points.shape[1] > 2 else "z2")
     ax.legend(fontsize=6, markerscale=2, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def piano_roll_figure(
+    rows: list[tuple[str, np.ndarray]], part_names: list[str], steps_per_measure: int = 16
+) -> Figure:
+    """One piano roll per ``(title, sounding)``, ``sounding [P, 128, T]`` in 0..1, parts in their own
+    colours on one pitch axis cropped to the pitches used; measure lines every ``steps_per_measure``."""
+    used = np.flatnonzero(np.any([roll.max(axis=(0, 2)) > 0.5 for _, roll in rows], axis=0))
+    low, high = (int(used.min()) - 2, int(used.max()) + 3) if len(used) else (48, 84)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(8, 1.6 * len(rows) + 0.6), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, (title, roll) in zip(axes[:, 0], rows, strict=True):
+        image = np.ones((high - low, roll.shape[-1], 3))
+        for part in range(roll.shape[0]):
+            cells = roll[part, low:high] > 0.5
+            image[cells] = cmap(part % cmap.N)[:3]
+        ax.imshow(image, aspect="auto", origin="lower", extent=(0, roll.shape[-1], low, high))
+        for measure in range(steps_per_measure, roll.shape[-1], steps_per_measure):
+            ax.axvline(measure, color="grey", lw=0.6)
+        ax.set_ylabel(title, fontsize=7)
+        ax.tick_params(labelsize=6)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i % cmap.N)) for i in range(len(part_names))]
+    axes[0, 0].legend(handles, part_names, fontsize=6, loc="upper right", ncol=len(part_names))
     fig.tight_layout()
     return fig

@@ -152,13 +152,13 @@ class StepConv(nn.Module):
 
 
 class ConvBody(nn.Module):
-    """Frames ``[B, S, H]`` -> ``[B, H]``: a convolution with kernel and stride 4 to beat frames, one with
+    """Frames ``[B, S, C]`` -> ``[B, H]``: a convolution with kernel and stride 4 to beat frames, one with
     kernel 3 over the beats, then a linear map of the flattened beats."""
 
-    def __init__(self, hidden: int, steps: int) -> None:
+    def __init__(self, channels: int, hidden: int, steps: int) -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            BeatConv(hidden, hidden, 4), nn.GELU(), StepConv(hidden, hidden), nn.GELU()
+            BeatConv(channels, hidden, 4), nn.GELU(), StepConv(hidden, hidden), nn.GELU()
         )
         self.project = nn.Sequential(nn.Linear(hidden * (steps // 4), hidden), nn.GELU())
 
@@ -167,11 +167,11 @@ class ConvBody(nn.Module):
 
 
 class LSTMBody(nn.Module):
-    """Frames ``[B, S, H]`` -> ``[B, H]``: a bidirectional LSTM over the steps, both final states."""
+    """Frames ``[B, S, C]`` -> ``[B, H]``: a bidirectional LSTM over the steps, both final states."""
 
-    def __init__(self, hidden: int) -> None:
+    def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(hidden, hidden // 2, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(channels, hidden // 2, batch_first=True, bidirectional=True)
         self.project = nn.Sequential(nn.Linear(2 * (hidden // 2), hidden), nn.GELU())
 
     def forward(self, frames: Tensor) -> Tensor:
@@ -184,12 +184,11 @@ class Expert(nn.Module):
 
     def __init__(self, channels: int, hidden: int, steps: int, latent_size: int, encoder: str) -> None:
         super().__init__()
-        self.mix = nn.Linear(channels, hidden) if channels != hidden else nn.Identity()
-        self.body = ConvBody(hidden, steps) if encoder == "conv" else LSTMBody(hidden)
+        self.body = ConvBody(channels, hidden, steps) if encoder == "conv" else LSTMBody(channels, hidden)
         self.posterior = GaussianPosterior(hidden, latent_size)
 
     def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
-        return self.posterior(self.body(self.mix(frames)))
+        return self.posterior(self.body(frames))
 
 
 class PartDecoder(nn.Module):
@@ -197,24 +196,26 @@ class PartDecoder(nn.Module):
     logits ``[B, n + 2, S]`` (the pitches, then rest and hold), or poly onset logits and durations (>= 1)
     ``[B, 2, n, S]``; :meth:`pack` spreads them over all 128 pitches.
 
-    An MLP to one frame of ``hidden`` features per step, then a per-step linear map to the outputs (matrix
+    An MLP to one frame of ``width`` features per step, then a per-step linear map to the outputs (matrix
     products: on the CPU far cheaper than convolutions at these sizes, and decoding dominates training).
     """
 
-    def __init__(self, kind: str, latent_size: int, hidden: int, steps: int, low: int, high: int) -> None:
+    def __init__(
+        self, kind: str, latent_size: int, hidden: int, width: int, steps: int, low: int, high: int
+    ) -> None:
         super().__init__()
-        self.mono, self.hidden, self.steps = kind == "mono", hidden, steps
+        self.mono, self.width, self.steps = kind == "mono", width, steps
         self.low, self.high, self.pitches = low, high, high - low + 1
         self.frames = nn.Sequential(
             nn.Linear(latent_size, hidden),
             nn.GELU(),
-            nn.Linear(hidden, hidden * steps),
+            nn.Linear(hidden, width * steps),
             nn.GELU(),
         )
-        self.out = nn.Linear(hidden, self.pitches + 2 if self.mono else 2 * self.pitches)
+        self.out = nn.Linear(width, self.pitches + 2 if self.mono else 2 * self.pitches)
 
     def forward(self, z: Tensor) -> Tensor:
-        x = self.out(self.frames(z).view(-1, self.steps, self.hidden)).transpose(1, 2)  # [B, C, S]
+        x = self.out(self.frames(z).view(-1, self.steps, self.width)).transpose(1, 2)  # [B, C, S]
         if self.mono:
             return x
         n = self.pitches
@@ -262,7 +263,7 @@ class BandRMVAE(nn.Module):
         part_kinds: ``"mono"`` or ``"poly"`` per part, in part order.
         steps: steps per measure (16; a multiple of 4).
         latent_size: size of a measure's latent z.
-        hidden: width of encoders and decoders.
+        hidden: width of encoders and decoders (their per-step frames have half as many features).
         encoder: ``"conv"`` (1-D convolutions over the steps) or ``"lstm"`` (bidirectional LSTM over steps).
         fusion: ``"poe"`` (one expert per part, product with the prior expert) or ``"concat"`` (the
             ablation: one joint encoder of the parts with absent parts zeroed, product with the prior).
@@ -299,15 +300,16 @@ class BandRMVAE(nn.Module):
         self.part_kinds: list[str] = list(part_kinds)
         self.parts, self.steps, self.latent_size = len(part_kinds), steps, latent_size
         self.recurrent_size, self.ahead, self.fusion = recurrent_size, ahead, fusion
+        width = max(1, hidden // 2)  # step frames are narrower than the measure-level layers
         self.features = nn.ModuleList(
-            MonoFeatures(hidden) if kind == "mono" else PolyFeatures(hidden) for kind in self.part_kinds
+            MonoFeatures(width) if kind == "mono" else PolyFeatures(width) for kind in self.part_kinds
         )
         poe = fusion == "poe"
         self.experts = nn.ModuleList(
-            Expert(hidden, hidden, steps, latent_size, encoder) for _ in (self.part_kinds if poe else [])
+            Expert(width, hidden, steps, latent_size, encoder) for _ in (self.part_kinds if poe else [])
         )
         self.joint = nn.ModuleList(
-            [] if poe else [Expert(self.parts * hidden, hidden, steps, latent_size, encoder)]
+            [] if poe else [Expert(self.parts * width, hidden, steps, latent_size, encoder)]
         )
         ranges = [[0, 127]] * self.parts if pitch_ranges is None else [list(r) for r in pitch_ranges]
         if len(ranges) != self.parts or any(not 0 <= low <= high <= 127 for low, high in ranges):
@@ -315,7 +317,7 @@ class BandRMVAE(nn.Module):
                 f"BandRMVAE.pitch_ranges must hold 0 <= low <= high <= 127 per part, got {pitch_ranges}"
             )
         self.decoders = nn.ModuleList(
-            PartDecoder(kind, latent_size, hidden, steps, low, high)
+            PartDecoder(kind, latent_size, hidden, width, steps, low, high)
             for kind, (low, high) in zip(self.part_kinds, ranges, strict=True)
         )
         self.recurrence = nn.GRUCell(latent_size, recurrent_size)
@@ -344,9 +346,17 @@ class BandRMVAE(nn.Module):
         With ``fusion="poe"`` E = P, the experts do not depend on ``present`` and ``mask`` is ``present``;
         with ``"concat"`` E = 1, the joint expert of the zero-filled parts, always in the product.
         """
+        return self.experts_from_features(self.part_features(roll), present)
+
+    def part_features(self, roll: Tensor) -> list[Tensor]:
+        """Each part's step frames ``[B, S, H]`` of ``roll [B, P, 3, 128, S]``."""
         features: list[Tensor] = []
         for i, part in enumerate(self.features):
             features.append(part(roll[:, i]))
+        return features
+
+    def experts_from_features(self, features: list[Tensor], present: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`experts_of` from the parts' frames (training reuses them across subsets)."""
         means: list[Tensor] = []
         logvars: list[Tensor] = []
         for i, expert in enumerate(self.experts):

@@ -139,6 +139,16 @@ def grain_ts(grain_run: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def band_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of gin/band_tiny.gin on a few built-in chorales (40 steps, with both ablations)."""
+    runs = tmp_path_factory.mktemp("runs")
+    assert (
+        main(["train", "--gin", str(ROOT / "gin/band_tiny.gin"), "--name", "band", "--out", str(runs)]) == 0
+    )
+    return runs / "band"
+
+
+@pytest.fixture(scope="session")
 def band_ts(band_run: Path) -> Path:
     """The tiny band run exported for nn~ (verified by the exporter)."""
     assert main(["export", "--run", str(band_run), "--streaming"]) == 0

@@ -5,6 +5,7 @@ returns its losses keyed by log names with the weights to apply, evaluates on he
 logs figures. The trainer (``latentlive.training``) is the same for every task.
 """
 
+from latentlive.tasks.band import BandTask
 from latentlive.tasks.base import Task, TensorData
 from latentlive.tasks.drums import DrumsTask
 from latentlive.tasks.drumsynth import DrumSynthTask
@@ -20,6 +21,7 @@ TASKS: dict[str, type[Task]] = {
     "techno_prior": TechnoPriorTask,
     "grain": GrainTask,
     "grain_prior": GrainPriorTask,
+    "band": BandTask,
 }
 
 __all__ = ["TASKS", "Task", "TensorData"]
