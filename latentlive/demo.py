@@ -18,6 +18,7 @@ DEMO_RUNS = {
     "techno": ("gin/techno_demo.gin", 2000),
     "techno_prior": ("gin/techno_prior_demo.gin", 600),
     "grain": ("gin/grain_demo.gin", 1500),
+    "band": ("gin/band_demo.gin", 300),
 }
 # runs that train on another demo run: model -> the binding that names it
 DEMO_DEPENDENCIES = {"techno_prior": ("TechnoPriorTask.stage1_run", "techno")}
@@ -43,6 +44,28 @@ def _train_or_continue(runs: Path, model: str) -> RunFolder:
 def _step(argv: list[str]) -> None:
     if main(argv) != 0:
         raise SystemExit(f"demo: `latentlive {' '.join(argv)}` failed")
+
+
+def _band_seed(path: Path, measures: int = 4) -> Path:
+    """The first measures of a chorale the band demo never trained on (the test split), as MIDI."""
+    from corpus.band_midi import load_band_corpus, write_band_midi
+    from latentlive.cache import cache_dir
+
+    corpus = load_band_corpus(None, transpose="none", max_pieces=150, cache_dir=cache_dir(), log=print)
+    piece = corpus.pieces[corpus.split["test"][0]]
+    notes = piece.notes[piece.notes[:, 1] < measures * 16]
+    return write_band_midi(notes, corpus.part_names, path)
+
+
+def _render_band(out: Path) -> None:
+    """A held-out chorale's opening continued for 8 measures, and its alto redone from the other voices."""
+    seed = out / "band_seed.mid"
+    if (out / "band_fill_alto.mid").exists():  # rendered once
+        return
+    _band_seed(seed)
+    band = ["render", "band", "--model", str(out / "band.ts"), "--seed-midi", str(seed)]
+    _step([*band, "--task", "continue", "--measures", "8", "--out", str(out / "band_continue.mid")])
+    _step([*band, "--task", "fill", "--part", "alto", "--out", str(out / "band_fill_alto.mid")])
 
 
 def run_demo(runs: Path, out: Path) -> None:
@@ -96,6 +119,7 @@ def run_demo(runs: Path, out: Path) -> None:
                 str(texture),
             ]
         )
+    _render_band(out)
     print(f"\ndemo ready in {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
     print(f"runs in {runs}: tensorboard --logdir {runs}")
 

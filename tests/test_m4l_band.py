@@ -585,12 +585,9 @@ def through_nn(ts: Path, method: str, sample_rate: int, bpm: int, measures: int 
 
 
 @pytest.fixture
-def band_model(request: pytest.FixtureRequest) -> Path:
-    """The tiny band export of tests/conftest.py (its ``band_ts``), or a skip until it is there."""
-    try:
-        return request.getfixturevalue("band_ts")
-    except pytest.FixtureLookupError:
-        pytest.skip("no band_ts fixture in tests/conftest.py yet")
+def band_model(band_ts: Path) -> Path:
+    """The tiny band export of tests/conftest.py."""
+    return band_ts
 
 
 def test_devices_command_builds_the_band_device_of_a_tiny_run(band_model: Path, tmp_path: Path) -> None:
