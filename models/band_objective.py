@@ -62,48 +62,52 @@ def duration_error(outputs: list[Tensor], rolls: list[Tensor], kinds: list[str],
     return torch.stack(columns, 1)
 
 
-def _spread(values: Tensor, low: int) -> Tensor:
-    """``[N, n, S]`` over pitches ``low..low + n - 1`` -> ``[N, 128, S]`` (zeros elsewhere)."""
-    return F.pad(values, [0, 0, low, PITCHES - low - values.shape[1]])
+def class_matrix(low: int, pitches: int, device: torch.device | None = None) -> Tensor:
+    """``[n, 12]``: the pitch class of each pitch ``low .. low + n - 1`` (one-hot)."""
+    classes = torch.arange(low, low + pitches, device=device).remainder(12)
+    return F.one_hot(classes, 12).float()
 
 
-def onset_probabilities(outputs: list[Tensor], kinds: list[str], lows: list[int]) -> Tensor:
-    """The probability that each pitch starts at each step ``[N, P, 128, S]`` from compact outputs whose
+def onset_classes(outputs: list[Tensor], kinds: list[str], lows: list[int]) -> tuple[Tensor, Tensor]:
+    """Expected onsets per pitch class ``[N, P, 12, S]`` and in all ``[N, P, S]``, from compact outputs whose
     ranges start at ``lows``."""
-    parts = []
+    classes, totals = [], []
     for x, kind, low in zip(outputs, kinds, lows, strict=True):
-        if kind == "mono":
-            probs = torch.softmax(x, 1)[:, : x.shape[1] - 2]
-        else:
-            probs = torch.sigmoid(x[:, 0])
-        parts.append(_spread(probs, low))
-    return torch.stack(parts, 1)
+        probs = torch.softmax(x, 1)[:, : x.shape[1] - 2] if kind == "mono" else torch.sigmoid(x[:, 0])
+        folding = class_matrix(low, probs.shape[1], x.device).to(x.dtype)
+        classes.append(torch.einsum("njs,jc->ncs", probs, folding))
+        totals.append(probs.sum(1))
+    return torch.stack(classes, 1), torch.stack(totals, 1)
 
 
-def sounding_probabilities(outputs: list[Tensor], kinds: list[str], lows: list[int]) -> Tensor:
-    """The probability that each pitch sounds at each step ``[N, P, 128, S]``, steps taken as independent.
+def sounding_classes(outputs: list[Tensor], kinds: list[str], lows: list[int]) -> Tensor:
+    """The probability that each pitch class sounds at each step ``[N, P, 12, S]``, steps taken as
+    independent.
 
-    Mono: ``sound[s] = onset[s] + hold[s] * sound[s - 1]`` (nothing carried into the measure). Poly: a note
-    started at s covers the steps of its predicted duration (held fixed: no gradient through durations).
+    Mono: ``sound[s] = onset[s] + hold[s] * sound[s - 1]`` (nothing carried into the measure), unrolled as
+    ``sound[s] = sum_{r <= s} onset[r] * prod_{r < q <= s} hold[q]``. Poly: a note started at r covers the
+    steps of its predicted duration (held fixed: no gradient through durations).
     """
     parts = []
     for x, kind, low in zip(outputs, kinds, lows, strict=True):
+        steps = x.shape[-1]
+        offsets = torch.arange(steps, device=x.device)
+        later = offsets.view(1, steps) >= offsets.view(steps, 1)  # [r, s]: s at or after r
         if kind == "mono":
             probs = torch.softmax(x, 1)
-            onset, hold = probs[:, :-2], probs[:, -1:]  # [N, n, S], [N, 1, S]
-            columns, previous = [], torch.zeros_like(onset[..., 0])
-            for s in range(onset.shape[-1]):
-                previous = onset[..., s] + hold[..., s] * previous
-                columns.append(previous)
-            sounding = torch.stack(columns, -1)
+            onset, hold = probs[:, :-2], probs[:, -1]  # [N, n, S], [N, S]
+            held = torch.cumsum(torch.log(hold.clamp(min=1e-12)), -1)  # [N, S]
+            span = (held.unsqueeze(1) - held.unsqueeze(2)).masked_fill(~later, float("-inf"))
+            carry = torch.exp(span)  # [N, r, s]: onset at r still sounding at s
+            folding = class_matrix(low, onset.shape[1], x.device).to(x.dtype)
+            parts.append(torch.einsum("njr,jc,nrs->ncs", onset, folding, carry))
         else:
             onset, length = torch.sigmoid(x[:, 0]), torch.round(x[:, 1].detach())
-            steps = onset.shape[-1]
-            offsets = torch.arange(steps, device=onset.device, dtype=onset.dtype)
-            elapsed = offsets.view(1, steps) - offsets.view(steps, 1)  # [start, step]
-            covers = ((elapsed >= 0) & (length.unsqueeze(-1) > elapsed)).to(onset.dtype)
-            sounding = 1.0 - torch.prod(1.0 - onset.unsqueeze(-1) * covers, dim=-2)
-        parts.append(_spread(sounding, low))
+            elapsed = (offsets.view(1, steps) - offsets.view(steps, 1)).to(x.dtype)  # [r, s]
+            covers = (later & (length.unsqueeze(-1) > elapsed)).to(x.dtype)  # [N, n, r, s]
+            sounding = 1.0 - torch.prod(1.0 - onset.unsqueeze(-1) * covers, dim=-2)  # [N, n, S]
+            folding = class_matrix(low, onset.shape[1], x.device).to(x.dtype)
+            parts.append(torch.einsum("njs,jc->ncs", sounding, folding))
     return torch.stack(parts, 1)
 
 
@@ -124,8 +128,8 @@ def local_scale(pitch_class_counts: Tensor) -> Tensor:
 
 def scale_penalty(onsets: Tensor, scale: Tensor) -> Tensor:
     """Expected onsets outside the ``scale [N, 12]`` (bool) per step, summed over parts: ``onsets
-    [N, P, 128, S]`` (probabilities) -> ``[N]``."""
-    outside = pitch_classes(onsets) * (~scale).to(onsets.dtype).view(scale.shape[0], 1, 12, 1)
+    [N, P, 12, S]`` (expected onsets per pitch class) -> ``[N]``."""
+    outside = onsets * (~scale).to(onsets.dtype).view(scale.shape[0], 1, 12, 1)
     return outside.flatten(1).sum(1) / onsets.shape[-1]
 
 
@@ -138,8 +142,9 @@ def rare_steps(onset_counts: Tensor, measures: Tensor, threshold: float) -> Tens
 
 
 def rhythm_penalty(onsets: Tensor, rare: Tensor) -> Tensor:
-    """Expected onsets on the ``rare [N, S]`` steps, per step and summed over parts and pitches ``[N]``."""
-    at_rare = onsets.sum(2) * rare.unsqueeze(1).to(onsets.dtype)  # [N, P, S]
+    """Expected onsets on the ``rare [N, S]`` steps, per step and summed over parts ``[N]``: ``onsets
+    [N, P, S]`` (expected onsets of each part at each step)."""
+    at_rare = onsets * rare.unsqueeze(1).to(onsets.dtype)
     return at_rare.flatten(1).sum(1) / onsets.shape[-1]
 
 
@@ -154,11 +159,10 @@ def clash_matrix(device: torch.device | None = None) -> Tensor:
     return clashes.float()
 
 
-def harmony_penalty(sounding: Tensor) -> Tensor:
-    """Expected clashing pairs of notes between different parts per step ``[N]``: ``sounding
-    [N, P, 128, S]`` (probabilities, parts independent)."""
-    classes = pitch_classes(sounding)  # [N, P, 12, S]
-    clashes = clash_matrix(sounding.device).to(sounding.dtype)
+def harmony_penalty(classes: Tensor) -> Tensor:
+    """Expected clashing pairs of notes between different parts per step ``[N]``: ``classes
+    [N, P, 12, S]`` (the probability that each part sounds each pitch class; parts independent)."""
+    clashes = clash_matrix(classes.device).to(classes.dtype)
     pairs = torch.einsum("nais,ij,nbjs->nab", classes, clashes, classes)  # [N, P, P]
     between = torch.triu(torch.ones_like(pairs[0]), diagonal=1)
-    return (pairs * between).flatten(1).sum(1) / sounding.shape[-1]
+    return (pairs * between).flatten(1).sum(1) / classes.shape[-1]
