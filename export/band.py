@@ -378,27 +378,27 @@ class BandExport(nn_tilde.Module):
 
     def _record(self, tokens: Tensor, pitch: Tensor, previous: Tensor, step: Tensor, mask: Tensor) -> Tensor:
         """Write the samples where ``mask [B, T]`` into the steps ``step [B, T]`` of ``tokens [B, L, S]``:
-        the last pitch taken during a step starts a note there; else a step where a pitch sounds holds
-        (as does one already holding); else it rests. A step already given an onset keeps it."""
+        the last pitch taken during a step starts a note there; else the step holds if a pitch sounds at its
+        last sample (so far), else it rests. A step already given an onset keeps it."""
         batch, lanes, length = pitch.shape[0], pitch.shape[1], pitch.shape[2]
         where = mask.unsqueeze(1)
         onset = (pitch != previous) & (pitch >= 0) & where
         times = torch.arange(length, device=pitch.device).view(1, 1, length).expand(batch, lanes, length)
         index = step.unsqueeze(1).expand(batch, lanes, length)
         none = torch.full((batch, lanes, self.steps), -1, dtype=torch.long, device=pitch.device)
-        stamp = torch.where(onset, times, torch.full_like(times, -1))
-        last_onset = none.scatter_reduce(2, index, stamp, "amax", include_self=True)
+        unset = torch.full_like(times, -1)
+        last_onset = none.scatter_reduce(
+            2, index, torch.where(onset, times, unset), "amax", include_self=True
+        )
         onset_pitch = pitch.gather(2, last_onset.clamp(min=0))
         onset_pitch = torch.where(last_onset >= 0, onset_pitch, torch.full_like(onset_pitch, -1))
-        sounds = ((pitch >= 0) & where).long()
-        sounding = torch.zeros_like(none).scatter_reduce(2, index, sounds, "amax", include_self=True) > 0
-        seen = torch.zeros(batch, self.steps, dtype=torch.long, device=pitch.device)
-        present = seen.scatter_reduce(1, step, mask.long(), "amax", include_self=True) > 0
-        holds = sounding | (tokens == self.hold)
+        last_seen = none.scatter_reduce(2, index, torch.where(where, times, unset), "amax", include_self=True)
+        present = last_seen >= 0
+        holds = present & (pitch.gather(2, last_seen.clamp(min=0)) >= 0)
         quiet = torch.where(holds, torch.full_like(tokens, self.hold), torch.full_like(tokens, self.rest))
         kept = torch.where(tokens < 128, tokens, quiet)
         new = torch.where(onset_pitch >= 0, onset_pitch, kept)
-        return torch.where(present.unsqueeze(1), new, tokens)
+        return torch.where(present, new, tokens)
 
     def _lanes_roll(self, tokens: Tensor, carry: Tensor) -> Tensor:
         """Recorded lane tokens ``[N, L, S]`` (a HOLD at step 0 continues ``carry [N, L]``) -> the measure

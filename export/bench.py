@@ -22,7 +22,9 @@ from export.metadata import read_metadata
 from latentlive.config import PROJECT_ROOT, parse_gin
 from latentlive.errors import UserError
 from latentlive.files import atomic_write_json
+from latentlive.metrics import headline
 from latentlive.runs import RunFolder, load_checkpoint
+from live.model_file import read_model_metadata
 
 # Short runs of the full-size gin files: speed does not depend on how well the model has learned.
 BENCH_TRAINING = {
@@ -487,11 +489,7 @@ def bench_grain(ts_path: Path, run: RunFolder, repeats: int = 480) -> dict[str, 
     ``GRAIN_BUFFER`` / ``GRAIN_RATE`` at each of ``GRAIN_DENSITIES`` (against the ``GRAIN_GOAL``, on the mean
     time per call), grains decoded per second, latency (``forward`` renders blocks of ``block_frames`` knob
     frames, which its latency includes) and size."""
-    meta = read_metadata(ts_path)
-    if meta.get("model") != "grain":
-        raise UserError(
-            f"{ts_path}: a {meta.get('model')!r} export, not a grain one; pass --run with a grain run"
-        )
+    meta = read_model_metadata(ts_path, "grain", "pass --run with a grain run")
     module = load_ts(ts_path)
     block = int(meta.get("block_frames", 1))
     forward = {d: _grain_forward_figures(module, d, repeats, block) for d in GRAIN_DENSITIES}
@@ -699,7 +697,7 @@ def bench_band(ts_path: Path, run: RunFolder | None, repeats: int | None = None)
     }
     metrics = json.loads(run.metrics.read_text()) if run is not None and run.metrics.is_file() else {}
     if metrics:
-        results["eval"] = metrics.get("eval", {})
+        results["eval"] = headline(metrics.get("eval", {}))  # every metric: the run's metrics.json
     results["player_jitter_jack_dummy"] = _band_player_jitter(band, BAND_JITTER_BPM, BAND_JITTER_MEASURES)
     return results
 

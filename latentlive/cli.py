@@ -48,6 +48,7 @@ def run_train(args: argparse.Namespace) -> None:
     import torch
 
     from latentlive.config import parse_gin
+    from latentlive.metrics import headline
     from latentlive.runs import RunFolder
     from latentlive.training import train
 
@@ -77,8 +78,8 @@ def run_train(args: argparse.Namespace) -> None:
     metrics = train(run, db=args.db, device=device, seed=args.seed, resume=args.resume)
     if not is_main:
         return
-    summary = ", ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in metrics.items())
-    print(f"done: {run.root} ({summary})")
+    shown = ", ".join(f"{name} {value:.4g}" for name, value in headline(metrics).items())
+    print(f"done: {run.root} ({shown or 'no held-out metrics'}; every metric in {run.metrics})")
 
 
 def run_export(args: argparse.Namespace) -> None:

@@ -18,7 +18,7 @@ DEMO_RUNS = {
     "techno": ("gin/techno_demo.gin", 2000),
     "techno_prior": ("gin/techno_prior_demo.gin", 600),
     "grain": ("gin/grain_demo.gin", 1500),
-    "band": ("gin/band_demo.gin", 300),
+    "band": ("gin/band_demo.gin", 600),
 }
 # runs that train on another demo run: model -> the binding that names it
 DEMO_DEPENDENCIES = {"techno_prior": ("TechnoPriorTask.stage1_run", "techno")}

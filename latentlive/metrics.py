@@ -139,3 +139,10 @@ def roughness(curve: np.ndarray) -> float:
     if len(curve) < 3 or span == 0.0:
         return 0.0
     return float(np.abs(np.diff(curve, n=2)).mean() / span)
+
+
+def headline(metrics: dict[str, float]) -> dict[str, float]:
+    """The held-out metrics of at most two levels, unprefixed: ``eval/acc/kick`` yes (as ``acc/kick``),
+    ``eval/next/acc/soprano`` no; what a summary line shows."""
+    names = {key: key.removeprefix("eval/") for key in metrics}
+    return {names[key]: value for key, value in metrics.items() if names[key].count("/") <= 1}

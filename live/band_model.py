@@ -13,8 +13,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from export.metadata import read_metadata
 from latentlive.errors import UserError
+from live.model_file import load_module, metadata_fields, read_model_metadata
 
 Result = TypeVar("Result")
 
@@ -47,12 +47,8 @@ class BandModel:
 
     def __init__(self, ts_path: str | Path) -> None:
         self.path = Path(ts_path)
-        meta = read_metadata(self.path)
-        if meta.get("model") != "band":
-            raise UserError(
-                f"{self.path}: a {meta.get('model')!r} model, not a band model; pass the band .ts from `latentlive export`"
-            )
-        try:
+        meta = read_model_metadata(self.path, "band")
+        with metadata_fields(self.path, "band"):
             self.part_names = [str(n) for n in meta["part_names"]]
             self.part_kinds = [str(k) for k in meta["part_kinds"]]
             self.voices = [int(v) for v in meta["voices"]]
@@ -60,28 +56,13 @@ class BandModel:
             self.ahead = int(meta["ahead"])
             self.context = int(meta["context"])
             channels = [int(c) for c in meta.get("midi_channels", DEFAULT_CHANNELS[: len(self.part_names)])]
-        except (KeyError, TypeError, ValueError) as err:
-            raise UserError(
-                f"{self.path}: incomplete band metadata ({err}); re-export it with `latentlive export`"
-            ) from None
         if not (len(self.part_names) == len(self.part_kinds) == len(self.voices) == len(channels)):
             raise UserError(f"{self.path}: the metadata lists parts of different lengths; re-export it")
         self.channels = [c - 1 for c in channels]
         self.lane_parts = [part for part, count in enumerate(self.voices) for _ in range(count)]
         self.transpose = str(meta.get("transpose", "none"))
         self.metadata = meta
-        try:
-            self.module = torch.jit.load(str(self.path), map_location="cpu").eval()
-        except RuntimeError as err:
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UserError(
-                f"{self.path}: cannot load the TorchScript model ({first_line}); re-export it"
-            ) from None
-        missing = [m for m in METHODS if not hasattr(self.module, m)]
-        if missing:
-            raise UserError(
-                f"{self.path}: the model has no {', '.join(missing)}; re-export it with `latentlive export`"
-            )
+        self.module = load_module(self.path, METHODS)
 
     def warm_up(self) -> None:
         """Run every method once (in the thread that will predict), so that the first measure a player

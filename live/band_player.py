@@ -30,7 +30,15 @@ import numpy as np
 from corpus.band_rolls import BandPiece, measure_rolls, sort_notes
 from latentlive.errors import UserError
 from live.band_model import BandModel
-from live.playback import LEAD_IN_S, POLL_S, NoteOutput, PortLost, close_ports, signals_held, stop_on_sigterm
+from live.playback import (
+    LEAD_IN_S,
+    POLL_S,
+    NoteOutput,
+    PortLost,
+    close_ports,
+    play_until_stopped,
+    signals_held,
+)
 from live.ports import choose_api, open_input, open_output
 from live.scheduler import ClockEvent, ClockFollower, TempoClock, sleep_until
 
@@ -316,10 +324,6 @@ def play_band(
         in_name = in_port or f"{out_port or DEFAULT_PORT_NAME} in"
         input_port = open_input(in_name, api=api, existing=in_port, callback=player.handle_message)
         print(_status_line(band, player, output.name, input_port.name, api), file=stream, flush=True)
-        with stop_on_sigterm():
-            try:
-                return player.play(bars)
-            except KeyboardInterrupt:
-                return player.steps_played
+        return play_until_stopped(player, bars)
     finally:
         close_ports(output, input_port)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.metadata import read_metadata
 from latentlive.errors import UserError
+from live.model_file import load_module, metadata_fields, read_model_metadata
 
 NO_STYLE = -1  # any style index outside 0 .. len(style_names)-1 means "no style" (styles averaged)
 
@@ -42,33 +42,15 @@ class DrumModel:
 
     def __init__(self, ts_path: str | Path) -> None:
         self.path = Path(ts_path)
-        meta = read_metadata(self.path)
-        if meta.get("model") != "drums":
-            raise UserError(
-                f"{self.path}: a {meta.get('model')!r} model, not a drum model; pass the drums .ts from `latentlive export`"
-            )
-        try:
+        meta = read_model_metadata(self.path, "drums")
+        with metadata_fields(self.path, "drums"):
             self.latent_size = int(meta["latent_size"])
             self.steps = int(meta["steps"])
             self.style_names = [str(s) for s in meta["style_names"]]
             self.gm_notes = [int(n) for n in meta["gm_notes"]]
             self.instrument_names = [str(s) for s in meta.get("instrument_names", [])]
-        except (KeyError, TypeError, ValueError) as err:
-            raise UserError(
-                f"{self.path}: incomplete drum metadata ({err}); re-export it with `latentlive export`"
-            ) from None
         self.metadata = meta
-        try:
-            self.module = torch.jit.load(str(self.path), map_location="cpu").eval()
-        except RuntimeError as err:
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UserError(
-                f"{self.path}: cannot load the TorchScript model ({first_line}); re-export it"
-            ) from None
-        if not hasattr(self.module, "decode"):
-            raise UserError(
-                f"{self.path}: the model has no decode method; re-export it with `latentlive export`"
-            )
+        self.module = load_module(self.path, ("decode",))
 
     def __repr__(self) -> str:
         return (

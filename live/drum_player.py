@@ -36,8 +36,8 @@ from live.playback import (
     NoteOutput,
     PortLost,
     close_ports,
+    play_until_stopped,
     signals_held,
-    stop_on_sigterm,
 )
 from live.ports import choose_api, open_input, open_output
 from live.scheduler import ClockFollower, TempoClock
@@ -299,10 +299,6 @@ def play_drums(
                 raise
             in_name = None  # no virtual input (Windows): play without CC control
         print(_status_line(drum_model, output.name, in_name, api, player), file=stream, flush=True)
-        with stop_on_sigterm():
-            try:
-                return player.play(bars)
-            except KeyboardInterrupt:
-                return player.steps_played
+        return play_until_stopped(player, bars)
     finally:
         close_ports(output, input_port)

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 import mido
 
@@ -124,15 +125,24 @@ def signals_held() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-@contextmanager
-def stop_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt, so that it stops a player the way Ctrl-C does."""
+class Player(Protocol):
+    """What :func:`play_until_stopped` plays: the drum and band players."""
+
+    steps_played: int
+
+    def play(self, bars: int | None = None) -> int: ...
+
+
+def play_until_stopped(player: Player, bars: int | None) -> int:
+    """``player.play(bars)``, stopped by Ctrl-C or SIGTERM alike (in the main thread SIGTERM becomes
+    KeyboardInterrupt meanwhile): the steps it played."""
     if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+        return player.play(bars)
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        yield
+        return player.play(bars)
+    except KeyboardInterrupt:
+        return player.steps_played
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -22,10 +22,10 @@ import soxr
 import torch
 from torch import Tensor
 
-from export.host import NNHost, load_ts
-from export.metadata import read_metadata
+from export.host import NNHost
 from latentlive.errors import UserError
 from latentlive.files import atomic_write
+from live.model_file import load_module, read_model_metadata
 
 PATH_KINDS = ("line", "circle", "walk")
 HOST_RATES = (44100, 48000)
@@ -106,16 +106,8 @@ def read_sound(path: Path, sample_rate: int, max_seconds: float = MAX_FILE_S) ->
 def load_grain_model(model_path: str | Path) -> tuple[torch.jit.ScriptModule, dict]:
     """The exported grain ``.ts`` and its metadata; one-line errors for a missing or foreign file."""
     path = Path(model_path)
-    meta = read_metadata(path)
-    if meta.get("model") != "grain":
-        raise UserError(
-            f"{path}: a {meta.get('model')!r} model, not a grain model; pass the grain .ts from `latentlive export`"
-        )
-    try:
-        module = load_ts(path)
-    except RuntimeError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{path}: cannot load the TorchScript model ({reason}); re-export it") from None
+    meta = read_model_metadata(path, "grain")
+    module = load_module(path)
     return module, meta
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from export.metadata import read_metadata
 from latentlive.errors import UserError
 from latentlive.files import atomic_write
 from live.drum_model import DrumModel, level_to_velocity
+from live.model_file import load_module, read_model_metadata
 from live.render import render_drums_midi
 
 # Kit classes to try, in order, for each instrument of the sequencer (``corpus.drum_map`` order).
@@ -79,15 +79,11 @@ def render_loop_wav(
     if out.suffix.lower() != ".wav":
         raise UserError(f"{out}: the loop is written as WAV; give --out a .wav name")
     drums = DrumModel(drums_path)
-    kit_meta = read_metadata(kit_path)
-    if kit_meta.get("model") != "drumsynth":
-        raise UserError(
-            f"{kit_path}: not a drum synth export (model {kit_meta.get('model')!r}); pass --kit drumsynth.ts"
-        )
+    kit_meta = read_model_metadata(kit_path, "drumsynth", "pass --kit drumsynth.ts")
     midi = render_drums_midi(drums, z, style, bars, bpm, out.with_suffix(".mid"))
     pattern = drums.pattern(drums.check_latent(z), style)
     classes = kit_classes(drums.instrument_names, kit_meta["class_names"], kit_path)
-    kit = torch.jit.load(str(kit_path), map_location="cpu")
+    kit = load_module(kit_path, ("generate",))
     kit.set_sample_rate(sample_rate)
     latent = list(knobs or []) + [0.0] * (kit_meta["latent_size"] - len(knobs or []))
     with torch.no_grad():

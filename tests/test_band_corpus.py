@@ -5,6 +5,7 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+from midi_files import save_midi
 
 from corpus.band_midi import (
     DURATION,
@@ -74,18 +75,7 @@ def program(channel: int, number: int) -> list[tuple[int, mido.Message]]:
 
 
 def save(path: Path, tracks: list[list[tuple[int, mido.Message]]], midi_type: int = 1) -> Path:
-    midi = mido.MidiFile(type=midi_type, ticks_per_beat=TPQ)
-    for events in tracks:
-        track = mido.MidiTrack()
-        now = 0
-        # note-offs before note-ons at one tick, so repeated notes stay apart
-        for tick, message in sorted(events, key=lambda e: (e[0], e[1].type == "note_on")):
-            track.append(message.copy(time=tick - now))
-            now = tick
-        midi.tracks.append(track)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    midi.save(path)
-    return path
+    return save_midi(path, tracks, TPQ, midi_type)
 
 
 MELODY = [(0, 4, 76), (4, 2, 74), (6, 2, 72), (8, 8, 74), (16, 4, 72), (20, 12, 71)]  # step, length, pitch

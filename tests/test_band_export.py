@@ -52,10 +52,11 @@ def lane_signal(tokens: torch.Tensor) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32)
 
 
-def signal(lane_tokens: torch.Tensor) -> torch.Tensor:
-    """Lane tokens ``[L, N]`` -> the nn~ input ``[1, L + 1, N * SAMPLES_PER_STEP]`` (lanes, position)."""
+def signal(lane_tokens: torch.Tensor, ahead: float = 0.0) -> torch.Tensor:
+    """Lane tokens ``[L, N]`` -> the nn~ input ``[1, L + 1, N * SAMPLES_PER_STEP]`` (lanes, position); the
+    position runs ``ahead`` steps ahead of the notes (the device's is half a step ahead)."""
     lanes = torch.stack([lane_signal(t) for t in lane_tokens])
-    position = torch.arange(lanes.shape[-1], dtype=torch.float32) / SAMPLES_PER_STEP
+    position = torch.arange(lanes.shape[-1], dtype=torch.float32) / SAMPLES_PER_STEP + ahead
     return torch.cat([lanes, position[None]])[None]
 
 
@@ -214,6 +215,20 @@ def test_fill_keeps_the_played_part_and_fills_the_others(module, band_ts: Path):
     for n in range(1, 4):  # the played part comes back one measure later, as it was played
         assert torch.equal(predictions[n][0, 1], recorded[n - 1, 1])
         assert not torch.equal(predictions[n][0, 0], recorded[n - 1, 0])
+
+
+def test_notes_played_on_the_grid_keep_their_length_with_the_position_half_a_step_ahead(
+    module, band_ts: Path
+):
+    """The device's position runs half a step ahead, so a note released on the grid still sounds in the first
+    half of the next step: a step holds only if its last sample sounds, so the note is not one step longer."""
+    meta = read_metadata(band_ts)
+    lane_tokens = band_input(meta, 4)
+    recorded = recorded_rolls(lane_tokens, meta["voices"])
+    assert (lane_tokens[0] == REST).any(), "no note is released before a rest: nothing would be compared"
+    predictions = expected_fill(module, recorded, 0, 1.0)
+    lanes = played_lanes(module, "fill", signal(lane_tokens, ahead=0.5), buffer=1024)
+    assert_plays(module, lanes, predictions)
 
 
 def test_temperature_zero_is_deterministic_and_seeds_change_samples(module, band_ts: Path):

@@ -16,6 +16,7 @@ import mido
 import numpy as np
 import pytest
 from jack_midi import API, Recorder, sender_to
+from midi_files import track_notes
 
 from corpus.band_midi import read_seed_midi, rolls_to_notes, write_band_midi
 from corpus.band_rolls import BandPiece, measure_rolls, sort_notes
@@ -57,20 +58,9 @@ def write_seed(band: BandModel, path: Path, measures: int = 2) -> Path:
 def read_parts(band: BandModel, path: Path) -> np.ndarray:
     """Notes [n, 4] of a file that write_band_midi wrote: after the tempo track, one track per part, named after
     it (empty parts included)."""
-    midi = mido.MidiFile(path)
-    sixteenth = midi.ticks_per_beat // 4
-    assert [track.name for track in midi.tracks[1:]] == band.part_names
-    notes = []
-    for part, track in enumerate(midi.tracks[1:]):
-        now, started = 0, {}
-        for msg in track:
-            now += msg.time
-            if msg.type == "note_on" and msg.velocity > 0:
-                started[msg.note] = now
-            elif msg.type in ("note_on", "note_off") and msg.note in started:
-                begin = started.pop(msg.note)
-                notes.append([part, begin // sixteenth, (now - begin) // sixteenth, msg.note])
-        assert not started, f"{path}: notes without a note off in {band.part_names[part]}"
+    tracks = track_notes(path)
+    assert list(tracks) == band.part_names
+    notes = [[part, *note] for part, name in enumerate(tracks) for note in tracks[name]]
     return sort_notes(np.array(notes).reshape(-1, 4))
 
 

@@ -160,6 +160,6 @@ def test_render_loop_writes_a_wav_loop_and_its_midi(
     assert rate == 44100 and audio.ndim == 1 and len(audio) == 2 * 16 * 44100 * 60 // 120 // 4
     assert np.abs(audio).max() > 0.01
     assert mido.MidiFile(str(out.with_suffix(".mid"))).length == pytest.approx(4.0, abs=0.01)
-    with pytest.raises(UserError, match="not a drum synth"):
+    with pytest.raises(UserError, match="not a drumsynth model; pass --kit drumsynth.ts"):
         render_loop_wav(drums_ts, drums_ts, None, 0, 1, 120, tmp_path / "bad.wav")
     assert not (tmp_path / "bad.wav").exists()

@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from latentlive.cli import main
 from latentlive.config import parse_gin
+from latentlive.metrics import headline
 from latentlive.runs import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +107,8 @@ def test_torchrun_trains_with_two_cpu_processes(tmp_path: Path) -> None:
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 20
     assert len(list(run.glob("events.out.tfevents.*"))) == 1  # rank 0 alone logs
     assert done.stdout.count("done: ") == 1
+
+
+def test_headline_metrics_keep_two_levels_unprefixed() -> None:
+    metrics = {"eval/next/acc": 0.25, "eval/next/acc/soprano": 0.5, "eval/lsd": 7.0, "eval/acc/kick": 0.9}
+    assert headline(metrics) == {"next/acc": 0.25, "lsd": 7.0, "acc/kick": 0.9}
