@@ -132,11 +132,12 @@ class BandExport(nn_tilde.Module):
         """Experts of measures ``[N, P, 3, 128, S]`` with ``present [N, P]``: ``[N, E, D]`` x2, ``[N, E]``."""
         return self.model.experts_of(rolls, present)
 
-    def _history_experts(self, history: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Experts of ``history [B, M, P, 3, 128, S]`` (M >= 1): ``[B, M, E, D]`` x2 and ``[B, M, E]``."""
+    def _history_experts(self, history: Tensor, present: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Experts of ``history [B, M, P, 3, 128, S]`` (M >= 1) given the parts ``present [B, P]`` of every
+        measure: ``[B, M, E, D]`` x2 and ``[B, M, E]``."""
         batch, measures = history.shape[0], history.shape[1]
         flat = history.flatten(0, 1)
-        present = torch.ones(flat.shape[0], self.parts, dtype=torch.bool, device=history.device)
+        present = present.to(torch.bool).repeat_interleave(measures, 0)
         mean, logvar, mask = self._experts(flat, present)
         return (
             mean.view(batch, measures, mean.shape[1], mean.shape[2]),
@@ -221,15 +222,18 @@ class BandExport(nn_tilde.Module):
             measure = torch.zeros(batch, self.parts, 3, 128, self.steps, device=history.device)
             nothing = torch.zeros(batch, self.parts, dtype=torch.bool, device=history.device)
             return self.fill_measure(history, measure, nothing, temperature, seed)
-        mean, logvar, mask = self.encode_history(history)
+        every = torch.ones(history.shape[0], self.parts, dtype=torch.bool, device=history.device)
+        mean, logvar, mask = self.encode_history(history, every)
         return self.next_from_encoded(mean, logvar, mask, history[:, -1], temperature, seed)
 
     @torch.jit.export
-    def encode_history(self, history: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Measures ``[B, M, P, 3, 128, S]`` (all parts) -> what the predictions read of them: expert means and
-        log-variances ``[B, M, E, D]`` and their mask ``[B, M, E]``. A player encodes each measure once, when
-        it ends, and keeps the last ``context`` (concatenated along M) for :meth:`next_from_encoded`."""
-        return self._history_experts(history.float())
+    def encode_history(self, history: Tensor, present: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Measures ``[B, M, P, 3, 128, S]`` known in the parts ``present [B, P]`` (bool) -> what the
+        predictions read of them: expert means and log-variances ``[B, M, E, D]`` and their mask
+        ``[B, M, E]``. A player encodes each measure once, when it ends, from the parts played (its own are
+        left out: they would feed back its silences), and keeps the last ``context`` (concatenated along M)
+        for :meth:`next_from_encoded`."""
+        return self._history_experts(history.float(), present)
 
     @torch.jit.export
     def next_from_encoded(
@@ -267,7 +271,8 @@ class BandExport(nn_tilde.Module):
             mask = torch.zeros(batch, 0, experts, dtype=torch.bool, device=measure.device)
             carry = torch.full((batch, self.parts), -1, dtype=torch.long, device=measure.device)
             return self._fill(mean, mean, mask, carry, measure, present, max(0.0, temperature), seeds)
-        mean, logvar, mask = self._history_experts(history)
+        every = torch.ones(batch, self.parts, dtype=torch.bool, device=measure.device)
+        mean, logvar, mask = self._history_experts(history, every)
         carry = sounding_pitch(history[:, -1])[:, :, -1]
         return self._fill(mean, logvar, mask, carry, measure, present, max(0.0, temperature), seeds)
 
@@ -428,12 +433,12 @@ class BandExport(nn_tilde.Module):
                 played.view(count, self.parts, 1, 1, 1), recorded, torch.zeros_like(recorded)
             )
             filled = self._grouped(index, measure, played, temperature, seeds, 0)
-            self._push_history(index, filled)
+            self._push_history(index, filled, torch.ones_like(played))
             self._push_slot(index, sequence + 1, filled)
         else:
             guess = self._slot_roll(index, sequence)
             closed = torch.where(played.view(count, self.parts, 1, 1, 1), recorded, guess)
-            self._push_history(index, closed)
+            self._push_history(index, closed, played)  # the module's own parts only carry held notes over
             horizon = self._horizon()
             predicted = self._grouped(index, closed, played, temperature, seeds, horizon)
             self._push_slot(index, sequence + horizon, predicted)
@@ -465,9 +470,9 @@ class BandExport(nn_tilde.Module):
             result.index_copy_(0, rows, drawn)
         return result
 
-    def _push_history(self, index: Tensor, rolls: Tensor) -> None:
-        """Append measures ``[N, P, 3, 128, S]`` (all parts) to the history of the entries ``index``."""
-        present = torch.ones(rolls.shape[0], self.parts, dtype=torch.bool, device=rolls.device)
+    def _push_history(self, index: Tensor, rolls: Tensor, present: Tensor) -> None:
+        """Append measures ``[N, P, 3, 128, S]``, encoded from the parts ``present [N, P]``, to the history of
+        the entries ``index``; the pitches sounding at their ends (every part) carry over."""
         mean, logvar, mask = self._experts(rolls, present)
         self.history_mean.index_copy_(0, index, torch.cat([self.history_mean[index, 1:], mean[:, None]], 1))
         self.history_logvar.index_copy_(

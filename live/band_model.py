@@ -150,10 +150,14 @@ class EncodedHistory:
         return len(self._encoded)
 
     @plain_execution
-    def push(self, measure: np.ndarray) -> None:
-        """Append a measure ``[P, 3, 128, S]`` (all parts)."""
+    def push(self, measure: np.ndarray, present: Sequence[bool] | None = None) -> None:
+        """Append a measure ``[P, 3, 128, S]``, read from the parts ``present`` (default: all). A player gives
+        the parts played: its own, fed back, would reinforce its own silences; they still carry held notes
+        over into the next measure."""
         roll = np.ascontiguousarray(measure, np.float32)
-        self._encoded = [*self._encoded, self.model.module.encode_history(torch.from_numpy(roll)[None, None])]
+        mask = torch.tensor([list(present) if present is not None else [True] * self.model.parts])
+        encoded = self.model.module.encode_history(torch.from_numpy(roll)[None, None], mask)
+        self._encoded = [*self._encoded, encoded]
         self._encoded = self._encoded[-self.model.context :]
         self._last = roll
 

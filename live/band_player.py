@@ -3,9 +3,10 @@ two measures ahead, in time with its own tempo or with incoming MIDI clock.
 
 Listening: the notes of any channel of the input are the played part (``--part``). A note on or off counts
 for the nearest 16th step (a note lasts at least one step). Half a step before a measure ends, the measure
-is closed: the played part as recorded, with the player's own predictions of the other parts, enters the
-history, and ``band.ts`` predicts the measure ``ahead`` after the one about to begin (ahead 1: that one; 2:
-the one after it) from the last ``context`` measures.
+is closed: the played part as recorded enters the history (the player's own parts are not read back: fed
+back, they would reinforce its own silences; they only carry held notes over), and ``band.ts`` predicts the
+measure ``ahead`` after the one about to begin (ahead 1: that one; 2: the one after it) from the last
+``context`` measures.
 
 Playing: at each step every lane of the other parts (docs/band_encoding.md: a pitch starts a note, -2 holds
 it, -1 is silence) becomes note offs, then note ons, on the part's own channel (part i on channel i + 1,
@@ -175,7 +176,7 @@ class BandPlayer:
             self.predictions[measure][0].copy() if measure in self.predictions else self.model.empty_roll()
         )
         closed[self.part] = self.recorded(measure)[self.part]
-        self.history.push(closed)
+        self.history.push(closed, present=[p == self.part for p in range(self.model.parts)])
         seed = self.seed + self.draws
         self.draws += 1
         roll = self.history.next_measure(self.temperature, seed, ahead=self.ahead)

@@ -396,15 +396,17 @@ class BandRMVAE(nn.Module):
         """Prior ``(mean, logvar)`` ``[B, D]`` of the measure ``ahead`` measures after the last one fed."""
         return self.prior_head(self.prior_hidden(state))
 
-    def history_states(self, history: Tensor) -> Tensor:
-        """States ``[B, M + 1, R]`` after 0..M measures of ``history [B, M, P, 3, 128, S]`` (all parts).
+    def history_states(self, history: Tensor, present: Tensor | None = None) -> Tensor:
+        """States ``[B, M + 1, R]`` after 0..M measures of ``history [B, M, P, 3, 128, S]``, each known in
+        the parts ``present [B, P]`` (bool; default all).
 
         Measure k (1-based) is encoded with the prior expert of the state after ``max(0, k - ahead)``
         measures, as in training, and its posterior mean is fed.
         """
         batch, measures = history.shape[0], history.shape[1]
         states = [self.initial_state(batch)]
-        present = torch.ones(batch, self.parts, dtype=torch.bool, device=history.device)
+        if present is None:
+            present = torch.ones(batch, self.parts, dtype=torch.bool, device=history.device)
         for k in range(measures):
             prior_mean, prior_logvar = self.prior(states[max(0, k + 1 - self.ahead)])
             mean, _ = self.encode(history[:, k], present, prior_mean, prior_logvar)
@@ -470,11 +472,18 @@ class BandRMVAE(nn.Module):
 
     # The two uses, batched (the evaluation calls them; the export may).
 
-    def predict_next(self, history: Tensor, temperature: float, noise: Tensor) -> Tensor:
-        """The measure ``ahead`` after ``history [B, M, P, 3, 128, S]`` (M >= 1), decoded from the prior mean
-        and sampled (``noise [B, P, 130, S]``) -> ``[B, P, 3, 128, S]``. A ``HOLD`` at step 0 continues the
-        pitch sounding at the end of the last measure of the history."""
-        states = self.history_states(history)
+    def predict_next(
+        self,
+        history: Tensor,
+        temperature: float,
+        noise: Tensor,
+        present: Tensor | None = None,
+    ) -> Tensor:
+        """The measure ``ahead`` after ``history [B, M, P, 3, 128, S]`` (M >= 1; known in the parts
+        ``present [B, P]``, default all), decoded from the prior mean and sampled (``noise [B, P, 130, S]``)
+        -> ``[B, P, 3, 128, S]``. A ``HOLD`` at step 0 continues the pitch sounding at the end of the last
+        measure of the history (every part)."""
+        states = self.history_states(history, present)
         mean, _ = self.prior(states[:, -1])
         carry = sounding_pitch(history[:, -1])[..., -1]
         return self.sample_roll(self.decode(mean), temperature, noise, carry)

@@ -83,16 +83,19 @@ def recorded_rolls(lane_tokens: torch.Tensor, voices: list[int]) -> torch.Tensor
 
 def expected_next(module, recorded: torch.Tensor, part: int, horizon: int, temperature: float) -> dict:
     """Measure number -> the roll ``next`` plays there: the prediction made when measure ``n - horizon``
-    ended, from the played part as recorded and the module's own predictions of the others."""
+    ended, from the history of the played part as recorded (its pitches held over the barline taken from the
+    module's own predictions of the other parts)."""
     measures, parts = recorded.shape[0], recorded.shape[1]
-    played = torch.zeros(parts, dtype=torch.bool)
-    played[part if part >= 0 else slice(None)] = True
+    played = torch.zeros(1, parts, dtype=torch.bool)
+    played[0, part if part >= 0 else slice(None)] = True
     module.set_ahead(horizon)
-    predictions, history = {}, []
+    predictions, encoded = {}, []
     for j in range(measures - 1):
         guess = predictions.get(j, torch.zeros_like(recorded[0:1]))
-        history.append(torch.where(played.view(1, parts, 1, 1, 1), recorded[j : j + 1], guess))
-        predictions[j + horizon] = module.next_measure(torch.stack(history, 1), temperature, j)
+        closed = torch.where(played.view(1, parts, 1, 1, 1), recorded[j : j + 1], guess)
+        encoded.append(module.encode_history(closed[:, None], played))
+        mean, logvar, mask = (torch.cat(pieces, 1) for pieces in zip(*encoded, strict=True))
+        predictions[j + horizon] = module.next_from_encoded(mean, logvar, mask, closed, temperature, j)
     return predictions
 
 
@@ -274,6 +277,9 @@ def test_cached_history_predicts_as_the_model_does(checkpoint, band_ts: Path):
             noise = uniform_noise(torch.tensor([7, 8]), 0, [parts, 130, STEPS])
             trimmed = history[:, -wrapper.context :]
             assert torch.equal(wrapper.next_measure(history, 1.0, 7), model.predict_next(trimmed, 1.0, noise))
+            encoded = wrapper.encode_history(history, present)  # each history read from one part
+            from_parts = wrapper.next_from_encoded(*encoded, history[:, -1], 1.0, 7)
+            assert torch.equal(from_parts, model.predict_next(trimmed, 1.0, noise, present))
             measure = rolls[measures : measures + 2]
             got = wrapper.fill_measure(history, measure, present, 1.0, 7)
             assert torch.equal(got, model.fill(trimmed, measure, present, 1.0, noise))

@@ -188,12 +188,12 @@ def played_roll(band: BandModel, measure: int, closed_at: int) -> np.ndarray:
 
 def expected_steps(band: BandModel, ahead: int, measures: int, seed: int, temperature: float) -> dict:
     """Step -> the (channel, note) of every note on the player sends there, from its own predictions."""
-    predictions, history = {}, []
+    predictions, history = {}, band.history()
     for j in range(measures - 1):
         closed = predictions.get(j, band.empty_roll()).copy()
         closed[0] = played_roll(band, j, (j + 1) * STEPS)[0]
-        history.append(closed)
-        predictions[j + ahead] = band.next_measure(np.stack(history), temperature, seed + j, ahead=ahead)
+        history.push(closed, present=[p == 0 for p in range(band.parts)])  # read from the played part
+        predictions[j + ahead] = history.next_measure(temperature, seed + j, ahead=ahead)
     steps = {}
     for measure in range(measures):
         lanes = band.lanes(predictions[measure]) if measure in predictions else None
@@ -288,12 +288,13 @@ def test_free_running_player_plays_its_own_predictions_from_silence(band):
     output = _ListOutput()
     player = BandPlayer(band, output, part=band.parts - 1, bpm=480.0, seed=9, temperature=1.0)
     assert player.play(bars=3) == 3 * STEPS
-    history, want = [], []
+    history, predicted, want = band.history(), [], []
     for j in range(2):
-        closed = history[-1][1].copy() if history else band.empty_roll()
-        closed[band.parts - 1] = 0.0
-        history.append((closed, band.next_measure(np.stack([h[0] for h in history] + [closed]), 1.0, 9 + j)))
-    for roll in (h[1] for h in history):
+        closed = predicted[-1].copy() if predicted else band.empty_roll()
+        closed[band.parts - 1] = 0.0  # nothing played
+        history.push(closed, present=[p == band.parts - 1 for p in range(band.parts)])
+        predicted.append(history.next_measure(1.0, 9 + j))
+    for roll in predicted:
         lanes = band.lanes(roll)
         for s in range(STEPS):
             for lane, part in enumerate(band.lane_parts):
