@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from device_graph import DeviceGraph
 
 from export.metadata import read_metadata
 from latentlive.cli import main
@@ -62,41 +63,6 @@ def devices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, d
     return built
 
 
-class Graph:
-    """The boxes and patch lines of a device."""
-
-    def __init__(self, path: Path) -> None:
-        patcher = read_amxd(path).patcher["patcher"]
-        self.boxes = {b["box"]["id"]: b["box"] for b in patcher["boxes"]}
-        self.lines = [
-            (*ln["patchline"]["source"], *ln["patchline"]["destination"]) for ln in patcher["lines"]
-        ]
-
-    def text(self, box_id: str) -> str:
-        return self.boxes[box_id].get("text", self.boxes[box_id]["maxclass"])
-
-    def find(self, prefix: str) -> list[str]:
-        return [i for i, b in self.boxes.items() if b.get("text", "").startswith(prefix)]
-
-    def params(self) -> dict[str, dict[str, Any]]:
-        return {
-            b["saved_attribute_attributes"]["valueof"]["parameter_longname"]: b
-            for b in self.boxes.values()
-            if b.get("parameter_enable")
-        }
-
-    def param(self, longname: str) -> str:
-        return next(i for i, b in self.boxes.items() if b.get("varname") == longname)
-
-    def out(self, box_id: str, outlet: int) -> list[tuple[str, int]]:
-        """(destination, inlet) of the lines leaving ``outlet``, right to left as Max sends them."""
-        found = [(d, i) for s, o, d, i in self.lines if s == box_id and o == outlet]
-        return sorted(found, key=lambda di: -self.boxes[di[0]]["patching_rect"][0])
-
-    def into(self, box_id: str, inlet: int) -> list[tuple[str, int]]:
-        return [(s, o) for s, o, d, i in self.lines if d == box_id and i == inlet]
-
-
 # --- structure -----------------------------------------------------------------------------------
 
 
@@ -116,7 +82,7 @@ def test_nn_boxes_name_next_and_fill_with_lanes_plus_position_in_and_lanes_out(
     devices: dict, name: str
 ) -> None:
     path, metadata = devices[name]
-    g, lanes = Graph(path), lane_count(metadata)
+    g, lanes = DeviceGraph(path), lane_count(metadata)
     nns = {split_box_text(g.text(i))[1][1]: i for i in g.find("nn~")}
     assert set(nns) == {"next", "fill"}
     for method, nn in nns.items():
@@ -153,7 +119,7 @@ def test_nn_boxes_name_next_and_fill_with_lanes_plus_position_in_and_lanes_out(
 @pytest.mark.parametrize("name", ["chorale", "combo", "short"])
 def test_each_part_plays_on_its_own_channel_skipping_ten(devices: dict, name: str) -> None:
     path, metadata = devices[name]
-    g = Graph(path)
+    g = DeviceGraph(path)
     parts = len(metadata["part_names"])
     formats = sorted(g.find("midiformat"), key=lambda i: int(split_box_text(g.text(i))[1][0]))
     channels = metadata.get("midi_channels", part_channels(parts))
@@ -177,7 +143,7 @@ def test_each_part_plays_on_its_own_channel_skipping_ten(devices: dict, name: st
 
 def test_the_metadata_channels_are_the_defaults(tmp_path: Path) -> None:
     metadata = band_metadata(*COMBO) | {"midi_channels": [3, 5, 7]}
-    g = Graph(build_band_device(tmp_path, MODEL, metadata))
+    g = DeviceGraph(build_band_device(tmp_path, MODEL, metadata))
     assert sorted(g.text(f) for f in g.find("midiformat")) == ["midiformat 3", "midiformat 5", "midiformat 7"]
     initial = [
         g.params()[f"Channel {n}"]["saved_attribute_attributes"]["valueof"]["parameter_initial"]
@@ -189,7 +155,7 @@ def test_the_metadata_channels_are_the_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["chorale", "combo", "short"])
 def test_ui_parameters_and_their_ranges(devices: dict, name: str) -> None:
     path, metadata = devices[name]
-    g = Graph(path)
+    g = DeviceGraph(path)
     params = g.params()
     names = [
         b["saved_attribute_attributes"]["valueof"]["parameter_longname"]
@@ -280,7 +246,7 @@ class Machine:
     """
 
     def __init__(self, path: Path) -> None:
-        self.g = Graph(path)
+        self.g = DeviceGraph(path)
         self.state: dict[str, Any] = {}
         self.nn_out: dict[tuple[str, int], float] = {}
         self.midi: list[int] = []
@@ -596,7 +562,7 @@ def test_devices_command_builds_the_band_device_of_a_tiny_run(band_model: Path, 
     device = tmp_path / "LatentBand.amxd"
     assert validate_device(device) == [] and (tmp_path / "LatentBand.png").is_file()
     metadata = read_metadata(band_model)
-    g = Graph(device)
+    g = DeviceGraph(device)
     lanes = metadata["methods"]["next"]["out_channels"]
     assert sorted(g.text(i).split()[2:] for i in g.find("nn~")) == [
         ["fill", "1024", str(lanes + 1), str(lanes)],

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from device_graph import DeviceGraph
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import read_amxd
@@ -41,66 +42,8 @@ def devices(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     return {d: build_grains_device(out / f"d{d}", MODEL, grain_metadata(d)) for d in SIZES}
 
 
-class Graph:
-    """The boxes and patch lines of a device, with the lookups the tests need."""
-
-    def __init__(self, path: Path) -> None:
-        patcher = read_amxd(path).patcher["patcher"]
-        self.patcher = patcher
-        self.boxes = {b["box"]["id"]: b["box"] for b in patcher["boxes"]}
-        self.lines = [
-            (*ln["patchline"]["source"], *ln["patchline"]["destination"]) for ln in patcher["lines"]
-        ]
-
-    def text(self, box_id: str) -> str:
-        return self.boxes[box_id].get("text", self.boxes[box_id]["maxclass"])
-
-    def find(self, text: str) -> list[str]:
-        return [i for i in self.boxes if self.text(i) == text]
-
-    def one(self, text: str) -> str:
-        (found,) = self.find(text)
-        return found
-
-    def param(self, longname: str) -> str:
-        return next(i for i, b in self.boxes.items() if b.get("varname") == longname)
-
-    def valueof(self, longname: str) -> dict[str, Any]:
-        return self.boxes[self.param(longname)]["saved_attribute_attributes"]["valueof"]
-
-    def out(self, box_id: str, outlet: int | None = None) -> list[tuple[str, int]]:
-        """(destination, inlet) of every line leaving ``box_id`` (``outlet``, or any outlet)."""
-        return [(d, i) for s, o, d, i in self.lines if s == box_id and outlet in (None, o)]
-
-    def into(self, box_id: str, inlet: int | None = None) -> list[str]:
-        """Sources of every line reaching ``box_id`` (``inlet``, or any inlet)."""
-        return [s for s, _, d, i in self.lines if d == box_id and inlet in (None, i)]
-
-    def chain(self, start: str, *texts: str) -> list[str]:
-        """Follow lines from ``start`` through one box of each text in turn; return the boxes."""
-        path, here = [], start
-        for text in texts:
-            nxt = [d for d, _ in self.out(here) if self.text(d) == text]
-            assert len(nxt) == 1, (
-                f"{self.text(here)} -> {text!r}: {[self.text(d) for d, _ in self.out(here)]}"
-            )
-            here = nxt[0]
-            path.append(here)
-        return path
-
-    def reaches(self, start: str, goal: tuple[str, int], depth: int = 12) -> bool:
-        """True when a chain of lines leads from ``start`` to inlet ``goal[1]`` of box ``goal[0]``."""
-        frontier, seen = {start}, set()
-        for _ in range(depth):
-            nxt = set()
-            for box in frontier - seen:
-                seen.add(box)
-                for dst, inlet in self.out(box):
-                    if (dst, inlet) == goal:
-                        return True
-                    nxt.add(dst)
-            frontier = nxt
-        return False
+class Graph(DeviceGraph):
+    """A LatentGrains device: one ``nn~`` box."""
 
     @property
     def nn(self) -> str:
@@ -159,10 +102,10 @@ def test_nn_box_has_one_inlet_per_latent_each_driven_by_its_knob(devices: dict[i
     assert signal_inlets == set(range(d))
     for k in range(d):
         # knob k --> "$1 20" --> line~ (--> +~ the path, knobs 1 and 2) --> nn~ inlet k
-        (signal,) = [s for s in g.into(g.nn, k) if g.text(s) in ("line~", "+~")]
-        (source,) = g.into(signal, 0) if k < 2 else [signal]
-        (ramp,) = g.into(source)
-        assert g.text(source) == "line~" and g.into(ramp) == [g.param(f"Latent {k + 1}")]
+        (signal,) = [s for s in g.sources(g.nn, k) if g.text(s) in ("line~", "+~")]
+        (source,) = g.sources(signal, 0) if k < 2 else [signal]
+        (ramp,) = g.sources(source)
+        assert g.text(source) == "line~" and g.sources(ramp) == [g.param(f"Latent {k + 1}")]
 
 
 def test_xy_pad_drives_the_first_two_knobs(devices: dict[int, Path]) -> None:
@@ -182,22 +125,22 @@ def test_path_generator_adds_lfo_and_walk_to_knobs_one_and_two(devices: dict[int
     g = Graph(devices[8])
     (phasor,) = [i for i in g.boxes if g.text(i).startswith("phasor~")]
     assert g.text(phasor) == "phasor~ 2.0.0 @lock 1"  # locked to Live's transport, default 2 bars
-    rates = sorted(g.text(s) for s in g.into(phasor, 0))
+    rates = sorted(g.text(s) for s in g.sources(phasor, 0))
     assert rates == sorted(f"frequency {r}" for r in ("4n", "2n", "1n", "2.0.0", "4.0.0", "8.0.0"))
     assert g.reaches(g.param("Path Rate"), (phasor, 0))
     metro = g.one("metro 50")
     assert g.reaches(g.param("Path Mode"), (metro, 0))
     # each path sum (+~ of LFO and walk) feeds the +~ after knob 1 or 2, and nothing else
     for axis in range(2):
-        (knob_sum,) = [s for s in g.into(g.nn, axis) if g.text(s) == "+~"]
-        (path_sum,) = g.into(knob_sum, 1)
+        (knob_sum,) = [s for s in g.sources(g.nn, axis) if g.text(s) == "+~"]
+        (path_sum,) = g.sources(knob_sum, 1)
         assert g.text(path_sum) == "+~"
         assert g.reaches(phasor, (path_sum, 0)) and g.reaches(metro, (path_sum, 1))
         assert g.reaches(g.param("Path Depth"), (path_sum, 0))  # the LFO is scaled by Depth
     assert not any(g.reaches(phasor, (g.nn, k)) for k in range(2, 8))
     # Shape: the y axis lags by a quarter turn (circle) or not at all (line)
     lag = g.one("-~ 0.25")
-    assert sorted(g.text(s) for s in g.into(lag, 1)) == ["0.0", "0.25"]
+    assert sorted(g.text(s) for s in g.sources(lag, 1)) == ["0.0", "0.25"]
     assert g.reaches(g.param("Path Shape"), (lag, 1))
 
 
@@ -216,7 +159,7 @@ def test_notes_set_the_transposition_from_the_root_note(devices: dict[int, Path]
     g = Graph(devices[8])
     semitones = g.one("- 60")
     assert g.reaches(g.one("midiin"), (semitones, 0))
-    assert g.into(semitones, 1) == [g.param("Root Note")]
+    assert g.sources(semitones, 1) == [g.param("Root Note")]
     assert g.valueof("Root Note")["parameter_initial"] == [60]
     _, store, setter = g.chain(semitones, "change", "i", "prepend set transpose")
     assert g.out(setter) == [(g.nn, 0)]
@@ -226,7 +169,7 @@ def test_notes_set_the_transposition_from_the_root_note(devices: dict[int, Path]
 def test_gate_envelope_with_attack_and_release_shapes_the_audio(devices: dict[int, Path]) -> None:
     g = Graph(devices[8])
     attack, release = g.one("pack 0. 10.0"), g.one("pack 0. 300.0")
-    assert g.into(attack, 1) == [g.param("Attack")] and g.into(release, 1) == [g.param("Release")]
+    assert g.sources(attack, 1) == [g.param("Attack")] and g.sources(release, 1) == [g.param("Release")]
     (envelope,) = {d for d, _ in g.out(attack)} & {d for d, _ in g.out(release)}
     assert g.text(envelope) == "line~"
     route = g.one("gate 2")  # outlet 0: note on, outlet 1: note off
@@ -235,7 +178,7 @@ def test_gate_envelope_with_attack_and_release_shapes_the_audio(devices: dict[in
     (on,) = [d for d, _ in g.out(route, 0)]
     (off,) = [d for d, _ in g.out(route, 1)]
     assert not g.reaches(off, (attack, 0))  # a note off never opens the envelope
-    assert g.text(off) == "==" and g.into(off, 1) == [on]  # only the sounding note releases
+    assert g.text(off) == "==" and g.sources(off, 1) == [on]  # only the sounding note releases
     # envelope + Hold --> clip~ --> delay~ (nn~ and model delay) --> *~ with the audio --> gain --> plugout~
     both, bounded = g.chain(envelope, "+~", "clip~ 0. 1.")
     ((late, _),) = g.out(bounded)

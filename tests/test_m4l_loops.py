@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from device_graph import DeviceGraph
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import read_amxd
@@ -72,56 +73,6 @@ def effects(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     }
 
 
-class Graph:
-    """The boxes and patch lines of a device, with the lookups the tests need."""
-
-    def __init__(self, path: Path) -> None:
-        patcher = read_amxd(path).patcher["patcher"]
-        self.boxes = {b["box"]["id"]: b["box"] for b in patcher["boxes"]}
-        self.lines = [
-            (*ln["patchline"]["source"], *ln["patchline"]["destination"]) for ln in patcher["lines"]
-        ]
-
-    def text(self, box_id: str) -> str:
-        return self.boxes[box_id].get("text", self.boxes[box_id]["maxclass"])
-
-    def find(self, prefix: str) -> list[str]:
-        return [i for i, b in self.boxes.items() if b.get("text", "").startswith(prefix)]
-
-    def param(self, longname: str) -> str:
-        return next(i for i, b in self.boxes.items() if b.get("varname") == longname)
-
-    def params(self) -> dict[str, dict[str, Any]]:
-        return {
-            b["saved_attribute_attributes"]["valueof"]["parameter_longname"]: b
-            for b in self.boxes.values()
-            if b.get("parameter_enable")
-        }
-
-    def out(self, box_id: str, outlet: int | None = None) -> list[tuple[str, int]]:
-        """(destination, inlet) of every line leaving ``box_id`` (``outlet``, or any outlet)."""
-        return [(d, i) for s, o, d, i in self.lines if s == box_id and outlet in (None, o)]
-
-    def into(self, box_id: str, inlet: int | None = None) -> list[str]:
-        """Sources of every line reaching ``box_id`` (``inlet``, or any inlet)."""
-        return [s for s, _, d, i in self.lines if d == box_id and inlet in (None, i)]
-
-    def reaches(self, start: str, goal: tuple[str, int], through: str | None = None, depth: int = 8) -> bool:
-        """True when a chain of lines leads from ``start`` to ``goal`` (box, inlet), via a box
-        whose text is ``through`` when given."""
-        frontier = [(start, through is None)]
-        for _ in range(depth):
-            nxt = []
-            for box, seen in frontier:
-                for dst, inlet in self.out(box):
-                    ok = seen or self.text(dst) == through
-                    if (dst, inlet) == goal and ok:
-                        return True
-                    nxt.append((dst, ok))
-            frontier = nxt
-        return False
-
-
 # --- LatentLoops --------------------------------------------------------------------------------
 
 
@@ -140,7 +91,7 @@ def test_loops_validates_as_a_169px_instrument_in_presentation(loops: dict[int, 
 def test_loops_parameters_are_unique_live_controls_with_one_dial_per_macro_and_latent(
     loops: dict[int, Path], latent: int, macro: int, bars: int
 ) -> None:
-    g = Graph(loops[latent])
+    g = DeviceGraph(loops[latent])
     params = [b for b in g.boxes.values() if b.get("parameter_enable")]
     assert all(b["maxclass"].startswith("live.") for b in params)
     names = [b["saved_attribute_attributes"]["valueof"]["parameter_longname"] for b in params]
@@ -165,7 +116,7 @@ def test_loops_parameters_are_unique_live_controls_with_one_dial_per_macro_and_l
 def test_loops_nn_boxes_have_the_contract_channel_counts(
     loops: dict[int, Path], latent: int, macro: int, bars: int
 ) -> None:
-    g = Graph(loops[latent])
+    g = DeviceGraph(loops[latent])
     texts = sorted(g.text(i) for i in g.find("nn~"))
     model = f'"{MODEL_DIR}/techno_prior.ts"'
     assert texts == [
@@ -180,7 +131,7 @@ def test_loops_nn_boxes_have_the_contract_channel_counts(
 def test_trajectory_outlet_k_reaches_decode_inlet_k_through_the_offset_stage(
     loops: dict[int, Path], latent: int, macro: int, bars: int
 ) -> None:
-    g = Graph(loops[latent])
+    g = DeviceGraph(loops[latent])
     trajectory = next(i for i in g.find("nn~ ") if " trajectory " in g.text(i))
     decode = next(i for i in g.find("nn~ ") if " decode " in g.text(i))
     for k in range(latent):
@@ -200,14 +151,14 @@ def test_trajectory_outlet_k_reaches_decode_inlet_k_through_the_offset_stage(
 def test_macro_dials_and_the_transport_phase_drive_the_trajectory(
     loops: dict[int, Path], latent: int, macro: int, bars: int
 ) -> None:
-    g = Graph(loops[latent])
+    g = DeviceGraph(loops[latent])
     trajectory = next(i for i in g.find("nn~ ") if " trajectory " in g.text(i))
     for k in range(macro):
         assert g.reaches(g.param(f"Macro {k + 1}"), (trajectory, k), through="line~")
     (phasor,) = g.find("phasor~")
     assert g.text(phasor) == f"phasor~ {bars}.0.0 @lock 1"  # locked to Live's transport, the model's bars
     assert g.reaches(phasor, (trajectory, macro))  # the phase is the last input
-    lengths = {g.text(s) for s in g.into(phasor, 0)}
+    lengths = {g.text(s) for s in g.sources(phasor, 0)}
     assert lengths == {"frequency 1.0.0", "frequency 2.0.0", "frequency 4.0.0"}
     assert g.reaches(g.param("Loop Bars"), (phasor, 0))
     # the phase runs ahead by the nn~ delays plus the model's latency
@@ -219,7 +170,7 @@ def test_macro_dials_and_the_transport_phase_drive_the_trajectory(
 def test_trajectory_is_shown_on_the_latent_dials_with_live_modulate(
     loops: dict[int, Path], latent: int
 ) -> None:
-    g = Graph(loops[latent])
+    g = DeviceGraph(loops[latent])
     trajectory = next(i for i in g.find("nn~ ") if " trajectory " in g.text(i))
     modulators = g.find("live.modulate~")
     assert len(modulators) == latent
@@ -232,7 +183,7 @@ def test_trajectory_is_shown_on_the_latent_dials_with_live_modulate(
                     shown.add(mod)
     assert shown == set(modulators)
     for mod in modulators:  # ids arrive through the Macro-mode gate; "id 0" stops it in Latent mode
-        assert {g.text(s) for s in g.into(mod, 1)} == {"gate 1", "id 0"}
+        assert {g.text(s) for s in g.sources(mod, 1)} == {"gate 1", "id 0"}
     # nothing in the patch writes a Latent dial: the modulation only shows, automation stays clean
     dials = {g.param(f"Latent {k + 1}") for k in range(latent)}
     assert not [s for s, _, d, _ in g.lines if d in dials]
@@ -241,7 +192,7 @@ def test_trajectory_is_shown_on_the_latent_dials_with_live_modulate(
 
 
 def test_transport_stop_silences_the_output(loops: dict[int, Path]) -> None:
-    g = Graph(loops[4])
+    g = DeviceGraph(loops[4])
     decode = next(i for i in g.find("nn~ ") if " decode " in g.text(i))
     (sync,) = g.find("plugsync~")
     ((state, _),) = g.out(sync, 0)  # the play state outlet
@@ -254,7 +205,7 @@ def test_transport_stop_silences_the_output(loops: dict[int, Path]) -> None:
 
 
 def test_loops_model_drop_loads_both_nn_and_shows_missing_model(loops: dict[int, Path]) -> None:
-    g = Graph(loops[4])
+    g = DeviceGraph(loops[4])
     (load,) = g.find("prepend load")
     assert sorted(split_box_text(g.text(d))[1][1] for d, _ in g.out(load)) == ["decode", "trajectory"]
     assert any("Model missing" in (b.get("text") or "") for b in g.boxes.values())
@@ -274,7 +225,7 @@ def test_fx_validates_as_a_169px_audio_effect_with_scale_and_offset_per_latent(
     assert device.device_type == "aaaa"
     assert device.patcher["patcher"]["openinpresentation"] == 1
     assert device.patcher["patcher"]["openrect"][3] == 169
-    g = Graph(path)
+    g = DeviceGraph(path)
     names = [b["saved_attribute_attributes"]["valueof"]["parameter_longname"] for b in g.params().values()]
     all_names = [
         b["saved_attribute_attributes"]["valueof"]["parameter_longname"]
@@ -290,7 +241,7 @@ def test_fx_validates_as_a_169px_audio_effect_with_scale_and_offset_per_latent(
 
 @pytest.mark.parametrize("latent", [4, 32])
 def test_fx_latent_k_is_scaled_then_offset_into_decode_inlet_k(effects: dict[int, Path], latent: int) -> None:
-    g = Graph(effects[latent])
+    g = DeviceGraph(effects[latent])
     model = f'"{MODEL_DIR}/techno.ts"'
     (encode,) = g.find(f"nn~ {model} encode 2048 1 {latent}")
     (decode,) = g.find(f"nn~ {model} decode 2048 {latent} 1")
@@ -307,7 +258,7 @@ def test_fx_latent_k_is_scaled_then_offset_into_decode_inlet_k(effects: dict[int
 
 
 def test_fx_dry_path_is_delayed_by_the_wet_path_latency(effects: dict[int, Path]) -> None:
-    g = Graph(effects[4])
+    g = DeviceGraph(effects[4])
     (source,) = g.find("plugin~")
     (out,) = g.find("plugout~")
     delays = g.find("delay~")
