@@ -11,6 +11,7 @@ import torch
 from corpus.band_midi import BandCorpus, BandPiece
 from latentlive.tasks.band import BandTask
 from latentlive.tasks.band_eval import (
+    accompaniment_scores,
     frequent_pitch_baseline,
     note_correct,
     repeat_baseline,
@@ -240,7 +241,33 @@ def test_evaluate_reports_every_key(task: BandTask) -> None:
                 assert 0.0 <= metrics[f"eval/{mode}/{who}acc/{part}"] <= 1.0
                 assert 0.0 <= metrics[f"eval/{mode}/{who}token_acc/{part}"] <= 1.0
         assert metrics[f"eval/next/nll/{part}"] > 0 and metrics[f"eval/fill/no_poe/nll/{part}"] > 0
+        assert 0.0 <= metrics[f"eval/accompany/acc/{part}"] <= 1.0
+        assert 0.0 <= metrics[f"eval/accompany/no_poe/acc/{part}"] <= 1.0
     assert metrics["eval/next/beats_baselines"] in (0.0, 1.0)
+
+
+def test_accompaniment_scores_each_part_from_every_other_part_alone(task: BandTask) -> None:
+    """The accompaniment score of part q is the mean, over the other parts p, of q's note accuracy in the next
+    measure predicted from p's history alone (as the device plays it)."""
+    torch.manual_seed(1)
+    model = task.build_model()[0]["main"].eval()
+    rolls = task.rolls(task.windows("validation").take(torch.arange(6)), augment=False)
+    history, truth = rolls[:, : task.context], rolls[:, -1]
+    carry = sounding_pitch(history[:, -1])[..., -1]
+    with torch.no_grad():
+        got = accompaniment_scores(model, history, truth, carry)
+        noise = torch.zeros(6, len(PARTS), 130, 16)
+        want = torch.zeros_like(got)
+        for played in range(len(PARTS)):
+            alone = torch.zeros(6, len(PARTS), dtype=torch.bool)
+            alone[:, played] = True
+            right = note_correct(
+                model.predict_next(history, 0.0, noise, alone), truth, model.part_kinds
+            ).float()
+            for part in range(len(PARTS)):
+                if part != played:
+                    want[:, part] += right[:, part] / (len(PARTS) - 1)
+    torch.testing.assert_close(got, want)
 
 
 def test_tiny_training_run_writes_every_metric(band_run: Path) -> None:

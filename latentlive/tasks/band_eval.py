@@ -84,8 +84,11 @@ def evaluate_windows(
 
     ``history [N, M, P, ...]``; ``next_truth`` is the measure ``ahead`` after it, ``fill_truth`` the measure
     right after it. Next: the prior mean of the measure, decoded, most likely roll. Fill: for each part, the
-    posterior mean from the other parts and the prior expert, decoded. Returns per-step bools ``[N, P, S]``
-    (``next/acc``, ``next/token_acc``, ``fill/...``) and NLL per step ``[N, P]`` (``next/nll``, ``fill/nll``).
+    posterior mean from the other parts and the prior expert, decoded. Accompany (what the device's ``next``
+    does while you play part p): the next measure from a history read from part p alone, scored on the other
+    parts. Returns per-step bools ``[N, P, S]`` (``next/acc``, ``next/token_acc``, ``fill/...``), the
+    accompaniment's share of right steps ``[N, P, S]`` over the played parts (``accompany/acc``, with two
+    parts or more) and NLL per step ``[N, P]`` (``next/nll``, ``fill/nll``).
     """
     generator = torch.Generator().manual_seed(seed)
     kinds, parts, measures = model.part_kinds, model.parts, history.shape[1]
@@ -111,7 +114,26 @@ def evaluate_windows(
     out["fill/token_acc"] = token_correct(filled_roll, fill_truth, kinds)
     out["fill/nll"] = torch.stack(nll, 1)
     out["next/roll"], out["fill/roll"] = predicted, filled_roll
+    if parts > 1:
+        out["accompany/acc"] = accompaniment_scores(model, history, next_truth, carry)
     return out
+
+
+def accompaniment_scores(model: BandRMVAE, history: Tensor, truth: Tensor, carry: Tensor) -> Tensor:
+    """For each part q, the share of the other parts p whose lone history predicts q's step right:
+    ``[N, P, S]`` (float), each p's prediction the most likely next measure after ``history`` read from p."""
+    parts = model.parts
+    right = torch.zeros(truth.shape[0], parts, truth.shape[-1], device=truth.device)
+    for played in range(parts):
+        alone = torch.zeros(history.shape[0], parts, dtype=torch.bool, device=history.device)
+        alone[:, played] = True
+        mean, _ = model.prior(model.history_states(history, alone)[:, -1])
+        scores = note_correct(
+            model.most_likely_roll(model.decode(mean), carry), truth, model.part_kinds
+        ).float()
+        scores[:, played] = 0.0
+        right = right + scores
+    return right / (parts - 1)
 
 
 def baseline_scores(
