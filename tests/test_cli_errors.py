@@ -1,37 +1,14 @@
 """Bad input ends with one clear line on stderr, exit status 2, no traceback and nothing overwritten."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mido
 import pytest
+from cli_process import assert_one_clear_line, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "gin" / "drums_tiny.gin")
 KIT_TINY = str(ROOT / "gin" / "drumsynth_tiny.gin")
-
-
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "latentlive.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
-
-
-def _assert_one_clear_line(done: subprocess.CompletedProcess, *fragments: str) -> None:
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2, done.stderr
-    assert len(lines) == 1 and lines[0].startswith("latentlive: error: "), done.stderr
-    assert "Traceback" not in done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def _midi_without_drums(path: Path) -> None:
@@ -79,14 +56,14 @@ def test_bad_input_gets_one_clear_line(case: str, folders: dict[str, Path], tmp_
     args = [a.format(**folders) for a in args] + (
         ["--out", str(tmp_path / "runs")] if args[0] == "train" else []
     )
-    done = _run(*args, cwd=ROOT if args[0] != "render" else tmp_path)
-    _assert_one_clear_line(done, *(f.format(**folders) for f in fragments))
+    done = run_cli(*args, cwd=ROOT if args[0] != "render" else tmp_path)
+    assert_one_clear_line(done, *(f.format(**folders) for f in fragments))
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("last.pt"))
 
 
 def test_an_existing_run_is_never_overwritten(drums_run: Path) -> None:
     checkpoint = drums_run / "checkpoints" / "last.pt"
     before = checkpoint.read_bytes()
-    done = _run("train", "--gin", TINY, "--name", drums_run.name, "--out", str(drums_run.parent), cwd=ROOT)
-    _assert_one_clear_line(done, "exists", "--resume")
+    done = run_cli("train", "--gin", TINY, "--name", drums_run.name, "--out", str(drums_run.parent), cwd=ROOT)
+    assert_one_clear_line(done, "exists", "--resume")
     assert checkpoint.read_bytes() == before

@@ -3,15 +3,13 @@ and the pure functions behind their metrics and data."""
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from cli_process import assert_one_clear_line, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from corpus.techno_synth import loop_samples_for
@@ -274,34 +272,13 @@ def test_stage1_trains_on_a_folder_of_named_loops(tmp_path: Path) -> None:
     assert torch.all(data.tensors["loop_samples"] == loop_samples_for(124.0, 1, 16000))
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "latentlive.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
-
-
-def _assert_one_clear_line(done: subprocess.CompletedProcess, *fragments: str) -> None:
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2, done.stderr
-    assert len(lines) == 1 and lines[0].startswith("latentlive: error: "), done.stderr
-    assert "Traceback" not in done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def test_a_folder_without_usable_loops_fails_with_one_line(tmp_path: Path) -> None:
     folder = tmp_path / "nothing"
     folder.mkdir()
     sf.write(folder / "quiet 124bpm.wav", np.zeros((44100 * 3, 2), dtype=np.float32), 44100)  # silent
     (folder / "notes.txt").write_text("not audio")
-    done = _cli("train", "--gin", TINY, "--db", str(folder), "--out", str(tmp_path / "runs"), cwd=ROOT)
-    _assert_one_clear_line(done, str(folder), "usable loop")
+    done = run_cli("train", "--gin", TINY, "--db", str(folder), "--out", str(tmp_path / "runs"), cwd=ROOT)
+    assert_one_clear_line(done, str(folder), "usable loop")
     assert not any((tmp_path / "runs").rglob("last.pt"))
 
 
@@ -362,7 +339,7 @@ def test_stage2_objectives_give_finite_losses_with_their_keys(
 def test_a_bad_stage1_run_gets_one_clear_line(case: str, techno_prior_run: Path, tmp_path: Path) -> None:
     stage1 = tmp_path / "no_such_run" if case == "missing" else techno_prior_run
     binding = f"TechnoPriorTask.stage1_run = '{stage1}'"
-    done = _cli("train", "--gin", PRIOR_TINY, "--bind", binding, "--out", str(tmp_path / "runs"), cwd=ROOT)
+    done = run_cli("train", "--gin", PRIOR_TINY, "--bind", binding, "--out", str(tmp_path / "runs"), cwd=ROOT)
     expected = "no such run" if case == "missing" else "must be a stage-1 techno run"
-    _assert_one_clear_line(done, str(stage1), expected)
+    assert_one_clear_line(done, str(stage1), expected)
     assert not any((tmp_path / "runs").rglob("last.pt"))
