@@ -41,16 +41,15 @@ from torch.utils.tensorboard import SummaryWriter
 
 from corpus.drum_corpus import split_by_group
 from latentlive.cache import cache_dir
-from latentlive.config import configured_arguments
 from latentlive.errors import UserError
 from latentlive.metrics import log_spectral_distance
 from latentlive.runs import RunFolder, load_checkpoint
 from latentlive.tasks.base import TensorData
 from latentlive.tasks.grain import LSD_FLOOR, SOUND_FFT, GrainTask
+from latentlive.tasks.trajectory_prior import TrajectoryPriorTask
 from models.grain_vae import GrainVAE
 from models.spectral import stft_magnitude
-from models.trajectory_vae import OBJECTIVES, TARGETS, TrajectoryVAE, objective_terms
-from models.vae import BetaSchedule
+from models.trajectory_vae import TrajectoryVAE
 
 # Settings of the grain corpus read back from the grain run, so the same sounds and the same split come back.
 CORPUS_SETTINGS = ("sample_rate", "grain_size", "hop", "max_grains", "sounds", "val_fraction")
@@ -160,7 +159,7 @@ def sequence_figure(rows: dict[str, Tensor]) -> Figure:
 
 
 @gin.configurable
-class GrainPriorTask:
+class GrainPriorTask(TrajectoryPriorTask):
     """Second level of the grain VAE: windows of consecutive grain latents -> a macro latent per window.
 
     Args:
@@ -193,17 +192,13 @@ class GrainPriorTask:
         eval_windows: int = 64,
         media_examples: int = 4,
     ) -> None:
-        if objective not in OBJECTIVES:
-            raise ValueError(f"GrainPriorTask.objective must be one of {OBJECTIVES}, got {objective!r}")
-        if target not in TARGETS:
-            raise ValueError(f"GrainPriorTask.target must be one of {TARGETS}, got {target!r}")
+        self._set_objective(objective, target, beta, beta_schedule, warmup_steps)
         self.grain_run, self.frames = grain_run, frames
         self.window_hop = window_hop or max(1, frames // 2)
-        self.objective, self.target = objective, target
-        self.beta = BetaSchedule(beta_schedule, 0.0, beta, warmup_steps)
         self.max_windows, self.eval_windows = max_windows, eval_windows
         self.media_examples = media_examples
         self.grain_vae, self.grain_args, self.grain_meta, self.settings = load_grain_run(grain_run)
+        self.source_latent_size = self.grain_vae.latent_size
         if val_fraction is not None:
             self.settings["val_fraction"] = val_fraction
         self.sample_rate = int(self.settings["sample_rate"])
@@ -215,7 +210,6 @@ class GrainPriorTask:
                 "use e.g. frames = 64, window_hop = 32"
             )
         self._sounds: dict[int, np.ndarray] = {}  # the held-out sounds, for the audio of their windows
-        self._model: TrajectoryVAE | None = None
 
     @torch.no_grad()
     def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
@@ -270,23 +264,6 @@ class GrainPriorTask:
             "sound": torch.full((len(starts),), index, dtype=torch.int64),
             "start": torch.from_numpy(starts),
         }
-
-    def build_model(self) -> tuple[TrajectoryVAE, dict[str, Any]]:
-        args = configured_arguments(TrajectoryVAE)
-        args.update(latent_size=self.grain_vae.latent_size, frames=self.frames)
-        self._model = TrajectoryVAE(**args)
-        return self._model, args
-
-    def _terms(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Per example: the objective ``[B]`` and the macro KL ``[B]``."""
-        return objective_terms(model, batch["mean"], batch["logvar"], self.objective, self.target)
-
-    def losses(self, model: nn.Module, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
-        fit, kl = self._terms(model, batch)
-        return {f"loss/{self.objective}": fit.mean(), "loss/divergence": kl.mean()}
-
-    def loss_weights(self, step: int) -> dict[str, float]:
-        return {f"loss/{self.objective}": 1.0, "loss/divergence": self.beta(step)}
 
     def _original_audio(self, batch: dict[str, Tensor]) -> Tensor:
         """The original audio ``[B, window_samples]`` of held-out windows."""

@@ -23,14 +23,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from latentlive.config import configured_arguments
 from latentlive.errors import UserError
 from latentlive.runs import RunFolder, load_checkpoint
 from latentlive.tasks.base import TensorData
 from latentlive.tasks.techno import load_loop_tensors, split_loops
+from latentlive.tasks.trajectory_prior import TrajectoryPriorTask
 from models.spectral import multiscale_spectral_distance
-from models.trajectory_vae import OBJECTIVES, TARGETS, TrajectoryVAE, objective_terms, read_at_phase
-from models.vae import BetaSchedule
+from models.trajectory_vae import TrajectoryVAE, read_at_phase
 from models.waveform_vae import WaveformVAE
 
 
@@ -91,7 +90,7 @@ def trajectory_figure(rows: dict[str, Tensor]) -> Figure:
 
 
 @gin.configurable
-class TechnoPriorTask:
+class TechnoPriorTask(TrajectoryPriorTask):
     """Stage 2 of the techno model: loops of stage-1 latents -> a macro latent per loop.
 
     Args:
@@ -118,19 +117,14 @@ class TechnoPriorTask:
         val_fraction: float = 0.1,
         media_examples: int = 4,
     ) -> None:
-        if objective not in OBJECTIVES:
-            raise ValueError(f"TechnoPriorTask.objective must be one of {OBJECTIVES}, got {objective!r}")
-        if target not in TARGETS:
-            raise ValueError(f"TechnoPriorTask.target must be one of {TARGETS}, got {target!r}")
+        self._set_objective(objective, target, beta, beta_schedule, warmup_steps)
         self.stage1_run, self.frames_per_bar = stage1_run, frames_per_bar
-        self.objective, self.target = objective, target
-        self.beta = BetaSchedule(beta_schedule, 0.0, beta, warmup_steps)
         self.val_fraction, self.media_examples = val_fraction, media_examples
         self.stage1, self.stage1_args, self.stage1_meta = load_stage1(stage1_run)
+        self.source_latent_size = self.stage1.latent_size
         self.bars = int(self.stage1_meta["bars"])
         self.frames = frames_per_bar * self.bars
         self.sample_rate = int(self.stage1_meta["sample_rate"])
-        self._model: TrajectoryVAE | None = None
 
     @torch.no_grad()
     def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
@@ -156,23 +150,6 @@ class TechnoPriorTask:
         train, val = split_loops(TensorData(data), self.val_fraction, seed)
         del train.tensors["audio"]  # only held-out loops are listened to
         return train, val
-
-    def build_model(self) -> tuple[TrajectoryVAE, dict[str, Any]]:
-        args = configured_arguments(TrajectoryVAE)
-        args.update(latent_size=self.stage1.latent_size, frames=self.frames)
-        self._model = TrajectoryVAE(**args)
-        return self._model, args
-
-    def _terms(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Per example: the objective ``[B]`` and the macro KL ``[B]``."""
-        return objective_terms(model, batch["mean"], batch["logvar"], self.objective, self.target)
-
-    def losses(self, model: nn.Module, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
-        fit, kl = self._terms(model, batch)
-        return {f"loss/{self.objective}": fit.mean(), "loss/divergence": kl.mean()}
-
-    def loss_weights(self, step: int) -> dict[str, float]:
-        return {f"loss/{self.objective}": 1.0, "loss/divergence": self.beta(step)}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: TensorData) -> dict[str, float]:
