@@ -667,11 +667,12 @@ def bench_band(ts_path: Path, run: RunFolder | None, repeats: int | None = None)
     repeats = repeats or BAND_REPEATS
     history = _band_history(band, band.context)
     encoded = band.history()
+    played = [p == 0 for p in range(band.parts)]  # the player reads the history from the part played
     for measure in history:
-        encoded.push(measure)
+        encoded.push(measure, present=played)
 
     def per_measure() -> None:
-        encoded.push(history[-1])
+        encoded.push(history[-1], present=played)
         encoded.next_measure(1.0, 0)
 
     with one_thread(), torch.no_grad():
