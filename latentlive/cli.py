@@ -38,7 +38,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs"), help="folder of runs (default: runs/)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max_steps", type=int, help="shortcut for --bind 'train.max_steps = N'")
+    parser.add_argument(
+        "--max-steps",
+        "--max_steps",
+        dest="max_steps",
+        type=int,
+        help="shortcut for --bind 'train.max_steps = N'",
+    )
     parser.add_argument(
         "--resume", action="store_true", help="continue the run --name from its last checkpoint"
     )
@@ -223,30 +229,50 @@ def run_bench(args: argparse.Namespace) -> None:
         bench_model(args.model_name, run=args.run, out=args.out, model=args.model)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="latentlive", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    p = sub.add_parser("train", help="train a model from gin files (same as python train.py)")
+    try:
+        return version("latentlive")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
+def _command(sub: argparse._SubParsersAction, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line summary shows in ``latentlive --help`` and heads its own ``--help``."""
+    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentlive",
+        description="Neural instruments for Ableton Live: train, export for nn~, build the devices, play, render.",
+        epilog="latentlive COMMAND --help tells more of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _command(sub, "train", "train a model from gin files (same as python train.py)")
     add_train_arguments(p)
     p.set_defaults(func=run_train)
 
-    p = sub.add_parser("export", help="export a run to TorchScript for nn~ and verify the contract")
+    p = _command(sub, "export", "export a run to TorchScript for nn~ and verify the contract")
     p.add_argument("--run", required=True, help="the run folder, e.g. runs/drums")
     p.add_argument("--streaming", action="store_true", help="build with cached (streaming) convolutions")
     p.add_argument("--out", type=Path, help="output .ts (default: RUN/export/NAME.ts)")
     p.set_defaults(func=run_export)
 
-    p = sub.add_parser("devices", help="write the Max for Live devices of an exported run")
+    p = _command(sub, "devices", "write the Max for Live devices of an exported run")
     p.add_argument("--run", required=True)
     p.add_argument("--model", type=Path, help="the .ts the device loads (default: the run's export)")
     p.add_argument("--out", type=Path, help="folder of the .amxd (default: RUN/export)")
     p.add_argument("--preview", action="store_true", help="also draw the presentation view to a PNG")
     p.set_defaults(func=run_devices)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "play",
-        help="play a MIDI model on a virtual MIDI port: drums, or band (you play one part, it the others)",
+        "play a MIDI model on a virtual MIDI port: drums, or band (you play one part, it the others)",
     )
     p.add_argument("model_name", choices=PLAYERS)
     p.add_argument("--model", required=True, type=Path, help="exported .ts")
@@ -275,9 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="band: seed of the sampling")
     p.set_defaults(func=run_play)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "render",
-        help="render a model to a file: drums -> .mid, loop (drums + kit) -> .wav + .mid, "
+        "render a model to a file: drums -> .mid, loop (drums + kit) -> .wav + .mid, "
         "techno (stage-2 run) -> a folder of .wav, grain (a knob path) -> .wav, band (a seed .mid) -> .mid",
     )
     p.add_argument("model_name", choices=(*MODELS, "loop", "techno", "grain", "band"))
@@ -319,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="the file (techno: the folder) to write")
     p.set_defaults(func=run_render)
 
-    p = sub.add_parser("bench", help="measure speed and write JSON")
+    p = _command(sub, "bench", "measure speed and write JSON")
     p.add_argument(
         "model_name", choices=BENCHES, help="a model, or nsgt (the transform against the nsgt package)"
     )

@@ -4,8 +4,10 @@ Re-running it continues or reuses the runs it made before, so nothing is trained
 """
 
 import argparse
-import shutil
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from latentlive.cli import guarded, main
@@ -27,7 +29,7 @@ DEMO_DEPENDENCIES = {"techno_prior": ("TechnoPriorTask.stage1_run", "techno")}
 def _train_or_continue(runs: Path, model: str) -> RunFolder:
     gin_file, steps = DEMO_RUNS[model]
     run = RunFolder(runs / f"{model}_demo")
-    command = ["train", "--gin", gin_file, "--name", run.name, "--out", str(runs), "--max_steps", str(steps)]
+    command = ["train", "--gin", gin_file, "--name", run.name, "--out", str(runs), "--max-steps", str(steps)]
     if model in DEMO_DEPENDENCIES:
         binding, other = DEMO_DEPENDENCIES[model]
         command += ["--bind", f"{binding} = '{runs / f'{other}_demo'}'"]
@@ -57,71 +59,110 @@ def _band_seed(path: Path, measures: int = 4) -> Path:
     return write_band_midi(notes, corpus.part_names, path)
 
 
-def _render_band(out: Path) -> None:
+def _render_band(out: Path, models: Path) -> None:
     """A held-out chorale's opening continued for 8 measures, and its alto redone from the other voices."""
     seed = out / "band_seed.mid"
     if (out / "band_fill_alto.mid").exists():  # rendered once
         return
     _band_seed(seed)
-    band = ["render", "band", "--model", str(out / "band.ts"), "--seed-midi", str(seed)]
+    band = ["render", "band", "--model", str(models / "band.ts"), "--seed-midi", str(seed)]
     _step([*band, "--task", "continue", "--measures", "8", "--out", str(out / "band_continue.mid")])
     _step([*band, "--task", "fill", "--part", "alto", "--out", str(out / "band_fill_alto.mid")])
 
 
-def run_demo(runs: Path, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for model in DEMO_RUNS:
-        run = _train_or_continue(runs, model)
-        _step(["export", "--run", str(run.root), "--streaming"])
-        shutil.copy2(run.exported_model, out / f"{model}.ts")
-        _step(
-            [
-                "devices",
-                "--run",
-                str(run.root),
-                "--model",
-                str(out / f"{model}.ts"),
-                "--out",
-                str(out),
-                "--preview",
-            ]
+class Stages:
+    """Prints ``[k/n] what`` before each stage of the demo and its time after it."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.started = total, 0, time.monotonic()
+
+    @contextmanager
+    def stage(self, what: str) -> Iterator[None]:
+        self.done += 1
+        print(f"\n[{self.done}/{self.total}] {what}", flush=True)
+        began = time.monotonic()
+        yield
+        elapsed, total = time.monotonic() - began, time.monotonic() - self.started
+        print(
+            f"[{self.done}/{self.total}] {what}: done in {_minutes(elapsed)} ({_minutes(total)} so far)",
+            flush=True,
         )
-    _step(
-        [
-            "render",
-            "drums",
-            "--model",
-            str(out / "drums.ts"),
-            "--bars",
-            "8",
-            "--out",
-            str(out / "drums_loop.mid"),
-        ]
-    )
-    loop = ["render", "loop", "--drums", str(out / "drums.ts"), "--kit", str(out / "drumsynth.ts")]
-    _step([*loop, "--bars", "4", "--bpm", "124", "--out", str(out / "loop.wav")])
-    techno = ["render", "techno", "--run", str(runs / "techno_prior_demo"), "--out", str(out / "techno")]
-    if not (out / "techno").is_dir():  # sampled loops and an interpolation; rendered once
-        _step([*techno, "--samples", "4", "--steps", "5"])
-    texture = out / "texture.wav"
-    if not texture.exists():  # ten seconds of grains along a circle through the first two knobs
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _renders(runs: Path, out: Path) -> list[tuple[str, Callable[[], None]]]:
+    """The example renders: (what, how), each skipped when its output exists."""
+    models = out / "devices"
+
+    def drums() -> None:
         _step(
             [
                 "render",
-                "grain",
+                "drums",
                 "--model",
-                str(out / "grain.ts"),
-                "--path",
-                "circle",
-                "--seconds",
-                "10",
+                str(models / "drums.ts"),
+                "--bars",
+                "8",
                 "--out",
-                str(texture),
+                str(out / "drums_loop.mid"),
             ]
         )
-    _render_band(out)
-    print(f"\ndemo ready in {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
-    print(f"runs in {runs}: tensorboard --logdir {runs}")
+
+    def loop() -> None:
+        kit = ["--drums", str(models / "drums.ts"), "--kit", str(models / "drumsynth.ts")]
+        _step(["render", "loop", *kit, "--bars", "4", "--bpm", "124", "--out", str(out / "loop.wav")])
+
+    def techno() -> None:  # sampled loops and an interpolation; rendered once
+        if not (out / "techno").is_dir():
+            techno = [
+                "render",
+                "techno",
+                "--run",
+                str(runs / "techno_prior_demo"),
+                "--out",
+                str(out / "techno"),
+            ]
+            _step([*techno, "--samples", "4", "--steps", "5"])
+
+    def texture() -> None:  # ten seconds of grains along a circle through the first two knobs
+        if not (out / "texture.wav").exists():
+            grain = ["render", "grain", "--model", str(models / "grain.ts"), "--path", "circle"]
+            _step([*grain, "--seconds", "10", "--out", str(out / "texture.wav")])
+
+    return [
+        ("render 8 bars of drums as MIDI (drums_loop.mid)", drums),
+        ("render a drum loop through the kit (loop.wav)", loop),
+        ("sample techno loops from the second-level model (techno/)", techno),
+        ("render a grain texture (texture.wav)", texture),
+        ("continue and re-harmonise a held-out chorale (band_*.mid)", lambda: _render_band(out, models)),
+    ]
+
+
+def run_demo(runs: Path, out: Path) -> None:
+    """Train (or continue) every demo run, export it, build its device beside its model in ``out/devices``
+    (one folder for Live's User Library), then render examples into ``out``."""
+    devices = out / "devices"
+    devices.mkdir(parents=True, exist_ok=True)
+    renders = _renders(runs, out)
+    stages = Stages(2 * len(DEMO_RUNS) + len(renders))
+    for model in DEMO_RUNS:
+        with stages.stage(f"train {model} ({DEMO_RUNS[model][1]} steps of {DEMO_RUNS[model][0]})"):
+            run = _train_or_continue(runs, model)
+        with stages.stage(f"export {model} and build its device"):
+            _step(["export", "--run", str(run.root), "--streaming"])
+            _step(["devices", "--run", str(run.root), "--out", str(devices), "--preview"])
+    for what, render in renders:
+        with stages.stage(what):
+            render()
+    print(f"\ndemo ready in {_minutes(time.monotonic() - stages.started)}")
+    print(f"  devices and models: {devices} (copy the folder into Live's User Library; see README)")
+    print(f"  renders: {out}")
+    print(
+        f"next: listen to {out / 'loop.wav'}, then .venv/bin/tensorboard --logdir {runs} (or make tensorboard)"
+    )
 
 
 def cli() -> int:
