@@ -33,7 +33,7 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import MIDI_EFFECT, write_amxd
-from m4l_devices.common import check_model_path, device_path, model_loading, quote_atom, section_header
+from m4l_devices.common import device_path, model_file_name, model_loading, quote_atom, section_header
 from m4l_devices.loops import check_method, connect_load
 from m4l_devices.patcher import Box, Param, Patcher
 
@@ -84,7 +84,7 @@ def _lanes(metadata: dict[str, Any], kinds: tuple[str, ...]) -> tuple[int, ...]:
 class BandSpec:
     """What the device needs from the metadata of ``band.ts``."""
 
-    model_path: str
+    model_file: str  # a bare file name: nn~ finds it beside the device
     part_names: tuple[str, ...]
     part_kinds: tuple[str, ...]
     lanes: tuple[int, ...]  # lanes of each part
@@ -107,7 +107,9 @@ class BandSpec:
         return range(start, start + self.lanes[part])
 
     @classmethod
-    def from_metadata(cls, model_path: str, metadata: dict[str, Any]) -> "BandSpec":
+    def from_metadata(
+        cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+    ) -> "BandSpec":
         """Check the metadata of ``band.ts`` (see docs/band_encoding.md); UserError if unusable."""
         where = f"{model_path}: metadata"
         fix = "re-export the band model with `latentlive export`"
@@ -149,10 +151,9 @@ class BandSpec:
             raise UserError(f"{where} lanes={metadata['lanes']} but the voices make {total}; {fix}")
         for method in METHODS:
             check_method(where, metadata, method, total + 1, total, fix)
-        check_model_path(model_path)
         lo, hi = TEMPERATURE_RANGE
         return cls(
-            model_path,
+            model_file_name(model_file or model_path),
             names,
             kinds,
             lanes,
@@ -489,7 +490,7 @@ def band_patcher(spec: BandSpec) -> dict[str, Any]:
     lay = Layout.for_parts(spec.parts)
     p = Patcher(device_width=lay.width)
     total = spec.total_lanes
-    model = quote_atom(spec.model_path)
+    model = quote_atom(spec.model_file)
     nns = [
         p.obj(f"nn~ {model} {method} {NN_BUFFER} {total + 1} {total}", (20, 500 + 600 * k), width=1600)
         for k, method in enumerate(METHODS)
@@ -509,7 +510,7 @@ def band_patcher(spec: BandSpec) -> dict[str, Any]:
     model_loading(
         p,
         nns[0],
-        spec.model_path,
+        spec.model_file,
         "band",
         drop_rect=(lay.model_x, TOP, MODEL_W, 46),
         status_rect=(lay.model_x, TOP + 50, MODEL_W, 42),
@@ -521,12 +522,15 @@ def band_patcher(spec: BandSpec) -> dict[str, Any]:
     return p.to_dict(MIDI_EFFECT, description="LatentBand: play one part, the model plays the others.")
 
 
-def build_band_device(out_path: str | Path, model_path: str, metadata: dict[str, Any]) -> Path:
+def build_band_device(
+    out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+) -> Path:
     """Write ``LatentBand.amxd`` and return its path.
 
     ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the
-    ``band.ts`` nn~ loads (the user can drop another on the device); ``metadata`` is
+    ``band.ts`` nn~ loads (the device names it by file name only, so it goes beside the ``.amxd``; the
+    user can drop another), under the name ``model_file`` when given; ``metadata`` is
     ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
     """
-    spec = BandSpec.from_metadata(str(model_path), metadata)
+    spec = BandSpec.from_metadata(str(model_path), metadata, model_file)
     return write_amxd(device_path(out_path, DEVICE_NAME), band_patcher(spec), MIDI_EFFECT)

@@ -1,8 +1,10 @@
 """Pieces every device of the suite shares: Max atom quoting, section headers, model loading and status.
 
-The model box of a device: dropping a ``.ts`` on the ``live.drop`` sends ``load <path>`` to nn~
-(the path is stored with the Live set), and a status line names the loaded model or says that
-the file is missing.
+A device names its model by file name only (``nn~ drums.ts decode ...``): Max finds it beside the
+device or on its search path, so a folder of ``.amxd`` + ``.ts`` works on any machine
+(docs/devices_and_files.md). The model box of a device: dropping a ``.ts`` on the ``live.drop``
+sends ``load <path>`` to nn~ (the dropped path is stored with the Live set), and a status line names
+the loaded model or says that the file is missing.
 """
 
 from pathlib import Path
@@ -16,10 +18,17 @@ def quote_atom(atom: str) -> str:
     return f'"{atom}"' if any(c in atom for c in " ,;$\\{}") else atom
 
 
-def check_model_path(model_path: str) -> None:
-    """UserError when nn~ cannot be given ``model_path`` as one atom."""
-    if '"' in model_path:
-        raise UserError(f"{model_path}: a model path with a double quote cannot be given to nn~; rename it")
+def model_file_name(model_path: str | Path) -> str:
+    """The bare file name a device gives nn~ for ``model_path``; UserError when it cannot be one atom.
+
+    Never a folder: an absolute path would tie the device to the machine that built it.
+    """
+    name = Path(model_path).name
+    if '"' in name:
+        raise UserError(
+            f"{model_path}: a model file name with a double quote cannot be given to nn~; rename it"
+        )
+    return name
 
 
 def section_header(p: Patcher, text: str, x: float, w: float) -> None:
@@ -30,18 +39,21 @@ def section_header(p: Patcher, text: str, x: float, w: float) -> None:
 def model_loading(
     p: Patcher,
     nn: Box,
-    model_path: str,
+    model_file: str,
     model_kind: str,
     drop_rect: Rect,
     status_rect: Rect,
     resend: list[Box] | tuple[Box, ...] = (),
     at: tuple[float, float] = (1060.0, 40.0),
 ) -> None:
-    """The model drop box, the stored path, the existence check and the status line.
+    """The model drop box, the stored file name, the existence check and the status line.
 
-    ``model_kind`` names the model in the drop legend ("Drop drums .ts"); ``drop_rect`` and
-    ``status_rect`` are presentation rects; ``resend`` boxes are banged after a load (a freshly
-    loaded model starts from its default attributes); ``at`` is the patching origin of the boxes.
+    ``model_file`` is the bare file name the device starts with: ``absolutepath`` looks it up the way nn~
+    does (the device's folder, then Max's search path) and answers ``notfound`` when it is not there,
+    which turns the status line red; found, its absolute path on this machine (never stored) goes to nn~
+    as ``load <path>``. ``model_kind`` names the model in the drop legend ("Drop drums .ts");
+    ``drop_rect`` and ``status_rect`` are presentation rects; ``resend`` boxes are banged after a load (a
+    freshly loaded model starts from its default attributes); ``at`` is the patching origin of the boxes.
     """
     x, y = at
     drop = p.ui(
@@ -53,11 +65,11 @@ def model_loading(
         decodemode=1,
     )
     status = p.comment(
-        f"Model: {Path(model_path).name}", (x, y + 360, 200, 36), presentation_rect=status_rect, fontsize=9.0
+        f"Model: {model_file}", (x, y + 360, 200, 36), presentation_rect=status_rect, fontsize=9.0
     )
     on_drop = p.obj("t l l", (x, y + 60))
     store = p.obj("prepend set", (x + 60, y + 100))
-    path = p.message(quote_atom(model_path), (x, y + 140), width=220)
+    path = p.message(quote_atom(model_file), (x, y + 140), width=220)
     ready = p.obj("live.thisdevice", (x + 160, y + 60))
     p.connect(drop, 0, on_drop, 0)
     p.connect(on_drop, 1, store, 0)

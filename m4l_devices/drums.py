@@ -23,7 +23,7 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import MIDI_EFFECT, write_amxd
-from m4l_devices.common import check_model_path, device_path, model_loading, quote_atom, section_header
+from m4l_devices.common import device_path, model_file_name, model_loading, quote_atom, section_header
 from m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentDrums"
@@ -44,7 +44,7 @@ CELL_W = 12.0
 class DrumsSpec:
     """What the device needs from the model's metadata."""
 
-    model_path: str
+    model_file: str  # a bare file name: nn~ finds it beside the device
     latent_size: int
     style_names: tuple[str, ...]
     instrument_names: tuple[str, ...]
@@ -53,7 +53,9 @@ class DrumsSpec:
     temperature: float = 1.0
 
     @classmethod
-    def from_metadata(cls, model_path: str, metadata: dict[str, Any]) -> "DrumsSpec":
+    def from_metadata(
+        cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+    ) -> "DrumsSpec":
         """Check the metadata of ``drums.ts`` (see docs/drums_encoding.md); UserError if unusable."""
         where = f"{model_path}: metadata"
         fix = "re-export the drums model with `latentlive export`"
@@ -77,10 +79,9 @@ class DrumsSpec:
         for key, want in (("in_channels", d + 2), ("out_channels", N_INSTRUMENTS)):
             if key in decode and int(decode[key]) != want:
                 raise UserError(f"{where} decode {key}={decode[key]}, expected {want}; {fix}")
-        check_model_path(model_path)
         attrs = metadata.get("attributes", {})
         return cls(
-            model_path=model_path,
+            model_file=model_file_name(model_file or model_path),
             latent_size=d,
             style_names=styles,
             instrument_names=names,
@@ -340,7 +341,7 @@ def drums_patcher(spec: DrumsSpec) -> dict[str, Any]:
     p = Patcher(device_width=lay.width)
     d = spec.latent_size
     nn = p.obj(
-        f"nn~ {quote_atom(spec.model_path)} decode {NN_BUFFER} {d + 2} {N_INSTRUMENTS}", (20, 500), width=1160
+        f"nn~ {quote_atom(spec.model_file)} decode {NN_BUFFER} {d + 2} {N_INSTRUMENTS}", (20, 500), width=1160
     )
     _latents(p, spec, lay, nn)
     step_phase = _style_and_step(p, spec, lay, nn)
@@ -348,7 +349,7 @@ def drums_patcher(spec: DrumsSpec) -> dict[str, Any]:
     model_loading(
         p,
         nn,
-        spec.model_path,
+        spec.model_file,
         "drums",
         drop_rect=(lay.sampling_x, 74, 96, 46),
         status_rect=(lay.sampling_x, 124, 96, 42),
@@ -358,12 +359,15 @@ def drums_patcher(spec: DrumsSpec) -> dict[str, Any]:
     return p.to_dict(MIDI_EFFECT, description="LatentDrums: move in the latent space, it plays the pattern.")
 
 
-def build_drums_device(out_path: str | Path, model_path: str, metadata: dict[str, Any]) -> Path:
+def build_drums_device(
+    out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+) -> Path:
     """Write ``LatentDrums.amxd`` and return its path.
 
-    ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is
-    the ``drums.ts`` nn~ loads (the user can drop another on the device); ``metadata`` is
+    ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the
+    ``drums.ts`` nn~ loads (the device names it by file name only, so it goes beside the ``.amxd``; the
+    user can drop another), under the name ``model_file`` when given; ``metadata`` is
     ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
     """
-    spec = DrumsSpec.from_metadata(str(model_path), metadata)
+    spec = DrumsSpec.from_metadata(str(model_path), metadata, model_file)
     return write_amxd(device_path(out_path, DEVICE_NAME), drums_patcher(spec), MIDI_EFFECT)

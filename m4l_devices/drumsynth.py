@@ -34,7 +34,7 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import INSTRUMENT, write_amxd
-from m4l_devices.common import check_model_path, device_path, model_loading, quote_atom, section_header
+from m4l_devices.common import device_path, model_file_name, model_loading, quote_atom, section_header
 from m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentKit"
@@ -71,12 +71,14 @@ WIDTH = OUT_X + 96.0 + 8.0
 class KitSpec:
     """What the device needs from the model's metadata."""
 
-    model_path: str
+    model_file: str  # a bare file name: nn~ finds it beside the device
     latent_size: int
     class_names: tuple[str, ...]
 
     @classmethod
-    def from_metadata(cls, model_path: str, metadata: dict[str, Any]) -> "KitSpec":
+    def from_metadata(
+        cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+    ) -> "KitSpec":
         """Check the metadata of ``drumsynth.ts`` (see export/drumsynth.py); UserError if unusable."""
         where = f"{model_path}: metadata"
         fix = "re-export the drum synth with `latentlive export`"
@@ -95,8 +97,7 @@ class KitSpec:
         for key, want in (("in_channels", d + 2), ("out_channels", 1)):
             if key in forward and int(forward[key]) != want:
                 raise UserError(f"{where} forward {key}={forward[key]}, expected {want}; {fix}")
-        check_model_path(model_path)
-        return cls(model_path=model_path, latent_size=d, class_names=names)
+        return cls(model_file=model_file_name(model_file or model_path), latent_size=d, class_names=names)
 
     @property
     def labels(self) -> list[str]:
@@ -366,7 +367,7 @@ def kit_patcher(spec: KitSpec) -> dict[str, Any]:
     """The ``{"patcher": {...}}`` document of LatentKit for ``spec``."""
     p = Patcher(device_width=WIDTH)
     d = spec.latent_size
-    nn = p.obj(f"nn~ {quote_atom(spec.model_path)} forward {NN_BUFFER} {d + 2} 1", (20, 740), width=700)
+    nn = p.obj(f"nn~ {quote_atom(spec.model_file)} forward {NN_BUFFER} {d + 2} 1", (20, 740), width=700)
     gate, klass, knobs = _to_nn(p, spec, nn)
     class_dials, paks, feedback = _class_settings(p, spec, klass, knobs)
     _editor(p, spec, class_dials, paks, feedback)
@@ -375,7 +376,7 @@ def kit_patcher(spec: KitSpec) -> dict[str, Any]:
     model_loading(
         p,
         nn,
-        spec.model_path,
+        spec.model_file,
         "drumsynth",
         drop_rect=(OUT_X, 74, 96, 46),
         status_rect=(OUT_X, 124, 96, 42),
@@ -386,12 +387,15 @@ def kit_patcher(spec: KitSpec) -> dict[str, Any]:
     )
 
 
-def build_kit_device(out_path: str | Path, model_path: str, metadata: dict[str, Any]) -> Path:
+def build_kit_device(
+    out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+) -> Path:
     """Write ``LatentKit.amxd`` and return its path.
 
-    ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is
-    the ``drumsynth.ts`` nn~ loads (the user can drop another on the device); ``metadata`` is
+    ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the
+    ``drumsynth.ts`` nn~ loads (the device names it by file name only, so it goes beside the ``.amxd``;
+    the user can drop another), under the name ``model_file`` when given; ``metadata`` is
     ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
     """
-    spec = KitSpec.from_metadata(str(model_path), metadata)
+    spec = KitSpec.from_metadata(str(model_path), metadata, model_file)
     return write_amxd(device_path(out_path, DEVICE_NAME), kit_patcher(spec), INSTRUMENT)

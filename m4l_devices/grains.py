@@ -38,7 +38,7 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import INSTRUMENT, write_amxd
-from m4l_devices.common import check_model_path, device_path, model_loading, quote_atom, section_header
+from m4l_devices.common import device_path, model_file_name, model_loading, quote_atom, section_header
 from m4l_devices.loops import (
     DIAL_H,
     DIAL_STEP_X,
@@ -106,13 +106,15 @@ ATTRIBUTES = (
 class GrainSpec:
     """What the device needs from the metadata of ``grain.ts``."""
 
-    model_path: str
+    model_file: str  # a bare file name: nn~ finds it beside the device
     latent_size: int
     latency: int
     defaults: tuple[float, ...]  # initial value of each of ATTRIBUTES
 
     @classmethod
-    def from_metadata(cls, model_path: str, metadata: dict[str, Any]) -> "GrainSpec":
+    def from_metadata(
+        cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+    ) -> "GrainSpec":
         """Check the metadata of the grain export; UserError (one line) if the device cannot use it."""
         where = f"{model_path}: metadata"
         fix = "re-export the grain model with `latentlive export`"
@@ -129,8 +131,9 @@ class GrainSpec:
         if not isinstance(attrs, dict):
             raise UserError(f"{where} attributes={attrs!r} is not a mapping of defaults; {fix}")
         defaults = tuple(_attribute_default(where, a, attrs.get(a.name, a.default), fix) for a in ATTRIBUTES)
-        check_model_path(model_path)
-        return cls(model_path, d, model_latency(where, metadata, fix), defaults)
+        return cls(
+            model_file_name(model_file or model_path), d, model_latency(where, metadata, fix), defaults
+        )
 
 
 def _attribute_default(where: str, attr: GrainAttribute, value: Any, fix: str) -> float:
@@ -502,7 +505,7 @@ def grains_patcher(spec: GrainSpec) -> dict[str, Any]:
     lay = Layout.for_spec(spec)
     p = Patcher(device_width=lay.width)
     d = spec.latent_size
-    nn = p.obj(f"nn~ {quote_atom(spec.model_path)} forward {NN_BUFFER} {d} 1", (20, 1200), width=1900)
+    nn = p.obj(f"nn~ {quote_atom(spec.model_file)} forward {NN_BUFFER} {d} 1", (20, 1200), width=1900)
     dials = _knobs(p, spec, lay)
     _to_nn(p, dials, _path(p, lay), nn)
     stores = _grain_settings(p, spec, lay, nn)
@@ -512,7 +515,7 @@ def grains_patcher(spec: GrainSpec) -> dict[str, Any]:
     model_loading(
         p,
         nn,
-        spec.model_path,
+        spec.model_file,
         "grain",
         drop_rect=(lay.out_x, TOP + 52, 96, 44),
         status_rect=(lay.out_x, TOP + 100, 96, 44),
@@ -524,12 +527,15 @@ def grains_patcher(spec: GrainSpec) -> dict[str, Any]:
     )
 
 
-def build_grains_device(out_path: str | Path, model_path: str, metadata: dict[str, Any]) -> Path:
+def build_grains_device(
+    out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+) -> Path:
     """Write ``LatentGrains.amxd`` and return its path.
 
     ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the
-    ``grain.ts`` nn~ loads (the user can drop another on the device); ``metadata`` is
+    ``grain.ts`` nn~ loads (the device names it by file name only, so it goes beside the ``.amxd``; the
+    user can drop another), under the name ``model_file`` when given; ``metadata`` is
     ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
     """
-    spec = GrainSpec.from_metadata(str(model_path), metadata)
+    spec = GrainSpec.from_metadata(str(model_path), metadata, model_file)
     return write_amxd(device_path(out_path, DEVICE_NAME), grains_patcher(spec), INSTRUMENT)

@@ -41,7 +41,7 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import INSTRUMENT, write_amxd
-from m4l_devices.common import check_model_path, device_path, model_loading, quote_atom, section_header
+from m4l_devices.common import device_path, model_file_name, model_loading, quote_atom, section_header
 from m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentLoops"
@@ -68,14 +68,16 @@ MACRO_ROWS, LATENT_ROWS = 3, 4
 class LoopsSpec:
     """What the device needs from the metadata of ``techno_prior.ts``."""
 
-    model_path: str
+    model_file: str  # a bare file name: nn~ finds it beside the device
     latent_size: int
     macro_size: int
     bars: int
     latency: int
 
     @classmethod
-    def from_metadata(cls, model_path: str, metadata: dict[str, Any]) -> "LoopsSpec":
+    def from_metadata(
+        cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+    ) -> "LoopsSpec":
         """Check the metadata of the stage-2 export; UserError (one line) if the device cannot use it."""
         where = f"{model_path}: metadata"
         fix = "re-export the techno prior with `latentlive export`"
@@ -94,8 +96,13 @@ class LoopsSpec:
         check_latent_ratio(where, metadata, fix)
         check_method(where, metadata, "trajectory", macro + 1, latent, fix)
         check_method(where, metadata, "decode", latent, 1, fix)
-        check_model_path(model_path)
-        return cls(model_path, latent, macro, bars, model_latency(where, metadata, fix))
+        return cls(
+            model_file_name(model_file or model_path),
+            latent,
+            macro,
+            bars,
+            model_latency(where, metadata, fix),
+        )
 
 
 def check_range(where: str, key: str, value: int, bounds: tuple[int, int], fix: str) -> None:
@@ -433,7 +440,7 @@ def loops_patcher(spec: LoopsSpec) -> dict[str, Any]:
     lay = Layout.for_spec(spec)
     p = Patcher(device_width=lay.width)
     m, latent = spec.macro_size, spec.latent_size
-    model = quote_atom(spec.model_path)
+    model = quote_atom(spec.model_file)
     trajectory = p.obj(f"nn~ {model} trajectory {NN_BUFFER} {m + 1} {latent}", (20, 600), width=1400)
     decode = p.obj(f"nn~ {model} decode {NN_BUFFER} {latent} 1", (20, 1200), width=1400)
     _macros(p, spec, lay, trajectory)
@@ -444,7 +451,7 @@ def loops_patcher(spec: LoopsSpec) -> dict[str, Any]:
     model_loading(
         p,
         trajectory,
-        spec.model_path,
+        spec.model_file,
         "techno_prior",
         drop_rect=(lay.model_x, TOP, 96, 56),
         status_rect=(lay.model_x, TOP + 62, 96, 60),
@@ -454,12 +461,15 @@ def loops_patcher(spec: LoopsSpec) -> dict[str, Any]:
     return p.to_dict(INSTRUMENT, description="LatentLoops: macro knobs drive a bar-synced techno loop.")
 
 
-def build_loops_device(out_path: str | Path, model_path: str, metadata: dict[str, Any]) -> Path:
+def build_loops_device(
+    out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+) -> Path:
     """Write ``LatentLoops.amxd`` and return its path.
 
     ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the
-    ``techno_prior.ts`` both nn~ load (the user can drop another on the device); ``metadata`` is
+    ``techno_prior.ts`` both nn~ load (the device names it by file name only, so it goes beside the
+    ``.amxd``; the user can drop another), under the name ``model_file`` when given; ``metadata`` is
     ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
     """
-    spec = LoopsSpec.from_metadata(str(model_path), metadata)
+    spec = LoopsSpec.from_metadata(str(model_path), metadata, model_file)
     return write_amxd(device_path(out_path, DEVICE_NAME), loops_patcher(spec), INSTRUMENT)

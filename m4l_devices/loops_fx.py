@@ -21,7 +21,7 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import AUDIO_EFFECT, write_amxd
-from m4l_devices.common import check_model_path, device_path, model_loading, quote_atom, section_header
+from m4l_devices.common import device_path, model_file_name, model_loading, quote_atom, section_header
 from m4l_devices.loops import (
     DIAL_H,
     DIAL_STEP_X,
@@ -53,12 +53,14 @@ LABEL_W = 36.0  # the "Scale" / "Offset" row labels
 class FxSpec:
     """What the device needs from the metadata of ``techno.ts``."""
 
-    model_path: str
+    model_file: str  # a bare file name: nn~ finds it beside the device
     latent_size: int
     latency: int
 
     @classmethod
-    def from_metadata(cls, model_path: str, metadata: dict[str, Any]) -> "FxSpec":
+    def from_metadata(
+        cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+    ) -> "FxSpec":
         """Check the metadata of the stage-1 export; UserError (one line) if the device cannot use it."""
         where = f"{model_path}: metadata"
         fix = "re-export the techno model with `latentlive export`"
@@ -72,14 +74,13 @@ class FxSpec:
         check_latent_ratio(where, metadata, fix)
         check_method(where, metadata, "encode", 1, latent, fix)
         check_method(where, metadata, "decode", latent, 1, fix)
-        check_model_path(model_path)
         # the wet path runs encode then decode: their latencies add (``latency`` is the one-call ``forward``'s)
         per_method = metadata.get("method_latency", {})
         if "encode" in per_method and "decode" in per_method:
             latency = model_latency(where, {"latency": per_method["encode"] + per_method["decode"]}, fix)
         else:
             latency = model_latency(where, metadata, fix)
-        return cls(model_path, latent, latency)
+        return cls(model_file_name(model_file or model_path), latent, latency)
 
     @property
     def wet_delay(self) -> int:
@@ -203,7 +204,7 @@ def loops_fx_patcher(spec: FxSpec) -> dict[str, Any]:
     lay = Layout.for_latents(spec.latent_size)
     p = Patcher(device_width=lay.width)
     latent = spec.latent_size
-    model = quote_atom(spec.model_path)
+    model = quote_atom(spec.model_file)
     source = p.obj("plugin~ 1 2", (20, 20))
     both = p.obj("+~", (20, 60))
     mono = p.obj("*~ 0.5", (20, 90))
@@ -218,7 +219,7 @@ def loops_fx_patcher(spec: FxSpec) -> dict[str, Any]:
     model_loading(
         p,
         encode,
-        spec.model_path,
+        spec.model_file,
         "techno",
         drop_rect=(lay.mix_x, 74, 96, 46),
         status_rect=(lay.mix_x, 124, 96, 42),
@@ -228,12 +229,15 @@ def loops_fx_patcher(spec: FxSpec) -> dict[str, Any]:
     return p.to_dict(AUDIO_EFFECT, description="LatentLoopsFX: resynthesis with latent scales and offsets.")
 
 
-def build_loops_fx_device(out_path: str | Path, model_path: str, metadata: dict[str, Any]) -> Path:
+def build_loops_fx_device(
+    out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+) -> Path:
     """Write ``LatentLoopsFX.amxd`` and return its path.
 
     ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the
-    ``techno.ts`` both nn~ load (the user can drop another on the device); ``metadata`` is
+    ``techno.ts`` both nn~ load (the device names it by file name only, so it goes beside the ``.amxd``;
+    the user can drop another), under the name ``model_file`` when given; ``metadata`` is
     ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
     """
-    spec = FxSpec.from_metadata(str(model_path), metadata)
+    spec = FxSpec.from_metadata(str(model_path), metadata, model_file)
     return write_amxd(device_path(out_path, DEVICE_NAME), loops_fx_patcher(spec), AUDIO_EFFECT)

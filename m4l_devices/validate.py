@@ -3,7 +3,8 @@
 :func:`validate_device` returns a list of problems, one readable line each; an empty list
 means the device is valid: its chunks and JSON parse, every object is known, every patch
 line joins existing boxes at inlets and outlets that exist, Live parameter long names are
-unique, and the presentation view fits the device and opens by default.
+unique, the presentation view fits the device and opens by default, and every model is named by
+file name only (a folder of the building machine would not exist where the device is copied).
 """
 
 from pathlib import Path
@@ -11,7 +12,13 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import DEVICE_TYPES, read_amxd
-from m4l_devices.max_objects import LIVE_PARAMETER_CLASSES, UnknownObjectError, object_io, object_name
+from m4l_devices.max_objects import (
+    LIVE_PARAMETER_CLASSES,
+    UnknownObjectError,
+    object_io,
+    object_name,
+    split_box_text,
+)
 from m4l_devices.patcher import LIVE_DEVICE_HEIGHT
 
 
@@ -37,6 +44,7 @@ def validate_patcher(document: dict[str, Any], device_type: str) -> list[str]:
     _check_lines(patcher, io, problems)
     _check_parameters(boxes, problems)
     _check_presentation(patcher, boxes, problems)
+    _check_model_files(boxes, problems)
     return problems
 
 
@@ -144,3 +152,17 @@ def _check_presentation(
         if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > width + 0.5 or y + h > LIVE_DEVICE_HEIGHT + 0.5:
             size = f"{width:g} x {LIVE_DEVICE_HEIGHT}"
             problems.append(f"{_label(box)}: presentation_rect {rect} does not fit the {size} device")
+
+
+def _check_model_files(boxes: dict[str, dict[str, Any]], problems: list[str]) -> None:
+    """nn~'s model and every ``.ts`` atom must be a bare file name, which Max finds beside the device."""
+    for box in boxes.values():
+        name, args, _ = split_box_text(str(box.get("text", "")))
+        models = [atom for atom in (name, *args) if atom.endswith(".ts")]
+        if name in ("nn~", "mc.nn~") and args:
+            models.append(args[0])
+        for model in dict.fromkeys(models):
+            if "/" in model or "\\" in model:
+                problems.append(
+                    f"{_label(box)}: names its model by a path ({model}); give nn~ the file name only"
+                )

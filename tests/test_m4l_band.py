@@ -86,7 +86,7 @@ def test_nn_boxes_name_next_and_fill_with_lanes_plus_position_in_and_lanes_out(
     nns = {split_box_text(g.text(i))[1][1]: i for i in g.find("nn~")}
     assert set(nns) == {"next", "fill"}
     for method, nn in nns.items():
-        assert g.text(nn) == f'nn~ "{MODEL}" {method} 1024 {lanes + 1} {lanes}'
+        assert g.text(nn) == f"nn~ band.ts {method} 1024 {lanes + 1} {lanes}"
         assert (g.boxes[nn]["numinlets"], g.boxes[nn]["numoutlets"]) == (lanes + 1, lanes)
         # lanes 0..L-1 come from sig~ (the sounding pitch, -1 at rest), inlet L from the position chain
         for lane in range(lanes):

@@ -80,7 +80,7 @@ def test_nn_box_takes_gate_class_knobs_and_gives_audio(kits: dict[int, Path], d:
     boxes = {b["id"]: b for b in boxes_of(kits[d])}
     nn = next(b for b in boxes.values() if b.get("text", "").startswith("nn~"))
     assert (nn["numinlets"], nn["numoutlets"]) == (d + 2, 1)
-    assert nn["text"] == f'nn~ "/models/my kit/drumsynth.ts" forward 512 {d + 2} 1'
+    assert nn["text"] == f"nn~ drumsynth.ts forward 512 {d + 2} 1"
     lines = lines_of(kits[d])
     assert {inlet for _, _, dst, inlet in lines if dst == nn["id"]} == set(range(d + 2))
     sources = {(inlet, boxes[src]["text"]) for src, _, dst, inlet in lines if dst == nn["id"]}

@@ -56,7 +56,7 @@ def techno_metadata(latent: int) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def loops(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     out = tmp_path_factory.mktemp("loops")
-    model = Path(MODEL_DIR) / "techno_prior.ts"  # nn~ gets the path; the file need not exist to build
+    model = Path(MODEL_DIR) / "techno_prior.ts"  # nn~ gets the file name; the file need not exist to build
     return {
         latent: build_loops_device(out / f"l{latent}", str(model), prior_metadata(latent, macro, bars))
         for latent, macro, bars in SHAPES
@@ -118,7 +118,7 @@ def test_loops_nn_boxes_have_the_contract_channel_counts(
 ) -> None:
     g = DeviceGraph(loops[latent])
     texts = sorted(g.text(i) for i in g.find("nn~"))
-    model = f'"{MODEL_DIR}/techno_prior.ts"'
+    model = "techno_prior.ts"
     assert texts == [
         f"nn~ {model} decode 2048 {latent} 1",
         f"nn~ {model} trajectory 2048 {macro + 1} {latent}",
@@ -242,7 +242,7 @@ def test_fx_validates_as_a_169px_audio_effect_with_scale_and_offset_per_latent(
 @pytest.mark.parametrize("latent", [4, 32])
 def test_fx_latent_k_is_scaled_then_offset_into_decode_inlet_k(effects: dict[int, Path], latent: int) -> None:
     g = DeviceGraph(effects[latent])
-    model = f'"{MODEL_DIR}/techno.ts"'
+    model = "techno.ts"
     (encode,) = g.find(f"nn~ {model} encode 2048 1 {latent}")
     (decode,) = g.find(f"nn~ {model} decode 2048 {latent} 1")
     for k in range(latent):
