@@ -13,10 +13,10 @@ eager and scripted modules give the same outputs.
 from typing import Any
 
 import cached_conv as cc
-import nn_tilde
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from export.host_rate import HostRateModule
 from models.band import (
     BandRMVAE,
     gaussian_product,
@@ -55,7 +55,7 @@ def uniform_noise(seeds: Tensor, draw: int, shape: list[int]) -> Tensor:
     return uniform.float().view([seeds.shape[0]] + shape)
 
 
-class BandExport(nn_tilde.Module):
+class BandEngine(nn.Module):
     """``next`` and ``fill`` of a :class:`BandRMVAE` over signals (ratio 1), and the methods live/ calls.
 
     Args:
@@ -100,31 +100,26 @@ class BandExport(nn_tilde.Module):
         self.register_buffer("slot_lanes", torch.zeros(batch, SLOTS, lanes, steps, dtype=long))
         self.register_buffer("slot_target", torch.zeros(batch, SLOTS, dtype=long))
         self.register_buffer("draws", torch.zeros(batch, dtype=long))
-        self.register_attribute("temperature", 1.0)
-        self.register_attribute("part", 0)
-        self.register_attribute("ahead", int(model.ahead))
-        self.register_attribute("latency", 0)  # samples; predictions are ready within the buffer
-        ins, outs = [], []
-        for name, voice_count in zip(part_names, self.voices, strict=True):
-            for v in range(voice_count):
-                lane = name if voice_count == 1 else f"{name} voice {v + 1}"
-                ins.append(f"(signal) {lane} pitch")
-                outs.append(f"(signal) {lane} token")
-        ins.append("(signal) position in sixteenths")
-        self.register_method("next", lanes + 1, 1, lanes, 1, ins, outs)
-        self.register_method("fill", lanes + 1, 1, lanes, 1, ins, outs)
-        self.reset()  # registration ran each method on silence
+        self.configure(0, int(model.ahead), 1.0)
+        self.reset()
 
     # -- attributes ------------------------------------------------------------------------------
 
+    @torch.jit.export
+    def configure(self, part: int, ahead: int, temperature: float) -> None:
+        """The nn~ attributes, each brought into its range (a NaN temperature reads 1)."""
+        self.played_part = max(-1, min(self.parts - 1, part))
+        self.horizon = max(1, min(2, ahead))
+        self.temperature_setting = max(0.0, min(100.0, temperature)) if temperature == temperature else 1.0
+
     def _part(self) -> int:
-        return max(-1, min(self.parts - 1, int(self.part[0])))
+        return self.played_part
 
     def _horizon(self) -> int:
-        return max(1, min(2, int(self.ahead[0])))
+        return self.horizon
 
     def _temperature(self) -> float:
-        return max(0.0, min(100.0, float(self.temperature[0])))
+        return self.temperature_setting
 
     # -- the model, measure by measure ----------------------------------------------------------------
 
@@ -328,16 +323,7 @@ class BandExport(nn_tilde.Module):
     # -- the nn~ methods -----------------------------------------------------------------------------
 
     @torch.jit.export
-    def next(self, x: Tensor) -> Tensor:
-        """``[B, L + 1, T]`` -> ``[B, L, T]``: in each measure, the prediction made ``ahead`` measures before."""
-        return self._stream(x, False)
-
-    @torch.jit.export
-    def fill(self, x: Tensor) -> Tensor:
-        """``[B, L + 1, T]`` -> ``[B, L, T]``: in each measure, the one before with the other parts filled."""
-        return self._stream(x, True)
-
-    def _stream(self, x: Tensor, fill: bool) -> Tensor:
+    def stream(self, x: Tensor, fill: bool) -> Tensor:
         """Record the lanes of ``x [B, L + 1, T]`` step by step, close the measure at a measure change (the
         last one in the buffer), and read the predicted lanes at each sample's step."""
         batch, length, lanes = x.shape[0], x.shape[-1], self.lanes
@@ -533,6 +519,132 @@ class BandExport(nn_tilde.Module):
         self.slot_lanes.fill_(self.out_silence)
         self.slot_target.fill_(-1)
         self.draws.zero_()
+
+
+@torch.jit.interface
+class BandPaths(nn.Module):
+    """What :class:`BandExport` calls on :class:`BandEngine`, through an interface so that each path keeps
+    its own TorchScript executor for the warm-up to compile (``export.host_rate``)."""
+
+    def configure(self, part: int, ahead: int, temperature: float) -> None:
+        pass
+
+    def stream(self, x: Tensor, fill: bool) -> Tensor:
+        pass
+
+    def next_measure(self, history: Tensor, temperature: float, seed: int) -> Tensor:
+        pass
+
+    def encode_history(self, history: Tensor, present: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        pass
+
+    def next_from_encoded(
+        self, mean: Tensor, logvar: Tensor, mask: Tensor, last: Tensor, temperature: float, seed: int
+    ) -> Tensor:
+        pass
+
+    def fill_measure(
+        self, history: Tensor, measure: Tensor, present: Tensor, temperature: float, seed: int
+    ) -> Tensor:
+        pass
+
+    def measure_lanes(self, roll: Tensor) -> Tensor:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+
+class BandExport(HostRateModule):
+    """``next`` and ``fill`` for nn~ (attributes ``temperature``, ``part``, ``ahead``, ``latency``) and the plain
+    methods for live/, over a :class:`BandEngine`. The host rate does not matter to the band; the devices set
+    ``host_rate`` all the same, which warms the module up (``export.host_rate``)."""
+
+    engine: BandPaths
+
+    def __init__(self, model: BandRMVAE, part_names: list[str], voices: list[int], context: int) -> None:
+        super().__init__(None)
+        engine = BandEngine(model, part_names, voices, context)
+        self.voices, self.lanes, self.context = engine.voices, engine.lanes, engine.context
+        self.steps = engine.steps
+        self.engine = torch.jit.script(engine)
+        self.register_attribute("temperature", 1.0)
+        self.register_attribute("part", 0)
+        self.register_attribute("ahead", int(model.ahead))
+        self.register_attribute("latency", 0)  # samples; predictions are ready within the buffer
+        ins, outs = [], []
+        for name, voice_count in zip(part_names, self.voices, strict=True):
+            for v in range(voice_count):
+                lane = name if voice_count == 1 else f"{name} voice {v + 1}"
+                ins.append(f"(signal) {lane} pitch")
+                outs.append(f"(signal) {lane} token")
+        ins.append("(signal) position in sixteenths")
+        self.register_method("next", self.lanes + 1, 1, self.lanes, 1, ins, outs)
+        self.register_method("fill", self.lanes + 1, 1, self.lanes, 1, ins, outs)
+        self.reset()  # registration ran each method on silence
+
+    def _configure(self) -> None:
+        self.engine.configure(int(self.part[0]), int(self.ahead[0]), float(self.temperature[0]))
+
+    @torch.jit.export
+    def next(self, x: Tensor) -> Tensor:
+        """``[B, L + 1, T]`` -> ``[B, L, T]``: in each measure, the prediction made ``ahead`` measures before."""
+        self._configure()
+        return self.engine.stream(x, False)
+
+    @torch.jit.export
+    def fill(self, x: Tensor) -> Tensor:
+        """``[B, L + 1, T]`` -> ``[B, L, T]``: in each measure, the one before with the other parts filled."""
+        self._configure()
+        return self.engine.stream(x, True)
+
+    @torch.jit.export
+    def next_measure(self, history: Tensor, temperature: float, seed: int) -> Tensor:
+        """See :meth:`BandEngine.next_measure` (``ahead`` is the attribute)."""
+        self._configure()
+        return self.engine.next_measure(history, temperature, seed)
+
+    @torch.jit.export
+    def encode_history(self, history: Tensor, present: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """See :meth:`BandEngine.encode_history`."""
+        return self.engine.encode_history(history, present)
+
+    @torch.jit.export
+    def next_from_encoded(
+        self, mean: Tensor, logvar: Tensor, mask: Tensor, last: Tensor, temperature: float, seed: int
+    ) -> Tensor:
+        """See :meth:`BandEngine.next_from_encoded` (``ahead`` is the attribute)."""
+        self._configure()
+        return self.engine.next_from_encoded(mean, logvar, mask, last, temperature, seed)
+
+    @torch.jit.export
+    def fill_measure(
+        self, history: Tensor, measure: Tensor, present: Tensor, temperature: float, seed: int
+    ) -> Tensor:
+        """See :meth:`BandEngine.fill_measure`."""
+        return self.engine.fill_measure(history, measure, present, temperature, seed)
+
+    @torch.jit.export
+    def measure_lanes(self, roll: Tensor) -> Tensor:
+        """See :meth:`BandEngine.measure_lanes`."""
+        return self.engine.measure_lanes(roll)
+
+    def use_host_rate(self, rate: int) -> None:
+        pass  # the band keeps time in sixteenths, not samples
+
+    def warm_up(self) -> None:
+        """Both streams through a few measures (one a buffer: every buffer closes a measure), then afresh."""
+        x = torch.full((1, self.lanes + 1, self.warm_up_buffer), -1.0)
+        for fill in (False, True):
+            for measure in range(self.warm_up_calls + 1):
+                x[0, self.lanes] = float(measure * self.steps)
+                self.engine.stream(x, fill)
+            self.engine.reset()
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forget every batch entry's recording, history and predictions."""
+        self.engine.reset()
 
 
 def build_band_export(checkpoint: dict[str, Any]) -> tuple[BandExport, dict[str, Any]]:

@@ -16,8 +16,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from export.contract import first_calls_ms
 from export.exporter import export_run
-from export.host import NNHost, load_ts, method_spec, one_thread, threaded_delay, time_calls
+from export.host import (
+    NNHost,
+    deliver_host_rate,
+    load_ts,
+    method_spec,
+    one_thread,
+    threaded_delay,
+    time_calls,
+)
 from export.metadata import read_metadata
 from latentlive.config import PROJECT_ROOT, parse_gin
 from latentlive.errors import UserError
@@ -67,7 +76,7 @@ def bench_drums(ts_path: Path, run: RunFolder) -> dict[str, Any]:
         seconds, rate = 10.0, 44100
         signal = torch.randn(1, spec.in_channels, int(seconds * rate)) * 0.5
         signal[:, -2] = (torch.arange(signal.shape[-1]) / (rate * 60 / 124 / 4)).floor()
-        host = NNHost(module, "decode", buffer_size=2048, sample_rate=rate)
+        host = NNHost(module, "decode", buffer_size=2048, host_rate=rate)
         start = time.perf_counter()
         host.process(signal)
         harness_rtf = seconds / (time.perf_counter() - start)
@@ -88,7 +97,7 @@ def bench_drumsynth(ts_path: Path, run: RunFolder) -> dict[str, Any]:
     """One-shot render time, and the instrument's per-buffer time while it re-renders, on one thread."""
     module = load_ts(ts_path)
     rate, buffer = 44100, 2048
-    module.set_sample_rate(rate)
+    deliver_host_rate(module, rate)  # as the device does
     knobs = torch.zeros(1, int(module.latent_size))
     with one_thread(), torch.no_grad():
         one_shot = time_calls(lambda: module.generate(torch.tensor([0]), knobs), repeats=10, warmup=2)
@@ -127,7 +136,8 @@ def bench_model(
         if model_name not in BENCHES_OF_FILES:
             raise UserError(f"--model: bench {model_name} measures a run; pass --run RUN instead")
         results = {"model": model_name, "torch_version": torch.__version__, "path": str(model)}
-        return _write_and_print(model_name, {**results, **BENCHES[model_name](Path(model), None)}, out)
+        results.update(BENCHES[model_name](Path(model), None), **first_call_figures(Path(model)))
+        return _write_and_print(model_name, results, out)
     with tempfile.TemporaryDirectory() as scratch:
         the_run = RunFolder(run).require_trained() if run else _train_for_bench(model_name, Path(scratch))
         if not (model_name in ("techno", "grain") and _export_is_current(the_run)):
@@ -137,8 +147,30 @@ def bench_model(
             "torch_version": torch.__version__,
             "device_for_training": "cuda" if torch.cuda.is_available() else "cpu",
             **BENCHES[model_name](the_run.exported_model, the_run),
+            **first_call_figures(the_run.exported_model),
         }
     return _write_and_print(model_name, results, out)
+
+
+FIRST_CALL_RATE, FIRST_CALL_BUFFER = 48000, 2048
+
+
+def first_call_figures(ts_path: Path) -> dict[str, Any]:
+    """The first five calls of each method of a freshly loaded ``ts_path`` once its device has set the host
+    rate (which warms it up, docs/host_rate.md), wall clock on one thread, against the buffer period."""
+    calls = {}
+    for method in read_metadata(ts_path)["methods"]:
+        module = load_ts(ts_path)
+        deliver_host_rate(module, FIRST_CALL_RATE)
+        calls[method] = first_calls_ms(module, method, 5, FIRST_CALL_BUFFER)
+    period_ms = 1e3 * FIRST_CALL_BUFFER / FIRST_CALL_RATE
+    slowest = max(max(times) for times in calls.values())
+    return {
+        "first_five_calls_after_load_ms": calls,
+        "first_call_slowest_ms": slowest,
+        "first_call_budget_ms": period_ms,
+        "first_call_slowest_over_budget": slowest / period_ms,
+    }
 
 
 def bench_transform(out: Path | None = None) -> dict[str, Any]:
@@ -213,7 +245,8 @@ def _method_inputs(module: torch.nn.Module, method: str, count: int = 32) -> lis
 def _streaming_figures(module: torch.nn.Module, method: str, repeats: int) -> dict[str, float]:
     """One nn~ call of ``method`` per ``TECHNO_BUFFER`` at ``TECHNO_RATE``, streamed on one thread: p50 and
     p99 in ms, and the buffer period over each (the real-time factor)."""
-    module.set_sample_rate(TECHNO_RATE)  # also resets every stream
+    deliver_host_rate(module, TECHNO_RATE)  # as the device does
+    module.reset()
     with one_thread(), torch.no_grad():
         times = time_calls(_cycling(_method_inputs(module, method), getattr(module, method)), repeats, 10)
     module.reset()
@@ -364,8 +397,8 @@ def bench_techno(
     decode_rtf = streamed["decode"]["real_time_factor"]
     verdict = "met" if decode_rtf >= TECHNO_DECODE_GOAL else "NOT met"
     parameters = {"stage1": sum(p.numel() for p in module.streams.model.parameters())}
-    if hasattr(module, "prior"):
-        parameters["stage2"] = sum(p.numel() for p in module.prior.parameters())
+    if hasattr(module, "loops"):
+        parameters["stage2"] = sum(p.numel() for p in module.loops.prior.parameters())
     checkpoint = load_checkpoint(run.checkpoint)
     stage1_args = checkpoint["metadata"].get("stage1_args", checkpoint["model_args"])
     results: dict[str, Any] = {
@@ -438,7 +471,8 @@ def _grain_forward_figures(
     a shared machine a call may also wait for the CPU, which is not what it costs): ``mean_ms`` is the median
     of the rounds' means. ``wall_mean_ms``: the wall-clock mean over every call."""
     spec = method_spec(module, "forward")
-    module.set_sample_rate(GRAIN_RATE)  # also resets every stream
+    deliver_host_rate(module, GRAIN_RATE)  # as the device does
+    module.reset()
     module.set_density(density)
     inputs = _knob_walk(spec.in_channels, 64, GRAIN_BUFFER // spec.in_ratio)
     play = _cycling(inputs, module.forward)
@@ -472,7 +506,7 @@ def _grain_forward_figures(
 def _grain_decode_figures(module: torch.nn.Module, repeats: int) -> dict[str, dict[str, float]]:
     """``decode_mean`` of the model inside the file, for batches of ``GRAIN_DECODE_BATCHES`` latents on one
     thread: p50 in ms and grains decoded per second."""
-    decoder = module.engine.decoder
+    decoder = module.streams.engine.decoder
     latent_size = int(module.latent_size)
     generator = torch.Generator().manual_seed(0)
     figures = {}

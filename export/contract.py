@@ -1,16 +1,27 @@
 """The nn~ contract, checked on a loaded ``.ts`` (see DESIGN.md, "The nn~ contract").
 
-Run as ``python -m export.contract MODEL.ts`` it checks the file in a fresh process, with no
+Run as ``python -m export.contract MODEL.ts [RATE]`` it checks the file in a fresh process, with no
 training code imported, and prints a JSON report; exit status 1 when the contract is broken.
 """
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import torch
 
-from export.host import load_ts, method_spec, time_per_buffer
+from export.host import (
+    DEFAULT_HOST_RATE,
+    UNINITIALISED_RATE,
+    HostError,
+    deliver_host_rate,
+    load_ts,
+    method_spec,
+    one_thread,
+    set_attribute,
+    time_per_buffer,
+)
 from export.metadata import read_metadata
 
 MAX_BUFFER = 16384
@@ -67,14 +78,99 @@ def check_extremes(module: torch.nn.Module, method: str, bound: float) -> list[s
     return problems
 
 
-def verify_file(path: str | Path) -> dict:
-    """Load ``path`` and check every method; return problems and per-buffer timings at 2048."""
+# Values nn~ can hand a setter: the uninitialised int of ``reload``, zero, negative, rates without a chain.
+BAD_SETTER_VALUES = (str(UNINITIALISED_RATE), "0", "-1", "22050", "96000", "nan", "inf", "-1e30")
+
+
+def check_silent_until_told(module: torch.nn.Module, method: str) -> list[str]:
+    """A freshly loaded module that needs the host rate answers silence until it is told one."""
+    spec = method_spec(module, method)
+    x = torch.randn(1, spec.in_channels, 2048 // spec.in_ratio) * 0.3
+    with torch.no_grad():
+        y = getattr(module, method)(x)
+    return [] if torch.count_nonzero(y) == 0 else [f"{method}: plays before it was told the host rate"]
+
+
+def check_setters(path: str | Path, method: str, rate: int) -> list[str]:
+    """Every setter survives every value in BAD_SETTER_VALUES (no exception reaches nn~) and ``method``
+    still gives finite output after each; once the attributes are set back and the module reset, it plays
+    as a freshly loaded module does."""
+    module, fresh, problems = load_ts(path), load_ts(path), []
+    for m in (module, fresh):
+        deliver_host_rate(m, rate)
+    names = [n for n in module.get_attributes() if n != "latency"]
+    defaults = {n: [str(v) for v in _values(module, n)] for n in names}
+    spec, call = method_spec(module, method), getattr(module, method)
+    x = torch.randn(1, spec.in_channels, 2048 // spec.in_ratio, generator=torch.Generator().manual_seed(1))
+    for name in names:
+        for value in BAD_SETTER_VALUES:
+            args = [value] * len(defaults[name])
+            try:
+                set_attribute(module, name, args)
+            except HostError as err:
+                if "bad arguments" not in str(err):  # nn~ refuses to parse "nan" as an int itself
+                    problems.append(f"set {name} {' '.join(args)}: {err}")
+                continue
+            problems += _plays_finite(call, x * 0.3, f"{method} after set {name} {value}")
+    for name, args in defaults.items():
+        set_attribute(module, name, args)
+    module.reset()
+    fresh.reset()
+    with torch.no_grad():
+        y, want = call(x * 0.3), getattr(fresh, method)(x * 0.3)
+    if not torch.equal(y, want):
+        problems.append(
+            f"{method}: after bad setter values and a reset, the output differs from a fresh load"
+        )
+    return problems
+
+
+def _plays_finite(call, x: torch.Tensor, label: str) -> list[str]:
+    try:
+        with torch.no_grad():
+            y = call(x)
+    except RuntimeError as err:
+        return [f"{label}: raised {str(err).strip().splitlines()[-1]}"]
+    return [] if torch.isfinite(y).all() else [f"{label}: non-finite output"]
+
+
+def _values(module: torch.nn.Module, name: str) -> list:
+    values = getattr(module, f"get_{name}")()
+    return list(values) if isinstance(values, (tuple, list)) else [values]
+
+
+def first_calls_ms(module: torch.nn.Module, method: str, calls: int = 5, buffer: int = 2048) -> list[float]:
+    """Wall time of the first ``calls`` calls of ``method`` in nn~'s inference mode, one thread (ms)."""
+    spec, call, times = method_spec(module, method), getattr(module, method), []
+    x = torch.randn(1, spec.in_channels, buffer // spec.in_ratio) * 0.3
+    with one_thread(), torch.inference_mode():
+        for _ in range(calls):
+            start = time.perf_counter()
+            call(x)
+            times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def verify_file(path: str | Path, rate: int = DEFAULT_HOST_RATE) -> dict:
+    """Load ``path`` as nn~ 1.6.0 does and check every method; return problems and timings at 2048.
+
+    The host rate arrives as a device delivers it (``set host_rate``), never through ``set_sample_rate``.
+    ``first_calls_ms``: the first five calls of each method in a fresh load, once the device set the rate."""
     metadata = read_metadata(path)
     module = load_ts(path)
-    if metadata.get("sample_rate"):
-        module.set_sample_rate(int(metadata.get("host_sample_rate", 44100)))
     methods = list(module.get_methods())
     problems: list[str] = []
+    needs_rate = bool(metadata.get("sample_rate"))  # models that run at their own rate resample to the host's
+    for method in methods if needs_rate else []:
+        if method in metadata.get("rate_free_methods", []):
+            continue
+        problems += check_silent_until_told(module, method)
+    deliver_host_rate(module, rate)
+    first_calls = {}
+    for method in methods:
+        fresh = load_ts(path)
+        deliver_host_rate(fresh, rate)
+        first_calls[method] = first_calls_ms(fresh, method)
     if "latency" not in module.get_attributes() or module.get_latency()[0] != metadata["latency_samples"]:
         problems.append(
             f"the latency attribute does not say the declared {metadata['latency_samples']} samples"
@@ -84,16 +180,19 @@ def verify_file(path: str | Path) -> dict:
         problems += check_shapes(module, method)
         problems += check_extremes(module, method, float(metadata["output_bounds"][method]))
         timings[method] = time_per_buffer(module, method, 2048)
+    problems += check_setters(path, methods[0], rate)
     return {
         "methods": methods,
         "problems": problems,
         "timing_2048": timings,
+        "first_calls_ms": first_calls,
+        "host_rate": rate,
         "torch_version": torch.__version__,
     }
 
 
 def main() -> int:
-    result = verify_file(sys.argv[1])
+    result = verify_file(sys.argv[1], *(int(rate) for rate in sys.argv[2:3]))
     print(json.dumps(result))
     return 1 if result["problems"] else 0
 

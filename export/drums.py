@@ -3,24 +3,39 @@
 from typing import Any
 
 import cached_conv as cc
-import nn_tilde
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
+from export.host_rate import HostRateModule
 from models.drums import PatternVAE
 
 
-class DrumsExport(nn_tilde.Module):
+@torch.jit.interface
+class PatternPaths(nn.Module):
+    """The :class:`PatternVAE` calls of :class:`DrumsExport`, through an interface so that each keeps its own
+    TorchScript executor for the warm-up to compile (``export.host_rate``)."""
+
+    def encode(self, pattern: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
+        pass
+
+    def decode(self, z: Tensor, style: Tensor) -> Tensor:
+        pass
+
+
+class DrumsExport(HostRateModule):
     """``decode``, ``encode`` and ``forward`` of a :class:`PatternVAE` over signals, ratio 1 everywhere.
 
     Latent and style inputs are read once per buffer (its last sample, as nn~ holds control values);
-    ``step`` is read per sample, so hits land on the sample where their step begins.
+    ``step`` is read per sample, so hits land on the sample where their step begins. The host rate does not
+    matter (steps are signals); the device sets ``host_rate`` all the same, which warms the module up.
     """
 
+    model: PatternPaths
+
     def __init__(self, model: PatternVAE, style_names: list[str]) -> None:
-        super().__init__()
-        self.model = model.eval().requires_grad_(False)
+        super().__init__(None)
+        self.model = torch.jit.script(model.eval().requires_grad_(False))
         self.latent_size = model.latent_size
         self.steps = model.steps
         self.instruments = model.instruments
@@ -97,6 +112,17 @@ class DrumsExport(nn_tilde.Module):
         recorded = self._record(x[:, :i], x[:, i])
         mean, _ = self.model.encode(recorded, style)
         return self._hit_levels(mean, style, x[:, i])
+
+    def use_host_rate(self, rate: int) -> None:
+        pass  # steps come as signals: nothing depends on the rate
+
+    def warm_up(self) -> None:
+        z = torch.zeros(1, self.latent_size)
+        style = torch.full((1,), -1, dtype=torch.long)
+        pattern = torch.zeros(1, self.instruments, self.steps)
+        for _ in range(self.warm_up_calls):
+            self.model.decode(z, style)
+            self.model.encode(pattern, style)
 
     @torch.jit.export
     def reset(self) -> None:

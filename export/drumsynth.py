@@ -1,6 +1,7 @@
 """nn~ wrapper of the drum synth: a polyphonic one-shot instrument whose sounds are re-rendered in the background.
 
-Signals of ``forward`` (ratio 1, audio at the host rate, 44.1 or 48 kHz):
+Signals of ``forward`` (ratio 1, audio at the host rate: 44.1, 48, 88.2 or 96 kHz, from the ``host_rate``
+attribute, see ``export.host_rate``):
 
 | inputs | ``gate`` (velocity 0..1; a rise above 0 starts a hit), ``class`` (index into ``class_names``),
 |        | ``knob1 .. knobD`` (the class's PCA axes in standard deviations, -3..3) |
@@ -16,16 +17,16 @@ rises of the gate); the knobs, and the class whose sound they re-render, once pe
 from typing import Any
 
 import cached_conv as cc
-import nn_tilde
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
+from export.host_rate import HostRateModule
 from models.drumsynth import DrumSynthVAE, full_rate_magnitude
 from models.nsgt import NSGT, make_scale
 
 VOICES = 4
-HOST_RATES = (44100, 48000)
+HOST_RATES = (44100, 48000, 88200, 96000)  # the sounds are resampled whole: any rate works
 KNOB_LIMIT = 4.0  # the device's knobs span -3..3; beyond this the decoder is asked for what it never saw
 PEAK = 0.9  # rendered one-shots are peak-normalised like the training sounds
 
@@ -41,8 +42,32 @@ def fft_resample(audio: Tensor, length: int) -> Tensor:
     return torch.fft.irfft(spectrum, n=length) * (length / audio.shape[-1])
 
 
-class DrumSynthExport(nn_tilde.Module):
-    """``forward`` (the instrument) and ``generate`` (offline one-shots) of a :class:`DrumSynthVAE`."""
+@torch.jit.interface
+class KitPaths(nn.Module):
+    """What :class:`DrumSynthExport` calls on :class:`DrumKit`, through an interface so that each path keeps
+    its own TorchScript executor for the warm-up to compile (``export.host_rate``)."""
+
+    def play(self, x: Tensor) -> Tensor:
+        pass
+
+    def generate(self, classes: Tensor, knobs: Tensor) -> Tensor:
+        pass
+
+    def render(self, classes: Tensor, knobs: Tensor) -> Tensor:
+        pass
+
+    def set_host_rate(self, rate: int) -> None:
+        pass
+
+    def forget_renders(self) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+
+class DrumKit(nn.Module):
+    """The instrument (``play``) and offline one-shots (``generate``) of a :class:`DrumSynthVAE`."""
 
     def __init__(self, model: DrumSynthVAE, nsgt: NSGT, facts: dict[str, Any]) -> None:
         super().__init__()
@@ -65,6 +90,7 @@ class DrumSynthExport(nn_tilde.Module):
             centre = self.render(
                 torch.arange(self.num_classes), torch.zeros(self.num_classes, self.latent_size)
             )
+        self.register_buffer("centre_model_rate", centre.clone())
         self.register_buffer("rendered_model_rate", centre)
         self.register_buffer("rendered", self._to_host(centre, host_rate))
         self.register_buffer("rendered_knobs", torch.zeros(self.num_classes, self.latent_size))
@@ -84,10 +110,6 @@ class DrumSynthExport(nn_tilde.Module):
         self.register_buffer("voice_started", torch.zeros(batch, VOICES, dtype=torch.long))
         self.register_buffer("last_gate", torch.zeros(batch))
         self.hits = 0
-        self.register_attribute("latency", 0)
-        labels = ["(signal) gate: velocity 0..1", "(signal) drum class index"]
-        labels += [f"(signal) knob {i + 1}" for i in range(self.latent_size)]
-        self.register_method("forward", 2 + self.latent_size, 1, 1, 1, labels, ["(signal) audio"])
         self.reset()
 
     def _knobs_to_latent(self, classes: Tensor, knobs: Tensor) -> Tensor:
@@ -123,16 +145,18 @@ class DrumSynthExport(nn_tilde.Module):
         )
 
     @torch.jit.export
-    def set_sample_rate(self, sample_rate: int | None) -> None:
-        """nn~ passes the host rate; sounds are resampled to it. Only 44.1 and 48 kHz are supported."""
-        if sample_rate is None:
-            return
-        if sample_rate != 44100 and sample_rate != 48000:
-            raise ValueError("the latentlive drum synth runs at 44100 or 48000 Hz")
-        self.sr = sample_rate
-        self.host_rate = sample_rate
-        self.rendered = self._to_host(self.rendered_model_rate, sample_rate)
+    def set_host_rate(self, rate: int) -> None:
+        """Resample the sounds to ``rate`` (any rate: the whole sounds go through the spectrum)."""
+        self.host_rate = rate
+        self.rendered = self._to_host(self.rendered_model_rate, rate)
         self.job_stage = 0
+
+    @torch.jit.export
+    def forget_renders(self) -> None:
+        """Back to the sounds of every class at the centre of its knobs, no render job running."""
+        self.rendered_model_rate = self.centre_model_rate.clone()
+        self.rendered_knobs.zero_()
+        self.set_host_rate(self.host_rate)
 
     @torch.jit.export
     def reset(self) -> None:
@@ -203,7 +227,8 @@ class DrumSynthExport(nn_tilde.Module):
         self.voice_class[:batch] = torch.where(ended, torch.full_like(voice_class, -1), voice_class)
         return out
 
-    def forward(self, x: Tensor) -> Tensor:
+    @torch.jit.export
+    def play(self, x: Tensor) -> Tensor:
         """``[B, 2 + D, T]`` (gate, class, knobs) -> audio ``[B, 1, T]`` at the host rate."""
         batch, length = x.shape[0], x.shape[-1]
         gate = torch.nan_to_num(x[:, 0], 0.0, 0.0, 0.0).clamp(0.0, 1.0)
@@ -213,6 +238,58 @@ class DrumSynthExport(nn_tilde.Module):
         self._start_hits(gate, classes)
         self.last_gate[:batch] = gate[:, -1]
         return self._mix(batch, length)
+
+
+class DrumSynthExport(HostRateModule):
+    """``forward`` (the instrument) and ``generate`` / ``render`` (offline one-shots) of a :class:`DrumKit`;
+    attributes ``latency`` and ``host_rate`` (``export.host_rate``: ``forward`` is silent until it is set)."""
+
+    kit: KitPaths
+
+    def __init__(self, model: DrumSynthVAE, nsgt: NSGT, facts: dict[str, Any]) -> None:
+        super().__init__(HOST_RATES)
+        self.kit = torch.jit.script(DrumKit(model, nsgt, facts))
+        self.latent_size, self.num_classes = model.latent_size, len(facts["class_names"])
+        self.render_calls = 2 * int(facts["griffin_lim"]["iterations"]) + 3  # stages of one render job
+        self.register_attribute("latency", 0)
+        labels = ["(signal) gate: velocity 0..1", "(signal) drum class index"]
+        labels += [f"(signal) knob {i + 1}" for i in range(self.latent_size)]
+        self.register_method("forward", 2 + self.latent_size, 1, 1, 1, labels, ["(signal) audio"])
+        self.reset()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, 2 + D, T]`` (gate, class, knobs) -> audio ``[B, 1, T]`` at the host rate."""
+        if self.rate == 0:
+            return self.silence(x, 1, 1, 1)
+        return self.kit.play(x)
+
+    @torch.jit.export
+    def generate(self, classes: Tensor, knobs: Tensor) -> Tensor:
+        """Offline one-shots ``[B, T]`` at the host rate (44.1 kHz until one is set)."""
+        return self.kit.generate(classes, knobs)
+
+    @torch.jit.export
+    def render(self, classes: Tensor, knobs: Tensor) -> Tensor:
+        """One-shots ``[B, T]`` at the model rate for ``classes [B]`` (long) and ``knobs [B, D]``."""
+        return self.kit.render(classes, knobs)
+
+    def use_host_rate(self, rate: int) -> None:
+        self.kit.set_host_rate(rate)
+
+    def warm_up(self) -> None:
+        """Hits and a whole render job (every stage of it), then the centre sounds again."""
+        x = torch.zeros(1, 2 + self.latent_size, self.warm_up_buffer)
+        x[0, 0, 0] = 1.0  # a hit at the start of each buffer
+        for call in range(self.warm_up_calls * (self.render_calls + 1)):
+            x[0, 2] = float(call // (self.render_calls + 1) + 1)  # new knobs: a new job each round
+            self.kit.play(x)
+        self.kit.forget_renders()
+        self.kit.reset()
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Silence every voice and forget the gates."""
+        self.kit.reset()
 
 
 def build_drumsynth_export(checkpoint: dict[str, Any]) -> tuple[DrumSynthExport, dict[str, Any]]:

@@ -3,7 +3,7 @@
 Both methods speak in knob units: the PCA axes of the training codes, in units of their spread (see
 ``latentlive.tasks.grain.principal_axes``), exchanged with nn~ at ``LATENT_RATIO`` host samples per frame.
 The model runs at its own rate (22.05 kHz by default) and resamples inside to the host rate (44.1 or
-48 kHz; others are refused), with the same streaming stages as the techno export (``models.resample``):
+48 kHz, from the ``host_rate`` attribute: ``export.host_rate``), with the same streaming stages as the techno export (``models.resample``):
 
 * ``forward``: host knob frames, gathered into blocks of ``BLOCK_FRAMES`` -> frames at the model's grain hop
   rate -> ``GranularEngine`` (grains at ``density`` per second, ``jitter``, ``spray``, ``grain_length``,
@@ -12,12 +12,13 @@ The model runs at its own rate (22.05 kHz by default) and resamples inside to th
   windowed as in training, encoded (posterior mean) -> knob units -> host frames -> FIFO.
 """
 
+import math
 from typing import Any
 
-import nn_tilde
 import torch
 from torch import Tensor, nn
 
+from export.host_rate import HostRateModule
 from export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite
 from models.grain_vae import GrainVAE, playing_decoder
 from models.granular import GranularEngine
@@ -30,6 +31,7 @@ HOST_RATES = (44100, 48000)
 # 24 frames make it 6233 samples (130 ms at 48 kHz). The README weighs other block sizes.
 BLOCK_FRAMES = 24
 KNOB_LIMIT = 10.0
+DEFAULT_SETTINGS = {"density": 40.0, "jitter": 0.0, "spray": 0.0, "grain_length": 1.0, "transpose": 0.0}
 AUDIO_BOUND = 4.0  # dense clouds keep constant power, so a few grains in phase can exceed full scale
 
 
@@ -99,9 +101,28 @@ class GrainPlan:
             self.latency[method] = round(max(by_rate.values()))
 
 
-class GrainExport(nn_tilde.Module):
-    """``forward``: D knob signals -> granular audio; ``encode``: audio -> D knob signals (one frame per grain
-    hop, held); attributes ``density``, ``jitter``, ``spray``, ``grain_length``, ``transpose``, ``latency``."""
+@torch.jit.interface
+class GrainPaths(nn.Module):
+    """What :class:`GrainExport` calls on :class:`GrainStreams`, through an interface so that each path keeps
+    its own TorchScript executor for the warm-up to compile (``export.host_rate``)."""
+
+    def play(
+        self, x: Tensor, density: float, jitter: float, spray: float, grain_length: float, transpose: float
+    ) -> Tensor:
+        pass
+
+    def encode(self, x: Tensor) -> Tensor:
+        pass
+
+    def set_host_rate(self, rate: int) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+
+class GrainStreams(nn.Module):
+    """The granular engine, the follower and their resampling chains at both host rates."""
 
     def __init__(self, model: GrainVAE, facts: dict[str, Any], plan: GrainPlan) -> None:
         super().__init__()
@@ -129,29 +150,15 @@ class GrainExport(nn_tilde.Module):
         self.block = plan.block
         self.register_buffer("pending", torch.zeros(1, self.latent_size, 0), persistent=False)
         self.host_rate = HOST_RATES[0]
-        self.register_attribute("density", 40.0)
-        self.register_attribute("jitter", 0.0)
-        self.register_attribute("spray", 0.0)
-        self.register_attribute("grain_length", 1.0)
-        self.register_attribute("transpose", 0.0)
-        self.register_attribute("latency", plan.latency["forward"])
-        knobs = [f"(signal) knob {i + 1}" for i in range(self.latent_size)]
-        self.register_method("forward", self.latent_size, LATENT_RATIO, 1, 1, knobs, ["(signal) audio out"])
-        self.register_method("encode", 1, 1, self.latent_size, LATENT_RATIO, ["(signal) audio in"], knobs)
-        self.reset()
 
-    def _settings(self) -> None:
-        self.engine.density = float(self.density[0])
-        self.engine.jitter = float(self.jitter[0])
-        self.engine.spray = float(self.spray[0])
-        self.engine.grain_length = float(self.grain_length[0])
-        self.engine.transpose = float(self.transpose[0])
-
-    def forward(self, x: Tensor) -> Tensor:
+    @torch.jit.export
+    def play(
+        self, x: Tensor, density: float, jitter: float, spray: float, grain_length: float, transpose: float
+    ) -> Tensor:
         """Knobs ``[B, D, n / LATENT_RATIO]`` -> audio ``[B, 1, n]`` at the host rate.
 
-        The knob frames wait for a whole block; a call that completes one renders it (the attributes are
-        read then) and queues its audio, and every call pops ``n`` samples from the queue."""
+        The knob frames wait for a whole block; a call that completes one renders it with the settings given
+        then and queues its audio, and every call pops ``n`` samples from the queue."""
         n = x.shape[-1] * self.latent_ratio
         if self.pending.shape[0] != x.shape[0]:
             # a new batch: the forward streams start again (the others restart on their own when they see it)
@@ -161,15 +168,16 @@ class GrainExport(nn_tilde.Module):
         pending = torch.cat([self.pending, x], dim=-1) if self.pending.shape[-1] > 0 else x
         ready = pending.shape[-1] // self.block * self.block
         self.pending = pending.narrow(-1, ready, pending.shape[-1] - ready) if ready > 0 else pending
+        if ready > 0:
+            self.engine.density, self.engine.jitter, self.engine.spray = density, jitter, spray
+            self.engine.grain_length, self.engine.transpose = grain_length, transpose
         if self.host_rate == 44100:
             if ready > 0:
-                self._settings()
                 path = self.path_in_44(finite(pending.narrow(-1, 0, ready), self.knob_limit))
                 audio = self.audio_out_44.resampler(self.engine(path, self.hop, path.shape[-1] * self.hop))
                 self.audio_out_44.fifo.push(finite(audio, self.audio_bound))
             return self.audio_out_44.fifo.pop(n)
         if ready > 0:
-            self._settings()
             path = self.path_in_48(finite(pending.narrow(-1, 0, ready), self.knob_limit))
             audio = self.audio_out_48.resampler(self.engine(path, self.hop, path.shape[-1] * self.hop))
             self.audio_out_48.fifo.push(finite(audio, self.audio_bound))
@@ -187,14 +195,9 @@ class GrainExport(nn_tilde.Module):
         return finite(knobs, 100.0)
 
     @torch.jit.export
-    def set_sample_rate(self, sample_rate: int | None) -> None:
-        """nn~ passes the host rate: 44.1 and 48 kHz are supported, others refused."""
-        if sample_rate is None:
-            return
-        if sample_rate != 44100 and sample_rate != 48000:
-            raise ValueError("the latentlive grain model runs at 44100 or 48000 Hz")
-        self.host_rate = sample_rate
-        self.sr = sample_rate
+    def set_host_rate(self, rate: int) -> None:
+        """Switch to the chains of ``rate`` (44.1 kHz, or else 48 kHz) and start afresh."""
+        self.host_rate = rate
         self.reset()
 
     @torch.jit.export
@@ -214,6 +217,70 @@ class GrainExport(nn_tilde.Module):
         self.knobs_out_48.reset()
 
 
+def _setting(value: float, default: float) -> float:
+    """An attribute's value as the engine takes it: NaN and infinities (nn~ parses any text) read the default."""
+    return value if math.isfinite(value) else default
+
+
+class GrainExport(HostRateModule):
+    """``forward``: D knob signals -> granular audio; ``encode``: audio -> D knob signals (one frame per grain
+    hop, held); attributes ``density``, ``jitter``, ``spray``, ``grain_length``, ``transpose``, ``latency``
+    and ``host_rate`` (``export.host_rate``: silent until the device sets it)."""
+
+    streams: GrainPaths
+
+    def __init__(self, model: GrainVAE, facts: dict[str, Any], plan: GrainPlan) -> None:
+        super().__init__(HOST_RATES)
+        self.streams = torch.jit.script(GrainStreams(model, facts, plan))
+        self.latent_size, self.latent_ratio, self.block_frames = model.latent_size, LATENT_RATIO, plan.block
+        for name, value in DEFAULT_SETTINGS.items():
+            self.register_attribute(name, value)
+        self.register_attribute("latency", plan.latency["forward"])
+        knobs = [f"(signal) knob {i + 1}" for i in range(self.latent_size)]
+        self.register_method("forward", self.latent_size, LATENT_RATIO, 1, 1, knobs, ["(signal) audio out"])
+        self.register_method("encode", 1, 1, self.latent_size, LATENT_RATIO, ["(signal) audio in"], knobs)
+        self.reset()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Knobs ``[B, D, n / LATENT_RATIO]`` -> audio ``[B, 1, n]`` at the host rate."""
+        if self.rate == 0:
+            return self.silence(x, 1, self.latent_ratio, 1)
+        return self.streams.play(
+            x,
+            _setting(self.density[0], 40.0),
+            _setting(self.jitter[0], 0.0),
+            _setting(self.spray[0], 0.0),
+            _setting(self.grain_length[0], 1.0),
+            _setting(self.transpose[0], 0.0),
+        )
+
+    @torch.jit.export
+    def encode(self, x: Tensor) -> Tensor:
+        """Audio ``[B, 1, n]`` -> knobs ``[B, D, n / LATENT_RATIO]`` of the grain ending at each hop."""
+        if self.rate == 0:
+            return self.silence(x, self.latent_size, 1, self.latent_ratio)
+        return self.streams.encode(x)
+
+    def use_host_rate(self, rate: int) -> None:
+        self.streams.set_host_rate(rate)
+
+    def warm_up(self) -> None:
+        knobs = torch.zeros(1, self.latent_size, self.warm_up_buffer // self.latent_ratio)
+        audio = torch.zeros(1, 1, self.warm_up_buffer)
+        # a block is rendered once enough frames have come: count the engine's calls, not ours
+        per_block = -(-self.block_frames * self.latent_ratio // self.warm_up_buffer)
+        for _ in range(self.warm_up_calls * per_block):
+            self.streams.play(knobs, 40.0, 0.0, 0.0, 1.0, 0.0)
+        for _ in range(self.warm_up_calls):
+            self.streams.encode(audio)
+        self.streams.reset()
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forget every stream."""
+        self.streams.reset()
+
+
 def build_grain_export(checkpoint: dict[str, Any]) -> tuple[GrainExport, dict[str, Any]]:
     """The wrapper and the metadata of the exported file, from a trainer checkpoint."""
     facts = checkpoint["metadata"]
@@ -231,14 +298,7 @@ def build_grain_export(checkpoint: dict[str, Any]) -> tuple[GrainExport, dict[st
         "latent_ratio": LATENT_RATIO,
         "host_sample_rate": HOST_RATES[0],
         "host_sample_rates": list(HOST_RATES),
-        "attributes": {
-            "density": 40.0,
-            "jitter": 0.0,
-            "spray": 0.0,
-            "grain_length": 1.0,
-            "transpose": 0.0,
-            "latency": latency,
-        },
+        "attributes": {**DEFAULT_SETTINGS, "latency": latency},
         "latency_samples": latency,
         "method_latency": plan.latency,
         "primes": {m: {str(r): p for r, p in by_rate.items()} for m, by_rate in plan.primes.items()},

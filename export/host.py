@@ -1,14 +1,18 @@
-"""A host harness that runs an exported ``.ts`` the way the Max external nn~ does.
+"""A host harness that runs an exported ``.ts`` the way the Max external nn~ 1.6.0 does.
 
 nn~ calls one method per buffer of ``buffer_size`` host samples. Inputs of a method with
 ``in_ratio > 1`` are decimated by keeping the last sample of each block of ``in_ratio`` samples;
-outputs with ``out_ratio > 1`` are held sample by sample. ``set_sample_rate`` receives the host
-rate, and nothing is resampled outside the model. In threaded mode (nn~'s default) the result of a
-buffer comes out two buffers later, minus one host block.
+outputs with ``out_ratio > 1`` are held sample by sample, and nothing is resampled outside the model.
+In threaded mode (nn~'s default) the result of a buffer comes out two buffers later, minus one host block.
+
+nn~ 1.6.0 never calls ``set_sample_rate`` on a first load, and its ``reload`` passes an uninitialised rate
+(``reload``); the devices deliver the rate as an attribute message, ``set host_rate RATE``, which
+:func:`set_attribute` carries out as nn~'s ``Backend::set_attribute`` does (arguments parsed by the
+attribute's declared types, an error when the setter raises or answers anything but 0).
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +47,52 @@ def method_spec(module: torch.nn.Module, method: str) -> MethodSpec:
     return MethodSpec(*(int(v) for v in params.tolist()))
 
 
+class HostError(Exception):
+    """What nn~ would report (and, outside a try block, abort the host for)."""
+
+
+DEFAULT_HOST_RATE = 44100  # the rate the checks run at unless they say otherwise
+UNINITIALISED_RATE = -2147483648  # the rate nn~ 1.6.0's ``reload`` passes (an uninitialised int)
+_ATTRIBUTE_TYPES = {
+    0: lambda text: text.lower() in ("1", "true"),
+    1: int,
+    2: float,
+    3: str,
+}  # nn_tilde's TYPE_HASH
+
+
+def set_attribute(module: torch.nn.Module, name: str, args: Sequence[str]) -> None:
+    """nn~'s ``set NAME ARGS...`` message: parse ``args`` by ``NAME_params`` and call ``set_NAME``.
+
+    Raises HostError where nn~ would throw: no such settable attribute, bad arguments, a setter that raises
+    or answers anything but 0."""
+    if not (hasattr(module, f"set_{name}") and hasattr(module, f"{name}_params")):
+        raise HostError(f"setter for attribute {name} not found in model")
+    types = [int(t) for t in getattr(module, f"{name}_params").tolist()]
+    try:
+        values = [_ATTRIBUTE_TYPES[t](text) for t, text in zip(types, args, strict=True)]
+    except (ValueError, KeyError) as err:
+        raise HostError(f"bad arguments {list(args)} for attribute {name}: {err}") from None
+    try:
+        result = getattr(module, f"set_{name}")(*values)
+    except Exception as err:  # noqa: BLE001 - whatever the model raises reaches nn~
+        raise HostError(f"setter for {name} raised: {str(err).strip().splitlines()[-1]}") from None
+    if result != 0:
+        raise HostError(f"setter for {name} returned {result}")
+
+
+def deliver_host_rate(module: torch.nn.Module, rate: int) -> None:
+    """What a device does on load and on every rate change: ``set host_rate RATE`` (models without the
+    attribute do not depend on the rate and are not told)."""
+    if hasattr(module, "host_rate_params"):
+        set_attribute(module, "host_rate", [str(rate)])
+
+
+def reload(module: torch.nn.Module) -> None:
+    """nn~ 1.6.0's ``reload`` message: ``set_sample_rate`` with an uninitialised int."""
+    module.set_sample_rate(UNINITIALISED_RATE)
+
+
 def threaded_delay(buffer_size: int, host_block: int = 64) -> int:
     """Samples that nn~ in threaded mode adds: two buffers minus one host block."""
     return 2 * buffer_size - host_block
@@ -55,7 +105,8 @@ class NNHost:
         module: the loaded TorchScript module.
         method: the method name (``forward``, ``decode``, ...).
         buffer_size: nn~'s buffer in host samples (a power of two, >= the method's ratio).
-        sample_rate: the host rate given to ``set_sample_rate``.
+        host_rate: the rate the device delivers (``deliver_host_rate``); None: the module is never told,
+            as after nn~ 1.6.0's first load without a device.
         threaded: delay the output as nn~'s threaded mode does.
     """
 
@@ -64,7 +115,7 @@ class NNHost:
         module: torch.nn.Module,
         method: str = "forward",
         buffer_size: int = 2048,
-        sample_rate: int = 44100,
+        host_rate: int | None = 44100,
         threaded: bool = False,
     ) -> None:
         self.module, self.method = module, getattr(module, method)
@@ -72,8 +123,8 @@ class NNHost:
         if buffer_size % self.spec.ratio:
             raise ValueError(f"buffer {buffer_size} is not a multiple of the ratio {self.spec.ratio}")
         self.buffer_size, self.threaded = buffer_size, threaded
-        if hasattr(module, "set_sample_rate"):
-            module.set_sample_rate(sample_rate)
+        if host_rate is not None:
+            deliver_host_rate(module, host_rate)
 
     def process_buffer(self, block: Tensor) -> Tensor:
         """One nn~ call: ``[B, C_in, buffer]`` host samples -> ``[B, C_out, buffer]`` held outputs."""

@@ -1,7 +1,7 @@
 """nn~ wrappers of the techno model: stage 1 (``techno.ts``) and stage 1 + 2 (``techno_prior.ts``).
 
 The models run at 16 kHz in whole blocks of ``ratio`` samples (one latent frame, 125 Hz); nn~ runs at the
-host rate (44.1 or 48 kHz, chosen by ``set_sample_rate``; other rates are refused) in power-of-two buffers.
+host rate (44.1 or 48 kHz, from the ``host_rate`` attribute: ``export.host_rate``) in power-of-two buffers.
 Each method therefore chains, per host rate, ``models.resample`` stages around the streaming model:
 
 * audio in: host audio -> ``StreamingResampler`` -> FIFO -> whole model blocks;
@@ -18,10 +18,10 @@ method's smallest buffer, plus what makes the latency the same number of host sa
 import math
 from typing import Any, Final
 
-import nn_tilde
 import torch
 from torch import Tensor, nn
 
+from export.host_rate import HostRateModule
 from export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite
 from models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
 from models.trajectory_vae import TrajectoryVAE, read_at_phase
@@ -78,6 +78,27 @@ class StreamPlan:
                 by_rate[rate] = value + extra * unit
             self.latency[method] = round(max(by_rate.values()))
         self.exact = exact
+
+
+@torch.jit.interface
+class Stage1Paths(nn.Module):
+    """The paths of :class:`Stage1Streams` the nn~ wrappers call, through this interface so that each keeps
+    its own TorchScript executor for the warm-up to compile (see ``export.host_rate``)."""
+
+    def roundtrip(self, x: Tensor) -> Tensor:
+        pass
+
+    def encode(self, x: Tensor) -> Tensor:
+        pass
+
+    def decode(self, z: Tensor, n: int) -> Tensor:
+        pass
+
+    def set_host_rate(self, rate: int) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
 
 
 class Stage1Streams(nn.Module):
@@ -146,9 +167,7 @@ class Stage1Streams(nn.Module):
 
     @torch.jit.export
     def set_host_rate(self, rate: int) -> None:
-        """Switch to the chains of host rate ``rate`` (44.1 or 48 kHz; others refused) and start afresh."""
-        if rate != 44100 and rate != 48000:
-            raise ValueError("the latentlive techno model runs at 44100 or 48000 Hz")
+        """Switch to the chains of host rate ``rate`` (44.1 kHz, or else 48 kHz) and start afresh."""
         self.host_rate = rate
         self.reset()
 
@@ -170,42 +189,47 @@ class Stage1Streams(nn.Module):
         self.decode_out_48.reset()
 
 
-class TechnoExport(nn_tilde.Module):
-    """Stage 1 for nn~: ``encode`` (audio -> latents), ``decode`` (latents -> audio), ``forward`` (audio ->
-    resynthesised audio). Latents are exchanged at ``LATENT_RATIO`` host samples per frame."""
+class Stage1Wrapper(HostRateModule):
+    """What both techno wrappers share: stage 1's streams at the host rate, their warm-up and reset."""
+
+    streams: Stage1Paths
 
     def __init__(self, model: WaveformVAE, model_rate: int, plan: StreamPlan) -> None:
-        super().__init__()
-        self.streams = Stage1Streams(model, model_rate, plan.primes)
+        super().__init__(HOST_RATES)
+        self.streams = torch.jit.script(Stage1Streams(model, model_rate, plan.primes))
         self.latent_size = model.latent_size
         self.latent_limit = 10.0
         self.latent_ratio, self.latent_bound, self.audio_bound = LATENT_RATIO, LATENT_BOUND, AUDIO_BOUND
-        self.register_attribute("latency", plan.latency["forward"])
-        latents = [f"(signal) latent {i + 1}" for i in range(self.latent_size)]
-        self.register_method("encode", 1, 1, self.latent_size, LATENT_RATIO, ["(signal) audio in"], latents)
-        self.register_method("decode", self.latent_size, LATENT_RATIO, 1, 1, latents, ["(signal) audio out"])
-        self.register_method("forward", 1, 1, 1, 1, ["(signal) audio in"], ["(signal) audio out"])
-        self.reset()  # registration ran each method once on silence
+
+    def use_host_rate(self, rate: int) -> None:
+        self.streams.set_host_rate(rate)
+
+    def warm_up(self) -> None:
+        self.warm_up_streams()
+
+    def warm_up_streams(self) -> None:
+        audio = torch.zeros(1, 1, self.warm_up_buffer)
+        z = torch.zeros(1, self.latent_size, self.warm_up_buffer // self.latent_ratio)
+        for _ in range(self.warm_up_calls):
+            self.streams.roundtrip(audio)
+            self.streams.encode(audio)
+            self.streams.decode(z, self.warm_up_buffer)
+        self.streams.reset()
 
     @torch.jit.export
     def encode(self, x: Tensor) -> Tensor:
+        """Host audio ``[B, 1, n]`` -> latents ``[B, L, n / LATENT_RATIO]`` (posterior mean)."""
+        if self.rate == 0:
+            return self.silence(x, self.latent_size, 1, self.latent_ratio)
         return finite(self.streams.encode(finite(x, 10.0)), self.latent_bound)
 
     @torch.jit.export
     def decode(self, x: Tensor) -> Tensor:
+        """Latents ``[B, L, n / LATENT_RATIO]`` -> host audio ``[B, 1, n]``."""
+        if self.rate == 0:
+            return self.silence(x, 1, self.latent_ratio, 1)
         n = x.shape[-1] * self.latent_ratio
         return finite(self.streams.decode(finite(x, self.latent_limit), n), self.audio_bound)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return finite(self.streams.roundtrip(finite(x, 10.0)), self.audio_bound)
-
-    @torch.jit.export
-    def set_sample_rate(self, sample_rate: int | None) -> None:
-        """nn~ passes the host rate: 44.1 and 48 kHz are supported, others refused."""
-        if sample_rate is None:
-            return
-        self.streams.set_host_rate(sample_rate)
-        self.sr = sample_rate
 
     @torch.jit.export
     def reset(self) -> None:
@@ -213,23 +237,67 @@ class TechnoExport(nn_tilde.Module):
         self.streams.reset()
 
 
-class TechnoLoopsExport(nn_tilde.Module):
+class TechnoExport(Stage1Wrapper):
+    """Stage 1 for nn~: ``encode`` (audio -> latents), ``decode`` (latents -> audio), ``forward`` (audio ->
+    resynthesised audio). Latents are exchanged at ``LATENT_RATIO`` host samples per frame."""
+
+    def __init__(self, model: WaveformVAE, model_rate: int, plan: StreamPlan) -> None:
+        super().__init__(model, model_rate, plan)
+        self.register_attribute("latency", plan.latency["forward"])
+        latents = [f"(signal) latent {i + 1}" for i in range(self.latent_size)]
+        self.register_method("encode", 1, 1, self.latent_size, LATENT_RATIO, ["(signal) audio in"], latents)
+        self.register_method("decode", self.latent_size, LATENT_RATIO, 1, 1, latents, ["(signal) audio out"])
+        self.register_method("forward", 1, 1, 1, 1, ["(signal) audio in"], ["(signal) audio out"])
+        self.reset()  # registration ran each method once on silence
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.rate == 0:
+            return self.silence(x, 1, 1, 1)
+        return finite(self.streams.roundtrip(finite(x, 10.0)), self.audio_bound)
+
+
+@torch.jit.interface
+class LoopPaths(nn.Module):
+    """What :class:`LoopReader` offers the wrapper (an interface, for the warm-up as above)."""
+
+    def read(self, macro: Tensor, phase: Tensor) -> Tensor:
+        pass
+
+
+class LoopReader(nn.Module):
+    """Stage 2's loop of the current macro latents, decoded once per change and read at bar phases."""
+
+    def __init__(self, prior: TrajectoryVAE) -> None:
+        super().__init__()
+        self.prior = prior.eval().requires_grad_(False)
+        self.register_buffer("loop_macro", torch.zeros(1, prior.macro_size, prior.macro_frames))
+        self.register_buffer("loop_trajectory", prior.decode(self.loop_macro)[0])
+
+    @torch.jit.export
+    def read(self, macro: Tensor, phase: Tensor) -> Tensor:
+        """Macros ``[B, M]`` and phases ``[B, N]`` -> stage-1 latents ``[B, L, N]``."""
+        macro = macro.unsqueeze(2).expand(-1, -1, self.prior.macro_frames)
+        if macro.shape != self.loop_macro.shape or not torch.equal(macro, self.loop_macro):
+            self.loop_macro = macro.clone()
+            self.loop_trajectory = self.prior.decode(macro)[0]
+        return read_at_phase(self.loop_trajectory, phase)
+
+
+class TechnoLoopsExport(Stage1Wrapper):
     """Stages 1 and 2 for nn~: ``trajectory`` (macro latents + loop phase -> stage-1 latents), ``decode``
     (stage-1 latents -> audio), ``loop`` (macro latents + phase -> audio) and ``encode`` (audio -> latents).
 
     The phase is a 0..1 ramp over the loop (the last input channel); the loop of the current macro latents is
     decoded once, again only when they change, and read at the phase of each frame (the last sample of each
-    ``LATENT_RATIO`` block, where nn~ would read it)."""
+    ``LATENT_RATIO`` block, where nn~ would read it). ``trajectory`` needs no host rate."""
+
+    loops: LoopPaths
 
     def __init__(self, model: WaveformVAE, prior: TrajectoryVAE, model_rate: int, plan: StreamPlan) -> None:
-        super().__init__()
-        self.streams = Stage1Streams(model, model_rate, plan.primes)
-        self.prior = prior.eval().requires_grad_(False)
-        self.latent_size, self.macro_size = model.latent_size, prior.macro_size
-        self.macro_limit, self.latent_limit = 10.0, 10.0
-        self.latent_ratio, self.latent_bound, self.audio_bound = LATENT_RATIO, LATENT_BOUND, AUDIO_BOUND
-        self.register_buffer("loop_macro", torch.zeros(1, prior.macro_size, prior.macro_frames))
-        self.register_buffer("loop_trajectory", prior.decode(self.loop_macro)[0])
+        super().__init__(model, model_rate, plan)
+        self.loops = torch.jit.script(LoopReader(prior))
+        self.macro_size = prior.macro_size
+        self.macro_limit = 10.0
         self.register_attribute("latency", plan.latency["decode"])
         macros = [f"(signal) macro {i + 1}" for i in range(self.macro_size)] + ["(signal) loop phase 0..1"]
         latents = [f"(signal) latent {i + 1}" for i in range(self.latent_size)]
@@ -241,49 +309,25 @@ class TechnoLoopsExport(nn_tilde.Module):
         self.register_method("encode", 1, 1, self.latent_size, LATENT_RATIO, ["(signal) audio in"], latents)
         self.reset()
 
-    def _loop(self, macro: Tensor) -> Tensor:
-        """The decoded loop ``[B, L, K]`` of ``macro [B, M]``, re-decoded only when the macros change."""
-        macro = macro.unsqueeze(2).expand(-1, -1, self.prior.macro_frames)
-        if macro.shape != self.loop_macro.shape or not torch.equal(macro, self.loop_macro):
-            self.loop_macro = macro.clone()
-            self.loop_trajectory = self.prior.decode(macro)[0]
-        return self.loop_trajectory
+    def warm_up(self) -> None:
+        self.warm_up_streams()
+        macros = torch.zeros(1, self.macro_size + 1, self.warm_up_buffer)
+        for _ in range(self.warm_up_calls):
+            self.trajectory(macros)
 
     @torch.jit.export
     def trajectory(self, x: Tensor) -> Tensor:
         """``[B, M + 1, n]`` (macros, phase) -> stage-1 latents ``[B, L, n / LATENT_RATIO]``."""
         macro = finite(x[:, : self.macro_size, -1], self.macro_limit)
         phase = finite(x[:, self.macro_size, self.latent_ratio - 1 :: self.latent_ratio], 1.0e6)
-        return finite(read_at_phase(self._loop(macro), phase), self.latent_bound)
-
-    @torch.jit.export
-    def decode(self, x: Tensor) -> Tensor:
-        return finite(
-            self.streams.decode(finite(x, self.latent_limit), x.shape[-1] * self.latent_ratio),
-            self.audio_bound,
-        )
+        return finite(self.loops.read(macro, phase), self.latent_bound)
 
     @torch.jit.export
     def loop(self, x: Tensor) -> Tensor:
         """``[B, M + 1, n]`` (macros, phase) -> audio ``[B, 1, n]``: ``trajectory`` then ``decode``."""
+        if self.rate == 0:
+            return self.silence(x, 1, 1, 1)
         return finite(self.streams.decode(self.trajectory(x), x.shape[-1]), self.audio_bound)
-
-    @torch.jit.export
-    def encode(self, x: Tensor) -> Tensor:
-        return finite(self.streams.encode(finite(x, 10.0)), self.latent_bound)
-
-    @torch.jit.export
-    def set_sample_rate(self, sample_rate: int | None) -> None:
-        """nn~ passes the host rate: 44.1 and 48 kHz are supported, others refused."""
-        if sample_rate is None:
-            return
-        self.streams.set_host_rate(sample_rate)
-        self.sr = sample_rate
-
-    @torch.jit.export
-    def reset(self) -> None:
-        """Forget every stream."""
-        self.streams.reset()
 
 
 def _stage1(args: dict[str, Any], state: dict[str, Tensor]) -> WaveformVAE:
@@ -342,6 +386,7 @@ def build_techno_prior_export(checkpoint: dict[str, Any]) -> tuple[TechnoLoopsEx
     latency = plan.latency["decode"]
     metadata = {
         "model": "techno_prior",
+        "rate_free_methods": ["trajectory"],
         "latent_size": model.latent_size,
         "macro_size": prior.macro_size,
         "macro_frames": prior.macro_frames,

@@ -1,7 +1,7 @@
 """``latentlive render grain``: an exported grain model played along a knob path, written as a WAV file.
 
-The ``.ts`` runs as nn~ runs it (``export.host.NNHost``, 2048-sample buffers, the host rate given to
-``set_sample_rate``), its attributes set as the device sets them. The knob path is one of:
+The ``.ts`` runs as nn~ runs it (``export.host.NNHost``, 2048-sample buffers, the host rate set as the
+device sets it), its attributes set as the device sets them. The knob path is one of:
 
 * ``line``: knob 1 from -2 to +2 over the render while knob 2 goes from +2 to -2;
 * ``circle``: radius 2 in the plane of knobs 1 and 2, one turn every :data:`CIRCLE_PERIOD_S` seconds;

@@ -34,7 +34,7 @@ from typing import Any
 from latentlive.errors import UserError
 from m4l_devices.amxd import MIDI_EFFECT, write_amxd
 from m4l_devices.common import device_path, model_file_name, model_loading, quote_atom, section_header
-from m4l_devices.loops import check_method, connect_load
+from m4l_devices.loops import check_method
 from m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentBand"
@@ -509,7 +509,7 @@ def band_patcher(spec: BandSpec) -> dict[str, Any]:
     section_header(p, "Model", lay.model_x, MODEL_W)
     model_loading(
         p,
-        nns[0],
+        nns,
         spec.model_file,
         "band",
         drop_rect=(lay.model_x, TOP, MODEL_W, 46),
@@ -517,8 +517,6 @@ def band_patcher(spec: BandSpec) -> dict[str, Any]:
         resend=[controls.part, controls.ahead, controls.temperature],
         at=(2200.0, 40.0),
     )
-    for nn in nns[1:]:
-        connect_load(p, nn)
     return p.to_dict(MIDI_EFFECT, description="LatentBand: play one part, the model plays the others.")
 
 

@@ -7,10 +7,13 @@ sends ``load <path>`` to nn~ (the dropped path is stored with the Live set), and
 the loaded model or says that the file is missing.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from latentlive.errors import UserError
 from m4l_devices.patcher import Box, Param, Patcher, Rect
+
+RATE_RESEND_MS = 2000  # the host rate goes to nn~ again this often (a no-op for a model that has it)
 
 
 def quote_atom(atom: str) -> str:
@@ -31,6 +34,14 @@ def model_file_name(model_path: str | Path) -> str:
     return name
 
 
+def host_rates_of(metadata: dict) -> tuple[int, ...] | None:
+    """The host rates a model supports, from its metadata; None for a model that does not run at a rate
+    of its own (drums, band: any rate)."""
+    if not metadata.get("sample_rate"):
+        return None
+    return tuple(int(r) for r in metadata.get("host_sample_rates", [44100, 48000]))
+
+
 def section_header(p: Patcher, text: str, x: float, w: float) -> None:
     """A section title at the top of the presentation view."""
     p.comment(text, (x, 2, w, 18), presentation_rect=(x, 2, w, 18), maxclass="live.comment")
@@ -38,15 +49,20 @@ def section_header(p: Patcher, text: str, x: float, w: float) -> None:
 
 def model_loading(
     p: Patcher,
-    nn: Box,
+    nns: Sequence[Box],
     model_file: str,
     model_kind: str,
     drop_rect: Rect,
     status_rect: Rect,
     resend: list[Box] | tuple[Box, ...] = (),
     at: tuple[float, float] = (1060.0, 40.0),
+    host_rates: Sequence[int] | None = None,
 ) -> None:
-    """The model drop box, the stored file name, the existence check and the status line.
+    """The model drop box, the stored file name, the existence check, the host rate and the status line.
+
+    ``nns``: every nn~ box of the model (each gets the ``load`` and the rate). ``host_rates``: the rates the
+    model supports (None: any; it keeps time in steps); another rate turns the status line red
+    (:func:`host_rate_sender`).
 
     ``model_file`` is the bare file name the device starts with: ``absolutepath`` looks it up the way nn~
     does (the device's folder, then Max's search path) and answers ``notfound`` when it is not there,
@@ -97,12 +113,55 @@ def model_loading(
     p.connect(label, 0, status, 0)
     load = p.obj("prepend load", (x + 160, y + 300))
     p.connect(loaded, 1, load, 0)
-    p.connect(load, 0, nn, 0)
+    for nn in nns:
+        p.connect(load, 0, nn, 0)
     normal = p.message("textcolor 0.82 0.82 0.82 1.", (x + 80, y + 330))
     p.connect(loaded, 0, normal, 0)
     p.connect(normal, 0, status, 0)
     for box in resend:
         p.connect(loaded, 0, box, 0)
+    host_rate_sender(p, nns, host_rates, (ready, loaded), status, (x + 420, y))
+
+
+def host_rate_sender(
+    p: Patcher,
+    nns: Sequence[Box],
+    host_rates: Sequence[int] | None,
+    triggers: Sequence[Box],
+    status: Box,
+    at: tuple[float, float],
+) -> None:
+    """Live's sample rate to every nn~ as ``set host_rate RATE`` (docs/host_rate.md: nn~ 1.6.0 never calls
+    ``set_sample_rate`` on a first load). ``dspstate~`` reports the rate when banged: by each of
+    ``triggers`` (the device ready, a model loaded), by a slow ``metro`` (a load that was still under way
+    when the device sent it, a rate changed while the audio was off), and on its own when the audio
+    restarts. The models ignore a rate they already have. A rate outside ``host_rates`` writes "Rate ... Hz
+    not supported" on the ``status`` line (the model plays silence then)."""
+    x, y = at
+    resend = p.obj(f"metro {RATE_RESEND_MS}", (x, y + 30))
+    start = p.message("1", (x, y))
+    dsp = p.obj("dspstate~", (x, y + 70))
+    as_int = p.obj("t i i", (x, y + 110))
+    message = p.obj("prepend set host_rate", (x, y + 150))
+    p.connect(triggers[0], 0, start, 0)
+    p.connect(start, 0, resend, 0)
+    p.connect(resend, 0, dsp, 0)
+    for trigger in triggers:
+        p.connect(trigger, 0, dsp, 0)
+    p.connect(dsp, 1, as_int, 0)
+    p.connect(as_int, 1, message, 0)
+    for nn in nns:
+        p.connect(message, 0, nn, 0)
+    if host_rates is not None:
+        check = p.obj(f"sel {' '.join(str(r) for r in host_rates)}", (x + 160, y + 150))
+        supported = "/".join(f"{r / 1000:g}" for r in host_rates)
+        refused = p.message(
+            f"textcolor 1. 0.45 0.35 1., set Rate $1 Hz not supported: use {supported} kHz",
+            (x + 160, y + 190),
+        )
+        p.connect(as_int, 0, check, 0)
+        p.connect(check, len(host_rates), refused, 0)
+        p.connect(refused, 0, status, 0)
 
 
 def device_path(out_path: str | Path, device_name: str) -> Path:

@@ -348,7 +348,7 @@ def drums_patcher(spec: DrumsSpec) -> dict[str, Any]:
     dials = _sampling(p, spec, lay, nn)
     model_loading(
         p,
-        nn,
+        [nn],
         spec.model_file,
         "drums",
         drop_rect=(lay.sampling_x, 74, 96, 46),

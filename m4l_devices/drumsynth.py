@@ -34,7 +34,14 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import INSTRUMENT, write_amxd
-from m4l_devices.common import device_path, model_file_name, model_loading, quote_atom, section_header
+from m4l_devices.common import (
+    device_path,
+    host_rates_of,
+    model_file_name,
+    model_loading,
+    quote_atom,
+    section_header,
+)
 from m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentKit"
@@ -74,6 +81,7 @@ class KitSpec:
     model_file: str  # a bare file name: nn~ finds it beside the device
     latent_size: int
     class_names: tuple[str, ...]
+    host_rates: tuple[int, ...] | None = None  # the rates the model supports (metadata)
 
     @classmethod
     def from_metadata(
@@ -97,7 +105,12 @@ class KitSpec:
         for key, want in (("in_channels", d + 2), ("out_channels", 1)):
             if key in forward and int(forward[key]) != want:
                 raise UserError(f"{where} forward {key}={forward[key]}, expected {want}; {fix}")
-        return cls(model_file=model_file_name(model_file or model_path), latent_size=d, class_names=names)
+        return cls(
+            model_file=model_file_name(model_file or model_path),
+            latent_size=d,
+            class_names=names,
+            host_rates=host_rates_of(metadata),
+        )
 
     @property
     def labels(self) -> list[str]:
@@ -375,12 +388,13 @@ def kit_patcher(spec: KitSpec) -> dict[str, Any]:
     _output(p, nn)
     model_loading(
         p,
-        nn,
+        [nn],
         spec.model_file,
         "drumsynth",
         drop_rect=(OUT_X, 74, 96, 46),
         status_rect=(OUT_X, 124, 96, 42),
         at=(1500.0, 40.0),
+        host_rates=spec.host_rates,
     )
     return p.to_dict(
         INSTRUMENT, description="LatentKit: MIDI notes play drum classes shaped by latent knobs."

@@ -38,7 +38,14 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import INSTRUMENT, write_amxd
-from m4l_devices.common import device_path, model_file_name, model_loading, quote_atom, section_header
+from m4l_devices.common import (
+    device_path,
+    host_rates_of,
+    model_file_name,
+    model_loading,
+    quote_atom,
+    section_header,
+)
 from m4l_devices.loops import (
     DIAL_H,
     DIAL_STEP_X,
@@ -110,6 +117,7 @@ class GrainSpec:
     latent_size: int
     latency: int
     defaults: tuple[float, ...]  # initial value of each of ATTRIBUTES
+    host_rates: tuple[int, ...] | None = None  # the rates the model supports (metadata)
 
     @classmethod
     def from_metadata(
@@ -132,7 +140,11 @@ class GrainSpec:
             raise UserError(f"{where} attributes={attrs!r} is not a mapping of defaults; {fix}")
         defaults = tuple(_attribute_default(where, a, attrs.get(a.name, a.default), fix) for a in ATTRIBUTES)
         return cls(
-            model_file_name(model_file or model_path), d, model_latency(where, metadata, fix), defaults
+            model_file_name(model_file or model_path),
+            d,
+            model_latency(where, metadata, fix),
+            defaults,
+            host_rates_of(metadata),
         )
 
 
@@ -514,13 +526,14 @@ def grains_patcher(spec: GrainSpec) -> dict[str, Any]:
     output_stage(p, _voice(p, spec, nn, notes.envelope), 1900.0, (lay.out_x + 26, TOP, DIAL_W, DIAL_H))
     model_loading(
         p,
-        nn,
+        [nn],
         spec.model_file,
         "grain",
         drop_rect=(lay.out_x, TOP + 52, 96, 44),
         status_rect=(lay.out_x, TOP + 100, 96, 44),
         resend=[*stores, notes.transpose],
         at=(2200.0, 40.0),
+        host_rates=spec.host_rates,
     )
     return p.to_dict(
         INSTRUMENT, description="LatentGrains: play textures by moving through a space of grains."

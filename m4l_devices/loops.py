@@ -41,7 +41,14 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import INSTRUMENT, write_amxd
-from m4l_devices.common import device_path, model_file_name, model_loading, quote_atom, section_header
+from m4l_devices.common import (
+    device_path,
+    host_rates_of,
+    model_file_name,
+    model_loading,
+    quote_atom,
+    section_header,
+)
 from m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentLoops"
@@ -73,6 +80,7 @@ class LoopsSpec:
     macro_size: int
     bars: int
     latency: int
+    host_rates: tuple[int, ...] | None = None  # the rates the model supports (metadata)
 
     @classmethod
     def from_metadata(
@@ -102,6 +110,7 @@ class LoopsSpec:
             macro,
             bars,
             model_latency(where, metadata, fix),
+            host_rates_of(metadata),
         )
 
 
@@ -189,12 +198,6 @@ def output_stage(p: Patcher, audio: Box, x: float, dial_rect: tuple[float, float
     p.connect(gain, 0, out, 0)
     p.connect(gain, 0, out, 1)
     return dial
-
-
-def connect_load(p: Patcher, nn: Box) -> None:
-    """Also send the ``load <path>`` of the model box (built by ``model_loading``) to ``nn``."""
-    load = next(b for b in p.boxes if b.attrs.get("text") == "prepend load")
-    p.connect(load, 0, nn, 0)
 
 
 @dataclass(frozen=True)
@@ -450,14 +453,14 @@ def loops_patcher(spec: LoopsSpec) -> dict[str, Any]:
     output_stage(p, _transport_gate(p, decode), 1700.0, (lay.loop_x + 26, TOP + 44, DIAL_W, DIAL_H))
     model_loading(
         p,
-        trajectory,
+        [trajectory, decode],
         spec.model_file,
         "techno_prior",
         drop_rect=(lay.model_x, TOP, 96, 56),
         status_rect=(lay.model_x, TOP + 62, 96, 60),
         at=(2000.0, 40.0),
+        host_rates=spec.host_rates,
     )
-    connect_load(p, decode)
     return p.to_dict(INSTRUMENT, description="LatentLoops: macro knobs drive a bar-synced techno loop.")
 
 

@@ -21,7 +21,14 @@ from typing import Any
 
 from latentlive.errors import UserError
 from m4l_devices.amxd import AUDIO_EFFECT, write_amxd
-from m4l_devices.common import device_path, model_file_name, model_loading, quote_atom, section_header
+from m4l_devices.common import (
+    device_path,
+    host_rates_of,
+    model_file_name,
+    model_loading,
+    quote_atom,
+    section_header,
+)
 from m4l_devices.loops import (
     DIAL_H,
     DIAL_STEP_X,
@@ -35,7 +42,6 @@ from m4l_devices.loops import (
     check_latent_ratio,
     check_method,
     check_range,
-    connect_load,
     model_latency,
     nn_delay,
     small_dial,
@@ -56,6 +62,7 @@ class FxSpec:
     model_file: str  # a bare file name: nn~ finds it beside the device
     latent_size: int
     latency: int
+    host_rates: tuple[int, ...] | None = None  # the rates the model supports (metadata)
 
     @classmethod
     def from_metadata(
@@ -80,7 +87,7 @@ class FxSpec:
             latency = model_latency(where, {"latency": per_method["encode"] + per_method["decode"]}, fix)
         else:
             latency = model_latency(where, metadata, fix)
-        return cls(model_file_name(model_file or model_path), latent, latency)
+        return cls(model_file_name(model_file or model_path), latent, latency, host_rates_of(metadata))
 
     @property
     def wet_delay(self) -> int:
@@ -218,14 +225,14 @@ def loops_fx_patcher(spec: FxSpec) -> dict[str, Any]:
     _mix(p, spec, lay, source, decode)
     model_loading(
         p,
-        encode,
+        [encode, decode],
         spec.model_file,
         "techno",
         drop_rect=(lay.mix_x, 74, 96, 46),
         status_rect=(lay.mix_x, 124, 96, 42),
         at=(2000.0, 40.0),
+        host_rates=spec.host_rates,
     )
-    connect_load(p, decode)
     return p.to_dict(AUDIO_EFFECT, description="LatentLoopsFX: resynthesis with latent scales and offsets.")
 
 

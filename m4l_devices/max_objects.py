@@ -178,6 +178,8 @@ NEWOBJ_RULES: dict[str, Rule] = {
     # time and transport
     "transport": _fixed(2, ["int", "int", "float", "float", "float", "", "int", "float", ""]),
     "metro": _fixed(2, ["bang"]),
+    # bang reports: DSP on, sampling rate, signal vector size, I/O vector size (also when the audio starts)
+    "dspstate~": _fixed(1, ["int", "float", "int", "int"]),
     "plugsync~": _fixed(1, ["int", "int", "int", "float", "list", "float", "float", "int", "int"]),
     "delay": _fixed(2, ["bang"]),
     "del": _fixed(2, ["bang"]),

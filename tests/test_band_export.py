@@ -11,7 +11,7 @@ from export.band import BandExport, build_band_export, uniform_noise
 from export.host import NNHost, load_ts
 from export.metadata import read_metadata
 from latentlive.runs import load_checkpoint
-from models.band import BandRMVAE, onsets_to_roll, tokens_to_roll
+from models.band import BandRMVAE, load_main_model, onsets_to_roll, tokens_to_roll
 
 STEPS = 16
 SAMPLES_PER_STEP = 300  # a measure (4800 samples) is longer than any buffer used here
@@ -266,7 +266,7 @@ def test_eager_and_scripted_modules_agree_and_batch_entries_are_independent(
 def test_cached_history_predicts_as_the_model_does(checkpoint, band_ts: Path):
     meta = read_metadata(band_ts)
     wrapper, _ = build_band_export(checkpoint)
-    model = wrapper.model
+    model = load_main_model(checkpoint["model_args"], checkpoint["model_state"])  # what the wrapper scripted
     rolls = recorded_rolls(band_input(meta, wrapper.context + 3), meta["voices"])
     parts = model.parts
     present = torch.zeros(2, parts, dtype=torch.bool)
@@ -340,4 +340,4 @@ def test_a_loop_back_and_a_position_jump_each_end_a_measure(poly_wrapper):
     poly_wrapper.set_part(0)
     lanes = played_lanes(poly_wrapper, "next", looped, buffer=512)
     assert (lanes[:, :8] == -1).all()  # nothing predicted before the first pass ends
-    assert int(poly_wrapper.draws[0]) == 2 and int(poly_wrapper.played[0]) == 2
+    assert int(poly_wrapper.engine.draws[0]) == 2 and int(poly_wrapper.engine.played[0]) == 2

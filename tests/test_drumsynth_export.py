@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from export.host import NNHost, load_ts
+from export.host import UNINITIALISED_RATE, NNHost, deliver_host_rate, load_ts
 from export.metadata import read_metadata
 from latentlive.cli import main
 from latentlive.errors import UserError
@@ -33,8 +33,9 @@ def _controls(module: torch.jit.ScriptModule, length: int, cls: int, knobs: list
 
 @pytest.fixture
 def synth(drumsynth_ts: Path) -> torch.jit.ScriptModule:
+    """The exported drum synth, told 44.1 kHz as its device tells it (``set host_rate 44100``)."""
     module = load_ts(drumsynth_ts)
-    module.set_sample_rate(44100)
+    deliver_host_rate(module, 44100)
     return module
 
 
@@ -53,7 +54,7 @@ def test_a_hit_plays_the_rendered_sound_at_once(synth: torch.jit.ScriptModule) -
     x = _controls(synth, 2048, cls=1, knobs=[])
     x[0, 0, 300:400] = 0.5  # a note: velocity 0.5 from sample 300
     out = synth(x)[0, 0]
-    sound = synth.rendered[1]
+    sound = synth.kit.rendered[1]
     assert torch.all(out[:300] == 0)
     assert torch.allclose(out[300:2048], 0.5 * sound[: 2048 - 300], atol=1e-6)
     assert out[300:].abs().max() > 0
@@ -66,8 +67,8 @@ def test_hits_in_one_buffer_play_the_class_of_their_own_onset(synth: torch.jit.S
     x[0, 0, 140:160] = 1.0
     out = synth(x)[0, 0]
     expected = torch.zeros(2048)
-    expected[100:] += synth.rendered[0][: 2048 - 100]
-    expected[140:] += synth.rendered[5][: 2048 - 140]
+    expected[100:] += synth.kit.rendered[0][: 2048 - 100]
+    expected[140:] += synth.kit.rendered[5][: 2048 - 140]
     assert torch.allclose(out, expected, atol=1e-5)
 
 
@@ -76,41 +77,48 @@ def test_at_most_four_voices_the_oldest_is_taken(synth: torch.jit.ScriptModule) 
     for start in (0, 200, 400, 600, 800):  # five hits in one buffer
         x[0, 0, start : start + 50] = 1.0
     synth(x)
-    playing = synth.voice_class[0]
+    playing = synth.kit.voice_class[0]
     assert int((playing >= 0).sum()) == 4
-    assert sorted(synth.voice_position[0].tolist()) == [2048 - 800, 2048 - 600, 2048 - 400, 2048 - 200]
+    assert sorted(synth.kit.voice_position[0].tolist()) == [2048 - 800, 2048 - 600, 2048 - 400, 2048 - 200]
 
 
 def test_moving_a_knob_re_renders_one_stage_per_call(synth: torch.jit.ScriptModule) -> None:
-    before = synth.rendered[2].clone()
+    before = synth.kit.rendered[2].clone()
     x = _controls(synth, 512, cls=2, knobs=[1.5])
     stages = []
-    for _ in range(4 * int(synth.iterations) + 8):
+    for _ in range(4 * int(synth.kit.iterations) + 8):
         synth(x)
-        stages.append(int(synth.job_stage))
+        stages.append(int(synth.kit.job_stage))
         if stages[-1] == 0:
             break
-    assert stages[-1] == 0 and len(stages) == 2 * int(synth.iterations) + 3
-    assert not torch.equal(synth.rendered[2], before)
-    assert torch.allclose(synth.rendered_knobs[2], torch.tensor([1.5] + [0.0] * (int(synth.latent_size) - 1)))
-    offline = synth.generate(torch.tensor([2]), synth.rendered_knobs[2].unsqueeze(0))
-    assert torch.allclose(synth.rendered[2], offline[0], atol=1e-4)
+    assert stages[-1] == 0 and len(stages) == 2 * int(synth.kit.iterations) + 3
+    assert not torch.equal(synth.kit.rendered[2], before)
+    assert torch.allclose(
+        synth.kit.rendered_knobs[2], torch.tensor([1.5] + [0.0] * (int(synth.latent_size) - 1))
+    )
+    offline = synth.generate(torch.tensor([2]), synth.kit.rendered_knobs[2].unsqueeze(0))
+    assert torch.allclose(synth.kit.rendered[2], offline[0], atol=1e-4)
 
 
-def test_host_rates(synth: torch.jit.ScriptModule) -> None:
-    at_44k = synth.rendered.shape[1]
-    synth.set_sample_rate(48000)
-    assert synth.rendered.shape[1] == round(at_44k * 48000 / 44100)
-    with pytest.raises(Exception, match="44100 or 48000"):
-        synth.set_sample_rate(22050)
+@pytest.mark.parametrize("rate", [48000, 88200, 96000])
+def test_sounds_are_resampled_to_every_supported_host_rate(synth: torch.jit.ScriptModule, rate: int) -> None:
+    at_44k = synth.kit.rendered.shape[1]
+    deliver_host_rate(synth, rate)
+    assert synth.get_host_rate() == (rate,) and synth.kit.rendered.shape[1] == round(at_44k * rate / 44100)
+    x = _controls(synth, 2048, cls=1, knobs=[])
+    x[0, 0, 0:10] = 1.0
+    assert torch.allclose(synth(x)[0, 0], synth.kit.rendered[1][:2048], atol=1e-6)
+    for bad in (22050, 0, -1, UNINITIALISED_RATE):  # refused without a word to nn~: the rate stays
+        deliver_host_rate(synth, bad)
+        assert synth.get_host_rate() == (rate,) and synth.refused_rate == bad
 
 
 def test_the_host_harness_plays_hits_across_buffer_boundaries(synth: torch.jit.ScriptModule) -> None:
     signal = _controls(synth, 8192, cls=3, knobs=[])
     signal[0, 0, 1000:1100] = 1.0
     signal[0, 0, 5000:5100] = 1.0
-    out = NNHost(synth, "forward", buffer_size=256, sample_rate=44100).process(signal)[0, 0]
-    sound = synth.rendered[3]
+    out = NNHost(synth, "forward", buffer_size=256, host_rate=44100).process(signal)[0, 0]
+    sound = synth.kit.rendered[3]
     expected = torch.zeros(8192)
     expected[1000:] += sound[: 8192 - 1000]
     expected[5000:] += sound[: 8192 - 5000]

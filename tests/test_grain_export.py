@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from export.grain import GrainExport, GrainPlan
-from export.host import NNHost, load_ts
+from export.host import UNINITIALISED_RATE, NNHost, deliver_host_rate, load_ts, reload
 from export.metadata import read_metadata
 from latentlive.cli import main
 from m4l_devices.amxd import INSTRUMENT, read_amxd
@@ -29,7 +29,10 @@ DEFAULTS = {"density": 40.0, "jitter": 0.0, "spray": 0.0, "grain_length": 1.0, "
 
 @pytest.fixture(scope="module")
 def grains(grain_ts: Path) -> torch.jit.ScriptModule:
-    return load_ts(grain_ts)
+    """grain.ts, told the host rate as its device tells it."""
+    module = load_ts(grain_ts)
+    deliver_host_rate(module, HOST)
+    return module
 
 
 def steady_knobs(latent_size: int, samples: int, value: float = 1.0) -> Tensor:
@@ -43,13 +46,16 @@ def steady_knobs(latent_size: int, samples: int, value: float = 1.0) -> Tensor:
 def play(
     module: torch.nn.Module, knobs: Tensor, buffer: int = 2048, rate: int = HOST, **settings: float
 ) -> Tensor:
-    """``forward`` through the nn~ harness with the attributes ``settings`` (others at their defaults) -> ``[N]``."""
+    """``forward`` from a fresh stream through the nn~ harness with the attributes ``settings`` (others at their
+    defaults) -> ``[N]``."""
     for name, value in {**DEFAULTS, **settings}.items():
         if isinstance(module, torch.jit.ScriptModule):
             assert getattr(module, f"set_{name}")(float(value)) == 0
         else:
             setattr(module, name, (float(value),))
-    return NNHost(module, "forward", buffer, rate).process(knobs)[0, 0]
+    host = NNHost(module, "forward", buffer, rate)
+    module.reset()  # a fresh stream, as in a new nn~ object
+    return host.process(knobs)[0, 0]
 
 
 def spectral_centroid(audio: Tensor, rate: int) -> float:
@@ -86,14 +92,16 @@ def test_saved_file_honours_the_contract_in_a_separate_process(grain_ts: Path) -
     }
 
 
-def test_set_sample_rate_takes_44100_and_48000_and_refuses_22050(grains: torch.jit.ScriptModule) -> None:
+def test_the_host_rate_takes_44100_and_48000_and_ignores_others(grains: torch.jit.ScriptModule) -> None:
     for rate in (44100, 48000):
-        grains.set_sample_rate(rate)
-        assert int(grains.sr) == rate
-    with pytest.raises(Exception, match="44100 or 48000"):
-        grains.set_sample_rate(22050)
-    assert int(grains.sr) == 48000  # the refusal changed nothing
-    grains.set_sample_rate(HOST)
+        deliver_host_rate(grains, rate)
+        assert grains.get_host_rate() == (rate,) and int(grains.sr) == rate
+    for bad in (22050, 88200, 0, UNINITIALISED_RATE):  # nothing raises into nn~; the rate stays
+        deliver_host_rate(grains, bad)
+        assert grains.get_host_rate() == (48000,) and grains.refused_rate == bad
+    reload(grains)
+    assert grains.get_host_rate() == (48000,)
+    deliver_host_rate(grains, HOST)
 
 
 def test_latency_attribute_is_the_declared_latency(grains: torch.jit.ScriptModule, grain_ts: Path) -> None:

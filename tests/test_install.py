@@ -61,7 +61,9 @@ def test_every_locked_package_is_installed_at_its_pinned_version():
             installed = None
         if installed != version:
             wrong[name] = (version, installed)
-    assert not wrong, f"installed differs from requirements.lock (locked, installed): {wrong}; run make install"
+    assert not wrong, (
+        f"installed differs from requirements.lock (locked, installed): {wrong}; run make install"
+    )
 
 
 def test_the_lock_satisfies_pyproject_on_every_supported_python():
@@ -78,4 +80,7 @@ def test_the_checks_fail_on_a_stale_or_loose_lock():
         read_lock("numpy>=1.26\n", environment)
     stale = read_lock("numpy==1.25.0\ntorch==2.5.0 ; sys_platform == 'nowhere'\n", environment)
     assert stale == {"numpy": "1.25.0"}
-    assert unlocked_requirements(["numpy>=1.26", "torch>=2.5"], stale, environment) == ["numpy>=1.26", "torch>=2.5"]
+    assert unlocked_requirements(["numpy>=1.26", "torch>=2.5"], stale, environment) == [
+        "numpy>=1.26",
+        "torch>=2.5",
+    ]

@@ -84,7 +84,9 @@ def test_nn_box_takes_gate_class_knobs_and_gives_audio(kits: dict[int, Path], d:
     lines = lines_of(kits[d])
     assert {inlet for _, _, dst, inlet in lines if dst == nn["id"]} == set(range(d + 2))
     sources = {(inlet, boxes[src]["text"]) for src, _, dst, inlet in lines if dst == nn["id"]}
-    assert sources == {(0, "line~"), (0, "prepend load")} | {(i, "sig~") for i in range(1, d + 2)}
+    assert sources == {(0, "line~"), (0, "prepend load"), (0, "prepend set host_rate")} | {
+        (i, "sig~") for i in range(1, d + 2)
+    }
     # the audio reaches both channels of plugout~ through the output gain
     gain = next(dst for src, _, dst, _ in lines if src == nn["id"])
     assert boxes[gain]["text"] == "*~"

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from export.host import load_ts, method_spec
+from export.host import UNINITIALISED_RATE, deliver_host_rate, load_ts, method_spec, reload
 from export.metadata import read_metadata
 from latentlive.cli import main
 from latentlive.runs import load_checkpoint
@@ -34,12 +34,18 @@ ATOL = 1e-4  # float32 resampling and convolutions, on outputs of order 0.1 to 1
 
 @pytest.fixture(scope="module")
 def stage1(techno_ts: Path) -> torch.jit.ScriptModule:
-    return load_ts(techno_ts)
+    """techno.ts, told 44.1 kHz as its device tells it."""
+    module = load_ts(techno_ts)
+    deliver_host_rate(module, 44100)
+    return module
 
 
 @pytest.fixture(scope="module")
 def loops(techno_prior_ts: Path) -> torch.jit.ScriptModule:
-    return load_ts(techno_prior_ts)
+    """techno_prior.ts, told 44.1 kHz as its device tells it."""
+    module = load_ts(techno_prior_ts)
+    deliver_host_rate(module, 44100)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -98,28 +104,34 @@ def test_saved_files_honour_the_contract_in_a_separate_process(
 
 
 @pytest.mark.parametrize("which", ["stage1", "loops"])
-def test_set_sample_rate_takes_44100_and_48000_and_refuses_22050_without_harm(
+def test_the_host_rate_takes_44100_and_48000_and_ignores_others_without_harm(
     which: str, request: pytest.FixtureRequest
 ) -> None:
+    """As a device sets it (``set host_rate``) or a host calls ``set_sample_rate``; nn~'s garbage rates,
+    22050 and 96000 raise nothing and leave the rate and the stream as they were."""
     module = request.getfixturevalue(which)
     method = "forward" if which == "stage1" else "loop"
     spec = method_spec(module, method)
     generator = torch.Generator().manual_seed(1)
     first, second = (torch.rand(1, spec.in_channels, 2048, generator=generator) - 0.5 for _ in range(2))
     for rate in HOST_RATES:
-        module.set_sample_rate(rate)
-        assert int(module.sr) == rate
+        deliver_host_rate(module, rate)
+        assert module.get_host_rate() == (rate,) and int(module.sr) == rate
     with torch.no_grad():
-        module.set_sample_rate(48000)  # also a reset
+        module.set_sample_rate(44100)
+        module.set_sample_rate(48000)  # a new rate: also a reset
         getattr(module, method)(first)
         expected = getattr(module, method)(second)
+        module.set_sample_rate(44100)
         module.set_sample_rate(48000)
         getattr(module, method)(first)
-        with pytest.raises(Exception, match="44100 or 48000"):
-            module.set_sample_rate(22050)
+        for bad in (22050, 96000, 0, UNINITIALISED_RATE):
+            deliver_host_rate(module, bad)
+            assert module.refused_rate == bad
+        reload(module)
         after_refusal = getattr(module, method)(second)
-    # the refusal left the rate and the stream as they were: the next buffer continues the stream
-    assert int(module.sr) == 48000
+    # the refusals left the rate and the stream as they were: the next buffer continues the stream
+    assert module.get_host_rate() == (48000,)
     assert torch.isfinite(after_refusal).all()
     torch.testing.assert_close(after_refusal, expected, atol=0.0, rtol=0.0)
 
@@ -234,7 +246,8 @@ def check_stream_equals_offline(
         signal, in_ratio = torch.randn(1, model.latent_size, samples // ratio, generator=generator), ratio
     else:
         signal, in_ratio = 0.3 * torch.randn(1, 1, samples, generator=generator), 1
-    module.set_sample_rate(rate)  # resets every stream
+    deliver_host_rate(module, rate)  # as the devices deliver it
+    module.reset()
     streamed = stream(module, method, signal, in_ratio, quantum)
     reference = offline_pipeline(model, method, signal, rate, metadata)
     prime, skip = metadata["primes"][method][str(rate)], warm_up(method, rate, metadata)
@@ -288,7 +301,8 @@ def loop_controls(macro: list[float], phases: Tensor, ratio: int) -> Tensor:
 
 @pytest.fixture
 def playing(loops: torch.jit.ScriptModule) -> Iterator[torch.jit.ScriptModule]:
-    loops.set_sample_rate(44100)
+    deliver_host_rate(loops, 44100)
+    loops.reset()
     yield loops
 
 
