@@ -264,8 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "devices", "write the Max for Live devices of an exported run")
     p.add_argument("--run", required=True)
-    p.add_argument("--model", type=Path, help="the .ts the device loads (default: the run's export)")
-    p.add_argument("--out", type=Path, help="folder of the .amxd (default: RUN/export)")
+    p.add_argument(
+        "--model", type=Path, help="the .ts, copied beside the device as MODEL.ts (default: the run's export)"
+    )
+    p.add_argument("--out", type=Path, help="folder of the .amxd and its .ts (default: RUN/export)")
     p.add_argument("--preview", action="store_true", help="also draw the presentation view to a PNG")
     p.set_defaults(func=run_devices)
 

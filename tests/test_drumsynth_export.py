@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from export.drumsynth import fft_resample
 from export.host import UNINITIALISED_RATE, NNHost, deliver_host_rate, load_ts
 from export.metadata import read_metadata
 from latentlive.cli import main
@@ -123,6 +124,23 @@ def test_the_host_harness_plays_hits_across_buffer_boundaries(synth: torch.jit.S
     expected[1000:] += sound[: 8192 - 1000]
     expected[5000:] += sound[: 8192 - 5000]
     assert torch.allclose(out, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_a_hit_streams_the_offline_one_shot_resampled_to_the_host_rate(drumsynth_ts: Path, rate: int) -> None:
+    """Through the nn~ 1.6.0 harness, the rate set as the device sets it: a hit plays the one-shot rendered
+    offline at the model rate and resampled to the host rate."""
+    synth = load_ts(drumsynth_ts)
+    signal = _controls(synth, 16384, cls=2, knobs=[])
+    signal[0, 0, 300:400] = 0.75
+    out = NNHost(synth, "forward", buffer_size=512, host_rate=rate).process(signal)[0, 0]
+    one_shot = synth.render(torch.tensor([2]), torch.zeros(1, int(synth.latent_size)))
+    model_rate = read_metadata(drumsynth_ts)["sample_rate"]
+    resampled = fft_resample(one_shot, round(one_shot.shape[-1] * rate / model_rate)).clamp(-1.0, 1.0)[0]
+    expected, n = torch.zeros(16384), min(16384 - 300, resampled.numel())
+    expected[300 : 300 + n] = 0.75 * resampled[:n]  # then the sound has ended
+    assert expected.abs().max() > 0.1
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0.0)
 
 
 def test_mix_loop_places_hits_on_the_grid_and_wraps_tails() -> None:

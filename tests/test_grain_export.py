@@ -14,13 +14,15 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
-from export.grain import GrainExport, GrainPlan
+from export.grain import GrainExport, GrainPlan, GrainStreams
 from export.host import UNINITIALISED_RATE, NNHost, deliver_host_rate, load_ts, reload
 from export.metadata import read_metadata
 from latentlive.cli import main
+from latentlive.runs import load_checkpoint
 from m4l_devices.amxd import INSTRUMENT, read_amxd
 from m4l_devices.validate import validate_device
 from models.grain_vae import GrainVAE
+from models.resample import LatentRateConverter, StreamingResampler
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = 44100
@@ -246,6 +248,38 @@ def test_synchronous_output_does_not_depend_on_the_host_buffer(
     small, large = (play(grains, knobs, buffer=size, density=90.0) for size in (256, 2048))
     assert small.abs().max() > 1e-3
     torch.testing.assert_close(small, large, atol=1e-5, rtol=0.0)
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_forward_streams_the_offline_render_at_the_host_rate(
+    grain_run: Path, grain_ts: Path, rate: int
+) -> None:
+    """Through the nn~ 1.6.0 harness, the rate set as the device sets it: host knob frames -> model frames ->
+    one whole engine call -> resampled to the host rate, offline, equals the stream after its FIFO prime."""
+    meta, checkpoint = read_metadata(grain_ts), load_checkpoint(grain_run / "checkpoints" / "last.pt")
+    knobs = steady_knobs(meta["latent_size"], 24 * 2048)
+    knobs[0, 0] = torch.linspace(-1.5, 1.5, knobs.shape[-1])  # a path that moves
+    module = load_ts(grain_ts)
+    streamed = NNHost(module, "forward", 2048, host_rate=rate).process(knobs)[0, 0]
+    fresh = GrainStreams(*_grain_parts(checkpoint))
+    model_rate, hop, ratio = meta["sample_rate"], meta["hop"], meta["latent_ratio"]
+    with torch.no_grad():
+        path = LatentRateConverter(rate / ratio, model_rate / hop).resample(knobs[..., ratio - 1 :: ratio])
+        audio = fresh.engine(path, hop, path.shape[-1] * hop)
+        offline = StreamingResampler(model_rate, rate).resample(audio)[0, 0]
+    prime = meta["primes"]["forward"][str(rate)]
+    assert torch.all(streamed[:prime] == 0)
+    length = min(streamed.numel() - prime, offline.numel()) - 2048  # the last block may still be waiting
+    assert offline[:length].abs().max() > 1e-3  # not a comparison of silences
+    torch.testing.assert_close(streamed[prime : prime + length], offline[:length], atol=1e-5, rtol=0.0)
+
+
+def _grain_parts(checkpoint: dict) -> tuple[GrainVAE, dict, GrainPlan]:
+    """What ``GrainStreams`` is built from, as the exporter builds it."""
+    facts = checkpoint["metadata"]
+    model = GrainVAE(**checkpoint["model_args"])
+    model.load_state_dict(checkpoint["model_state"])
+    return model, facts, GrainPlan(int(facts["sample_rate"]), model.grain_size, int(facts["hop"]))
 
 
 def test_encode_of_a_sound_then_forward_of_its_path_sounds(

@@ -268,12 +268,13 @@ def test_stage1_streaming_equals_offline_after_the_declared_delay(
     check_stream_equals_offline(stage1, stage1_offline, read_metadata(techno_ts), method, rate)
 
 
+@pytest.mark.parametrize("rate", HOST_RATES)
 def test_loops_decode_streaming_equals_offline_stage1(
-    loops: torch.jit.ScriptModule, prior_checkpoint: dict[str, Any], techno_prior_ts: Path
+    loops: torch.jit.ScriptModule, prior_checkpoint: dict[str, Any], techno_prior_ts: Path, rate: int
 ) -> None:
     facts = prior_checkpoint["metadata"]
     model = offline_stage1(facts["stage1_args"], facts["stage1_state"])
-    check_stream_equals_offline(loops, model, read_metadata(techno_prior_ts), "decode", 44100)
+    check_stream_equals_offline(loops, model, read_metadata(techno_prior_ts), "decode", rate)
 
 
 def test_offline_stage1_leaves_the_cached_conv_switch_as_it_was(techno_run: Path) -> None:
