@@ -160,11 +160,9 @@ def verify_file(path: str | Path, rate: int = DEFAULT_HOST_RATE) -> dict:
     module = load_ts(path)
     methods = list(module.get_methods())
     problems: list[str] = []
-    needs_rate = bool(metadata.get("sample_rate"))  # models that run at their own rate resample to the host's
-    for method in methods if needs_rate else []:
-        if method in metadata.get("rate_free_methods", []):
-            continue
-        problems += check_silent_until_told(module, method)
+    if metadata.get("sample_rate"):  # a model at a rate of its own resamples to the host's: it must be told
+        for method in [m for m in methods if m not in metadata.get("rate_free_methods", [])]:
+            problems += check_silent_until_told(module, method)
     deliver_host_rate(module, rate)
     first_calls = {}
     for method in methods:
