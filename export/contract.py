@@ -91,6 +91,29 @@ def check_silent_until_told(module: torch.nn.Module, method: str) -> list[str]:
     return [] if torch.count_nonzero(y) == 0 else [f"{method}: plays before it was told the host rate"]
 
 
+def check_warmed_paths(module: torch.nn.Module, method: str) -> list[str]:
+    """Every submodule ``method`` calls is reached through a module interface, whose executor the warm-up
+    compiles (docs/host_rate.md); a concrete submodule's call is inlined into the method's own plan, which
+    nn~'s first calls would then compile in the audio thread."""
+    own = module._c._type().str()  # noqa: SLF001 - the module's TorchScript type
+    problems = []
+    for name, target in _method_calls(getattr(module, method).graph):
+        if not (target.is_interface_type() or target.str() == own):
+            problems.append(f"{method}: calls {target.str()}.{name} inlined, out of the warm-up's reach")
+    return problems
+
+
+def _method_calls(block) -> list:
+    """(method name, receiver type) of every ``prim::CallMethod`` in a TorchScript graph or block."""
+    calls = []
+    for node in block.nodes():
+        if node.kind() == "prim::CallMethod":
+            calls.append((node.s("name"), node.inputsAt(0).type()))
+        for inner in node.blocks():
+            calls += _method_calls(inner)
+    return calls
+
+
 def check_setters(path: str | Path, method: str, rate: int) -> list[str]:
     """Every setter survives every value in BAD_SETTER_VALUES (no exception reaches nn~) and ``method``
     still gives finite output after each; once the attributes are set back and the module reset, it plays
@@ -175,6 +198,7 @@ def verify_file(path: str | Path, rate: int = DEFAULT_HOST_RATE) -> dict:
         )
     timings = {}
     for method in methods:
+        problems += check_warmed_paths(module, method)
         problems += check_shapes(module, method)
         problems += check_extremes(module, method, float(metadata["output_bounds"][method]))
         timings[method] = time_per_buffer(module, method, 2048)

@@ -291,6 +291,8 @@ class TechnoLoopsExport(Stage1Wrapper):
     decoded once, again only when they change, and read at the phase of each frame (the last sample of each
     ``LATENT_RATIO`` block, where nn~ would read it). ``trajectory`` needs no host rate."""
 
+    # a class's own annotations hide its base's from TorchScript: both interfaces are named here
+    streams: Stage1Paths
     loops: LoopPaths
 
     def __init__(self, model: WaveformVAE, prior: TrajectoryVAE, model_rate: int, plan: StreamPlan) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from export.contract import BAD_SETTER_VALUES, check_setters, check_silent_until_told
+from export.contract import BAD_SETTER_VALUES, check_setters, check_silent_until_told, check_warmed_paths
 from export.host import (
     UNINITIALISED_RATE,
     HostError,
@@ -63,6 +63,45 @@ class Gain(HostRateModule):
         pass
 
 
+@torch.jit.interface
+class ScalePath(nn.Module):
+    def scale(self, x: Tensor) -> Tensor:
+        pass
+
+
+class Scale(nn.Module):
+    @torch.jit.export
+    def scale(self, x: Tensor) -> Tensor:
+        return 0.5 * x
+
+
+class Scaled(HostRateModule):
+    """A heavy path in a concrete submodule: its call is inlined into ``forward``, out of the warm-up's reach."""
+
+    def __init__(self, path: nn.Module | None = None) -> None:
+        super().__init__((44100,))
+        self.path = Scale() if path is None else path
+        self.register_method("forward", 1, 1, 1, 1, ["(signal) in"], ["(signal) out"])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.path.scale(x)
+
+    def use_host_rate(self, rate: int) -> None:
+        pass
+
+    def warm_up(self) -> None:
+        pass
+
+
+class TypedScaled(Scaled):
+    """The same path through a module interface: its own executor, which a warm-up can compile."""
+
+    path: ScalePath
+
+    def __init__(self) -> None:
+        super().__init__(torch.jit.script(Scale()))
+
+
 def saved(module: torch.nn.Module, path: Path) -> Path:
     torch.jit.script(module).save(str(path))
     return path
@@ -107,6 +146,11 @@ def test_the_contract_checks_fail_on_modules_that_break_them(tmp_path):
     assert any(
         p.startswith("set gain -1: setter for gain raised") for p in check_setters(touchy, "forward", 44100)
     )
+    inlined = load_ts(saved(Scaled(), tmp_path / "inlined.ts"))
+    assert check_warmed_paths(inlined, "forward") == [
+        "forward: calls __torch__.test_host_rate.Scale.scale inlined, out of the warm-up's reach"
+    ]
+    assert check_warmed_paths(load_ts(saved(TypedScaled(), tmp_path / "typed.ts")), "forward") == []
     good = saved(Gain(), tmp_path / "good.ts")
     assert (
         check_silent_until_told(load_ts(good), "forward") == []
