@@ -1,9 +1,13 @@
 """Reading a user's folder of sounds, shared by every audio corpus (one-shots, loops, grains).
 
 Sub-folders are searched; names starting with ``.`` are skipped; every format soundfile reads counts as
-audio. Files are read to float32 mono (channels averaged) and resampled with soxr.
+audio. Files are streamed block by block to float32 mono (any number of channels averaged) and resampled
+with soxr as they are read, so memory is bounded by the mono result at the model rate, whatever the file.
+:func:`reading_summary` tells the corpus log what was done (channels folded, long files read in part).
 """
 
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,8 @@ import soundfile
 import soxr
 
 from latentlive.errors import UserError
+
+BLOCK_FRAMES = 1 << 16  # frames decoded at once: 1.5 MB of float32 at 6 channels
 
 AUDIO_SUFFIXES = frozenset(
     {f".{name.lower()}" for name in soundfile.available_formats()}
@@ -42,18 +48,87 @@ def list_audio_files(db: Path, kind: str, wanted: str, add: str) -> tuple[list[P
     return files, len(visible) - len(files)
 
 
-def read_mono(path: Path, sample_rate: int, max_seconds: float) -> np.ndarray | None:
-    """float32 ``[T]`` mono at ``sample_rate`` from at most the first ``max_seconds`` of ``path``, or None
-    when soundfile cannot read it or it holds non-finite samples."""
+@dataclass(frozen=True)
+class MonoAudio:
+    """What :func:`read_audio` made of one file.
+
+    samples: float32 ``[T]`` mono at the requested rate. channels: the file's channels, averaged into one.
+    file_seconds: the length of the whole file (0 when the format does not say). read_seconds: how much
+    of it was read (less than file_seconds when the file is longer than the reader's ``max_seconds``).
+    """
+
+    samples: np.ndarray
+    channels: int
+    file_seconds: float
+    read_seconds: float
+
+    @property
+    def cut(self) -> bool:
+        return self.file_seconds > self.read_seconds + 1e-6
+
+
+def read_audio(
+    path: Path, sample_rate: int, max_seconds: float, block_frames: int = BLOCK_FRAMES
+) -> MonoAudio | None:
+    """At most the first ``max_seconds`` of ``path`` as mono at ``sample_rate``, or None when soundfile cannot
+    read it or it holds non-finite samples.
+
+    The file is streamed in blocks of ``block_frames`` frames: each block is folded to mono (any number of
+    channels) and resampled (soxr, streaming) before the next is read, so memory holds the mono result and
+    one block, whatever the file's channels, length or format.
+    """
     try:
-        info = soundfile.info(str(path))
-        frames = int(np.ceil(max_seconds * info.samplerate))
-        audio, file_rate = soundfile.read(str(path), frames=frames, dtype="float32", always_2d=True)
+        with soundfile.SoundFile(str(path)) as audio_file:
+            file_rate, channels = int(audio_file.samplerate), int(audio_file.channels)
+            frames = int(np.ceil(max_seconds * file_rate))
+            resampler = (
+                None
+                if file_rate == sample_rate
+                else soxr.ResampleStream(file_rate, sample_rate, 1, dtype="float32", quality="HQ")
+            )
+            parts, read = [], 0
+            blocks = audio_file.blocks(block_frames, frames=frames, dtype="float32", always_2d=True)
+            for block in blocks:
+                if not np.all(np.isfinite(block)):
+                    return None
+                mono = block.mean(axis=1, dtype=np.float32)
+                read += len(mono)
+                parts.append(mono if resampler is None else resampler.resample_chunk(mono, last=False))
+            if resampler is not None and read:
+                parts.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+            file_frames = max(int(audio_file.frames), read) if audio_file.frames > 0 else read
     except (RuntimeError, OSError, ValueError, TypeError, soundfile.SoundFileError):
         return None
-    if not np.all(np.isfinite(audio)):
-        return None
-    mono = audio.mean(axis=1)
-    if file_rate != sample_rate and len(mono):
-        mono = soxr.resample(mono, file_rate, sample_rate, quality="HQ")
-    return np.ascontiguousarray(mono, dtype=np.float32)
+    samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return MonoAudio(
+        np.ascontiguousarray(samples, dtype=np.float32), channels, file_frames / file_rate, read / file_rate
+    )
+
+
+def read_mono(path: Path, sample_rate: int, max_seconds: float) -> np.ndarray | None:
+    """float32 ``[T]`` mono at ``sample_rate`` from at most the first ``max_seconds`` of ``path``, or None
+    when soundfile cannot read it or it holds non-finite samples (:func:`read_audio`, samples only)."""
+    audio = read_audio(path, sample_rate, max_seconds)
+    return None if audio is None else audio.samples
+
+
+def reading_summary(label: str, reads: list[MonoAudio]) -> str | None:
+    """One log line saying what reading a folder did beyond decoding: files folded to mono (by channel
+    count) and files longer than the reader reads; None when every file was mono and read whole."""
+    notes = []
+    folded = Counter(read.channels for read in reads if read.channels > 1)
+    if folded:
+        kinds = ", ".join(f"{count} of {channels} channels" for channels, count in sorted(folded.items()))
+        notes.append(f"folded {sum(folded.values())} file(s) to mono ({kinds})")
+    cut = [read for read in reads if read.cut]
+    if cut:
+        longest = max(read.file_seconds for read in cut)
+        notes.append(
+            f"read the first {cut[0].read_seconds:.0f} s of {len(cut)} longer file(s) (the longest lasts "
+            f"{_duration(longest)})"
+        )
+    return f"{label}: " + "; ".join(notes) if notes else None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.1f} s"

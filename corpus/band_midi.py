@@ -155,13 +155,17 @@ def split_pieces(
     names: Sequence[str], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0
 ) -> dict[str, list[int]]:
     """Piece indices for train / validation / test. Validation and test get round(n * fraction) pieces,
-    at least one each when their fraction is > 0 and n >= 3; train keeps the rest (at least one)."""
+    validation at least one when its fraction is > 0 and n >= 2 (so two pieces train and evaluate), test at
+    least one when its fraction is > 0 and n >= 3; train keeps the rest (at least one)."""
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6 or fractions[0] <= 0:
         raise UserError(
             f"fractions = {tuple(fractions)}: give train, validation, test >= 0 summing to 1, e.g. 0.8, 0.1, 0.1"
         )
     n = len(names)
-    sizes = [max(round(n * f), 1 if n >= 3 and f > 0 else 0) for f in fractions[1:]]
+    least = (2, 3)  # pieces needed before validation, then test, gets one
+    sizes = [
+        max(round(n * f), 1 if n >= low and f > 0 else 0) for f, low in zip(fractions[1:], least, strict=True)
+    ]
     while n and sum(sizes) >= n:  # train keeps at least one piece
         sizes[int(np.argmax(sizes))] -= 1
     order = sorted(range(n), key=lambda i: hashlib.sha256(f"{seed}\n{names[i]}".encode()).hexdigest())

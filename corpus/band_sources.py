@@ -25,7 +25,9 @@ from corpus.npz_cache import (
 from latentlive.errors import UserError
 
 # Bump when a reader or the cache layout changes: old caches are then ignored.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: files longer than corpus.midi_length.MAX_MIDI_BEATS are skipped (too_long_files)
+SKIP_KEYS = ("unreadable_files", "too_long_files", "type_2_files", "not_4_4", "no_notes", "drum_parts")
+LOGGED_SKIPS = ("unreadable_files", "too_long_files")  # a musician wants to know which file and why
 MIDI_SUFFIXES = (".mid", ".midi")
 
 
@@ -80,7 +82,7 @@ def _midi_files(db: Path) -> list[Path]:
 def _read_folder(
     db: Path, files: list[Path], max_pieces: int | None, log: Callable[[str], None]
 ) -> tuple[list[RawPiece], dict[str, int]]:
-    skipped = dict.fromkeys(("unreadable_files", "type_2_files", "not_4_4", "no_notes", "drum_parts"), 0)
+    skipped = dict.fromkeys(SKIP_KEYS, 0)
     pieces = []
     for path in files:
         if max_pieces is not None and len(pieces) >= max_pieces:
@@ -89,7 +91,7 @@ def _read_folder(
             piece = read_multipart_midi(path, path.relative_to(db).as_posix())
         except SkippedFile as error:
             skipped[error.reason] += 1
-            if error.reason == "unreadable_files":
+            if error.reason in LOGGED_SKIPS:
                 log(f"band corpus: skipped {error}")
             continue
         skipped["drum_parts"] += piece.drum_parts

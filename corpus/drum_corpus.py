@@ -27,7 +27,7 @@ from corpus.npz_cache import (
 from latentlive.errors import UserError
 
 # Bump when the reader, the generator or the cache layout changes: old caches are then ignored.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: MIDI files longer than corpus.midi_length.MAX_MIDI_BEATS are skipped
 DEFAULT_STYLE = "default"
 MIDI_SUFFIXES = (".mid", ".midi")
 SKIP_KEYS = ("non_4_4_bars", "empty_bars", "leftover_bars", "unreadable_files", "files_without_drums")
@@ -113,20 +113,59 @@ def split_by_group(groups: np.ndarray, val_fraction: float, seed: int) -> tuple[
     return np.flatnonzero(in_train).astype(np.int64), np.flatnonzero(~in_train).astype(np.int64)
 
 
+def split_by_group_or_time(
+    groups: np.ndarray, starts: np.ndarray, extent: int, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`split_by_group` when there are two groups or more; a single group (a folder of one
+    recording) is split in time instead by :func:`split_in_time`. ``starts [N]`` and ``extent`` place each
+    example in its file (samples). Returns ``(train_idx, val_idx)``, int64, each sorted."""
+    if len(np.unique(np.asarray(groups))) >= 2:
+        return split_by_group(groups, val_fraction, seed)
+    return split_in_time(starts, extent, val_fraction)
+
+
+def split_in_time(starts: np.ndarray, extent: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split the examples of one recording, ``starts [N]`` each ``extent`` samples long, in time: the last
+    ``val_fraction`` of them (at least one when there are two or more) are held out, and training keeps only
+    the examples that end before the first held-out one starts, so no held-out sample was trained on.
+    Returns ``(train_idx, val_idx)``, int64, each sorted (either may be empty for very short recordings)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise UserError(f"val_fraction = {val_fraction}: must be in [0, 1); use e.g. 0.1")
+    starts = np.asarray(starts, dtype=np.int64)
+    n_val = int(round(len(starts) * val_fraction))
+    if val_fraction > 0 and len(starts) >= 2:
+        n_val = min(max(n_val, 1), len(starts) - 1)
+    order = np.argsort(starts, kind="stable")
+    val = order[len(starts) - n_val :]
+    boundary = int(starts[val].min()) if n_val else np.iinfo(np.int64).max
+    train = order[: len(starts) - n_val]
+    train = train[starts[train] + extent <= boundary]
+    return np.sort(train).astype(np.int64), np.sort(val).astype(np.int64)
+
+
 def split_unseen_patterns(grids: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split ``grids [N, ...]`` so that no validation pattern also occurs in training.
 
     Identical patterns are frequent (a style plays its main groove often), and a plain random split
     would measure memory rather than generalisation. Distinct patterns are drawn in random order into
-    the validation part until it holds about ``val_fraction`` of the examples.
+    the validation part until it holds about ``val_fraction`` of the examples: at least one pattern when
+    ``val_fraction > 0``, and never all of them. When every example is the same pattern (a one-bar loop
+    repeated), one copy is held out so that a small folder still trains and evaluates; its metrics then
+    measure memory, as there is nothing unseen to hold out.
     Returns ``(train_idx, val_idx)``, int64, each sorted.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise UserError(f"val_fraction = {val_fraction}: must be in [0, 1); use e.g. 0.1")
+    if len(grids) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     _, group = np.unique(grids.reshape(len(grids), -1), axis=0, return_inverse=True)
     group = group.reshape(-1)
     counts = np.bincount(group)
+    if len(counts) == 1:
+        return split_by_index(len(grids), val_fraction, seed)
     wanted = int(round(len(grids) * val_fraction))
+    if val_fraction > 0:
+        wanted = max(wanted, 1)
     held_out = np.zeros(len(counts), dtype=bool)
     total = 0
     for g in np.random.default_rng(seed).permutation(len(counts)):

@@ -35,6 +35,7 @@ import mido
 import numpy as np
 
 from corpus.drum_map import CLOSED_HAT, KICK, KIT_NOTES, NUM_INSTRUMENTS, OPEN_HAT, RIDE, SNARE, note_to_class
+from corpus.midi_length import MIN_BAR_BEATS, too_long_message
 from latentlive.errors import UserError
 
 STEPS_PER_BAR = 16
@@ -81,10 +82,12 @@ class _Note(NamedTuple):
 class _Bar(NamedTuple):
     start: float
     usable: bool  # a full 4/4 bar
+    count: int = 1  # bars in this stretch: a stretch in another meter is one entry, however many bars
 
 
 def read_drum_midi(path: str | Path, bars_per_example: int = 1) -> DrumFileExamples:
-    """Read one MIDI file into drum examples; raises UnreadableMidiError if mido cannot parse it."""
+    """Read one MIDI file into drum examples; raises UnreadableMidiError if mido cannot parse it or it lasts
+    longer than :data:`corpus.midi_length.MAX_MIDI_BEATS` (checked before any grid is made)."""
     path = Path(path)
     try:
         midi = mido.MidiFile(path, clip=True)
@@ -98,6 +101,9 @@ def read_drum_midi(path: str | Path, bars_per_example: int = 1) -> DrumFileExamp
             f"{path}: SMPTE time division is not supported (no beats to quantise to); "
             "re-export it with a ticks-per-beat division"
         )
+    too_long = too_long_message(path, midi)
+    if too_long is not None:
+        raise UnreadableMidiError(too_long)
     return drum_examples_from_midi(midi, bars_per_example)
 
 
@@ -155,7 +161,7 @@ def _song_examples(
     keep = []
     for index, bar in enumerate(bars):
         if not bar.usable:
-            counts["non_4_4_bars"] += 1
+            counts["non_4_4_bars"] += bar.count
         elif not grid[index].any():
             counts["empty_bars"] += 1
         else:
@@ -244,7 +250,11 @@ def _struck_together(notes: list[_Note], window: float) -> float:
 
 
 def _bars_until(time_signatures: list[tuple[int, int, int]], ticks_per_beat: int, end: float) -> list[_Bar]:
-    """Bars from tick 0 until the bar that holds tick `end`, following the time-signature map."""
+    """Bars from tick 0 until the bar that holds tick `end`, following the time-signature map.
+
+    4/4 bars come one by one; the bars of a stretch in any other meter come as one unusable entry with
+    their count, so a meter of tiny bars (1/64, or a corrupt denominator) costs one entry, not millions.
+    """
     segments: list[tuple[int, int, int]] = [(0, 4, 4)]
     for tick, numerator, denominator in time_signatures:
         if tick == segments[-1][0]:
@@ -257,16 +267,28 @@ def _bars_until(time_signatures: list[tuple[int, int, int]], ticks_per_beat: int
             break
         segment_end = segments[index + 1][0] if index + 1 < len(segments) else math.inf
         bar_ticks = ticks_per_beat * 4 * numerator / denominator
-        is_4_4 = numerator == 4 and denominator == 4
-        if bar_ticks <= 0:  # a broken time signature: one unusable bar until the next change
+        if numerator == 4 and denominator == 4:
+            bars.extend(_four_four_bars(float(start), bar_ticks, segment_end, end))
+        elif bar_ticks < MIN_BAR_BEATS * ticks_per_beat:  # a broken time signature: one unusable bar
             bars.append(_Bar(float(start), False))
-            continue
-        bar_start = float(start)
-        while bar_start < segment_end and bar_start <= end:
-            # A bar cut short by the next time signature is not a full 4/4 bar.
-            full = bar_start + bar_ticks <= segment_end + 1e-6
-            bars.append(_Bar(bar_start, is_4_4 and full))
-            bar_start += bar_ticks
+        else:
+            # as many bars as 4/4 would be enumerated: those starting before the next change and by `end`
+            before_change = (
+                math.ceil((segment_end - start) / bar_ticks) if segment_end < math.inf else math.inf
+            )
+            count = min(before_change, math.floor((end - start) / bar_ticks) + 1)
+            bars.append(_Bar(float(start), False, int(count)))
+    return bars
+
+
+def _four_four_bars(start: float, bar_ticks: float, segment_end: float, end: float) -> list[_Bar]:
+    """The 4/4 bars of a stretch from `start` until the next change or the bar holding `end`."""
+    bars = []
+    bar_start = start
+    while bar_start < segment_end and bar_start <= end:
+        # A bar cut short by the next time signature is not a full 4/4 bar.
+        bars.append(_Bar(bar_start, bar_start + bar_ticks <= segment_end + 1e-6))
+        bar_start += bar_ticks
     return bars
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.audio_folder import list_audio_files, read_mono
+from corpus.audio_folder import list_audio_files, read_audio, read_mono, reading_summary
 from corpus.npz_cache import (
     arrays_to_counts,
     cache_key,
@@ -316,21 +316,25 @@ def _folder_corpus(
 ) -> GrainCorpus:
     counts = dict.fromkeys(SKIP_KEYS, 0)
     counts["non_audio_files"] = others
-    planned = []
+    planned, reads = [], []
     for path in files:
-        audio = read_mono(path, sample_rate, MAX_READ_S)
-        if audio is None:
+        read = read_audio(path, sample_rate, MAX_READ_S)
+        if read is None:
             counts["unreadable_files"] += 1
             log(f"grains: skipped {path}: soundfile cannot read it")
             continue
+        reads.append(read)
         sound, skip, silent = _plan(
-            audio, path.relative_to(db).as_posix(), path, sample_rate, grain_size, hop
+            read.samples, path.relative_to(db).as_posix(), path, sample_rate, grain_size, hop
         )
         counts["silent_grains"] += silent
         if sound is None:
             counts[skip] += 1
         else:
             planned.append(sound)
+    summary = reading_summary("grains", reads)
+    if summary:
+        log(summary)
     if not planned:
         raise UserError(
             f"{db}: none of the {len(files)} audio files is usable ({counts['unreadable_files']} unreadable, "

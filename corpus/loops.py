@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from corpus.audio_folder import list_audio_files, read_mono
+from corpus.audio_folder import list_audio_files, read_audio, read_mono, reading_summary
 from corpus.npz_cache import (
     arrays_to_counts,
     cache_key,
@@ -310,12 +310,15 @@ def _folder_corpus(
     counts = dict.fromkeys(SKIP_KEYS, 0)
     counts["non_audio_files"] = others
     planned: list[_Crop] = []
+    reads = []
     for index, path in enumerate(files):
-        audio = read_mono(path, sample_rate, MAX_READ_S)
-        if audio is None:
+        read = read_audio(path, sample_rate, MAX_READ_S)
+        if read is None:
             counts["unreadable_files"] += 1
             log(f"loops: skipped {path}: soundfile cannot read it")
             continue
+        reads.append(read)
+        audio = read.samples
         if len(audio) == 0 or float(np.max(np.abs(audio))) < SILENT_PEAK:
             counts["silent_files"] += 1
             continue
@@ -325,6 +328,9 @@ def _folder_corpus(
         loud = [c for c in crops if _rms(_cut(audio, c, length)) >= SILENT_CROP_RMS]
         counts["silent_crops"] += len(crops) - len(loud)
         planned += loud
+    summary = reading_summary("loops", reads)
+    if summary:
+        log(summary)
     if not planned:
         raise UserError(
             f"{db}: none of the {len(files)} audio files gave a usable loop ({counts['unreadable_files']} "

@@ -19,6 +19,8 @@ import mido
 import numpy as np
 
 from corpus.band_rolls import STEPS
+from corpus.midi_length import too_long_message
+from latentlive.errors import UserError
 from latentlive.files import atomic_write
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
@@ -27,8 +29,9 @@ TICKS_PER_BEAT = 480
 _WHOLE_NOTE_BARS = {(4, 4), (2, 2)}
 
 
-class SkippedFile(Exception):
-    """A file the corpus leaves out; ``reason`` is the key it is counted under."""
+class SkippedFile(UserError):
+    """A file the corpus leaves out; ``reason`` is the key it is counted under. The message is one line
+    naming the file, so a caller that cannot skip it (a seed file) can show it as it is."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -60,7 +63,8 @@ def gm_program_name(program: int) -> str:
 
 
 def read_multipart_midi(path: Path, name: str) -> RawPiece:
-    """The parts of MIDI file ``path``; raises SkippedFile (unreadable_files, type_2_files, not_4_4, no_notes)."""
+    """The parts of MIDI file ``path``; raises SkippedFile (unreadable_files, too_long_files, type_2_files,
+    not_4_4, no_notes). The file's length is bounded (:mod:`corpus.midi_length`) before notes are read."""
     try:
         midi = mido.MidiFile(path, clip=True)
     except Exception as error:  # mido raises OSError, EOFError, ValueError, KeyError ... on bad bytes
@@ -70,6 +74,9 @@ def read_multipart_midi(path: Path, name: str) -> RawPiece:
         raise SkippedFile("unreadable_files", f"{path}: SMPTE time division, no beats to quantise to")
     if midi.type == 2:
         raise SkippedFile("type_2_files", f"{path}: type 2 MIDI file (independent songs)")
+    too_long = too_long_message(path, midi)
+    if too_long is not None:
+        raise SkippedFile("too_long_files", too_long)
     notes: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
     programs: dict[tuple[int, int], int] = {}
     track_names: dict[int, str] = {}
@@ -92,7 +99,8 @@ def read_multipart_midi(path: Path, name: str) -> RawPiece:
             elif msg.type == "time_signature":
                 signatures.append((tick, msg.numerator, msg.denominator))
         for (channel, pitch), begins in sounding.items():  # notes never released end with the track
-            notes[track_index, channel].extend((begin, tick, pitch) for begin in begins)
+            if begins:  # a note-off without its note-on leaves an empty entry: no part of its own
+                notes[track_index, channel].extend((begin, tick, pitch) for begin in begins)
     pickup = _pickup_steps(signatures, midi.ticks_per_beat)
     if pickup is None:
         meters = sorted({f"{n}/{d}" for _, n, d in signatures})

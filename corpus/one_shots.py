@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.audio_folder import list_audio_files, read_mono
+from corpus.audio_folder import list_audio_files, read_audio, reading_summary
 from corpus.drum_corpus import split_by_index
 from corpus.drum_synth import FACTOR_NAMES, PEAK, SYNTH_CLASSES, generate_synth_corpus
 from corpus.npz_cache import (
@@ -203,17 +203,22 @@ def _folder_corpus(
     skipped = dict.fromkeys(SKIP_KEYS, 0)
     skipped["non_audio_files"] = others
     sounds: dict[str, list[np.ndarray]] = {}
+    reads = []
     for path in files:
-        audio = read_mono(path, sample_rate, length / sample_rate + MAX_LEAD_S)
-        if audio is None:
+        read = read_audio(path, sample_rate, length / sample_rate + MAX_LEAD_S)
+        if read is None:
             skipped["unreadable_files"] += 1
             log(f"one-shots: skipped {path}: soundfile cannot read it")
             continue
-        one_shot = prepare_one_shot(audio, sample_rate, length)
+        reads.append(read)
+        one_shot = prepare_one_shot(read.samples, sample_rate, length)
         if isinstance(one_shot, str):
             skipped[one_shot] += 1
             continue
         sounds.setdefault(path.relative_to(db).parts[0], []).append(one_shot)
+    summary = reading_summary("one-shots", reads)
+    if summary:
+        log(summary)
     if not sounds:
         raise UserError(
             f"{db}: none of the {len(files)} audio files is usable ({skipped['unreadable_files']} unreadable, "

@@ -12,9 +12,16 @@ from matplotlib.figure import Figure  # noqa: E402
 def grid_rows_figure(
     rows: list[tuple[str, list[np.ndarray]]], row_labels: list[str] | None = None, cell: float = 0.16
 ) -> Figure:
-    """One row of images per ``(title, grids)``; each grid ``[rows, steps]`` in 0..1, drawn side by side."""
-    columns = max(len(grids) for _, grids in rows)
-    height, width = rows[0][1][0].shape
+    """One row of images per ``(title, grids)``; each grid ``[rows, steps]`` in 0..1, drawn side by side.
+
+    Rows may hold different numbers of grids, or none (a small validation set): the figure is as wide as
+    the longest row, and a figure without any grid says so rather than failing.
+    """
+    shown = [grids for _, grids in rows if len(grids)]
+    if not shown:
+        return _empty_figure("no patterns to show")
+    columns = max(len(grids) for grids in shown)
+    height, width = shown[0][0].shape
     fig, axes = plt.subplots(
         len(rows),
         columns,
@@ -40,12 +47,30 @@ def grid_rows_figure(
     return fig
 
 
-def latent_map_figure(points: np.ndarray, labels: np.ndarray, label_names: list[str]) -> Figure:
-    """Scatter of latent codes ``[N, D]`` projected on their two principal axes, coloured by label."""
-    centred = points - points.mean(0, keepdims=True)
-    if points.shape[1] > 2:
+def _empty_figure(message: str) -> Figure:
+    """A small figure holding only ``message``: what a panel shows when there is nothing to draw."""
+    fig, ax = plt.subplots(figsize=(3, 1))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=8)
+    return fig
+
+
+def plane_projection(points: np.ndarray) -> np.ndarray:
+    """Centred codes ``[N, D]`` -> ``[N, 2]``: their two principal axes when D > 2, else the codes themselves;
+    zeros stand in for axes that do not exist (D = 1, or fewer than 3 codes, which span fewer than 2 axes)."""
+    centred = points - points.mean(0, keepdims=True) if len(points) else points
+    if points.shape[1] > 2 and len(points):
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         centred = centred @ vt[:2].T
+    plane = np.zeros((len(points), 2), dtype=np.float64)
+    plane[:, : min(2, centred.shape[1])] = centred[:, :2]
+    return plane
+
+
+def latent_map_figure(points: np.ndarray, labels: np.ndarray, label_names: list[str]) -> Figure:
+    """Scatter of latent codes ``[N, D]`` projected on their two principal axes, coloured by label; any N >= 0
+    (one held-out code is one dot at the centre)."""
+    centred = plane_projection(points)
     fig, ax = plt.subplots(figsize=(5, 4.5))
     cmap = plt.get_cmap("tab10" if len(label_names) <= 10 else "tab20")
     for index, name in enumerate(label_names):
@@ -54,7 +79,8 @@ def latent_map_figure(points: np.ndarray, labels: np.ndarray, label_names: list[
             ax.scatter(centred[mask, 0], centred[mask, 1], s=6, color=cmap(index % cmap.N), label=name)
     ax.set_xlabel("latent PC 1" if points.shape[1] > 2 else "z1")
     ax.set_ylabel("latent PC 2" if points.shape[1] > 2 else "z2")
-    ax.legend(fontsize=6, markerscale=2, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6, markerscale=2, loc="best")
     fig.tight_layout()
     return fig
 

@@ -23,12 +23,13 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
 from corpus.band_midi import KEY_SPAN, BandCorpus, load_band_corpus, window_rolls
+from corpus.drum_corpus import split_in_time
 from latentlive.cache import cache_dir
 from latentlive.config import configured_arguments
 from latentlive.errors import UserError
 from latentlive.plots import piano_roll_figure
 from latentlive.tasks.band_eval import baseline_scores, evaluate_windows, summarise
-from latentlive.tasks.base import TensorData
+from latentlive.tasks.base import TensorData, require_enough_data
 from models.band import STEPS, BandRMVAE, gaussian_product
 from models.band_objective import (
     duration_error,
@@ -46,6 +47,7 @@ from models.vae import BetaSchedule, kl_gaussians, reparameterize
 
 ABLATIONS = ("no_poe", "no_music_losses")
 MUSIC_LOSSES = ("scale", "rhythm", "harmony")
+ONE_PIECE_HELD_OUT = 0.1  # share of the windows of a lone piece held out, as validation's share of pieces
 PITCH_MARGIN = 3  # semitones beyond the corpus (and its shifts) that the decoders can still play
 
 
@@ -149,11 +151,15 @@ class BandTask:
         self.part_names, self.part_kinds = list(self.corpus.part_names), list(self.corpus.part_kinds)
         train = self.windows("train")
         validation = self.windows("validation")
-        if len(train) == 0 or len(validation) == 0:
-            raise UserError(
-                f"{self.corpus.source}: no training or validation window of {self.window} measures; "
-                "add longer or more pieces, or lower BandTask.context"
-            )
+        if len(validation) == 0 and len(self.corpus.split["train"]) == 1:
+            train, validation = self.split_one_piece(train)
+        require_enough_data(
+            self.corpus.source,
+            train,
+            validation,
+            f"windows of {self.window} measures",
+            f"add pieces (two or more, of {self.window} measures or more), or lower BandTask.context",
+        )
         log(
             f"band: {len(train)} training windows, {len(validation)} validation windows of {self.window} measures"
         )
@@ -171,6 +177,16 @@ class BandTask:
         table = torch.as_tensor(np.array(rows, np.int64).reshape(-1, 4))
         names = ("piece", "start", "shift_low", "shift_high")
         return TensorData({name: table[:, i].contiguous() for i, name in enumerate(names)})
+
+    def split_one_piece(self, windows: TensorData) -> tuple[TensorData, TensorData]:
+        """A corpus of one piece is split in time: its last windows (a tenth, at least one) are held out and
+        training keeps the windows that end before the first of them starts, so no held-out measure is
+        trained on. The held-out windows are not transposed."""
+        train_idx, val_idx = split_in_time(windows.tensors["start"].numpy(), self.window, ONE_PIECE_HELD_OUT)
+        validation = TensorData(windows.take(torch.as_tensor(val_idx)))
+        validation.tensors["shift_low"].zero_()
+        validation.tensors["shift_high"].zero_()
+        return TensorData(windows.take(torch.as_tensor(train_idx))), validation
 
     def rolls(self, batch: dict[str, Tensor], augment: bool) -> Tensor:
         """The windows of ``batch`` as float rolls ``[B, W, P, 3, 128, 16]``, shifted at random within each

@@ -8,6 +8,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
+from latentlive.errors import UserError
+
+# A task trains on one example or more and evaluates on one or more held-out examples; every figure and
+# metric of every task works from these sizes up.
+MIN_TRAIN_EXAMPLES = 1
+MIN_VALIDATION_EXAMPLES = 1
+
 
 @dataclass
 class TensorData:
@@ -20,6 +27,17 @@ class TensorData:
 
     def take(self, index: Tensor | slice, device: torch.device | str = "cpu") -> dict[str, Tensor]:
         return {key: value[index].to(device) for key, value in self.tensors.items()}
+
+
+def require_enough_data(source: str, train: TensorData, val: TensorData, unit: str, fix: str) -> None:
+    """Refuse, before training, data too small to train and evaluate: a :class:`UserError` line naming
+    ``source`` with the counts found (in ``unit``: "bars", "one-shots") and the minimum, then ``fix``."""
+    if len(train) >= MIN_TRAIN_EXAMPLES and len(val) >= MIN_VALIDATION_EXAMPLES:
+        return
+    raise UserError(
+        f"{source}: too little data: {len(train)} training and {len(val)} held-out {unit} after the split, "
+        f"need at least {MIN_TRAIN_EXAMPLES} and {MIN_VALIDATION_EXAMPLES}; {fix}"
+    )
 
 
 class Task(Protocol):

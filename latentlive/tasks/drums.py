@@ -14,7 +14,7 @@ from corpus.drum_map import DEFAULT_NOTES, INSTRUMENT_NAMES
 from latentlive.cache import cache_dir
 from latentlive.config import configured_arguments
 from latentlive.plots import grid_rows_figure, latent_map_figure
-from latentlive.tasks.base import TensorData
+from latentlive.tasks.base import TensorData, require_enough_data
 from models.drums import PatternVAE
 from models.vae import BetaSchedule, bernoulli_nll, kl_standard_normal, mmd_imq
 
@@ -76,9 +76,17 @@ class DrumsTask:
             }
         )
         train_idx, val_idx = split_unseen_patterns(corpus.grids, self.val_fraction, seed)
-        return TensorData(data.take(torch.as_tensor(train_idx))), TensorData(
-            data.take(torch.as_tensor(val_idx))
+        train = TensorData(data.take(torch.as_tensor(train_idx)))
+        val = TensorData(data.take(torch.as_tensor(val_idx)))
+        require_enough_data(
+            corpus.source,
+            train,
+            val,
+            f"examples of {self.bars_per_example} bar(s)",
+            "add drum MIDI files with more 4/4 bars (two bars make one example to train and one to evaluate)"
+            + (", or lower DrumsTask.bars_per_example" if self.bars_per_example > 1 else ""),
         )
+        return train, val
 
     def build_model(self) -> tuple[PatternVAE, dict[str, Any]]:
         args = configured_arguments(PatternVAE)
@@ -138,7 +146,8 @@ class DrumsTask:
             "eval/f1": f1,
             "eval/elbo": elbo.mean().item(),
             "eval/kl": kl.mean().item(),
-            "eval/active_units": int((mean.var(0) > 0.01).sum().item()),
+            # a variance needs two codes: one held-out pattern has no spread to count
+            "eval/active_units": int((mean.var(0) > 0.01).sum().item()) if len(mean) > 1 else 0,
         }
 
     @torch.no_grad()

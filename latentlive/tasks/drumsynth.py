@@ -32,7 +32,7 @@ from latentlive.metrics import (
     spectral_convergence,
 )
 from latentlive.plots import latent_map_figure
-from latentlive.tasks.base import TensorData
+from latentlive.tasks.base import TensorData, require_enough_data
 from models.drum_classifier import DrumClassifier, classify, train_classifier
 from models.drumsynth import DrumSynthVAE, full_rate_magnitude
 from models.nsgt import NSGT, fast_length, make_scale
@@ -231,6 +231,9 @@ class DrumSynthTask:
         train_idx, val_idx = (torch.as_tensor(i) for i in split_by_index(len(audio), self.val_fraction, seed))
         train = TensorData({key: value[train_idx] for key, value in data.items()})
         val = TensorData({**{key: value[val_idx] for key, value in data.items()}, "audio": audio[val_idx]})
+        require_enough_data(
+            corpus.source, train, val, "one-shots", "add sounds to the class sub-folders (two or more in all)"
+        )
         self.logmag_mean = float(train.tensors["logmag"].mean())
         self.logmag_std = float(train.tensors["logmag"].std())
         self._train, self._classifier = train, None

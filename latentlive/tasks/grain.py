@@ -16,12 +16,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from corpus.drum_corpus import split_by_group
+from corpus.drum_corpus import split_by_group_or_time
 from latentlive.cache import cache_dir
 from latentlive.config import configured_arguments
 from latentlive.metrics import log_spectral_distance, spectral_convergence
 from latentlive.plots import latent_map_figure
-from latentlive.tasks.base import TensorData
+from latentlive.tasks.base import TensorData, require_enough_data
 from models.grain_vae import GrainVAE
 from models.spectral import multiscale_spectral_distance, stft_magnitude
 from models.vae import BetaSchedule, gaussian_nll, kl_standard_normal
@@ -124,17 +124,27 @@ class GrainTask:
         )
         self.db = str(db) if db is not None else None
         sound = np.asarray(corpus.sound)
-        train_idx, val_idx = split_by_group(sound, self.val_fraction, seed)
+        # one sound alone is split in time: its last grains are held out, those overlapping them left out
+        starts = np.asarray(corpus.position) * self.hop
+        train_idx, val_idx = split_by_group_or_time(sound, starts, self.grain_size, self.val_fraction, seed)
         data = {
             "grain": torch.from_numpy(np.asarray(corpus.grains, dtype=np.float32)),
             "sound": torch.from_numpy(sound),
         }
         train = TensorData({k: v[torch.as_tensor(train_idx)] for k, v in data.items()})
         val = TensorData({k: v[torch.as_tensor(val_idx)] for k, v in data.items()})
-        held_out = sorted(set(sound[val_idx].tolist()))
+        held_out = sorted(set(sound[val_idx].tolist()) - set(sound[train_idx].tolist()))
+        # whole sounds are re-synthesised only when held out whole (not the end of a sound split in time)
         self._held_out_sounds = [corpus.sounds[i] for i in held_out[: self.eval_sounds]]
         self._train = train
-        log(f"grains: {len(train)} for training, {len(val)} held out ({len(held_out)} sounds)")
+        log(f"grains: {len(train)} for training, {len(val)} held out ({len(held_out)} whole sounds)")
+        require_enough_data(
+            str(db) if db is not None else "built-in sounds",
+            train,
+            val,
+            "grains",
+            f"add sounds (one of {4 * self.grain_size / self.sample_rate:.1f} s or more is enough)",
+        )
         return train, val
 
     def build_model(self) -> tuple[GrainVAE, dict[str, Any]]:

@@ -16,11 +16,11 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from corpus.drum_corpus import split_by_group
+from corpus.drum_corpus import split_by_group_or_time
 from latentlive.cache import cache_dir
 from latentlive.config import configured_arguments
 from latentlive.metrics import roughness, spearman_per_dimension
-from latentlive.tasks.base import TensorData
+from latentlive.tasks.base import TensorData, require_enough_data
 from models.discriminator import (
     MultiScaleDiscriminator,
     feature_matching_loss,
@@ -32,6 +32,7 @@ from models.vae import BetaSchedule, kl_standard_normal, mmd_imq, reparameterize
 from models.waveform_vae import WaveformVAE
 
 DIVERGENCES = ("kl", "mmd")
+START_SECONDS = 0.01  # corpus.loops names a crop "path@seconds" with two decimals
 
 
 def latent_frames_mmd(z: Tensor, frames: int = 512) -> Tensor:
@@ -155,7 +156,15 @@ class TechnoTask:
     def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
         data = load_loop_tensors(db, self.corpus_settings(), log)
         self.db = str(db) if db is not None else None
-        return split_loops(data, self.val_fraction, seed)
+        train, val = split_loops(data, self.val_fraction, seed, self.length, self.sample_rate)
+        require_enough_data(
+            str(db) if db is not None else "built-in loops",
+            train,
+            val,
+            f"loops of {self.length} samples",
+            f"add loops or tracks (one track of {2 * self.length / self.sample_rate:.0f} s or more is enough)",
+        )
+        return train, val
 
     def build_model(self) -> tuple[WaveformVAE, dict[str, Any]]:
         args = configured_arguments(WaveformVAE)
@@ -340,26 +349,43 @@ class TechnoTask:
         return meta
 
 
-def split_loops(data: TensorData, val_fraction: float, seed: int) -> tuple[TensorData, TensorData]:
-    """``(train, validation)``: crops of one file stay together (``group``), the same split for both stages."""
-    train_idx, val_idx = split_by_group(data.tensors["group"].numpy(), val_fraction, seed)
+def split_loops(
+    data: TensorData, val_fraction: float, seed: int, length: int, sample_rate: int
+) -> tuple[TensorData, TensorData]:
+    """``(train, validation)``: crops of one file stay together (``group``), the same split for both stages. A
+    folder of one recording is split in time instead (``start``): crops of ``length`` samples that overlap the
+    held-out end of the file are left out of training."""
+    # starts are known to START_SECONDS: a crop is taken to reach that much further, so none overlaps unseen
+    extent = length + int(np.ceil(START_SECONDS * sample_rate))
+    train_idx, val_idx = split_by_group_or_time(
+        data.tensors["group"].numpy(), data.tensors["start"].numpy(), extent, val_fraction, seed
+    )
     return TensorData(data.take(torch.as_tensor(train_idx))), TensorData(data.take(torch.as_tensor(val_idx)))
 
 
 def load_loop_tensors(db: Path | None, settings: dict[str, Any], log: Any = print) -> TensorData:
     """The loop corpus (``db`` or the built-in one, read with ``settings``, see ``corpus_settings``) as
-    tensors: ``audio [N, T]``, ``bpm [N]`` (NaN when unknown), ``loop_samples [N]`` and ``group [N]`` (the
-    index of the file each crop comes from; every built-in loop is its own)."""
+    tensors: ``audio [N, T]``, ``bpm [N]`` (NaN when unknown), ``loop_samples [N]``, ``group [N]`` (the
+    index of the file each crop comes from; every built-in loop is its own) and ``start [N]`` (the crop's
+    first sample in its file, to START_SECONDS: the corpus names crops ``path@seconds``)."""
     from corpus.loops import load_loops
 
     corpus = load_loops(db, seed=0, cache_dir=cache_dir(), log=log, **settings)
+    places = [_file_and_start(source) for source in corpus.sources]
+    files = np.asarray([file for file, _ in places], dtype=str)
+    seconds = np.asarray([start for _, start in places], dtype=np.float64)
     return TensorData(
         {
             "audio": torch.from_numpy(np.asarray(corpus.audio, dtype=np.float32)),
             "bpm": torch.from_numpy(np.asarray(corpus.bpm, dtype=np.float32)),
             "loop_samples": torch.from_numpy(np.asarray(corpus.loop_samples, dtype=np.int64)),
-            "group": torch.from_numpy(
-                np.unique([s.split("@")[0] for s in corpus.sources], return_inverse=True)[1]
-            ),
+            "group": torch.from_numpy(np.unique(files, return_inverse=True)[1].reshape(-1).astype(np.int64)),
+            "start": torch.from_numpy(np.round(seconds * int(settings["sample_rate"])).astype(np.int64)),
         }
     )
+
+
+def _file_and_start(source: str) -> tuple[str, float]:
+    """``"dir/file.wav@12.50"`` -> ``("dir/file.wav", 12.5)``; a built-in loop (no ``@``) starts at 0."""
+    name, at, seconds = source.rpartition("@")
+    return (name, float(seconds)) if at else (source, 0.0)

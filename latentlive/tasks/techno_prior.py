@@ -146,8 +146,11 @@ class TechnoPriorTask(TrajectoryPriorTask):
             "audio": audio,
             "loop_samples": loop_samples,
             "group": corpus.tensors["group"],
+            "start": corpus.tensors["start"],
         }
-        train, val = split_loops(TensorData(data), self.val_fraction, seed)
+        train, val = split_loops(
+            TensorData(data), self.val_fraction, seed, int(settings["length"]), int(settings["sample_rate"])
+        )
         del train.tensors["audio"]  # only held-out loops are listened to
         return train, val
 
