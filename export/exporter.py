@@ -3,6 +3,9 @@
 The file is scripted to a temporary path beside the target, reloaded with ``torch.jit.load`` and
 compared with the eager wrapper, checked against the nn~ contract in a fresh torch process, and only
 then renamed over ``RUN/export/NAME.ts``. ``RUN/export/report.json`` records what was measured.
+
+``--out`` may replace an earlier latentlive export (and the ``report.json`` beside it), never another
+file unless ``force``, and never a folder; the disk is checked for room before the file is written.
 """
 
 import json
@@ -18,10 +21,10 @@ import cached_conv as cc
 import torch
 
 from export.host import DEFAULT_HOST_RATE, deliver_host_rate, load_ts, method_spec
-from export.metadata import METADATA_NAME
+from export.metadata import METADATA_NAME, read_metadata
 from latentlive.config import PROJECT_ROOT, parse_gin
 from latentlive.errors import UserError
-from latentlive.files import atomic_write, atomic_write_json
+from latentlive.files import atomic_write, atomic_write_json, check_output_file, require_space
 from latentlive.runs import RunFolder, load_checkpoint
 
 NN_TILDE_TORCH = "2.5"
@@ -77,33 +80,103 @@ def _verify_in_fresh_process(path: Path) -> dict[str, Any]:
         raise RuntimeError(f"contract check of {path} crashed:\n{done.stderr[-2000:]}") from None
 
 
-def export_run(run_path: Path, streaming: bool = True, out: Path | None = None) -> dict[str, Any]:
-    """Export the run at ``run_path``; return the report (also written to ``RUN/export/report.json``)."""
+def export_run(
+    run_path: Path, streaming: bool = True, out: Path | None = None, force: bool = False
+) -> dict[str, Any]:
+    """Export the run at ``run_path``; return the report (also written to ``RUN/export/report.json``).
+
+    ``out`` (default ``RUN/export/NAME.ts``) must be a ``.ts`` name; an existing file there is replaced only
+    when it is a latentlive export or ``force`` is given.
+    """
     was_streaming = bool(cc.USE_BUFFER_CONV)
     cc.use_cached_conv(streaming)  # the one place the streaming switch is set, before any model is built
     try:
-        return _export(run_path, streaming, out)
+        return _export(run_path, streaming, out, force)
     finally:
         cc.use_cached_conv(was_streaming)  # models built later in this process (training) stay offline
 
 
-def _export(run_path: Path, streaming: bool, out: Path | None) -> dict[str, Any]:
+def is_latentlive_export(path: Path) -> bool:
+    """Whether ``path`` is a ``.ts`` written by ``latentlive export`` (it carries our metadata)."""
+    try:
+        read_metadata(path)
+    except UserError:
+        return False
+    return True
+
+
+def is_export_report(path: Path) -> bool:
+    """Whether ``path`` is a ``report.json`` written by ``latentlive export``."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and {"latency_samples", "contract", "methods"} <= set(report)
+
+
+def _check_outputs(run: RunFolder, out: Path | None, force: bool) -> tuple[Path, Path]:
+    """The model and report paths to write, refused before any work when they would replace a folder or
+    a file that is not an earlier export (without ``force``), or cannot be written."""
+    if out is None:  # the run's own export folder: everything there is the exporter's
+        own = lambda _: True  # noqa: E731
+        return check_output_file(run.exported_model, is_own=own), check_output_file(run.report, is_own=own)
+    if out.suffix != ".ts" and not out.is_dir():
+        raise UserError(f"{out}: nn~ loads .ts files; give --out a name ending in .ts")
+    target = check_output_file(out, force, is_latentlive_export, example=f"{run.name}.ts")
+    report = check_output_file(target.with_name("report.json"), force, is_export_report)
+    return target, report
+
+
+def _checkpoint_task(run: RunFolder, checkpoint: dict[str, Any]) -> str:
+    task = checkpoint.get("task") if isinstance(checkpoint, dict) else None
+    if not isinstance(task, str):
+        raise UserError(
+            f"{run.checkpoint}: not a checkpoint of latentlive train (it names no task); "
+            "pass the --run of a trained run, or train it again"
+        )
+    return task
+
+
+def _build(
+    build: Callable, run: RunFolder, checkpoint: dict[str, Any]
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The export wrapper of ``checkpoint``; an incomplete checkpoint is one line, not a KeyError."""
+    try:
+        return build(checkpoint)
+    except KeyError as missing:
+        if not missing.args or missing.args[0] in checkpoint:
+            raise  # a key of the checkpoint's contents, not the checkpoint itself: a fault of the exporter
+        raise UserError(
+            f"{run.checkpoint}: incomplete checkpoint (no {missing}); train the run again or resume it"
+        ) from None
+
+
+def _module_bytes(module: torch.nn.Module) -> int:
+    """The bytes of a module's parameters and buffers: the bulk of its TorchScript file."""
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+def _export(run_path: Path, streaming: bool, out: Path | None, force: bool) -> dict[str, Any]:
     run = RunFolder(run_path).require_trained()
     if not torch.__version__.startswith(NN_TILDE_TORCH):
         raise UserError(
             f"torch {torch.__version__}: nn~ 1.6 runs libtorch {NN_TILDE_TORCH}; export from the project's .venv (make install)"
         )
+    target, report_path = _check_outputs(run, out, force)
     started = time.perf_counter()
     parse_gin([run.config])
     checkpoint = load_checkpoint(run.checkpoint)
-    build = _builders().get(checkpoint["task"])
+    task = _checkpoint_task(run, checkpoint)
+    build = _builders().get(task)
     if build is None:
-        raise UserError(f"{run.checkpoint}: no exporter for task {checkpoint['task']!r}")
-    wrapper, metadata = build(checkpoint)
+        raise UserError(f"{run.checkpoint}: no exporter for task {task!r}")
+    wrapper, metadata = _build(build, run, checkpoint)
+    # A full disk must be seen before the TorchScript writer meets it: its failure can abort the process.
+    require_space(target, _module_bytes(wrapper) + 4 * 2**20, "the exported model")
     methods = list(wrapper._methods)  # noqa: SLF001 - nn_tilde keeps the registered names here
     metadata.update(
         name=run.name,
-        step=checkpoint["step"],
+        step=checkpoint.get("step", 0),
         streaming=streaming,
         cached_conv=bool(cc.USE_BUFFER_CONV),
         torch_version=torch.__version__,
@@ -123,7 +196,7 @@ def _export(run_path: Path, streaming: bool, out: Path | None) -> dict[str, Any]
                 f"{run.root}: not exported, the model breaks the nn~ contract: {'; '.join(problems)}"
             )
 
-    target = atomic_write(out or run.exported_model, save_and_verify)
+    atomic_write(target, save_and_verify)
     report = {
         "path": str(target),
         "model": metadata["model"],
@@ -137,5 +210,5 @@ def _export(run_path: Path, streaming: bool, out: Path | None) -> dict[str, Any]
         "first_five_calls_after_load_ms": verified["first_calls_ms"],
         "contract": {"buffers": "ratio..16384", "batches": [1, 4, 64], "problems": []},
     }
-    atomic_write_json(run.report if out is None else target.with_name("report.json"), report)
+    atomic_write_json(report_path, report)
     return report

@@ -37,7 +37,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="run name (default: the gin file name and the time)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="folder of runs (default: runs/)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the data split and the batches (default 0; --resume reuses the run's)",
+    )
     parser.add_argument(
         "--max-steps",
         "--max_steps",
@@ -53,10 +57,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> None:
     import torch
 
-    from latentlive.config import parse_gin
     from latentlive.metrics import headline
-    from latentlive.runs import RunFolder
-    from latentlive.training import train
+    from latentlive.runs import RunFolder, TrainRequest
+    from latentlive.training import train_run
 
     if args.resume and not args.name:
         raise UserError("--resume needs --name NAME, the run to continue")
@@ -67,21 +70,15 @@ def run_train(args: argparse.Namespace) -> None:
     default_name = f"{Path(args.gin[0]).stem}_{time.strftime('%Y%m%d-%H%M%S')}" if args.gin else ""
     run = RunFolder(args.out / (args.name or default_name))
     is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for all
-    if args.resume:
-        run.require_trained()
-    elif is_main and run.root.exists() and any(run.root.iterdir()):
-        raise UserError(f"{run.root}: the run exists; continue it with --resume or choose another --name")
     if args.db is not None and not args.db.is_dir():
         raise UserError(f"{args.db}: no such folder; --db takes a folder of training data")
     bindings = list(args.bind) + (
         [f"train.max_steps = {args.max_steps}"] if args.max_steps is not None else []
     )
-    parse_gin(([run.config] if args.resume else []) + list(args.gin), bindings)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    run.root.mkdir(parents=True, exist_ok=True)
-    if is_main:
-        print(f"training {run.root} on {device}")
-    metrics = train(run, db=args.db, device=device, seed=args.seed, resume=args.resume)
+    # the run is locked, checked against its run.json (seed, --db, config) and trained (latentlive.runs)
+    request = TrainRequest(tuple(args.gin), tuple(bindings), args.seed, args.db, args.resume)
+    metrics = train_run(run, request, device, is_main)
     if not is_main:
         return
     shown = ", ".join(f"{name} {value:.4g}" for name, value in headline(metrics).items())
@@ -91,7 +88,7 @@ def run_train(args: argparse.Namespace) -> None:
 def run_export(args: argparse.Namespace) -> None:
     from export.exporter import export_run
 
-    report = export_run(Path(args.run), streaming=args.streaming, out=args.out)
+    report = export_run(Path(args.run), streaming=args.streaming, out=args.out, force=args.force)
     print(
         f"exported {report['path']} ({report['file_size_bytes'] / 1e6:.2f} MB, latency {report['latency_samples']} samples)"
     )
@@ -100,7 +97,10 @@ def run_export(args: argparse.Namespace) -> None:
 def run_devices(args: argparse.Namespace) -> None:
     from m4l_devices.build import build_devices_for_run
 
-    for path in build_devices_for_run(Path(args.run), model=args.model, out=args.out, preview=args.preview):
+    built = build_devices_for_run(
+        Path(args.run), model=args.model, out=args.out, preview=args.preview, force=args.force
+    )
+    for path in built:
         print(f"wrote {path}")
 
 
@@ -151,6 +151,7 @@ def run_render(args: argparse.Namespace) -> None:
             repeats=args.repeats,
             bpm=args.bpm,
             temperature=1.0 if args.temperature is None else args.temperature,
+            force=args.force,
         )
     elif args.model_name == "grain":
         from live.render_grain import render_grain
@@ -170,6 +171,7 @@ def run_render(args: argparse.Namespace) -> None:
                 transpose=args.transpose,
                 seed=args.seed,
                 rate=args.rate,
+                force=args.force,
             )
         ]
     elif args.model_name == "band":
@@ -189,6 +191,7 @@ def run_render(args: argparse.Namespace) -> None:
                 measures=args.measures,
                 temperature=1.0 if args.temperature is None else args.temperature,
                 seed=args.seed,
+                force=args.force,
             )
         ]
     elif args.model_name == "loop":
@@ -197,7 +200,14 @@ def run_render(args: argparse.Namespace) -> None:
         if args.drums is None or args.kit is None:
             raise UserError("render loop needs --drums DRUMS.ts and --kit DRUMSYNTH.ts")
         paths = render_loop_wav(
-            args.drums, args.kit, z=args.z, style=args.style, bars=args.bars, bpm=args.bpm, out_path=args.out
+            args.drums,
+            args.kit,
+            z=args.z,
+            style=args.style,
+            bars=args.bars,
+            bpm=args.bpm,
+            out_path=args.out,
+            force=args.force,
         )
     else:
         from live.render import render_drums_midi
@@ -214,6 +224,7 @@ def run_render(args: argparse.Namespace) -> None:
                 out_path=args.out,
                 temperature=args.temperature,
                 threshold=args.threshold,
+                force=args.force,
             )
         ]
     for path in paths:
@@ -260,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="the run folder, e.g. runs/drums")
     p.add_argument("--streaming", action="store_true", help="build with cached (streaming) convolutions")
     p.add_argument("--out", type=Path, help="output .ts (default: RUN/export/NAME.ts)")
+    p.add_argument("--force", action="store_true", help="replace an --out that is not an earlier export")
     p.set_defaults(func=run_export)
 
     p = _command(sub, "devices", "write the Max for Live devices of an exported run")
@@ -269,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="folder of the .amxd and its .ts (default: RUN/export)")
     p.add_argument("--preview", action="store_true", help="also draw the presentation view to a PNG")
+    p.add_argument("--force", action="store_true", help="replace files latentlive did not write in --out")
     p.set_defaults(func=run_devices)
 
     p = _command(
@@ -346,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transpose", type=float, default=0.0, help="grain: semitones, -24 to 24")
     p.add_argument("--rate", type=int, default=44100, help="grain: host sample rate, 44100 or 48000")
     p.add_argument("--out", required=True, type=Path, help="the file (techno: the folder) to write")
+    p.add_argument("--force", action="store_true", help="replace existing output files (never a folder)")
     p.set_defaults(func=run_render)
 
     p = _command(sub, "bench", "measure speed and write JSON")

@@ -65,7 +65,7 @@ def _render_band(out: Path, models: Path) -> None:
     if (out / "band_fill_alto.mid").exists():  # rendered once
         return
     _band_seed(seed)
-    band = ["render", "band", "--model", str(models / "band.ts"), "--seed-midi", str(seed)]
+    band = ["render", "band", "--model", str(models / "band.ts"), "--seed-midi", str(seed), "--force"]
     _step([*band, "--task", "continue", "--measures", "8", "--out", str(out / "band_continue.mid")])
     _step([*band, "--task", "fill", "--part", "alto", "--out", str(out / "band_fill_alto.mid")])
 
@@ -108,12 +108,15 @@ def _renders(runs: Path, out: Path) -> list[tuple[str, Callable[[], None]]]:
                 "8",
                 "--out",
                 str(out / "drums_loop.mid"),
+                "--force",  # the demo's own render, replaced on every run
             ]
         )
 
     def loop() -> None:
         kit = ["--drums", str(models / "drums.ts"), "--kit", str(models / "drumsynth.ts")]
-        _step(["render", "loop", *kit, "--bars", "4", "--bpm", "124", "--out", str(out / "loop.wav")])
+        _step(
+            ["render", "loop", *kit, "--bars", "4", "--bpm", "124", "--out", str(out / "loop.wav"), "--force"]
+        )
 
     def techno() -> None:  # sampled loops and an interpolation; rendered once
         if not (out / "techno").is_dir():

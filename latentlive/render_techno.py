@@ -29,7 +29,7 @@ from corpus.drum_corpus import split_by_index
 from corpus.techno_synth import loop_samples_for, render_techno_loop
 from latentlive.config import parse_gin
 from latentlive.errors import UserError
-from latentlive.files import atomic_write
+from latentlive.files import atomic_write, check_output_file, check_writable_folder
 from latentlive.runs import RunFolder, load_checkpoint
 from latentlive.tasks.techno_prior import loop_positions, resample_frames
 from models.trajectory_vae import TrajectoryVAE, read_at_phase
@@ -178,11 +178,12 @@ def render_techno(
     bpm: float = 124.0,
     temperature: float = 1.0,
     log: Callable[[str], None] = print,
+    force: bool = False,
 ) -> list[Path]:
     """Write ``samples`` prior loops (each played ``repeats`` times) and one ``steps``-step interpolation
     into ``out_dir`` (created if missing) as WAV at the model rate; return the paths written.
 
-    Refuses, before writing anything, when one of the files exists.
+    Refuses, before writing anything, when one of the files exists (unless ``force``) or is a folder.
     """
     _check_settings(samples, steps, repeats, bpm, temperature)
     out = Path(out_dir)
@@ -190,9 +191,11 @@ def render_techno(
         raise UserError(f"{out}: not a folder; --out takes the folder the WAV files go into")
     targets = [out / f"seed{seed}_sample{i + 1}.wav" for i in range(samples)]
     interpolation_path = out / f"seed{seed}_interpolation.wav"
+    check_writable_folder(out)
     for target in [*targets, interpolation_path]:
-        if target.exists():
-            raise UserError(f"{target}: exists and is never overwritten; pick another --out or --seed")
+        if target.exists() and not target.is_dir() and not force:
+            raise UserError(f"{target}: exists; pick another --out or --seed, or pass --force to replace it")
+        check_output_file(target, force=True, example="loops")  # a folder of that name: never replaced
     models = load_techno_models(run_path)
     loop_samples = loop_samples_for(bpm, models.bars, models.sample_rate)
     prior = models.prior

@@ -1,26 +1,55 @@
-"""The run folder (``runs/NAME/``) and atomic writes.
+"""The run folder (``runs/NAME/``): its files, its lock, its record of what decided the data, and atomic writes.
 
-A run holds ``config.gin`` (the operative config, re-read by export), ``checkpoints/last.pt``,
-TensorBoard events, ``metrics.json`` and, after export, ``export/NAME.ts`` and ``export/report.json``.
+A run holds ``config.gin`` (the operative config, re-read by export and ``--resume``), ``run.json`` (the seed,
+the ``--db`` folder, the gin files and bindings it was started with), ``checkpoints/last.pt``, TensorBoard
+events, ``metrics.json`` and, after export, ``export/NAME.ts`` and ``export/report.json``.
+
+``--resume`` reuses the run's seed, data folder and config. Giving a different ``--seed``, ``--db``, or a gin
+file or binding that changes a value of the stored config is refused with one line (only ``train.max_steps``
+and the logging intervals may change, since they never change the path of training): a run is one
+experiment, and a changed one is a new run. While a process trains in a run, the run is locked (an
+``flock`` on ``.train.lock``, released by the kernel when the process ends, however it ends).
 """
 
-from dataclasses import dataclass
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from latentlive.errors import UserError
 from latentlive.files import atomic_write, atomic_write_json, atomic_write_text
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs there are not locked
+    fcntl = None
+
 __all__ = [
     "RunFolder",
+    "RunPlan",
+    "RunSettings",
+    "TrainRequest",
     "atomic_torch_save",
     "atomic_write",
     "atomic_write_json",
     "atomic_write_text",
     "load_checkpoint",
+    "plan_run",
+    "training_lock",
 ]
+
+# Bindings that --resume may change: they decide when training stops and what is logged, never a batch,
+# a weight or a random number.
+TUNABLE_ON_RESUME = frozenset(
+    f"train.{name}" for name in ("max_steps", "log_every", "eval_every", "media_every", "checkpoint_every")
+)
+RunState = Literal["new", "unstarted", "trained", "foreign"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +75,14 @@ class RunFolder:
         return self.root / "metrics.json"
 
     @property
+    def settings_file(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".train.lock"
+
+    @property
     def export_dir(self) -> Path:
         return self.root / "export"
 
@@ -69,9 +106,248 @@ class RunFolder:
                 )
         return self
 
+    def state(self) -> RunState:
+        """``new`` (no folder, or an empty one), ``unstarted`` (a run that stopped before its first
+        checkpoint), ``trained`` (it has a checkpoint) or ``foreign`` (a folder that is not a run)."""
+        if not self.root.exists():
+            return "new"
+        if not self.root.is_dir():
+            return "foreign"
+        if self.checkpoint.is_file():
+            return "trained"
+        if self.settings_file.is_file() or self.config.is_file():
+            return "unstarted"
+        if all(p == self.lock_file or _is_empty_folder(p) for p in self.root.iterdir()):
+            return "new"
+        return "foreign"
 
-def atomic_torch_save(obj: Any, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    def settings(self) -> "RunSettings | None":
+        """The settings recorded in ``run.json``; None for a run trained before they were recorded."""
+        if not self.settings_file.is_file():
+            return None
+        try:
+            return RunSettings.from_json(json.loads(self.settings_file.read_text(encoding="utf-8")))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise UserError(
+                f"{self.settings_file}: unreadable run record; restore it or train a new run"
+            ) from None
+
+    def clear_unstarted(self) -> None:
+        """Remove what a run that stopped before its first checkpoint wrote, before it starts again."""
+        for path in [*self.root.glob("events.out.tfevents.*"), self.config, self.metrics, self.settings_file]:
+            path.unlink(missing_ok=True)
+        self.remove_stale_temps()
+
+    def remove_stale_temps(self) -> None:
+        """Temporary files of a checkpoint write that a killed process never finished."""
+        for path in self.checkpoint.parent.glob(f".{self.checkpoint.name}.*.tmp"):
+            path.unlink(missing_ok=True)
+
+    def discard_if_empty(self) -> None:
+        """Remove the run folder when it holds nothing but its record and lock: a start that failed on
+        bad input leaves nothing behind."""
+        if not self.root.is_dir():
+            return
+        leftovers = [p for p in self.root.iterdir() if p not in (self.lock_file, self.settings_file)]
+        if all(_is_empty_folder(p) for p in leftovers):
+            for path in leftovers:
+                path.rmdir()
+            self.settings_file.unlink(missing_ok=True)
+            self.lock_file.unlink(missing_ok=True)
+            self.root.rmdir()
+
+
+def _is_empty_folder(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What decides a run's data and batches besides its config: stored in ``run.json``, reused by --resume.
+
+    ``db`` is the absolute ``--db`` folder (None: the built-in corpus); ``gin`` and ``bindings`` are what the
+    run was started with, so a run that stopped before writing its ``config.gin`` can still be resumed.
+    """
+
+    seed: int = 0
+    db: str | None = None
+    gin: tuple[str, ...] = ()
+    bindings: tuple[str, ...] = ()
+    started: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "gin": list(self.gin), "bindings": list(self.bindings)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunSettings":
+        return cls(
+            seed=int(data["seed"]),
+            db=data.get("db"),
+            gin=tuple(data.get("gin", ())),
+            bindings=tuple(data.get("bindings", ())),
+            started=str(data.get("started", "")),
+        )
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What the command line asked for: ``seed`` and ``db`` are None when not given."""
+
+    gin: tuple[str, ...] = ()
+    bindings: tuple[str, ...] = ()
+    seed: int | None = None
+    db: Path | None = None
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How to train: with ``settings``, from the checkpoint (``resume``) or from step 0, ``restart`` when a
+    run that stopped before its first checkpoint starts again in place."""
+
+    settings: RunSettings
+    resume: bool
+    restart: bool
+
+
+def _absolute(path: str | Path) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def plan_run(run: RunFolder, request: TrainRequest) -> RunPlan:
+    """Check ``request`` against what ``run`` holds, parse its gin config, and say how to train.
+
+    Refuses with one line: a new run over a trained one or over a folder that is not a run; a resume of
+    nothing; a resume whose seed, data folder or config differs from the run's.
+    """
+    from latentlive.config import parse_gin
+
+    state = run.state()
+    if not request.resume:
+        if state == "trained":
+            raise UserError(f"{run.root}: the run exists; continue it with --resume or choose another --name")
+        if state == "foreign":
+            raise UserError(f"{run.root}: exists and is not a run folder; choose another --name or --out")
+        parse_gin(list(request.gin), list(request.bindings))
+        settings = RunSettings(
+            seed=request.seed or 0,
+            db=None if request.db is None else _absolute(request.db),
+            gin=tuple(_absolute(g) if Path(g).is_file() else str(g) for g in request.gin),
+            bindings=request.bindings,
+        )
+        return RunPlan(settings, resume=False, restart=state == "unstarted")
+    if state == "new":
+        raise UserError(
+            f"{run.root}: no such run to resume; check --name and --out, or train it without --resume"
+        )
+    if state == "foreign":
+        raise UserError(f"{run.root}: not a run folder (no run.json, config.gin or checkpoint); check --name")
+    stored = run.settings() or _legacy_settings(run, request)
+    _check_same_data(run, stored, request)
+    if state == "trained":
+        base, base_bindings = [run.config], []
+    elif run.config.is_file() or stored.gin:
+        base, base_bindings = (
+            ([run.config], []) if run.config.is_file() else (list(stored.gin), list(stored.bindings))
+        )
+    else:
+        raise UserError(f"{run.root}: stopped before it recorded its config; train it again without --resume")
+    _check_same_config(base, base_bindings, list(request.gin), list(request.bindings))
+    return RunPlan(stored, resume=state == "trained", restart=state == "unstarted")
+
+
+def _legacy_settings(run: RunFolder, request: TrainRequest) -> RunSettings:
+    """A run trained before ``run.json`` existed records neither seed nor data folder: take them as given."""
+    db = None if request.db is None else _absolute(request.db)
+    return RunSettings(seed=request.seed or 0, db=db, gin=(str(run.config),))
+
+
+def _check_same_data(run: RunFolder, stored: RunSettings, request: TrainRequest) -> None:
+    if request.seed is not None and request.seed != stored.seed:
+        raise UserError(
+            f"--seed {request.seed}: {run.root} was trained with --seed {stored.seed}; "
+            "--resume reuses it, so leave --seed out (or train a new --name)"
+        )
+    if request.db is not None and _absolute(request.db) != stored.db:
+        was = stored.db or "the built-in corpus"
+        raise UserError(
+            f"--db {request.db}: {run.root} was trained on {was}; "
+            "--resume reuses it, so leave --db out (or train a new --name)"
+        )
+
+
+def bound_values() -> dict[str, str]:
+    """Every binding of the parsed gin config: ``[scope/]Configurable.parameter`` -> the value's repr."""
+    import gin
+
+    values = {}
+    for (scope, selector), parameters in gin.config._CONFIG.items():  # noqa: SLF001 - no public listing
+        prefix = f"{scope}/" if scope else ""
+        for parameter, value in parameters.items():
+            values[f"{prefix}{selector.split('.')[-1]}.{parameter}"] = repr(value)
+    return values
+
+
+def _check_same_config(
+    base: list[Any], base_bindings: list[str], gin_files: list[str], bindings: list[str]
+) -> None:
+    """Parse the run's config, then the run's config with what --resume adds; refuse any changed value
+    other than :data:`TUNABLE_ON_RESUME`. Leaves gin holding the layered config."""
+    from latentlive.config import parse_gin
+
+    parse_gin(base, base_bindings)
+    if not gin_files and not bindings:
+        return
+    before = bound_values()
+    parse_gin([*base, *gin_files], [*base_bindings, *bindings])
+    after = bound_values()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    changed = [k for k in changed if k not in TUNABLE_ON_RESUME]
+    if changed:
+        name = changed[0]
+        raise UserError(
+            f"{name} = {after.get(name, '(unset)')}: the run was trained with {before.get(name, '(unset)')}; "
+            f"--resume keeps the run's config (only {', '.join(sorted(TUNABLE_ON_RESUME))} may change); "
+            "train a new --name to change it"
+        )
+
+
+@contextmanager
+def training_lock(run: RunFolder) -> Iterator[None]:
+    """Hold the run's lock while training: a second process that trains the same run is refused with one
+    line. The kernel releases the lock when the holder ends, even under kill -9, so a stale lock file of a
+    dead process is simply taken over."""
+    try:
+        run.root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(
+            f"{run.root}: cannot create the run folder ({error.strerror or type(error).__name__}); "
+            "choose another --out"
+        ) from None
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(run.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise UserError(
+            f"{run.root}: another process (pid {holder}) is training this run; "
+            "wait for it, stop it, or choose another --name"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def atomic_torch_save(obj: Any, path: Path, fix: str | None = None) -> Path:
+    """``torch.save`` through :func:`atomic_write`; ``fix`` ends the one-line error of a full disk."""
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp), **({"fix": fix} if fix else {}))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import mido
 
 from latentlive.errors import UserError
-from latentlive.files import atomic_write
+from latentlive.files import atomic_write, check_output_file
 from live.drum_model import DrumModel, pattern_hits
 from live.drum_player import DRUM_CHANNEL
 
@@ -55,10 +55,11 @@ def render_drums_midi(
     out_path: str | Path,
     temperature: float | None = None,
     threshold: float | None = None,
+    force: bool = False,
 ) -> Path:
     """Decode the pattern at ``z`` / ``style`` and write it as a ``bars``-bar loop to ``out_path`` (atomically).
 
-    Returns the path written. ``out_path`` is an explicit output: an existing file there is replaced.
+    Returns the path written. An existing file at ``out_path`` is replaced only with ``force``, a folder never.
     """
     model = model_path if isinstance(model_path, DrumModel) else DrumModel(model_path)
     if bars < 1:
@@ -71,6 +72,7 @@ def render_drums_midi(
     out = Path(out_path)
     if not out.parent.is_dir():
         raise UserError(f"{out}: the folder {out.parent} does not exist; create it or pick another --out")
+    check_output_file(out, force, example="loop.mid")
     pattern = model.pattern(model.check_latent(z), style, temperature, threshold)
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     midi.tracks.append(

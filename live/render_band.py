@@ -18,6 +18,7 @@ import numpy as np
 from corpus.band_midi import read_seed_midi, rolls_to_notes, write_band_midi
 from corpus.band_rolls import measure_rolls
 from latentlive.errors import UserError
+from latentlive.files import check_output_file
 from live.band_model import BandModel
 
 TASKS = ("continue", "fill", "redo")
@@ -66,8 +67,10 @@ def render_band(
     measures: int = 8,
     temperature: float = 1.0,
     seed: int = 0,
+    force: bool = False,
 ) -> Path:
-    """Render ``task`` on ``seed_midi`` and write ``out_path`` (atomically; an existing file is replaced)."""
+    """Render ``task`` on ``seed_midi`` and write ``out_path`` (atomically; an existing file is replaced only
+    with ``force``, a folder never)."""
     model = model_path if isinstance(model_path, BandModel) else BandModel(model_path)
     if task not in TASKS:
         raise UserError(f"--task {task}: use one of {', '.join(TASKS)}")
@@ -80,6 +83,7 @@ def render_band(
     out = Path(out_path)
     if not out.parent.is_dir():
         raise UserError(f"{out}: the folder {out.parent} does not exist; create it or pick another --out")
+    check_output_file(out, force, example="band.mid")
     transpose = "normalise" if model.transpose == "normalise" else "none"
     piece = read_seed_midi(Path(seed_midi), model.part_names, model.part_kinds, transpose=transpose)
     if piece.measures < 1 or len(piece.notes) == 0:

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from export.host import NNHost
 from latentlive.errors import UserError
-from latentlive.files import atomic_write
+from latentlive.files import atomic_write, check_output_file
 from live.model_file import load_module, read_model_metadata
 
 PATH_KINDS = ("line", "circle", "walk")
@@ -172,18 +172,19 @@ def render_grain(
     seed: int = 0,
     rate: int = 44100,
     log: Callable[[str], None] = print,
+    force: bool = False,
 ) -> Path:
     """Write ``out_path`` (mono WAV at ``rate``) of the grain model played along ``path`` (a kind of
     :data:`PATH_KINDS` or an audio file) for ``seconds`` (default 10 s; a file: its length, or its first
-    ``seconds``). Refuses to overwrite ``out_path``. ``seed`` fixes the walk, jitter and spray."""
+    ``seconds``). Replaces an existing ``out_path`` only with ``force``, a folder never. ``seed`` fixes the walk,
+    jitter and spray."""
     out = Path(out_path)
     _check_settings(
         10.0 if seconds is None else seconds, density, jitter, spray, grain_length, transpose, rate
     )
     if out.suffix.lower() != ".wav":
         raise UserError(f"{out}: the texture is written as WAV; give --out a .wav name")
-    if out.exists():
-        raise UserError(f"{out}: exists and is never overwritten; pick another --out")
+    check_output_file(out, force, example="texture.wav")
     module, meta = load_grain_model(model_path)
     latent_size, ratio = int(meta["latent_size"]), int(meta["latent_ratio"])
     settings = dict(

@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 
 from latentlive.errors import UserError
-from latentlive.files import atomic_write
+from latentlive.files import atomic_write, check_output_file
 from live.drum_model import DrumModel, level_to_velocity
 from live.model_file import load_module, read_model_metadata
 from live.render import render_drums_midi
@@ -73,14 +73,18 @@ def render_loop_wav(
     out_path: str | Path,
     sample_rate: int = 44100,
     knobs: Sequence[float] | None = None,
+    force: bool = False,
 ) -> list[Path]:
-    """Write ``out_path`` (WAV) and the same pattern as ``.mid`` beside it; return both paths."""
+    """Write ``out_path`` (WAV) and the same pattern as ``.mid`` beside it; return both paths. Existing files
+    there are replaced only with ``force``, a folder never."""
     out, kit_path = Path(out_path), Path(kit_path)
     if out.suffix.lower() != ".wav":
         raise UserError(f"{out}: the loop is written as WAV; give --out a .wav name")
+    for target in (out, out.with_suffix(".mid")):
+        check_output_file(target, force, example="loop.wav")
     drums = DrumModel(drums_path)
     kit_meta = read_model_metadata(kit_path, "drumsynth", "pass --kit drumsynth.ts")
-    midi = render_drums_midi(drums, z, style, bars, bpm, out.with_suffix(".mid"))
+    midi = render_drums_midi(drums, z, style, bars, bpm, out.with_suffix(".mid"), force=True)  # checked above
     pattern = drums.pattern(drums.check_latent(z), style)
     classes = kit_classes(drums.instrument_names, kit_meta["class_names"], kit_path)
     kit = load_module(kit_path, ("generate",))

@@ -4,17 +4,24 @@ A device names its model by file name only (``nn~ drums.ts ...``) and Max looks 
 device first, so the model is copied into the device's folder as ``<model>.ts`` (``drums.ts``,
 ``techno_prior.ts``: the model name in the metadata): one folder of ``.amxd`` + ``.ts`` that works
 wherever it is copied (docs/devices_and_files.md).
+
+``--out`` is a folder (made if missing) or an ``.amxd`` name. An existing device there is replaced when it is
+one that latentlive wrote for the same model, any other file only with ``force``; a folder never.
 """
 
 import filecmp
+import re
 import shutil
 from pathlib import Path
 
 from export.metadata import read_metadata
 from latentlive.errors import UserError
-from latentlive.files import atomic_write
+from latentlive.files import atomic_write, check_output_file, check_writable_folder
 from latentlive.runs import RunFolder
+from m4l_devices import band, drums, drumsynth, grains, loops, loops_fx
+from m4l_devices.amxd import read_amxd
 from m4l_devices.band import build_band_device
+from m4l_devices.common import device_path
 from m4l_devices.drums import build_drums_device
 from m4l_devices.drumsynth import build_kit_device
 from m4l_devices.grains import build_grains_device
@@ -31,17 +38,31 @@ BUILDERS = {
     "grain": build_grains_device,
     "band": build_band_device,
 }
+# The file name of each model's device (``NAME.amxd`` when --out is a folder).
+DEVICE_NAMES = {
+    "drums": drums.DEVICE_NAME,
+    "drumsynth": drumsynth.DEVICE_NAME,
+    "techno": loops_fx.DEVICE_NAME,
+    "techno_prior": loops.DEVICE_NAME,
+    "grain": grains.DEVICE_NAME,
+    "band": band.DEVICE_NAME,
+}
 
 
 def build_devices_for_run(
-    run_path: Path, model: Path | None = None, out: Path | None = None, preview: bool = False
+    run_path: Path,
+    model: Path | None = None,
+    out: Path | None = None,
+    preview: bool = False,
+    force: bool = False,
 ) -> list[Path]:
     """Write the run's device into ``out`` (default ``RUN/export``) and its model beside it; return the
     files written.
 
     ``model`` (default: the run's exported ``.ts``) is copied as ``<model>.ts`` into the device's folder
-    (``out``, or its parent when ``out`` names an ``.amxd``). Bad metadata, or another file under that
-    name, raises UserError before anything is written.
+    (``out``, or its parent when ``out`` names an ``.amxd``). Bad metadata, a model of another kind than the
+    run, an ``out`` that is a file, or another file under either name (without ``force``) raises UserError
+    before anything is written.
     """
     run = RunFolder(run_path)
     ts = model or run.exported_model
@@ -51,9 +72,21 @@ def build_devices_for_run(
     build = BUILDERS.get(metadata.get("model", ""))
     if build is None:
         raise UserError(f"{ts}: no device for model {metadata.get('model')!r}")
+    check_model_kind(run, ts, metadata["model"])
     out = out or run.export_dir
-    beside = (out.parent if out.suffix == ".amxd" else out) / f"{metadata['model']}.ts"
-    copy = needs_copy(ts, beside)
+    folder = check_device_out(out)
+    beside = folder / f"{metadata['model']}.ts"
+    check_output_file(beside, force=True)  # whatever the file there, never a folder
+    try:
+        copy = needs_copy(ts, beside)
+    except UserError:
+        if not force:
+            raise
+        copy = True
+    target = device_path(out, DEVICE_NAMES[metadata["model"]])
+    check_output_file(target, force, lambda p: is_device_for(p, beside.name), example="Device.amxd")
+    if preview:
+        check_output_file(target.with_suffix(".png"), force=True)  # a picture of our device: never a folder
     device = build(out, ts, metadata, beside.name)
     problems = validate_device(device)
     if problems:
@@ -83,3 +116,45 @@ def needs_copy(model: Path, beside: Path) -> bool:
             f"{beside}: exists and is not a latentlive export; move it away or pass another --out"
         ) from None
     return True
+
+
+def run_task(run: RunFolder) -> str | None:
+    """The task a run trained (``train.task`` of its ``config.gin``); None when the run has no config."""
+    if not run.config.is_file():
+        return None
+    found = re.search(r"^train\.task\s*=\s*['\"](\w+)['\"]", run.config.read_text(encoding="utf-8"), re.M)
+    return found.group(1) if found else None
+
+
+def check_model_kind(run: RunFolder, ts: Path, kind: str) -> None:
+    """Refuse a model of another kind than the run's: its device would carry the wrong model's name."""
+    task = run_task(run)
+    if task is not None and task != kind:
+        raise UserError(
+            f"{ts}: a {kind!r} model, but {run.root} trained {task!r}; pass that run's export as --model "
+            "(or the --run this model came from)"
+        )
+
+
+def check_device_out(out: Path) -> Path:
+    """The folder the device and its model go into; refuses an ``out`` that is a file (not an ``.amxd``),
+    an ``.amxd`` name that is a folder, and a folder that cannot be written."""
+    if out.suffix == ".amxd":
+        if out.is_dir():
+            raise UserError(f"{out}: is a folder; --out takes a folder or a .amxd file name")
+        folder = out.parent
+    else:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"{out}: is a file; --out takes a folder (made if missing) or a .amxd file name")
+        folder = out
+    check_writable_folder(folder)
+    return folder
+
+
+def is_device_for(path: Path, model_file: str) -> bool:
+    """Whether ``path`` is an ``.amxd`` that names ``model_file`` (a device latentlive wrote for that model)."""
+    try:
+        device = read_amxd(path)
+    except (UserError, KeyError):  # KeyError: chunks without an 'ampf' one
+        return False
+    return model_file in str(device.patcher)

@@ -416,14 +416,14 @@ def test_no_midi_backend_is_a_one_line_user_error(drums_ts, monkeypatch):
 
 def test_render_writes_a_midi_loop_that_reads_back_to_the_pattern(drum_model, drums_ts, tmp_path):
     out = tmp_path / "loop.mid"
-    out.write_bytes(b"old")  # --out is explicit: replaced atomically
+    out.write_bytes(b"old")  # replaced atomically, with force (without it, refused: tests/test_run_faults.py)
     z, style, bars, bpm = (
         _latent(drum_model, -1.0, 2.0, 0.0, 1.0),
         min(1, len(drum_model.style_names) - 1),
         2,
         132.0,
     )
-    assert render_drums_midi(drums_ts, z, style, bars, bpm, out) == out
+    assert render_drums_midi(drums_ts, z, style, bars, bpm, out, force=True) == out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.mid"]
     midi = mido.MidiFile(out)
     (track,) = midi.tracks
