@@ -63,6 +63,11 @@ def train(gin: str, db: Path, out: Path, *extra: str) -> int:
     return main([*args, "--max_steps", "2", *extra])
 
 
+def exports(run: Path) -> bool:
+    """The run exports for nn~ (the exporter verifies the contract) to ``RUN/export/<model>.ts``."""
+    return main(["export", "--run", str(run), "--streaming"]) == 0 and any((run / "export").glob("*.ts"))
+
+
 def held_out_metrics(run: Path) -> dict[str, float]:
     return json.loads((run / "metrics.json").read_text())["eval"]
 
@@ -96,13 +101,14 @@ def test_splits_hold_out_one_example_of_two_and_never_overlap_in_time() -> None:
 
 
 @pytest.mark.parametrize("write", [type_0_unicode, type_2_mixed_meters])
-def test_one_drum_midi_file_trains_evaluates_and_logs_figures(write, tmp_path: Path) -> None:
+def test_one_drum_midi_file_trains_evaluates_logs_figures_and_exports(write, tmp_path: Path) -> None:
     write(tmp_path / "db")
     assert train("drums_tiny.gin", tmp_path / "db", tmp_path / "runs") == 0
     run = tmp_path / "runs" / "small"
     assert 0.0 <= held_out_metrics(run)["eval/f1"] <= 1.0
     expected = {"patterns/input_vs_reconstruction", "patterns/samples_by_style", "latent/map_by_style"}
     assert expected <= image_tags(run)
+    assert exports(run)
 
 
 def test_too_little_drum_data_is_refused_before_training_in_one_line(tmp_path: Path) -> None:
@@ -142,12 +148,13 @@ def test_one_recording_trains_the_techno_model_split_in_time(tmp_path: Path) -> 
     assert {"latent/spearman", "interpolation/features"} <= image_tags(run)
 
 
-def test_one_sound_trains_the_grain_model_split_in_time(tmp_path: Path) -> None:
+def test_one_sound_trains_the_grain_model_split_in_time_and_exports(tmp_path: Path) -> None:
     write_noise(tmp_path / "db" / "texture.wav", 1.5, 22050, channels=2)
     assert train("grain_tiny.gin", tmp_path / "db", tmp_path / "runs") == 0
     run = tmp_path / "runs" / "small"
     assert np.isfinite(held_out_metrics(run)["eval/lsd"])
     assert "latent/map_by_sound" in image_tags(run)
+    assert exports(run)
 
 
 # -- band ----------------------------------------------------------------------------------------------
