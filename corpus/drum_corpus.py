@@ -40,7 +40,8 @@ class DrumCorpus:
     grids: uint8 [N, 9, S] (1 = hit). velocities: float32 [N, 9, S] in 0..1 (0 where no hit).
     styles: int64 [N], indices into style_names. source: "builtin" or the folder path.
     skipped: counts of non_4_4_bars, empty_bars, leftover_bars (bars at the end of a run too short
-    for an example), unreadable_files, files_without_drums.
+    for an example), unreadable_files (files longer than ``corpus.midi_length.MAX_MIDI_BEATS`` too: the
+    log names each), files_without_drums.
     """
 
     grids: np.ndarray

@@ -27,7 +27,8 @@ class DrumsTask:
 
     Args:
         bars_per_example: bars per pattern (the model's grid has ``16 * bars_per_example`` steps).
-        val_fraction: share of the corpus held out for evaluation (patterns never seen in training).
+        val_fraction: share of the corpus held out for evaluation (patterns never seen in training; at least one
+            example as soon as there are two, so one file trains; see ``split_unseen_patterns``).
         divergence: ``kl`` (VAE) or ``mmd`` (WAE-MMD against the N(0, 1) prior).
         beta: final weight of the divergence, reached by the warm-up schedule.
         beta_schedule: ``constant``, ``linear`` or ``cyclical`` (see ``models.vae.BetaSchedule``).

@@ -65,7 +65,7 @@ class GrainTask:
         hop: analysis hop (default a quarter grain).
         max_grains: grains kept of the corpus (spread evenly).
         sounds: sounds in the built-in corpus.
-        val_fraction: share of the sounds held out.
+        val_fraction: share of the sounds held out; with one sound, share of its grains held out at its end.
         gaussian_weight, spectral_weight: weights of the Gaussian likelihood and the spectral distance.
         spectral_scales: FFT sizes of the spectral distance.
         spectral_floor: magnitude floor of its log term. Windowed grains are mostly quiet bins; a floor far

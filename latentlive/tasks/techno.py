@@ -89,7 +89,8 @@ class TechnoTask:
         length: samples per loop example (crops of ``bars`` bars start on a downbeat when the tempo is known).
         bars: bars per loop (1, 2 or 4).
         examples: loops in the built-in corpus (a cap for ``--db`` folders).
-        val_fraction: share of the loops held out for evaluation.
+        val_fraction: share of the files held out for evaluation; with one file, share of its loops held out
+            at its end (``corpus.drum_corpus.split_in_time``).
         crop: samples of each loop seen per training step (a multiple of the model's ratio).
         divergence: ``kl`` or ``mmd`` (WAE: MMD between latent frames and N(0, I)).
         beta: final weight of the divergence, reached by the warm-up.
