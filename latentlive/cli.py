@@ -1,6 +1,9 @@
 """The ``latentlive`` command: train, export, devices, play, render, bench.
 
-Every subcommand turns bad input into one line on stderr and exit status 2 (see ``UserError``).
+Whatever reaches the top level ends as one line on stderr: bad input (``UserError``, an option out of its
+range, a gin binding of the wrong type) as ``latentlive: error: ...`` with exit status 2; any other
+exception, an internal fault, as ``latentlive: internal error: ...`` with exit status 1 and its traceback
+in a log file that the line names (see ``guarded``).
 """
 
 import argparse
@@ -10,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from latentlive.errors import UserError
+from latentlive.errors import UserError, check_range, write_fault_log
 
 # Idle OpenMP threads sleep instead of spinning: with Live, jackd or a second job on the same cores,
 # spinning threads slowed CPU training by 2 to 20 times here. Set before torch is imported.
@@ -19,6 +22,78 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 MODELS = ("drums",)
 PLAYERS = ("drums", "band")
 BENCHES = (*MODELS, "drumsynth", "techno", "grain", "band", "nsgt")
+
+SEED_MAX = 2**32 - 1  # what numpy's generators take
+DRUMS_TEMPERATURE = (0.01, 10.0, "the hits' temperature; 1 is as trained")
+BAND_TEMPERATURE = (0.0, 10.0, "0 is the most likely; 1 is as trained")
+# The range of every numeric option (low, high, what it is), by command and by "command model" where a model
+# differs; checked before anything runs. bench and devices take no numbers. Checks that need the model (a
+# style index, the size of z) are the model's own.
+OPTION_RANGES: dict[str, dict[str, tuple[float, float, str]]] = {
+    "play": {
+        "bpm": (20.0, 999.0, "beats per minute"),
+        "bars": (1, 1_000_000, "bars to play; leave it out to play until Ctrl-C"),
+        "style": (-1, 127, "a style index of the model; -1: no style"),
+        "z": (-10.0, 10.0, "each latent coordinate"),
+        "ahead": (1, 2, "measures predicted ahead"),
+        "seed": (0, SEED_MAX, "seed of the sampling"),
+    },
+    "play drums": {"temperature": DRUMS_TEMPERATURE, "threshold": (0.0, 1.0, "the lowest hit level played")},
+    "play band": {"temperature": BAND_TEMPERATURE},
+    "render": {
+        "bars": (1, 1000, "bars of the loop"),
+        "bpm": (20.0, 999.0, "beats per minute"),
+        "style": (-1, 127, "a style index of the model; -1: no style"),
+        "z": (-10.0, 10.0, "each latent coordinate"),
+        "threshold": (0.0, 1.0, "the lowest hit level written"),
+        "measures": (1, 1000, "measures to add"),
+        "samples": (0, 1000, "loops sampled from the prior"),
+        "seed": (0, SEED_MAX, "seed"),
+        "steps": (2, 1000, "loops along the interpolation"),
+        "repeats": (1, 100, "times each loop is played"),
+        "seconds": (0.01, 600.0, "seconds of the render"),
+        "density": (0.0, 1000.0, "grains per second"),
+        "jitter": (0.0, 1.0, "0 is a steady pulse"),
+        "spray": (0.0, 10.0, "latent noise in knob units"),
+        "grain_length": (0.1, 1.0, "a share of the grain"),
+        "transpose": (-24.0, 24.0, "semitones"),
+        "rate": (44100, 48000, "the host sample rate, 44100 or 48000"),
+    },
+    "render drums": {"temperature": DRUMS_TEMPERATURE},
+    "render techno": {"temperature": DRUMS_TEMPERATURE[:2] + ("the prior's temperature; 1 is as trained",)},
+    "render band": {"temperature": BAND_TEMPERATURE},
+}
+# Options of `play` that only one player reads: given to the other, they would be ignored without a word.
+PLAY_ONLY = {
+    "style": "drums",
+    "z": "drums",
+    "threshold": "drums",
+    "part": "band",
+    "ahead": "band",
+    "seed": "band",
+}
+
+
+def check_option_ranges(args: argparse.Namespace) -> None:
+    """UserError naming the option and its range for the first numeric option of ``args`` out of range."""
+    model = getattr(args, "model_name", None)
+    ranges = {**OPTION_RANGES.get(args.command, {}), **OPTION_RANGES.get(f"{args.command} {model}", {})}
+    for dest, (low, high, meaning) in ranges.items():
+        value = getattr(args, dest, None)
+        for number in value if isinstance(value, list) else [] if value is None else [value]:
+            check_range("--" + dest.replace("_", "-"), number, low, high, meaning)
+    if args.command == "play":
+        for dest, player in PLAY_ONLY.items():
+            if getattr(args, dest, None) is not None and args.model_name != player:
+                flag = "--" + dest.replace("_", "-")
+                raise UserError(f"{flag}: only `play {player}` reads it; leave it out of `play {model}`")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as every other error of the CLI: no usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"latentlive: error: {message}; see {self.prog} --help\n")
 
 
 def _floats(text: str) -> list[float]:
@@ -115,24 +190,27 @@ def run_play(args: argparse.Namespace) -> None:
             part=0 if args.part is None else args.part,
             bpm=120.0 if args.bpm is None else args.bpm,
             clock=args.clock,
-            ahead=args.ahead,
+            ahead=1 if args.ahead is None else args.ahead,
             temperature=1.0 if args.temperature is None else args.temperature,
-            seed=args.seed,
+            seed=0 if args.seed is None else args.seed,
             bars=args.bars,
             api=args.api,
         )
         return
     from live.drum_player import play_drums
 
-    z = args.z if args.z is not None else None
     play_drums(
         args.model,
         port=args.port,
         bpm=124.0 if args.bpm is None else args.bpm,
         clock=args.clock,
-        style=args.style,
-        z=z,
+        style=0 if args.style is None else args.style,
+        z=args.z,
+        bars=args.bars,
         api=args.api,
+        in_port=args.in_port,
+        temperature=args.temperature,
+        threshold=args.threshold,
     )
 
 
@@ -255,7 +333,7 @@ def _command(sub: argparse._SubParsersAction, name: str, summary: str) -> argpar
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="latentlive",
         description="Neural instruments for Ableton Live: train, export for nn~, build the devices, play, render.",
         epilog="latentlive COMMAND --help tells more of each command.",
@@ -305,15 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bpm", type=float, help="tempo without --clock (default: drums 124, band 120)")
     p.add_argument("--clock", action="store_true", help="follow incoming MIDI clock instead of --bpm")
-    p.add_argument("--style", type=int, default=0, help="style index (-1: no style)")
-    p.add_argument("--z", type=_floats, help="latent point, e.g. 0.5,-1 (default: the origin)")
+    p.add_argument("--style", type=int, help="drums: style index (-1: no style; default 0)")
+    p.add_argument("--z", type=_floats, help="drums: latent point, e.g. 0.5,-1 (default: the origin)")
     p.add_argument("--bars", type=int, help="stop after this many bars (default: play until Ctrl-C)")
     p.add_argument("--api", help="force a MIDI API: alsa, jack, coremidi, winmm")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--threshold", type=float)
+    p.add_argument(
+        "--temperature", type=float, help="drums: 0.01 to 10; band: 0 to 10 (default 1, as trained)"
+    )
+    p.add_argument("--threshold", type=float, help="drums: hit levels below it (0 to 1) are not played")
     p.add_argument("--part", help="band: the part you play, by name or index (default: the first)")
-    p.add_argument("--ahead", type=int, default=1, help="band: predict 1 or 2 measures ahead")
-    p.add_argument("--seed", type=int, default=0, help="band: seed of the sampling")
+    p.add_argument("--ahead", type=int, help="band: predict 1 or 2 measures ahead (default 1)")
+    p.add_argument("--seed", type=int, help="band: seed of the sampling (default 0)")
     p.set_defaults(func=run_play)
 
     p = _command(
@@ -332,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kit", type=Path, help="loop: the exported drumsynth .ts (the sounds)")
     p.add_argument("--z", type=_floats, help="latent point, e.g. 0.5,-1 (default: the origin)")
     p.add_argument("--style", type=int, default=0)
-    p.add_argument("--bars", type=int, default=8)
+    p.add_argument("--bars", type=int, default=8, help="drums, loop: bars of the loop, 1 to 1000")
     p.add_argument("--bpm", type=float, default=124.0)
     p.add_argument("--temperature", type=float)
     p.add_argument("--threshold", type=float)
@@ -375,38 +455,75 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def guarded(func: Callable[[], None]) -> int:
-    """Run ``func``; map user errors and interruptions to one line and an exit status."""
-    from latentlive.training import TrainingInterrupted
+def _first_line(error: BaseException) -> str:
+    """The first line of an error's message (gin appends "In call to configurable ..." lines)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
-    def first_line(error: Exception) -> str:  # gin appends "In call to configurable ..." lines
-        return str(error).strip().splitlines()[0]
+
+def _internal_error_line(error: BaseException, command: str) -> str:
+    """``latentlive: internal error: TYPE: MESSAGE; details in LOG``, the traceback written to LOG."""
+    log = write_fault_log(error, command)
+    where = f"details in {log}" if log is not None else "no log could be written (cache and temp folders)"
+    return f"latentlive: internal error: {type(error).__name__}: {_first_line(error)}; {where}"
+
+
+def guarded(func: Callable[[], None], command: str = "") -> int:
+    """Run ``func``; whatever it raises becomes one line on stderr and an exit status.
+
+    2: bad input (``UserError``, or a ValueError that a configurable raised about its arguments);
+    130: Ctrl-C or SIGTERM; 1: any other exception, an internal fault, whose traceback goes to a log file.
+    """
+    from latentlive.config import config_error
 
     try:
         func()
     except UserError as error:
-        print(f"latentlive: error: {first_line(error)}", file=sys.stderr)
+        print(f"latentlive: error: {_first_line(error)}", file=sys.stderr)
         return 2
-    except TrainingInterrupted as stopped:
-        print(f"latentlive: {first_line(stopped)}", file=sys.stderr)
-        return 130
     except KeyboardInterrupt:
         print("latentlive: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # the one place that turns any fault into one line
+        if _is_training_interrupted(error):
+            print(f"latentlive: {_first_line(error)}", file=sys.stderr)
+            return 130
+        bad_config = config_error(error)
+        if bad_config is not None:
+            print(f"latentlive: error: {bad_config}", file=sys.stderr)
+            return 2
+        print(_internal_error_line(error, command), file=sys.stderr)
+        return 1
     return 0
 
 
+def _is_training_interrupted(error: BaseException) -> bool:
+    """A training stopped by Ctrl-C or SIGTERM after saving (imported late: training imports torch)."""
+    training = sys.modules.get("latentlive.training")
+    return training is not None and isinstance(error, training.TrainingInterrupted)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return guarded(lambda: args.func(args))
+    """``latentlive COMMAND ...``: the exit status (argument errors: one line and 2, as every error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or an argument error already printed in one line
+        return done.code if isinstance(done.code, int) else 2
+    command = " ".join(sys.argv[1:] if argv is None else argv)
+    return guarded(lambda: (check_option_ranges(args), args.func(args)), command)
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
     """``python train.py ...``: the same as ``latentlive train ...``."""
-    parser = argparse.ArgumentParser(prog="train.py", description="train a latentlive model from gin files")
+    parser = OneLineParser(prog="train.py", description="train a latentlive model from gin files")
     add_train_arguments(parser)
-    args = parser.parse_args(argv)
-    return guarded(lambda: run_train(args))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 2
+    command = "train " + " ".join(sys.argv[1:] if argv is None else argv)
+    return guarded(lambda: run_train(args), command)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,14 @@
-"""The one exception type that the command line turns into a single clear line."""
+"""What the command line turns into a single clear line: ``UserError``, range checks, and the log of a fault."""
+
+import math
+import numbers
+import os
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from latentlive.cache import cache_dir
 
 
 class UserError(Exception):
@@ -8,3 +18,39 @@ class UserError(Exception):
     how to fix it. The CLI prints it as ``latentlive: error: <message>`` and exits 2,
     without a traceback and without writing anything.
     """
+
+
+def check_range(flag: str, value: float, low: float, high: float, meaning: str = "") -> float:
+    """``value`` when it is a finite number from ``low`` to ``high`` (both included), else a UserError.
+
+    ``flag`` names the option (``--bars``); ``meaning`` says what the number is (``bars of the loop``).
+    The one shared range check of the CLI and the players: NaN and infinities are refused too, since
+    every comparison with NaN is false and a check written as ``if value < low`` lets it through.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise UserError(f"{flag} {value!r}: not a number; pass a number from {low:g} to {high:g}")
+    if not (math.isfinite(value) and low <= value <= high):
+        what = f" ({meaning})" if meaning else ""
+        raise UserError(f"{flag} {value}: out of range; pass a number from {low:g} to {high:g}{what}")
+    return value
+
+
+def log_folder() -> Path:
+    """Where the tracebacks of internal faults go: ``<cache>/logs`` (see ``latentlive.cache``)."""
+    return cache_dir() / "logs"
+
+
+def write_fault_log(error: BaseException, command: str) -> Path | None:
+    """Write the traceback of ``error`` (raised by ``command``) to a new file of :func:`log_folder`, or of
+    the temporary folder when that one cannot be written; the file, or None when neither can be."""
+    text = f"latentlive {command}\n\n" + "".join(traceback.format_exception(error))
+    name = f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    for folder in (log_folder(), Path(tempfile.gettempdir()) / "latentlive-logs"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue  # a read-only or full cache folder: try the next one
+    return None

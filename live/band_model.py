@@ -13,7 +13,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from latentlive.errors import UserError
+from latentlive.errors import UserError, check_range
 from live.model_file import load_module, metadata_fields, read_model_metadata
 
 Result = TypeVar("Result")
@@ -130,11 +130,9 @@ class BandModel:
         return EncodedHistory(self)
 
     def check_temperature(self, temperature: float) -> float:
-        if not 0.0 <= temperature <= 10.0:
-            raise UserError(
-                f"--temperature {temperature}: must be between 0 (most likely) and 10 (1 is as trained)"
-            )
-        return float(temperature)
+        return float(
+            check_range("--temperature", temperature, 0.0, 10.0, "0 is the most likely; 1 as trained")
+        )
 
 
 class EncodedHistory:

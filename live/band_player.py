@@ -29,7 +29,7 @@ import mido
 import numpy as np
 
 from corpus.band_rolls import BandPiece, measure_rolls, sort_notes
-from latentlive.errors import UserError
+from latentlive.errors import UserError, check_range
 from live.band_model import BandModel
 from live.playback import (
     LEAD_IN_S,
@@ -38,15 +38,19 @@ from live.playback import (
     PortLost,
     close_ports,
     play_until_stopped,
+    port_lost_error,
     signals_held,
+    stop_when_lost,
+    stopped_once,
 )
-from live.ports import choose_api, open_input, open_output
-from live.scheduler import ClockEvent, ClockFollower, TempoClock, sleep_until
+from live.ports import choose_api, open_input, open_output, server_watch
+from live.scheduler import BPM_RANGE, ClockEvent, ClockFollower, TempoClock, sleep_until
 
 VELOCITY = 90
 CLOSE_BEFORE_END = 0.5  # steps: a measure is closed when every note that rounds into it has come
 CLOCK_MESSAGES = ("clock", "start", "stop", "continue", "songpos")
 DEFAULT_PORT_NAME = "latentlive band"
+MAX_BARS = 1_000_000  # a bound that only refuses nonsense: weeks of playing
 
 
 class FreeSteps:
@@ -90,8 +94,7 @@ class BandPlayer:
         seed: int = 0,
         follower: ClockFollower | None = None,
     ) -> None:
-        if not 0 < bpm <= 999:
-            raise UserError(f"--bpm {bpm}: must be between 0 and 999")
+        check_range("--bpm", bpm, BPM_RANGE[0], BPM_RANGE[1], "beats per minute")
         if ahead not in (1, 2):
             raise UserError(f"--ahead {ahead}: the player predicts 1 or 2 measures ahead")
         self.model = model
@@ -229,10 +232,10 @@ class BandPlayer:
             self.free = FreeSteps(self.bpm, time.perf_counter() + LEAD_IN_S, self.stop_event)
         try:
             self._run(total)
+            if self.out.lost is not None:  # stopped by a server watch
+                raise PortLost(self.out.lost)
         except PortLost as err:
-            raise UserError(
-                f"MIDI port {err} failed while playing; notes released; check the device or JACK server and restart"
-            ) from None
+            raise port_lost_error(err) from None
         finally:
             with signals_held():
                 self._release_all(best_effort=True)
@@ -302,29 +305,32 @@ def play_band(
 
     ``out_port`` / ``in_port``: existing MIDI ports of those names if present, else virtual ports of those
     names (default "latentlive band" and "latentlive band in"). Ctrl-C and SIGTERM stop it cleanly (all
-    notes released) and it returns normally.
+    notes released; a second one is ignored while that happens) and it returns normally. A port that fails
+    or a JACK server that stops ends it with a UserError.
     """
     stream = stream or sys.stdout
     band = model if isinstance(model, BandModel) else BandModel(model)
-    if bars is not None and bars < 1:
-        raise UserError(f"--bars {bars}: must be at least 1 (leave it out to play until stopped)")
+    if bars is not None:
+        check_range("--bars", bars, 1, MAX_BARS, "bars to play; leave it out to play until stopped")
     api = choose_api(api)
-    output = open_output(out_port or DEFAULT_PORT_NAME, api=api, existing=out_port)
-    input_port = None
-    try:
-        player = BandPlayer(
-            band,
-            output,
-            part=part,
-            bpm=bpm,
-            ahead=ahead,
-            temperature=temperature,
-            seed=seed,
-            follower=ClockFollower() if clock else None,
-        )
-        in_name = in_port or f"{out_port or DEFAULT_PORT_NAME} in"
-        input_port = open_input(in_name, api=api, existing=in_port, callback=player.handle_message)
-        print(_status_line(band, player, output.name, input_port.name, api), file=stream, flush=True)
-        return play_until_stopped(player, bars)
-    finally:
-        close_ports(output, input_port)
+    with stopped_once(), server_watch(api) as watch:
+        output = open_output(out_port or DEFAULT_PORT_NAME, api=api, existing=out_port)
+        input_port = None
+        try:
+            player = BandPlayer(
+                band,
+                output,
+                part=part,
+                bpm=bpm,
+                ahead=ahead,
+                temperature=temperature,
+                seed=seed,
+                follower=ClockFollower() if clock else None,
+            )
+            watch.on_gone(lambda reason: stop_when_lost(player, reason))
+            in_name = in_port or f"{out_port or DEFAULT_PORT_NAME} in"
+            input_port = open_input(in_name, api=api, existing=in_port, callback=player.handle_message)
+            print(_status_line(band, player, output.name, input_port.name, api), file=stream, flush=True)
+            return play_until_stopped(player, bars)
+        finally:
+            close_ports(output, input_port)

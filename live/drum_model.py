@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentlive.errors import UserError
+from latentlive.errors import UserError, check_range
 from live.model_file import load_module, metadata_fields, read_model_metadata
 
 NO_STYLE = -1  # any style index outside 0 .. len(style_names)-1 means "no style" (styles averaged)
+TEMPERATURE_RANGE = (0.01, 10.0)  # sigmoid(logit / t): below 0.01 every hit is 0 or 1 already
+LATENT_REACH = 10.0  # |z| the export contract checks; the pad and the CCs reach 3
 
 
 def level_to_velocity(level: float) -> int:
@@ -62,21 +64,22 @@ class DrumModel:
 
     def set_temperature(self, temperature: float) -> None:
         """Bernoulli temperature of the hits (``sigmoid(logit / temperature)``), > 0."""
-        if not temperature > 0:
-            raise UserError(f"temperature {temperature}: must be > 0 (1.0 is the trained distribution)")
+        low, high = TEMPERATURE_RANGE
+        check_range("--temperature", temperature, low, high, "1 is the trained distribution")
         self.module.set_temperature(float(temperature))
 
     def set_threshold(self, threshold: float) -> None:
         """Hit levels below ``threshold`` (0..1) are written as 0 (no hit)."""
-        if not 0.0 <= threshold <= 1.0:
-            raise UserError(f"threshold {threshold}: must be between 0 and 1")
+        check_range("--threshold", threshold, 0.0, 1.0, "hit levels below it are not played")
         self.module.set_threshold(float(threshold))
 
     def check_latent(self, z: Sequence[float] | None) -> list[float]:
         """``z`` as a list of D floats (zeros when None), or UserError when its length is not D."""
         if z is None:
             return [0.0] * self.latent_size
-        values = [float(v) for v in z]
+        values = [
+            float(check_range("--z", v, -LATENT_REACH, LATENT_REACH, "each latent coordinate")) for v in z
+        ]
         if len(values) != self.latent_size:
             raise UserError(
                 f"z {values}: the model has a {self.latent_size}-D latent; pass {self.latent_size} comma-separated values"

@@ -27,7 +27,7 @@ from typing import TextIO
 import mido
 import numpy as np
 
-from latentlive.errors import UserError
+from latentlive.errors import UserError, check_range
 from live.drum_model import NO_STYLE, DrumModel, pattern_hits
 from live.playback import (
     ALL_NOTES_OFF,  # noqa: F401 - part of this module's interface (the tests take it from here)
@@ -37,10 +37,13 @@ from live.playback import (
     PortLost,
     close_ports,
     play_until_stopped,
+    port_lost_error,
     signals_held,
+    stop_when_lost,
+    stopped_once,
 )
-from live.ports import choose_api, open_input, open_output
-from live.scheduler import ClockFollower, TempoClock
+from live.ports import choose_api, open_input, open_output, server_watch
+from live.scheduler import BPM_RANGE, ClockFollower, TempoClock
 
 DRUM_CHANNEL = 9  # MIDI channel 10, zero-based as mido counts
 CC_Z_FIRST = 20  # CC 20 + i moves z_{i+1}
@@ -52,6 +55,7 @@ LATENT_SPAN = 3.0  # CC 0..127 covers z in [-3, 3], the span of the device's pad
 GATE_STEPS = 0.5  # note length: a 32nd
 
 DEFAULT_PORT_NAME = "latentlive drums"
+MAX_BARS = 1_000_000  # about three weeks at 124 bpm: a bound that only refuses nonsense
 
 
 def cc_to_latent(value: int) -> float:
@@ -96,8 +100,7 @@ class DrumPlayer:
         threshold: float | None = None,
         follower: ClockFollower | None = None,
     ) -> None:
-        if not 0 < bpm <= 999:
-            raise UserError(f"--bpm {bpm}: must be between 0 and 999")
+        check_range("--bpm", bpm, BPM_RANGE[0], BPM_RANGE[1], "beats per minute")
         if not (0 <= style < len(model.style_names) or style == NO_STYLE):
             names = ", ".join(f"{i}={n}" for i, n in enumerate(model.style_names))
             raise UserError(f"--style {style}: no such style; use one of {names} (or -1 for no style)")
@@ -179,11 +182,11 @@ class DrumPlayer:
                 self._play_free(total)
             else:
                 self._play_following(total)
+            if self.out.lost is not None:  # stopped by a server watch
+                raise PortLost(self.out.lost)
         except PortLost as err:
             # The finally clause below releases what it still can before this error propagates.
-            raise UserError(
-                f"MIDI port {err} failed while playing; notes released; check the device or JACK server and restart"
-            ) from None
+            raise port_lost_error(err) from None
         finally:
             with signals_held():
                 self.out.release_all(best_effort=True)
@@ -269,36 +272,39 @@ def play_drums(
     ``port``: the output: an existing MIDI destination of that name if there is one, else a virtual port of
     that name (default "latentlive drums"). The input for CCs (and clock with ``clock=True``) is a virtual
     port "<name> in" ("<name> clock in" when following clock), or the existing source ``in_port``.
-    Ctrl-C and SIGTERM stop it cleanly (all notes released) and it returns normally.
+    Ctrl-C and SIGTERM stop it cleanly (all notes released; a second one is ignored while that happens) and
+    it returns normally. A port that fails or a JACK server that stops ends it with a UserError.
     """
     stream = stream or sys.stdout
     drum_model = model if isinstance(model, DrumModel) else DrumModel(model)
-    if bars is not None and bars < 1:
-        raise UserError(f"--bars {bars}: must be at least 1 (leave it out to play until stopped)")
+    if bars is not None:
+        check_range("--bars", bars, 1, MAX_BARS, "bars to play; leave it out to play until stopped")
     api = choose_api(api)
     follower = ClockFollower() if clock else None
-    output = open_output(port or DEFAULT_PORT_NAME, api=api, existing=port)
-    input_port = None
-    try:
-        player = DrumPlayer(
-            drum_model,
-            output,
-            bpm=bpm,
-            style=style,
-            z=z,
-            temperature=temperature,
-            threshold=threshold,
-            follower=follower,
-        )
-        base = port or DEFAULT_PORT_NAME
-        in_name = in_port or (f"{base} clock in" if clock else f"{base} in")
+    with stopped_once(), server_watch(api) as watch:
+        output = open_output(port or DEFAULT_PORT_NAME, api=api, existing=port)
+        input_port = None
         try:
-            input_port = open_input(in_name, api=api, existing=in_port, callback=player.handle_message)
-        except UserError:
-            if clock or in_port:
-                raise
-            in_name = None  # no virtual input (Windows): play without CC control
-        print(_status_line(drum_model, output.name, in_name, api, player), file=stream, flush=True)
-        return play_until_stopped(player, bars)
-    finally:
-        close_ports(output, input_port)
+            player = DrumPlayer(
+                drum_model,
+                output,
+                bpm=bpm,
+                style=style,
+                z=z,
+                temperature=temperature,
+                threshold=threshold,
+                follower=follower,
+            )
+            watch.on_gone(lambda reason: stop_when_lost(player, reason))
+            base = port or DEFAULT_PORT_NAME
+            in_name = in_port or (f"{base} clock in" if clock else f"{base} in")
+            try:
+                input_port = open_input(in_name, api=api, existing=in_port, callback=player.handle_message)
+            except UserError:
+                if clock or in_port:
+                    raise
+                in_name = None  # no virtual input (Windows): play without CC control
+            print(_status_line(drum_model, output.name, in_name, api, player), file=stream, flush=True)
+            return play_until_stopped(player, bars)
+        finally:
+            close_ports(output, input_port)

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import mido
 
+from latentlive.errors import UserError
 from live.ports import PORT_ERRORS
 from live.scheduler import sleep_until
 
@@ -24,8 +25,19 @@ POLL_S = 0.05  # longest wait without looking at the stop flag
 DRAIN_S = 0.1  # time for queued messages to leave before the output port is closed
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class PortLost(Exception):
     """The output port failed while playing (device unplugged, JACK server gone)."""
+
+
+def port_lost_error(err: PortLost) -> UserError:
+    """The one line of a player whose port failed, once it released what the port still took."""
+    return UserError(
+        f"MIDI port {err} (failed while playing); the player stopped and released the notes the port still "
+        "took; check the device or start the JACK server again, then restart"
+    )
 
 
 class NoteOutput:
@@ -40,8 +52,17 @@ class NoteOutput:
         self.channels = list(channels)
         self._offs: list[tuple[float, int, int]] = []  # heap of (note-off time, channel, note)
         self._sounding: dict[tuple[int, int], float | None] = {}  # (channel, note) -> its note-off time
+        self.lost: str | None = None  # why the port is known to be gone (set from a watcher's thread)
+
+    def mark_lost(self, reason: str) -> None:
+        """The port is gone (its server stopped): every later send raises PortLost instead of reaching it."""
+        self.lost = f"{getattr(self.port, 'name', self.port)!r}: {reason}"
 
     def _send(self, msg: mido.Message) -> None:
+        if self.lost is not None:
+            # Never into a dead JACK port: rtmidi queues for a server that no longer drains the queue, and
+            # once it is full, a send spins forever, holding the GIL.
+            raise PortLost(self.lost)
         try:
             self.port.send(msg)
         except PORT_ERRORS as err:
@@ -129,32 +150,61 @@ class Player(Protocol):
     """What :func:`play_until_stopped` plays: the drum and band players."""
 
     steps_played: int
+    out: NoteOutput
 
     def play(self, bars: int | None = None) -> int: ...
 
+    def stop(self) -> None: ...
+
+
+@contextmanager
+def stopped_once() -> Iterator[None]:
+    """Within: the first Ctrl-C or SIGTERM raises KeyboardInterrupt (the player stops), and every later one
+    is ignored until the block ends, so that the release of the notes and the closing of the ports run to
+    their end. A second Ctrl-C used to break into them, and rtmidi's threads then ran on into a dying
+    interpreter: a segfault, 3 times in 12. Main thread only (elsewhere signals are not delivered)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def first_stop(signum: int, frame: object) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, first_stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def stop_when_lost(player: Player, reason: str) -> None:
+    """What a server watch calls when the MIDI server goes away: no more sends, and the player stops."""
+    player.out.mark_lost(reason)
+    player.stop()
+
 
 def play_until_stopped(player: Player, bars: int | None) -> int:
-    """``player.play(bars)``, stopped by Ctrl-C or SIGTERM alike (in the main thread SIGTERM becomes
-    KeyboardInterrupt meanwhile): the steps it played."""
-    if threading.current_thread() is not threading.main_thread():
-        return player.play(bars)
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    """``player.play(bars)``, which Ctrl-C or SIGTERM stop alike (inside :func:`stopped_once`): the steps
+    it played."""
     try:
         return player.play(bars)
     except KeyboardInterrupt:
         return player.steps_played
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def close_ports(output: mido.ports.BaseOutput, input_port: mido.ports.BaseInput | None) -> None:
-    """Close a player's ports once what is queued has left.
+    """Close a player's ports once what is queued has left (the input even when the output fails).
 
     rtmidi hands messages to JACK / CoreMIDI asynchronously, and closing a port (even the input: JACK then
     rebuilds its graph) drops or garbles what is still queued, the last note offs included: give the driver
     a few periods first.
     """
     time.sleep(DRAIN_S)
-    if input_port is not None:
-        input_port.close()
-    output.close()
+    try:
+        if input_port is not None:
+            input_port.close()
+    finally:
+        output.close()

@@ -11,11 +11,16 @@ ALSA, JACK and CoreMIDI create virtual ports that other programs (Live, a DAW, a
 no virtual ports: the player opens an existing port by name (a loopMIDI port, for instance) given by ``--port``.
 """
 
+import ctypes
+import ctypes.util
 import os
 import re
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import mido
@@ -212,3 +217,88 @@ def open_input(
     ``callback(msg)`` runs on rtmidi's thread for every message, MIDI clock included.
     """
     return _open_port("input", "--in-port", name, api, existing, callback=callback)
+
+
+# -- noticing that the JACK server went away
+
+JACK_NO_START_SERVER = 0x01  # jack_options_t: never start a server of our own
+_JACK_TEXT = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+_JACK_SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+# What libjack would print on stderr (several lines per client when the server dies), kept here instead so
+# that a player ends with one line. Module-level: libjack keeps the callback for the life of the process.
+JACK_MESSAGES: deque[str] = deque(maxlen=20)
+_jack_text_callback = _JACK_TEXT(lambda text: JACK_MESSAGES.append(text.decode(errors="replace")))
+
+
+def _libjack() -> ctypes.CDLL | None:
+    """The libjack that python-rtmidi runs on: the copy its wheel bundles, else the system's; None if none."""
+    bundled = sorted(Path(rtmidi.__file__).resolve().parents[1].glob("python_rtmidi*/libjack*.so*"))
+    for candidate in [*map(str, bundled), ctypes.util.find_library("jack")]:
+        if not candidate:
+            continue
+        try:
+            lib = ctypes.CDLL(candidate)
+        except OSError:
+            continue
+        lib.jack_client_open.restype = ctypes.c_void_p
+        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+        lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _JACK_SHUTDOWN, ctypes.c_void_p]
+        lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        lib.jack_set_error_function.argtypes = [_JACK_TEXT]
+        lib.jack_set_info_function.argtypes = [_JACK_TEXT]
+        return lib
+    return None
+
+
+class ServerWatch:
+    """Notices that the MIDI server of ``api`` went away and calls back (from libjack's thread).
+
+    rtmidi does not notice: its JACK output queues messages for a server that no longer drains them and,
+    the queue full, a send spins forever holding the GIL, so a player ran on silently, then hung. For JACK
+    a client of its own ("latentlive watch", no ports) gets the server's shutdown notice. The ALSA
+    sequencer, CoreMIDI and WinMM belong to the system: a failing send raises there, and nothing is watched.
+    """
+
+    def __init__(self, api: str) -> None:
+        self.gone = threading.Event()
+        self.reason = ""
+        self._callbacks: list[Callable[[str], None]] = []
+        self._lib = _libjack() if api == "jack" else None
+        self._client = None
+        self._shutdown = _JACK_SHUTDOWN(self._server_gone)  # kept: libjack holds the pointer
+        if self._lib is None:
+            return
+        self._lib.jack_set_error_function(_jack_text_callback)
+        self._lib.jack_set_info_function(_jack_text_callback)
+        self._client = self._lib.jack_client_open(b"latentlive watch", JACK_NO_START_SERVER, None)
+        if self._client:
+            self._lib.jack_on_shutdown(self._client, self._shutdown, None)
+
+    def _server_gone(self, _arg: object) -> None:
+        self.reason = "the JACK server stopped"
+        self.gone.set()
+        for callback in list(self._callbacks):
+            callback(self.reason)
+
+    def on_gone(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(reason)`` when the server goes (at once if it already went)."""
+        self._callbacks.append(callback)
+        if self.gone.is_set():
+            callback(self.reason)
+
+    def close(self) -> None:
+        """Close the watching client (after the player's ports: its callbacks then have nobody to stop)."""
+        self._callbacks.clear()
+        if self._lib is not None and self._client:
+            self._lib.jack_client_close(self._client)
+        self._client = None
+
+
+@contextmanager
+def server_watch(api: str) -> Iterator[ServerWatch]:
+    """A :class:`ServerWatch` of ``api`` for the block, closed at its end."""
+    watch = ServerWatch(api)
+    try:
+        yield watch
+    finally:
+        watch.close()

@@ -5,14 +5,16 @@ from pathlib import Path
 
 import mido
 
-from latentlive.errors import UserError
+from latentlive.errors import UserError, check_range
 from latentlive.files import atomic_write, check_output_file
 from live.drum_model import DrumModel, pattern_hits
 from live.drum_player import DRUM_CHANNEL
+from live.scheduler import BPM_RANGE
 
 TICKS_PER_BEAT = 480
 TICKS_PER_STEP = TICKS_PER_BEAT // 4
 GATE_TICKS = TICKS_PER_STEP // 2  # a 32nd, as the player plays it
+MAX_BARS = 1000  # a loop, not a song: 1000 bars already take a few MB (a million grew to 11.6 GB)
 
 
 def drum_loop_track(hits: list[list[tuple[int, int]]], bars: int, bpm: float, name: str) -> mido.MidiTrack:
@@ -62,10 +64,8 @@ def render_drums_midi(
     Returns the path written. An existing file at ``out_path`` is replaced only with ``force``, a folder never.
     """
     model = model_path if isinstance(model_path, DrumModel) else DrumModel(model_path)
-    if bars < 1:
-        raise UserError(f"--bars {bars}: must be at least 1")
-    if not 0 < bpm <= 999:
-        raise UserError(f"--bpm {bpm}: must be between 0 and 999")
+    check_range("--bars", bars, 1, MAX_BARS, "bars of the loop")
+    check_range("--bpm", bpm, BPM_RANGE[0], BPM_RANGE[1], "beats per minute")
     if not (0 <= style < len(model.style_names) or style == -1):
         names = ", ".join(f"{i}={n}" for i, n in enumerate(model.style_names))
         raise UserError(f"--style {style}: no such style; use one of {names} (or -1 for no style)")

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from export.host import NNHost
-from latentlive.errors import UserError
+from latentlive.errors import UserError, check_range
 from latentlive.files import atomic_write, check_output_file
 from live.model_file import load_module, read_model_metadata
 
@@ -120,18 +120,14 @@ def _check_settings(
     transpose: float,
     rate: int,
 ) -> None:
-    checks = (
-        (seconds > 0, f"--seconds {seconds}: must be positive"),
-        (0 <= density <= 1000, f"--density {density}: grains per second, from 0 to 1000"),
-        (0 <= jitter <= 1, f"--jitter {jitter}: from 0 (a steady pulse) to 1"),
-        (0 <= spray <= 10, f"--spray {spray}: latent noise in knob units, from 0 to 10"),
-        (0.1 <= grain_length <= 1, f"--grain-length {grain_length}: a share of the grain, from 0.1 to 1"),
-        (-24 <= transpose <= 24, f"--transpose {transpose}: semitones, from -24 to 24"),
-        (rate in HOST_RATES, f"--rate {rate}: the grain model runs at 44100 or 48000 Hz"),
-    )
-    for ok, message in checks:
-        if not ok:
-            raise UserError(message)
+    check_range("--seconds", seconds, 0.01, MAX_FILE_S, "seconds of the render")
+    check_range("--density", density, 0, 1000, "grains per second")
+    check_range("--jitter", jitter, 0, 1, "0 is a steady pulse")
+    check_range("--spray", spray, 0, 10, "latent noise in knob units")
+    check_range("--grain-length", grain_length, 0.1, 1, "a share of the grain")
+    check_range("--transpose", transpose, -24, 24, "semitones")
+    if rate not in HOST_RATES:
+        raise UserError(f"--rate {rate}: the grain model runs at 44100 or 48000 Hz")
 
 
 def _set_attributes(module: torch.jit.ScriptModule, settings: dict[str, float]) -> None:

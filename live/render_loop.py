@@ -31,6 +31,7 @@ KIT_CLASS_CHOICES = {
     "ride": ("ride", "cymbal"),
 }
 PEAK = 0.89  # -1 dBFS
+MAX_LOOP_S = 600.0  # ten minutes of audio: 100 MB of float32 while mixing
 
 
 def kit_classes(instrument_names: Sequence[str], class_names: Sequence[str], kit_path: Path) -> list[int]:
@@ -82,6 +83,12 @@ def render_loop_wav(
         raise UserError(f"{out}: the loop is written as WAV; give --out a .wav name")
     for target in (out, out.with_suffix(".mid")):
         check_output_file(target, force, example="loop.wav")
+    seconds = bars * 4 * 60.0 / bpm if bpm > 0 else float("inf")
+    if seconds > MAX_LOOP_S:
+        raise UserError(
+            f"--bars {bars} at --bpm {bpm}: a loop of {seconds:.0f} s; the longest is {MAX_LOOP_S:.0f} s, "
+            "so pass fewer --bars or a higher --bpm"
+        )
     drums = DrumModel(drums_path)
     kit_meta = read_model_metadata(kit_path, "drumsynth", "pass --kit drumsynth.ts")
     midi = render_drums_midi(drums, z, style, bars, bpm, out.with_suffix(".mid"), force=True)  # checked above

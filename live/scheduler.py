@@ -17,6 +17,8 @@ STEPS_PER_BEAT = 4
 CLOCKS_PER_BEAT = 24  # MIDI clock: 24 pulses per quarter note
 CLOCKS_PER_STEP = CLOCKS_PER_BEAT // STEPS_PER_BEAT
 
+BPM_RANGE = (20.0, 999.0)  # the tempos the players and renders take
+
 # Sleep until this long before a deadline, then spin: OS sleeps overshoot by up to ~1 ms.
 SPIN_S = 0.0015
 

@@ -39,6 +39,12 @@ class PatternVAE(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
+        if latent_size < 1:
+            raise ValueError(
+                f"PatternVAE.latent_size must be at least 1 (2 to 8 play best), got {latent_size}"
+            )
+        if not hidden_sizes or min(hidden_sizes) < 1:
+            raise ValueError(f"PatternVAE.hidden_sizes needs widths of at least 1, got {hidden_sizes}")
         self.instruments, self.steps, self.latent_size = instruments, steps, latent_size
         self.num_styles = num_styles
         cond = style_dim if num_styles > 0 else 0
