@@ -140,17 +140,25 @@ def test_one_one_shot_is_refused_with_the_counts(tmp_path: Path, capsys: pytest.
     assert "1 training and 0 held-out one-shots" in message and "need at least 1 and 1" in message
 
 
-def test_one_recording_trains_the_techno_model_split_in_time(tmp_path: Path) -> None:
+def test_one_recording_trains_the_techno_model_split_in_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     write_noise(tmp_path / "db" / "jam 120bpm.wav", 20.0, 16000)
     assert train("techno_tiny.gin", tmp_path / "db", tmp_path / "runs") == 0
+    # loops of 4.1 s every 2 bars (4 s): the last 2 of 5 held out, the 2 that end before them trained on
+    assert "loops: 2 for training, 2 held out" in capsys.readouterr().out
     run = tmp_path / "runs" / "small"
     assert np.isfinite(held_out_metrics(run)["eval/spectral_distance"])
     assert {"latent/spearman", "interpolation/features"} <= image_tags(run)
 
 
-def test_one_sound_trains_the_grain_model_split_in_time_and_exports(tmp_path: Path) -> None:
+def test_one_sound_trains_the_grain_model_split_in_time_and_exports(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     write_noise(tmp_path / "db" / "texture.wav", 1.5, 22050, channels=2)
     assert train("grain_tiny.gin", tmp_path / "db", tmp_path / "runs") == 0
+    # 287 loud grains, a quarter held out at the end, none of the others within a grain of the first of them
+    assert "grains: 215 for training, 72 held out (0 whole sounds)" in capsys.readouterr().out
     run = tmp_path / "runs" / "small"
     assert np.isfinite(held_out_metrics(run)["eval/lsd"])
     assert "latent/map_by_sound" in image_tags(run)
@@ -182,13 +190,18 @@ def band_song(path: Path, measures: int) -> Path:
     return save_midi(path, named, TPQ)
 
 
-def test_one_band_piece_trains_split_in_time_and_logs_piano_rolls(tmp_path: Path) -> None:
+def test_one_band_piece_trains_split_in_time_and_logs_piano_rolls(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     band_song(tmp_path / "db" / "só uma canção.mid", measures=16)
     binds = ["BandTask.busiest = 3", "BandTask.ablations = ()"]
     assert (
         train("band_tiny.gin", tmp_path / "db", tmp_path / "runs", *(w for b in binds for w in ("--bind", b)))
         == 0
     )
+    # 12 windows of 5 measures: the last held out, the 7 that end before it starts trained on
+    assert "band: 7 training windows, 1 validation windows of 5 measures" in capsys.readouterr().out
     run = tmp_path / "runs" / "small"
-    assert held_out_metrics(run)
+    metrics = held_out_metrics(run)
+    assert metrics and all(np.isfinite(value) for value in metrics.values())
     assert "piano_rolls/window_0" in image_tags(run)

@@ -158,6 +158,7 @@ class TechnoTask:
         data = load_loop_tensors(db, self.corpus_settings(), log)
         self.db = str(db) if db is not None else None
         train, val = split_loops(data, self.val_fraction, seed, self.length, self.sample_rate)
+        log(f"loops: {len(train)} for training, {len(val)} held out")
         require_enough_data(
             str(db) if db is not None else "built-in loops",
             train,
