@@ -195,6 +195,7 @@ def run_play(args: argparse.Namespace) -> None:
             seed=0 if args.seed is None else args.seed,
             bars=args.bars,
             api=args.api,
+            exiting=True,
         )
         return
     from live.drum_player import play_drums
@@ -211,6 +212,7 @@ def run_play(args: argparse.Namespace) -> None:
         in_port=args.in_port,
         temperature=args.temperature,
         threshold=args.threshold,
+        exiting=True,
     )
 
 

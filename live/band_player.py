@@ -300,20 +300,22 @@ def play_band(
     bars: int | None = None,
     api: str | None = None,
     stream: TextIO | None = None,
+    exiting: bool = False,
 ) -> int:
     """Play a band model as MIDI until stopped (or for ``bars`` bars); return the number of steps played.
 
     ``out_port`` / ``in_port``: existing MIDI ports of those names if present, else virtual ports of those
     names (default "latentlive band" and "latentlive band in"). Ctrl-C and SIGTERM stop it cleanly (all
-    notes released; a second one is ignored while that happens) and it returns normally. A port that fails
-    or a JACK server that stops ends it with a UserError.
+    notes released; a second one is ignored while that happens) and it returns normally (``exiting``: the
+    process ends then, and later signals stay ignored). A port that fails or a JACK server that stops ends
+    it with a UserError.
     """
     stream = stream or sys.stdout
     band = model if isinstance(model, BandModel) else BandModel(model)
     if bars is not None:
         check_range("--bars", bars, 1, MAX_BARS, "bars to play; leave it out to play until stopped")
     api = choose_api(api)
-    with stopped_once(), server_watch(api) as watch:
+    with stopped_once(exiting), server_watch(api) as watch:
         output = open_output(out_port or DEFAULT_PORT_NAME, api=api, existing=out_port)
         input_port = None
         try:

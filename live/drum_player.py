@@ -266,6 +266,7 @@ def play_drums(
     temperature: float | None = None,
     threshold: float | None = None,
     stream: TextIO | None = None,
+    exiting: bool = False,
 ) -> int:
     """Play a drum model as MIDI until stopped (or for ``bars`` bars); return the number of steps played.
 
@@ -273,7 +274,8 @@ def play_drums(
     that name (default "latentlive drums"). The input for CCs (and clock with ``clock=True``) is a virtual
     port "<name> in" ("<name> clock in" when following clock), or the existing source ``in_port``.
     Ctrl-C and SIGTERM stop it cleanly (all notes released; a second one is ignored while that happens) and
-    it returns normally. A port that fails or a JACK server that stops ends it with a UserError.
+    it returns normally (``exiting``: the process ends then, and later signals stay ignored). A port that
+    fails or a JACK server that stops ends it with a UserError.
     """
     stream = stream or sys.stdout
     drum_model = model if isinstance(model, DrumModel) else DrumModel(model)
@@ -281,7 +283,7 @@ def play_drums(
         check_range("--bars", bars, 1, MAX_BARS, "bars to play; leave it out to play until stopped")
     api = choose_api(api)
     follower = ClockFollower() if clock else None
-    with stopped_once(), server_watch(api) as watch:
+    with stopped_once(exiting), server_watch(api) as watch:
         output = open_output(port or DEFAULT_PORT_NAME, api=api, existing=port)
         input_port = None
         try:

@@ -158,26 +158,33 @@ class Player(Protocol):
 
 
 @contextmanager
-def stopped_once() -> Iterator[None]:
+def stopped_once(exiting: bool = False) -> Iterator[None]:
     """Within: the first Ctrl-C or SIGTERM raises KeyboardInterrupt (the player stops), and every later one
     is ignored until the block ends, so that the release of the notes and the closing of the ports run to
     their end. A second Ctrl-C used to break into them, and rtmidi's threads then ran on into a dying
-    interpreter: a segfault, 3 times in 12. Main thread only (elsewhere signals are not delivered)."""
+    interpreter: a segfault, 3 times in 12. Main thread only (elsewhere signals are not delivered).
+
+    ``exiting``: the process ends with the player (the CLI): once stopped, the signals stay ignored after
+    the block too, so that a late Ctrl-C cannot interrupt the exit either.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    stopped = threading.Event()
 
     def first_stop(signum: int, frame: object) -> None:
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
+        stopped.set()
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, first_stop) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if not (exiting and stopped.is_set()):
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def stop_when_lost(player: Player, reason: str) -> None:
