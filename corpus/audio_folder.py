@@ -16,7 +16,7 @@ import soxr
 
 from latentlive.errors import UserError
 
-BLOCK_FRAMES = 1 << 16  # frames decoded at once: 1.5 MB of float32 at 6 channels
+BLOCK_SAMPLES = 1 << 18  # samples (frames x channels) decoded at once: 1 MB of float32, whatever the channels
 
 AUDIO_SUFFIXES = frozenset(
     {f".{name.lower()}" for name in soundfile.available_formats()}
@@ -68,14 +68,14 @@ class MonoAudio:
 
 
 def read_audio(
-    path: Path, sample_rate: int, max_seconds: float, block_frames: int = BLOCK_FRAMES
+    path: Path, sample_rate: int, max_seconds: float, block_samples: int = BLOCK_SAMPLES
 ) -> MonoAudio | None:
     """At most the first ``max_seconds`` of ``path`` as mono at ``sample_rate``, or None when soundfile cannot
     read it or it holds non-finite samples.
 
-    The file is streamed in blocks of ``block_frames`` frames: each block is folded to mono (any number of
-    channels) and resampled (soxr, streaming) before the next is read, so memory holds the mono result and
-    one block, whatever the file's channels, length or format.
+    The file is streamed in blocks of ``block_samples`` samples (``block_samples // channels`` frames): each
+    block is folded to mono (any number of channels) and resampled (soxr, streaming) before the next is
+    read, so memory holds the mono result and one block, whatever the file's channels, length or format.
     """
     try:
         with soundfile.SoundFile(str(path)) as audio_file:
@@ -87,6 +87,7 @@ def read_audio(
                 else soxr.ResampleStream(file_rate, sample_rate, 1, dtype="float32", quality="HQ")
             )
             parts, read = [], 0
+            block_frames = max(1, block_samples // channels)
             blocks = audio_file.blocks(block_frames, frames=frames, dtype="float32", always_2d=True)
             for block in blocks:
                 if not np.all(np.isfinite(block)):

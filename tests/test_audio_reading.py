@@ -2,7 +2,7 @@
 
 One reader (``corpus.audio_folder.read_audio``) serves the one-shot, loop and grain corpora: it streams a file
 block by block, folds any number of channels to mono and resamples as it goes. The files here are small and
-synthetic; "long" means many blocks, which a small ``block_frames`` gives without a long file.
+synthetic; "long" means many blocks, which a small ``block_samples`` gives without a long file.
 """
 
 import tracemalloc
@@ -34,7 +34,7 @@ def write_noise(path: Path, seconds: float, rate: int, channels: int, seed: int 
 
 def test_six_channels_fold_to_their_mean_at_the_model_rate(tmp_path: Path) -> None:
     written = write_noise(tmp_path / "surround.wav", 1.0, 48000, 6)
-    read = read_audio(tmp_path / "surround.wav", 22050, 10.0, block_frames=4096)
+    read = read_audio(tmp_path / "surround.wav", 22050, 10.0, block_samples=6 * 4096)
     assert read is not None and read.channels == 6 and not read.cut
     expected = soxr.resample(written.mean(axis=1), 48000, 22050, quality="HQ")
     np.testing.assert_allclose(read.samples, expected, atol=1e-6)
@@ -47,7 +47,7 @@ def test_a_long_file_streams_in_bounded_memory_and_is_cut_at_max_seconds(tmp_pat
     whole_bytes = written.nbytes  # 23 MB: what reading the file in one piece would hold at once
     tracemalloc.start()
     try:
-        read = read_audio(path, 8000, 12.0, block_frames=4096)
+        read = read_audio(path, 8000, 12.0, block_samples=6 * 4096)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
