@@ -25,7 +25,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from latentlive.errors import UserError
 from latentlive.runs import RunFolder, load_checkpoint
-from latentlive.tasks.base import TensorData
+from latentlive.tasks.base import TensorData, require_enough_data
 from latentlive.tasks.techno import load_loop_tensors, split_loops
 from latentlive.tasks.trajectory_prior import TrajectoryPriorTask
 from models.spectral import multiscale_spectral_distance
@@ -150,6 +150,13 @@ class TechnoPriorTask(TrajectoryPriorTask):
         }
         train, val = split_loops(
             TensorData(data), self.val_fraction, seed, int(settings["length"]), int(settings["sample_rate"])
+        )
+        require_enough_data(
+            str(db) if db is not None else "built-in loops",
+            train,
+            val,
+            "loops",
+            "train stage 1 on more loops (one file of twice TechnoTask.length or more is enough)",
         )
         del train.tensors["audio"]  # only held-out loops are listened to
         return train, val
