@@ -63,30 +63,66 @@ OPTION_RANGES: dict[str, dict[str, tuple[float, float, str]]] = {
     "render techno": {"temperature": DRUMS_TEMPERATURE[:2] + ("the prior's temperature; 1 is as trained",)},
     "render band": {"temperature": BAND_TEMPERATURE},
 }
-# Options of `play` that only one player reads: given to the other, they would be ignored without a word.
-PLAY_ONLY = {
-    "style": "drums",
-    "z": "drums",
-    "threshold": "drums",
-    "part": "band",
-    "ahead": "band",
-    "seed": "band",
+# The options each model of `play` and `render` reads besides its command's common ones; any other given
+# (away from its default) would be ignored without a word, so it is refused.
+COMMON_OPTIONS = {
+    "play": {"model", "port", "in_port", "bpm", "clock", "bars", "api", "temperature"},
+    "render": {"out", "force"},
+}
+MODEL_OPTIONS = {
+    "play drums": {"style", "z", "threshold"},
+    "play band": {"part", "ahead", "seed"},
+    "render drums": {"model", "z", "style", "bars", "bpm", "temperature", "threshold"},
+    "render loop": {"drums", "kit", "z", "style", "bars", "bpm"},
+    "render techno": {"run", "samples", "seed", "steps", "repeats", "bpm", "temperature"},
+    "render grain": {
+        "model",
+        "path",
+        "seconds",
+        "density",
+        "jitter",
+        "spray",
+        "grain_length",
+        "transpose",
+        "seed",
+        "rate",
+    },
+    "render band": {"model", "seed_midi", "task", "part", "measures", "temperature", "seed"},
 }
 
 
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
 def check_option_ranges(args: argparse.Namespace) -> None:
-    """UserError naming the option and its range for the first numeric option of ``args`` out of range."""
+    """UserError naming the option and its range for the first numeric option of ``args`` out of range,
+    or naming an option that the chosen model of ``play`` or ``render`` does not read."""
     model = getattr(args, "model_name", None)
     ranges = {**OPTION_RANGES.get(args.command, {}), **OPTION_RANGES.get(f"{args.command} {model}", {})}
     for dest, (low, high, meaning) in ranges.items():
         value = getattr(args, dest, None)
         for number in value if isinstance(value, list) else [] if value is None else [value]:
-            check_range("--" + dest.replace("_", "-"), number, low, high, meaning)
-    if args.command == "play":
-        for dest, player in PLAY_ONLY.items():
-            if getattr(args, dest, None) is not None and args.model_name != player:
-                flag = "--" + dest.replace("_", "-")
-                raise UserError(f"{flag}: only `play {player}` reads it; leave it out of `play {model}`")
+            check_range(_flag(dest), number, low, high, meaning)
+    reads = MODEL_OPTIONS.get(f"{args.command} {model}")
+    if reads is None:
+        return
+    # The defaults, as the shortest command line of this model parses them (its one required option given).
+    required = ["--model", "m"] if args.command == "play" else ["--out", "o"]
+    defaults = vars(build_parser().parse_args([args.command, model, *required]))
+    for dest in sorted(
+        set(defaults) - reads - COMMON_OPTIONS[args.command] - {"command", "model_name", "func"}
+    ):
+        if getattr(args, dest) == defaults[dest]:
+            continue
+        readers = [
+            key.split()[1]
+            for key, read in MODEL_OPTIONS.items()
+            if key.split()[0] == args.command and dest in read
+        ]
+        raise UserError(
+            f"{_flag(dest)}: `{args.command} {model}` does not read it (only {', '.join(readers)}); leave it out"
+        )
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -84,9 +84,21 @@ BAD_OPTIONS = {
     "bpm inf": (["play", "drums", "--bpm", "inf"], ["--bpm inf", "from 20 to 999"]),
     "latent nan": (["play", "drums", "--z", "0.5,nan"], ["--z nan", "from -10 to 10"]),
     "band temperature": (["play", "band", "--temperature", "11"], ["--temperature 11.0", "from 0 to 10"]),
-    "threshold for band": (["play", "band", "--threshold", "0.5"], ["--threshold", "only `play drums`"]),
-    "part for drums": (["play", "drums", "--part", "bass"], ["--part", "only `play band`"]),
-    "seed for drums": (["play", "drums", "--seed", "3"], ["--seed", "only `play band`"]),
+    "threshold for band": (
+        ["play", "band", "--threshold", "0.5"],
+        ["--threshold: `play band` does not read it (only drums)"],
+    ),
+    "part for drums": (["play", "drums", "--part", "bass"], ["--part: `play drums` does not read it"]),
+    "seed for drums": (["play", "drums", "--seed", "3"], ["--seed: `play drums` does not read it"]),
+    "seed for a drum render": (
+        ["render", "drums", "--seed", "3", "--out", "precious.mid"],
+        ["--seed: `render drums` does not read it (only techno, grain, band)"],
+    ),
+    "temperature for a loop": (
+        ["render", "loop", "--temperature", "0.5", "--out", "precious.wav"],
+        ["--temperature: `render loop` does not read it"],
+    ),
+    "bars for grain": (["render", "grain", "--bars", "4", "--out", "x.wav"], ["--bars: `render grain`"]),
     "a million bars": (
         ["render", "drums", "--bars", "1000000", "--out", "precious.mid"],
         ["--bars 1000000", "from 1 to 1000"],
