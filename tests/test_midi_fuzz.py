@@ -22,7 +22,10 @@ from latentlive.errors import UserError
 # file below needed 957 MB.
 PEAK_BYTES = 48 * 2**20
 FUZZ = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], database=None
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    database=None,
 )
 
 
