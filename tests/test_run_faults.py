@@ -216,8 +216,9 @@ def test_a_render_onto_a_full_disk_keeps_the_previous_file_and_leaves_no_temp(
 # ------------------------------------------------------------------ a full disk during training
 
 
+@pytest.mark.parametrize("again", ["the same command", "--resume"])
 def test_a_failed_first_checkpoint_leaves_a_run_that_restarts_in_place(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+    again: str, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     usage = shutil.disk_usage(tmp_path)
     with monkeypatch.context() as patch:
@@ -227,7 +228,8 @@ def test_a_failed_first_checkpoint_leaves_a_run_that_restarts_in_place(
         )
     run = RunFolder(tmp_path / "full")
     assert not run.checkpoint.exists() and run.state() == "unstarted" and no_temp_files(run.root)
-    assert main(train_args(tmp_path, "full", *SHORT)) == 0  # the same command again: restarted in place
+    resume = ["train", "--out", str(tmp_path), "--name", "full", "--resume"]
+    assert main(train_args(tmp_path, "full", *SHORT) if again == "the same command" else resume) == 0
     assert "starting it again from step 0" in capsys.readouterr().out
     assert load_checkpoint(run.checkpoint)["step"] == 20
 
@@ -302,6 +304,13 @@ BAD_SETTINGS = {
     "zero batch size": (["--bind", "train.batch_size = 0"], ["train.batch_size = 0"]),
     "negative learning rate": (["--bind", "train.learning_rate = -1.0"], ["train.learning_rate = -1.0"]),
 }
+
+
+def test_a_runs_folder_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    runs = tmp_path / "runs.txt"
+    runs.write_text("my notes")
+    error_line(capsys, 2, train_args(runs, "drums", *SHORT), "runs.txt", "cannot create the run folder")
+    assert runs.read_text() == "my notes"
 
 
 @pytest.mark.parametrize("case", BAD_SETTINGS)
