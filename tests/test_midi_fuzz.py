@@ -60,9 +60,11 @@ def huge_gap_file(channel: int = 9) -> bytes:
 
 DELTAS = st.one_of(st.integers(0, 480), st.sampled_from([0x3FFF, 0x1FFFFF, 0x0FFFFFFF]))
 EVENTS = st.one_of(
+    # note-ons (velocity 0: a note-off), half of them drums (channel 10) on the kit's notes
     st.tuples(st.integers(0, 15), st.integers(0, 127), st.integers(0, 127)).map(
-        lambda e: bytes([0x90 | e[0], e[1], e[2]])  # note-on (velocity 0: a note-off)
+        lambda e: bytes([0x90 | e[0], e[1], e[2]])
     ),
+    st.tuples(st.integers(35, 59), st.integers(1, 127)).map(lambda e: bytes([0x99, e[0], e[1]])),
     st.tuples(st.integers(0, 15), st.integers(0, 127)).map(lambda e: bytes([0x80 | e[0], e[1], 0])),
     # every meter, including numerators of 0 and denominators up to 2**255 that no editor writes
     st.tuples(st.integers(0, 255), st.integers(0, 255)).map(
@@ -134,6 +136,26 @@ def test_a_drum_folder_skips_a_too_long_file_with_a_line_naming_it(tmp_path: Pat
     with pytest.raises(UserError, match="none of the 1 MIDI files could be read"):
         load_drum_corpus(folder, log=lines.append)
     assert [line for line in lines if "gap.mid" in line and "beats" in line], lines
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator_power"), [(1, 0), (3, 2), (7, 3), (5, 6), (1, 255), (0, 2)]
+)
+def test_every_meter_before_4_4_bars_is_one_stretch(
+    numerator: int, denominator_power: int, tmp_path: Path
+) -> None:
+    """A bar in any meter, then two 4/4 bars of drums: the first is counted as a non-4/4 bar, the others used
+    (a denominator of 2**255, a bar of 1e-75 ticks, once looped without end; a numerator of 0, no bar)."""
+    sixteenth, bar = 24, 4 * 96
+    first = bar * numerator // 2**denominator_power or bar  # a meter without a length lasts a 4/4 bar here
+    events = [(0, bytes([0xFF, 0x58, 4, numerator, denominator_power, 24, 8])), (0, bytes([0x99, 36, 100]))]
+    events += [(first, bytes([0xFF, 0x58, 4, 4, 2, 24, 8])), (0, bytes([0x99, 38, 100]))]
+    events += [(4 * sixteenth, bytes([0x99, 42, 100])), (bar - 4 * sixteenth, bytes([0x99, 38, 100]))]
+    path = tmp_path / "meter.mid"
+    path.write_bytes(midi_bytes(0, 96, [events]))
+    result = read_drum_midi(path)
+    assert len(result.grids) == 2 and result.counts["bars_used"] == 2
+    assert result.counts["non_4_4_bars"] == 1
 
 
 @pytest.mark.parametrize("reader", READERS)
