@@ -181,7 +181,8 @@ class BandTask:
     def split_one_piece(self, windows: TensorData) -> tuple[TensorData, TensorData]:
         """A corpus of one piece is split in time: its last windows (a tenth, at least one) are held out and
         training keeps the windows that end before the first of them starts, so no held-out measure is
-        trained on. The held-out windows are not transposed."""
+        trained on. The held-out windows are not transposed. (The token frequencies that weigh the losses are
+        a property of the corpus and still count the whole piece.)"""
         train_idx, val_idx = split_in_time(windows.tensors["start"].numpy(), self.window, ONE_PIECE_HELD_OUT)
         validation = TensorData(windows.take(torch.as_tensor(val_idx)))
         validation.tensors["shift_low"].zero_()
