@@ -88,6 +88,7 @@ def parse_gin(files: list[str | Path], bindings: list[str] | None = None) -> str
     ``include 'gin/base.gin'`` works from anywhere. Errors become a :class:`UserError`.
     """
     import latentlive.tasks  # noqa: F401 - registers every configurable before parsing
+    import latentlive.training  # noqa: F401 - and train (a run's config.gin binds it; export re-reads it)
 
     gin.clear_config()
     for search_path in (Path.cwd(), PROJECT_ROOT):

@@ -64,8 +64,11 @@ def train(gin: str, db: Path, out: Path, *extra: str) -> int:
 
 
 def exports(run: Path) -> bool:
-    """The run exports for nn~ (the exporter verifies the contract) to ``RUN/export/<model>.ts``."""
-    return main(["export", "--run", str(run), "--streaming"]) == 0 and any((run / "export").glob("*.ts"))
+    """The run exports for nn~ (the exporter verifies the contract) to ``RUN/export/<model>.ts``, from a process
+    of its own as a user runs it (training in this process has registered what a fresh one must import)."""
+    done = run_cli("export", "--run", str(run), "--streaming", cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return any((run / "export").glob("*.ts"))
 
 
 def held_out_metrics(run: Path) -> dict[str, float]:
