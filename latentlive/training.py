@@ -417,6 +417,8 @@ def train_run(
     if not is_main:
         plan = plan_run(run, request)
         return _train_planned(run, plan, device)
+    if request.resume:
+        plan_run(run, request)  # refuse a conflicting resume before the lock writes its pid into the run
     with training_lock(run):
         was_new = run.state() == "new"
         try:

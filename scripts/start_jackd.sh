@@ -17,6 +17,12 @@ if [ "$(jack_wait -c 2>/dev/null)" = "running" ]; then
     exit 0
 fi
 
+# No jackd runs: what servers left in /dev/shm when they were killed (kill -9, a container stopped) is stale.
+# JACK keeps a table of servers there, and a full table refuses new ones ("Too many servers already active").
+if ! pgrep -x jackd >/dev/null 2>&1; then
+    rm -rf /dev/shm/jack-* /dev/shm/jack_* 2>/dev/null || true
+fi
+
 # -p 256: a 5.3 ms period at 48 kHz, the granularity with which JACK delivers MIDI events.
 nohup setsid jackd -d dummy -r 48000 -p 256 >"$LOG" 2>&1 </dev/null &
 

@@ -296,6 +296,12 @@ def _wait_for_status(process: subprocess.Popen) -> str:
     return line
 
 
+def _jack_runs(env: dict[str, str]) -> bool:
+    """Whether the JACK server that ``env`` names answers (``jack_wait -c`` prints "running")."""
+    done = subprocess.run(["jack_wait", "-c"], env=env, capture_output=True, text=True, check=False)
+    return done.stdout.strip() == "running"
+
+
 @pytest.fixture
 def private_jack(tmp_path: Path):
     """A JACK server of this test alone (``-n NAME``), which it may kill; the name to set as
@@ -308,11 +314,14 @@ def private_jack(tmp_path: Path):
         start_new_session=True,
     )
     env = {**os.environ, "JACK_DEFAULT_SERVER": name}
-    subprocess.run(["jack_wait", "-w", "-t", "10"], env=env, capture_output=True, check=False)
+    deadline = time.monotonic() + 30.0  # a busy machine may take a while to start a server
+    while not _jack_runs(env) and server.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _jack_runs(env), f"the private JACK server {name} did not start"
     yield name, server
     if server.poll() is None:
-        server.kill()
-        server.wait()
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def test_a_player_whose_jack_server_dies_ends_with_one_line(drums_ts, private_jack):
@@ -321,7 +330,9 @@ def test_a_player_whose_jack_server_dies_ends_with_one_line(drums_ts, private_ja
     try:
         _wait_for_status(process)
         time.sleep(0.5)  # a few steps played
-        server.kill()  # as when jackd crashes: no goodbye to its clients
+        # The server goes away under the player. SIGTERM, not SIGKILL: a killed jackd leaves its entry in
+        # JACK's table of servers in /dev/shm, and a full table refuses every later server on the machine.
+        server.terminate()
         server.wait()
         _, stderr = process.communicate(timeout=30)
     finally:
