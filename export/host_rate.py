@@ -24,7 +24,6 @@ from torch import Tensor
 
 WARM_UP_BUFFER = 2048  # host samples per warm-up call: the plans hold for every buffer size (measured)
 WARM_UP_CALLS = 3  # the profiling executor optimises on the second call; the third runs the plan
-UNINITIALISED_RATE = -2147483648  # what nn~ 1.6.0's ``reload`` passes to ``set_sample_rate``
 
 
 class HostRateModule(nn_tilde.Module):
