@@ -14,7 +14,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from latentlive.errors import UserError
+from latentlive.core.errors import UserError
 
 BLOCK_SAMPLES = 1 << 18  # samples (frames x channels) decoded at once: 1 MB of float32, whatever the channels
 

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.band_rolls import (
+from latentlive.core.errors import UserError
+from latentlive.corpus.band_rolls import (
     CHANNELS,
     DURATION,
     KEY_SPAN,
@@ -45,9 +46,14 @@ from corpus.band_rolls import (
     sort_notes,
     window_rolls,
 )
-from corpus.band_sources import read_raw_corpus
-from corpus.multipart_midi import RawPart, RawPiece, SkippedFile, read_multipart_midi, write_band_midi
-from latentlive.errors import UserError
+from latentlive.corpus.band_sources import read_raw_corpus
+from latentlive.corpus.multipart_midi import (
+    RawPart,
+    RawPiece,
+    SkippedFile,
+    read_multipart_midi,
+    write_band_midi,
+)
 
 __all__ = [
     "CHANNELS", "DURATION", "KEY_SPAN", "MAX_DURATION", "ONSET", "PITCHES", "SOUNDING", "STEPS",

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.chorales import chorale_paths, read_chorale
-from corpus.multipart_midi import RawPart, RawPiece, SkippedFile, read_multipart_midi
-from corpus.npz_cache import (
+from latentlive.core.errors import UserError
+from latentlive.corpus.chorales import chorale_paths, read_chorale
+from latentlive.corpus.multipart_midi import RawPart, RawPiece, SkippedFile, read_multipart_midi
+from latentlive.corpus.npz_cache import (
     arrays_to_counts,
     cache_key,
     counts_to_arrays,
@@ -22,7 +23,6 @@ from corpus.npz_cache import (
     read_cached,
     write_cached,
 )
-from latentlive.errors import UserError
 
 # Bump when a reader or the cache layout changes: old caches are then ignored.
 CACHE_VERSION = 2  # 2: files longer than corpus.midi_length.MAX_MIDI_BEATS are skipped (too_long_files)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.band_rolls import STEPS
-from corpus.multipart_midi import RawPart, RawPiece, SkippedFile
+from latentlive.corpus.band_rolls import STEPS
+from latentlive.corpus.multipart_midi import RawPart, RawPiece, SkippedFile
 
 VOICES = ("soprano", "alto", "tenor", "bass")
 _SUFFIX_PREFERENCE = (".mxl", ".xml", ".krn")

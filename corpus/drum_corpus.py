@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.drum_map import NUM_INSTRUMENTS
-from corpus.drum_midi import STEPS_PER_BAR, UnreadableMidiError, read_drum_midi
-from corpus.drum_styles import STYLE_NAMES, generate_style_corpus
-from corpus.npz_cache import (
+from latentlive.core.errors import UserError
+from latentlive.corpus.drum_map import NUM_INSTRUMENTS
+from latentlive.corpus.drum_midi import STEPS_PER_BAR, UnreadableMidiError, read_drum_midi
+from latentlive.corpus.drum_styles import STYLE_NAMES, generate_style_corpus
+from latentlive.corpus.npz_cache import (
     arrays_to_counts,
     cache_key,
     counts_to_arrays,
@@ -24,7 +25,6 @@ from corpus.npz_cache import (
     read_cached,
     write_cached,
 )
-from latentlive.errors import UserError
 
 # Bump when the reader, the generator or the cache layout changes: old caches are then ignored.
 CACHE_VERSION = 2  # 2: MIDI files longer than corpus.midi_length.MAX_MIDI_BEATS are skipped

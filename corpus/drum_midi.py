@@ -34,9 +34,18 @@ from typing import NamedTuple
 import mido
 import numpy as np
 
-from corpus.drum_map import CLOSED_HAT, KICK, KIT_NOTES, NUM_INSTRUMENTS, OPEN_HAT, RIDE, SNARE, note_to_class
-from corpus.midi_length import MIN_BAR_BEATS, too_long_message
-from latentlive.errors import UserError
+from latentlive.core.errors import UserError
+from latentlive.corpus.drum_map import (
+    CLOSED_HAT,
+    KICK,
+    KIT_NOTES,
+    NUM_INSTRUMENTS,
+    OPEN_HAT,
+    RIDE,
+    SNARE,
+    note_to_class,
+)
+from latentlive.corpus.midi_length import MIN_BAR_BEATS, too_long_message
 
 STEPS_PER_BAR = 16
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0 as mido does

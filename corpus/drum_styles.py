@@ -16,7 +16,8 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from corpus.drum_map import (
+from latentlive.core.files import atomic_write
+from latentlive.corpus.drum_map import (
     CLOSED_HAT,
     CRASH,
     DEFAULT_NOTES,
@@ -30,7 +31,6 @@ from corpus.drum_map import (
     RIDE,
     SNARE,
 )
-from latentlive.files import atomic_write
 
 STEPS_PER_BAR = 16
 _LEVELS = {".": 0.0, "X": 1.0, "x": 0.8, "o": 0.6, "g": 0.3}

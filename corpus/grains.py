@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.audio_folder import list_audio_files, read_audio, read_mono, reading_summary
-from corpus.npz_cache import (
+from latentlive.core.errors import UserError
+from latentlive.corpus.audio_folder import list_audio_files, read_audio, read_mono, reading_summary
+from latentlive.corpus.npz_cache import (
     arrays_to_counts,
     cache_key,
     counts_to_arrays,
@@ -37,10 +38,9 @@ from corpus.npz_cache import (
     read_cached,
     write_cached,
 )
-from corpus.one_shots import load_one_shots
-from corpus.soundfont_kit import default_soundfont
-from corpus.textures import generate_textures
-from latentlive.errors import UserError
+from latentlive.corpus.one_shots import load_one_shots
+from latentlive.corpus.soundfont_kit import default_soundfont
+from latentlive.corpus.textures import generate_textures
 
 __all__ = [
     "MAX_READ_S",

@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from corpus.audio_folder import list_audio_files, read_audio, read_mono, reading_summary
-from corpus.npz_cache import (
+from latentlive.core.errors import UserError
+from latentlive.corpus.audio_folder import list_audio_files, read_audio, read_mono, reading_summary
+from latentlive.corpus.npz_cache import (
     arrays_to_counts,
     cache_key,
     counts_to_arrays,
@@ -39,8 +40,7 @@ from corpus.npz_cache import (
     read_cached,
     write_cached,
 )
-from corpus.techno_synth import BPM_RANGE, PEAK, generate_techno_corpus, loop_samples_for
-from latentlive.errors import UserError
+from latentlive.corpus.techno_synth import BPM_RANGE, PEAK, generate_techno_corpus, loop_samples_for
 
 __all__ = [
     "MAX_READ_S",

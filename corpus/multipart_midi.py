@@ -18,10 +18,10 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from corpus.band_rolls import STEPS
-from corpus.midi_length import too_long_message
-from latentlive.errors import UserError
-from latentlive.files import atomic_write
+from latentlive.core.errors import UserError
+from latentlive.core.files import atomic_write
+from latentlive.corpus.band_rolls import STEPS
+from latentlive.corpus.midi_length import too_long_message
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 OUTPUT_CHANNELS = (*range(9), *range(10, 16))  # one channel per part, never the drum channel

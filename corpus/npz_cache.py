@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentlive.files import atomic_write
+from latentlive.core.files import atomic_write
 
 
 def cache_key(version: int, settings: dict) -> str:

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.audio_folder import list_audio_files, read_audio, reading_summary
-from corpus.drum_corpus import split_by_index
-from corpus.drum_synth import FACTOR_NAMES, PEAK, SYNTH_CLASSES, generate_synth_corpus
-from corpus.npz_cache import (
+from latentlive.core.errors import UserError
+from latentlive.corpus.audio_folder import list_audio_files, read_audio, reading_summary
+from latentlive.corpus.drum_corpus import split_by_index
+from latentlive.corpus.drum_synth import FACTOR_NAMES, PEAK, SYNTH_CLASSES, generate_synth_corpus
+from latentlive.corpus.npz_cache import (
     arrays_to_counts,
     cache_key,
     counts_to_arrays,
@@ -34,8 +35,7 @@ from corpus.npz_cache import (
     read_cached,
     write_cached,
 )
-from corpus.soundfont_kit import default_soundfont, soundfont_one_shots_per_class
-from latentlive.errors import UserError
+from latentlive.corpus.soundfont_kit import default_soundfont, soundfont_one_shots_per_class
 
 __all__ = [
     "ONSET_PREROLL_S",

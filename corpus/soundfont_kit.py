@@ -26,7 +26,7 @@ import numpy as np
 import soxr
 from scipy import signal
 
-from corpus.drum_synth import PEAK, SYNTH_CLASSES
+from latentlive.corpus.drum_synth import PEAK, SYNTH_CLASSES
 
 GM_NOTE_CLASSES: dict[int, str] = {
     35: "kick",

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.fft
 from scipy import signal
 
-from corpus.drum_map import (
+from latentlive.corpus.drum_map import (
     CLOSED_HAT,
     CRASH,
     HIGH_TOM,
@@ -41,8 +41,8 @@ from corpus.drum_map import (
     RIDE,
     SNARE,
 )
-from corpus.drum_styles import STEPS_PER_BAR, generate_pattern
-from corpus.drum_synth import CLASS_FACTORS, synthesise
+from latentlive.corpus.drum_styles import STEPS_PER_BAR, generate_pattern
+from latentlive.corpus.drum_synth import CLASS_FACTORS, synthesise
 
 __all__ = [
     "BPM_RANGE",

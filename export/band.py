@@ -16,8 +16,8 @@ import cached_conv as cc
 import torch
 from torch import Tensor, nn
 
-from export.host_rate import HostRateModule
-from models.band import (
+from latentlive.export.host_rate import HostRateModule
+from latentlive.models.band import (
     BandRMVAE,
     gaussian_product,
     load_main_model,

@@ -1,6 +1,6 @@
 """The nn~ contract, checked on a loaded ``.ts`` (see DESIGN.md, "The nn~ contract").
 
-Run as ``python -m export.contract MODEL.ts [RATE]`` it checks the file in a fresh process, with no
+Run as ``python -m latentlive.export.contract MODEL.ts [RATE]`` it checks the file in a fresh process, with no
 training code imported, and prints a JSON report; exit status 1 when the contract is broken.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from export.host import (
+from latentlive.export.host import (
     DEFAULT_HOST_RATE,
     UNINITIALISED_RATE,
     HostError,
@@ -22,7 +22,7 @@ from export.host import (
     set_attribute,
     time_per_buffer,
 )
-from export.metadata import read_metadata
+from latentlive.export.metadata import read_metadata
 
 MAX_BUFFER = 16384
 BATCHES = (1, 4, 64)

@@ -7,8 +7,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from export.host_rate import HostRateModule
-from models.drums import PatternVAE
+from latentlive.export.host_rate import HostRateModule
+from latentlive.models.drums import PatternVAE
 
 
 @torch.jit.interface

@@ -21,9 +21,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from export.host_rate import HostRateModule
-from models.drumsynth import DrumSynthVAE, full_rate_magnitude
-from models.nsgt import NSGT, make_scale
+from latentlive.export.host_rate import HostRateModule
+from latentlive.models.drumsynth import DrumSynthVAE, full_rate_magnitude
+from latentlive.models.nsgt import NSGT, make_scale
 
 VOICES = 4
 HOST_RATES = (44100, 48000, 88200, 96000)  # the sounds are resampled whole: any rate works

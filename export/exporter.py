@@ -20,22 +20,22 @@ from typing import Any
 import cached_conv as cc
 import torch
 
-from export.host import DEFAULT_HOST_RATE, deliver_host_rate, load_ts, method_spec
-from export.metadata import METADATA_NAME, read_metadata
-from latentlive.config import PROJECT_ROOT, parse_gin
-from latentlive.errors import UserError
-from latentlive.files import atomic_write, atomic_write_json, check_output_file, require_space
-from latentlive.runs import RunFolder, load_checkpoint
+from latentlive.core.errors import UserError
+from latentlive.core.files import atomic_write, atomic_write_json, check_output_file, require_space
+from latentlive.core.runs import RunFolder, load_checkpoint
+from latentlive.export.host import DEFAULT_HOST_RATE, deliver_host_rate, load_ts, method_spec
+from latentlive.export.metadata import METADATA_NAME, read_metadata
+from latentlive.training.config import PROJECT_ROOT, parse_gin
 
 NN_TILDE_TORCH = "2.5"
 
 
 def _builders() -> dict[str, Callable[[dict[str, Any]], tuple[torch.nn.Module, dict[str, Any]]]]:
-    from export.band import build_band_export
-    from export.drums import build_drums_export
-    from export.drumsynth import build_drumsynth_export
-    from export.grain import build_grain_export
-    from export.techno import build_techno_export, build_techno_prior_export
+    from latentlive.export.band import build_band_export
+    from latentlive.export.drums import build_drums_export
+    from latentlive.export.drumsynth import build_drumsynth_export
+    from latentlive.export.grain import build_grain_export
+    from latentlive.export.techno import build_techno_export, build_techno_prior_export
 
     return {
         "drums": build_drums_export,
@@ -68,7 +68,7 @@ def _verify_in_fresh_process(path: Path) -> dict[str, Any]:
     """Run the contract checks on the saved file in a new torch process (no training code loaded)."""
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "export.contract", str(path)],
+        [sys.executable, "-m", "latentlive.export.contract", str(path)],
         capture_output=True,
         text=True,
         env=env,

@@ -1,7 +1,7 @@
 """nn~ wrapper of the grain VAE: a granular instrument (``forward``) and a grain follower (``encode``).
 
 Both methods speak in knob units: the PCA axes of the training codes, in units of their spread (see
-``latentlive.tasks.grain.principal_axes``), exchanged with nn~ at ``LATENT_RATIO`` host samples per frame.
+``latentlive.training.tasks.grain.principal_axes``), exchanged with nn~ at ``LATENT_RATIO`` host samples per frame.
 The model runs at its own rate (22.05 kHz by default) and resamples inside to the host rate (44.1 or
 48 kHz, from the ``host_rate`` attribute: ``export.host_rate``), with the same streaming stages as the techno export (``models.resample``):
 
@@ -18,11 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from export.host_rate import HostRateModule
-from export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite
-from models.grain_vae import GrainVAE, playing_decoder
-from models.granular import GranularEngine
-from models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
+from latentlive.export.host_rate import HostRateModule
+from latentlive.export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite
+from latentlive.models.grain_vae import GrainVAE, playing_decoder
+from latentlive.models.granular import GranularEngine
+from latentlive.models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
 
 HOST_RATES = (44100, 48000)
 # Host knob frames (of LATENT_RATIO samples) per engine call. A call costs about a hundred tensor operations

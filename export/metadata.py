@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from latentlive.errors import UserError
+from latentlive.core.errors import UserError
 
 METADATA_NAME = "latentlive.json"
 

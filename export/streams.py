@@ -10,7 +10,7 @@ from typing import Final
 import torch
 from torch import Tensor, nn
 
-from models.resample import LatentRateConverter, SampleFifo, StreamingResampler
+from latentlive.models.resample import LatentRateConverter, SampleFifo, StreamingResampler
 
 LATENT_RATIO = 256  # host samples per exchanged latent frame
 

@@ -21,11 +21,11 @@ from typing import Any, Final
 import torch
 from torch import Tensor, nn
 
-from export.host_rate import HostRateModule
-from export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite
-from models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
-from models.trajectory_vae import TrajectoryVAE, read_at_phase
-from models.waveform_vae import WaveformVAE
+from latentlive.export.host_rate import HostRateModule
+from latentlive.export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite
+from latentlive.models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
+from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase
+from latentlive.models.waveform_vae import WaveformVAE
 
 HOST_RATES = (44100, 48000)
 MIN_AUDIO_BUFFER = 64

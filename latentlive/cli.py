@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from latentlive.errors import UserError, check_range, write_fault_log
+from latentlive.core.errors import UserError, check_range, write_fault_log
 
 # Idle OpenMP threads sleep instead of spinning: with Live, jackd or a second job on the same cores,
 # spinning threads slowed CPU training by 2 to 20 times here. Set before torch is imported.
@@ -168,9 +168,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> None:
     import torch
 
-    from latentlive.metrics import headline
-    from latentlive.runs import RunFolder, TrainRequest
-    from latentlive.training import train_run
+    from latentlive.core.runs import RunFolder
+    from latentlive.training.loop import train_run
+    from latentlive.training.metrics import headline
+    from latentlive.training.run_plan import TrainRequest
 
     if args.resume and not args.name:
         raise UserError("--resume needs --name NAME, the run to continue")
@@ -187,7 +188,7 @@ def run_train(args: argparse.Namespace) -> None:
         [f"train.max_steps = {args.max_steps}"] if args.max_steps is not None else []
     )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    # the run is locked, checked against its run.json (seed, --db, config) and trained (latentlive.runs)
+    # the run is locked, checked against its run.json (seed, --db, config) and trained (latentlive.core.runs)
     request = TrainRequest(tuple(args.gin), tuple(bindings), args.seed, args.db, args.resume)
     metrics = train_run(run, request, device, is_main)
     if not is_main:
@@ -197,7 +198,7 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_export(args: argparse.Namespace) -> None:
-    from export.exporter import export_run
+    from latentlive.export.exporter import export_run
 
     report = export_run(Path(args.run), streaming=args.streaming, out=args.out, force=args.force)
     print(
@@ -206,7 +207,7 @@ def run_export(args: argparse.Namespace) -> None:
 
 
 def run_devices(args: argparse.Namespace) -> None:
-    from m4l_devices.build import build_devices_for_run
+    from latentlive.m4l_devices.build import build_devices_for_run
 
     built = build_devices_for_run(
         Path(args.run), model=args.model, out=args.out, preview=args.preview, force=args.force
@@ -217,7 +218,7 @@ def run_devices(args: argparse.Namespace) -> None:
 
 def run_play(args: argparse.Namespace) -> None:
     if args.model_name == "band":
-        from live.band_player import play_band
+        from latentlive.live.band_player import play_band
 
         play_band(
             args.model,
@@ -234,7 +235,7 @@ def run_play(args: argparse.Namespace) -> None:
             exiting=True,
         )
         return
-    from live.drum_player import play_drums
+    from latentlive.live.drum_player import play_drums
 
     play_drums(
         args.model,
@@ -270,7 +271,7 @@ def run_render(args: argparse.Namespace) -> None:
             force=args.force,
         )
     elif args.model_name == "grain":
-        from live.render_grain import render_grain
+        from latentlive.live.render_grain import render_grain
 
         if args.model is None or args.path is None:
             raise UserError("render grain needs --model GRAIN.ts and --path line|circle|walk|SOUND_FILE")
@@ -291,7 +292,7 @@ def run_render(args: argparse.Namespace) -> None:
             )
         ]
     elif args.model_name == "band":
-        from live.render_band import render_band
+        from latentlive.live.render_band import render_band
 
         if args.model is None or args.seed_midi is None or args.task is None:
             raise UserError(
@@ -311,7 +312,7 @@ def run_render(args: argparse.Namespace) -> None:
             )
         ]
     elif args.model_name == "loop":
-        from live.render_loop import render_loop_wav
+        from latentlive.live.render_loop import render_loop_wav
 
         if args.drums is None or args.kit is None:
             raise UserError("render loop needs --drums DRUMS.ts and --kit DRUMSYNTH.ts")
@@ -326,7 +327,7 @@ def run_render(args: argparse.Namespace) -> None:
             force=args.force,
         )
     else:
-        from live.render import render_drums_midi
+        from latentlive.live.render import render_drums_midi
 
         if args.model is None:
             raise UserError("render drums needs --model DRUMS.ts")
@@ -348,7 +349,7 @@ def run_render(args: argparse.Namespace) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> None:
-    from export.bench import bench_model, bench_transform
+    from latentlive.bench.models import bench_model, bench_transform
 
     if args.model_name == "nsgt":
         bench_transform(out=args.out)
@@ -512,7 +513,7 @@ def guarded(func: Callable[[], None], command: str = "") -> int:
     2: bad input (``UserError``, or a ValueError that a configurable raised about its arguments);
     130: Ctrl-C or SIGTERM; 1: any other exception, an internal fault, whose traceback goes to a log file.
     """
-    from latentlive.config import config_error
+    from latentlive.training.config import config_error
 
     try:
         func()
@@ -537,7 +538,7 @@ def guarded(func: Callable[[], None], command: str = "") -> int:
 
 def _is_training_interrupted(error: BaseException) -> bool:
     """A training stopped by Ctrl-C or SIGTERM after saving (imported late: training imports torch)."""
-    training = sys.modules.get("latentlive.training")
+    training = sys.modules.get("latentlive.training.loop")
     return training is not None and isinstance(error, training.TrainingInterrupted)
 
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from latentlive.cli import guarded, main
-from latentlive.runs import RunFolder, load_checkpoint
+from latentlive.core.runs import RunFolder, load_checkpoint
 
 # model -> (gin file, training steps): minutes on 2 CPU cores each
 DEMO_RUNS = {
@@ -50,8 +50,8 @@ def _step(argv: list[str]) -> None:
 
 def _band_seed(path: Path, measures: int = 4) -> Path:
     """The first measures of a chorale the band demo never trained on (the test split), as MIDI."""
-    from corpus.band_midi import load_band_corpus, write_band_midi
-    from latentlive.cache import cache_dir
+    from latentlive.core.cache import cache_dir
+    from latentlive.corpus.band_midi import load_band_corpus, write_band_midi
 
     corpus = load_band_corpus(None, transpose="none", max_pieces=150, cache_dir=cache_dir(), log=print)
     piece = corpus.pieces[corpus.split["test"][0]]

@@ -25,15 +25,15 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
-from corpus.drum_corpus import split_by_index
-from corpus.techno_synth import loop_samples_for, render_techno_loop
-from latentlive.config import parse_gin
-from latentlive.errors import UserError
-from latentlive.files import atomic_write, check_output_file, check_writable_folder
-from latentlive.runs import RunFolder, load_checkpoint
-from latentlive.tasks.techno_prior import loop_positions, resample_frames
-from models.trajectory_vae import TrajectoryVAE, read_at_phase
-from models.waveform_vae import WaveformVAE
+from latentlive.core.errors import UserError
+from latentlive.core.files import atomic_write, check_output_file, check_writable_folder
+from latentlive.core.runs import RunFolder, load_checkpoint
+from latentlive.corpus.drum_corpus import split_by_index
+from latentlive.corpus.techno_synth import loop_samples_for, render_techno_loop
+from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase
+from latentlive.models.waveform_vae import WaveformVAE
+from latentlive.training.config import parse_gin
+from latentlive.training.tasks.techno_prior import loop_positions, resample_frames
 
 SUBTYPE = "PCM_16"
 
@@ -129,7 +129,7 @@ def unseen_loops(
     if not db.is_dir():
         log(f"{db}: the run's corpus folder is gone; interpolating between two prior samples instead")
         return None
-    from latentlive.tasks.techno import load_loop_tensors
+    from latentlive.training.tasks.techno import load_loop_tensors
 
     settings = {key: corpus[key] for key in ("sample_rate", "length", "bars", "examples")}
     data = load_loop_tensors(db, settings, log=lambda _: None)

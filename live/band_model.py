@@ -13,8 +13,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from latentlive.errors import UserError, check_range
-from live.model_file import load_module, metadata_fields, read_model_metadata
+from latentlive.core.errors import UserError, check_range
+from latentlive.live.model_file import load_module, metadata_fields, read_model_metadata
 
 Result = TypeVar("Result")
 

@@ -28,10 +28,10 @@ from typing import TextIO
 import mido
 import numpy as np
 
-from corpus.band_rolls import BandPiece, measure_rolls, sort_notes
-from latentlive.errors import UserError, check_range
-from live.band_model import BandModel
-from live.playback import (
+from latentlive.core.errors import UserError, check_range
+from latentlive.corpus.band_rolls import BandPiece, measure_rolls, sort_notes
+from latentlive.live.band_model import BandModel
+from latentlive.live.playback import (
     LEAD_IN_S,
     POLL_S,
     NoteOutput,
@@ -43,8 +43,8 @@ from live.playback import (
     stop_when_lost,
     stopped_once,
 )
-from live.ports import choose_api, open_input, open_output, server_watch
-from live.scheduler import BPM_RANGE, ClockEvent, ClockFollower, TempoClock, sleep_until
+from latentlive.live.ports import choose_api, open_input, open_output, server_watch
+from latentlive.live.scheduler import BPM_RANGE, ClockEvent, ClockFollower, TempoClock, sleep_until
 
 VELOCITY = 90
 CLOSE_BEFORE_END = 0.5  # steps: a measure is closed when every note that rounds into it has come

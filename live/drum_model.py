@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentlive.errors import UserError, check_range
-from live.model_file import load_module, metadata_fields, read_model_metadata
+from latentlive.core.errors import UserError, check_range
+from latentlive.live.model_file import load_module, metadata_fields, read_model_metadata
 
 NO_STYLE = -1  # any style index outside 0 .. len(style_names)-1 means "no style" (styles averaged)
 TEMPERATURE_RANGE = (0.01, 10.0)  # sigmoid(logit / t): below 0.01 every hit is 0 or 1 already

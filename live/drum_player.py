@@ -27,9 +27,9 @@ from typing import TextIO
 import mido
 import numpy as np
 
-from latentlive.errors import UserError, check_range
-from live.drum_model import NO_STYLE, DrumModel, pattern_hits
-from live.playback import (
+from latentlive.core.errors import UserError, check_range
+from latentlive.live.drum_model import NO_STYLE, DrumModel, pattern_hits
+from latentlive.live.playback import (
     ALL_NOTES_OFF,  # noqa: F401 - part of this module's interface (the tests take it from here)
     LEAD_IN_S,
     POLL_S,
@@ -42,8 +42,8 @@ from live.playback import (
     stop_when_lost,
     stopped_once,
 )
-from live.ports import choose_api, open_input, open_output, server_watch
-from live.scheduler import BPM_RANGE, ClockFollower, TempoClock
+from latentlive.live.ports import choose_api, open_input, open_output, server_watch
+from latentlive.live.scheduler import BPM_RANGE, ClockFollower, TempoClock
 
 DRUM_CHANNEL = 9  # MIDI channel 10, zero-based as mido counts
 CC_Z_FIRST = 20  # CC 20 + i moves z_{i+1}

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from export.metadata import read_metadata
-from latentlive.errors import UserError
+from latentlive.core.errors import UserError
+from latentlive.export.metadata import read_metadata
 
 
 def read_model_metadata(path: str | Path, model: str, hint: str = "") -> dict[str, Any]:

@@ -15,9 +15,9 @@ from typing import Protocol
 
 import mido
 
-from latentlive.errors import UserError
-from live.ports import PORT_ERRORS
-from live.scheduler import sleep_until
+from latentlive.core.errors import UserError
+from latentlive.live.ports import PORT_ERRORS
+from latentlive.live.scheduler import sleep_until
 
 ALL_NOTES_OFF = 123
 LEAD_IN_S = 0.05  # time between opening the ports and the first step, so the first step is not late

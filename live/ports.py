@@ -26,7 +26,7 @@ from typing import Any
 import mido
 import rtmidi
 
-from latentlive.errors import UserError
+from latentlive.core.errors import UserError
 
 API_ENV = "LATENTLIVE_MIDI_API"
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import mido
 
-from latentlive.errors import UserError, check_range
-from latentlive.files import atomic_write, check_output_file
-from live.drum_model import DrumModel, pattern_hits
-from live.drum_player import DRUM_CHANNEL
-from live.scheduler import BPM_RANGE
+from latentlive.core.errors import UserError, check_range
+from latentlive.core.files import atomic_write, check_output_file
+from latentlive.live.drum_model import DrumModel, pattern_hits
+from latentlive.live.drum_player import DRUM_CHANNEL
+from latentlive.live.scheduler import BPM_RANGE
 
 TICKS_PER_BEAT = 480
 TICKS_PER_STEP = TICKS_PER_BEAT // 4

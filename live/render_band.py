@@ -15,11 +15,11 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from corpus.band_midi import read_seed_midi, rolls_to_notes, write_band_midi
-from corpus.band_rolls import measure_rolls
-from latentlive.errors import UserError
-from latentlive.files import check_output_file
-from live.band_model import BandModel
+from latentlive.core.errors import UserError
+from latentlive.core.files import check_output_file
+from latentlive.corpus.band_midi import read_seed_midi, rolls_to_notes, write_band_midi
+from latentlive.corpus.band_rolls import measure_rolls
+from latentlive.live.band_model import BandModel
 
 TASKS = ("continue", "fill", "redo")
 DEFAULT_BPM = 100.0

@@ -22,10 +22,10 @@ import soxr
 import torch
 from torch import Tensor
 
-from export.host import NNHost
-from latentlive.errors import UserError, check_range
-from latentlive.files import atomic_write, check_output_file
-from live.model_file import load_module, read_model_metadata
+from latentlive.core.errors import UserError, check_range
+from latentlive.core.files import atomic_write, check_output_file
+from latentlive.export.host import NNHost
+from latentlive.live.model_file import load_module, read_model_metadata
 
 PATH_KINDS = ("line", "circle", "walk")
 HOST_RATES = (44100, 48000)

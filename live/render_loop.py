@@ -12,11 +12,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from latentlive.errors import UserError
-from latentlive.files import atomic_write, check_output_file
-from live.drum_model import DrumModel, level_to_velocity
-from live.model_file import load_module, read_model_metadata
-from live.render import render_drums_midi
+from latentlive.core.errors import UserError
+from latentlive.core.files import atomic_write, check_output_file
+from latentlive.live.drum_model import DrumModel, level_to_velocity
+from latentlive.live.model_file import load_module, read_model_metadata
+from latentlive.live.render import render_drums_midi
 
 # Kit classes to try, in order, for each instrument of the sequencer (``corpus.drum_map`` order).
 KIT_CLASS_CHOICES = {

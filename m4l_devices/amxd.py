@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentlive.errors import UserError
-from latentlive.files import atomic_write_bytes
+from latentlive.core.errors import UserError
+from latentlive.core.files import atomic_write_bytes
 
 MIDI_EFFECT = "mmmm"
 INSTRUMENT = "iiii"

@@ -31,11 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentlive.errors import UserError
-from m4l_devices.amxd import MIDI_EFFECT, write_amxd
-from m4l_devices.common import device_path, model_file_name, model_loading, quote_atom, section_header
-from m4l_devices.loops import check_method
-from m4l_devices.patcher import Box, Param, Patcher
+from latentlive.core.errors import UserError
+from latentlive.m4l_devices.amxd import MIDI_EFFECT, write_amxd
+from latentlive.m4l_devices.common import (
+    device_path,
+    model_file_name,
+    model_loading,
+    quote_atom,
+    section_header,
+)
+from latentlive.m4l_devices.loops import check_method
+from latentlive.m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentBand"
 STEPS = 16

@@ -14,21 +14,21 @@ import re
 import shutil
 from pathlib import Path
 
-from export.metadata import read_metadata
-from latentlive.errors import UserError
-from latentlive.files import atomic_write, check_output_file, check_writable_folder
-from latentlive.runs import RunFolder
-from m4l_devices import band, drums, drumsynth, grains, loops, loops_fx
-from m4l_devices.amxd import read_amxd
-from m4l_devices.band import build_band_device
-from m4l_devices.common import device_path
-from m4l_devices.drums import build_drums_device
-from m4l_devices.drumsynth import build_kit_device
-from m4l_devices.grains import build_grains_device
-from m4l_devices.loops import build_loops_device
-from m4l_devices.loops_fx import build_loops_fx_device
-from m4l_devices.preview import draw_presentation
-from m4l_devices.validate import validate_device
+from latentlive.core.errors import UserError
+from latentlive.core.files import atomic_write, check_output_file, check_writable_folder
+from latentlive.core.runs import RunFolder
+from latentlive.export.metadata import read_metadata
+from latentlive.m4l_devices import band, drums, drumsynth, grains, loops, loops_fx
+from latentlive.m4l_devices.amxd import read_amxd
+from latentlive.m4l_devices.band import build_band_device
+from latentlive.m4l_devices.common import device_path
+from latentlive.m4l_devices.drums import build_drums_device
+from latentlive.m4l_devices.drumsynth import build_kit_device
+from latentlive.m4l_devices.grains import build_grains_device
+from latentlive.m4l_devices.loops import build_loops_device
+from latentlive.m4l_devices.loops_fx import build_loops_fx_device
+from latentlive.m4l_devices.preview import draw_presentation
+from latentlive.m4l_devices.validate import validate_device
 
 BUILDERS = {
     "drums": build_drums_device,

@@ -10,8 +10,8 @@ the loaded model or says that the file is missing.
 from collections.abc import Sequence
 from pathlib import Path
 
-from latentlive.errors import UserError
-from m4l_devices.patcher import Box, Param, Patcher, Rect
+from latentlive.core.errors import UserError
+from latentlive.m4l_devices.patcher import Box, Param, Patcher, Rect
 
 RATE_RESEND_MS = 2000  # the host rate goes to nn~ again this often (a no-op for a model that has it)
 

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentlive.errors import UserError
-from m4l_devices.amxd import INSTRUMENT, write_amxd
-from m4l_devices.common import (
+from latentlive.core.errors import UserError
+from latentlive.m4l_devices.amxd import INSTRUMENT, write_amxd
+from latentlive.m4l_devices.common import (
     device_path,
     host_rates_of,
     model_file_name,
@@ -42,7 +42,7 @@ from m4l_devices.common import (
     quote_atom,
     section_header,
 )
-from m4l_devices.patcher import Box, Param, Patcher
+from latentlive.m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentKit"
 NN_BUFFER = 512  # nn~ threaded delay: 2 x 512 - 64 samples, about 22 ms at 44.1 kHz

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentlive.errors import UserError
-from m4l_devices.amxd import INSTRUMENT, write_amxd
-from m4l_devices.common import (
+from latentlive.core.errors import UserError
+from latentlive.m4l_devices.amxd import INSTRUMENT, write_amxd
+from latentlive.m4l_devices.common import (
     device_path,
     host_rates_of,
     model_file_name,
@@ -46,7 +46,7 @@ from m4l_devices.common import (
     quote_atom,
     section_header,
 )
-from m4l_devices.loops import (
+from latentlive.m4l_devices.loops import (
     DIAL_H,
     DIAL_STEP_X,
     DIAL_STEP_Y,
@@ -64,7 +64,7 @@ from m4l_devices.loops import (
     small_dial,
     smoothed,
 )
-from m4l_devices.patcher import Box, Param, Patcher
+from latentlive.m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentGrains"
 NN_BUFFER = 1024  # four latent frames per call; threaded delay 2 x 1024 - 64 samples, ~45 ms at 44.1 kHz

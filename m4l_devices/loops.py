@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentlive.errors import UserError
-from m4l_devices.amxd import INSTRUMENT, write_amxd
-from m4l_devices.common import (
+from latentlive.core.errors import UserError
+from latentlive.m4l_devices.amxd import INSTRUMENT, write_amxd
+from latentlive.m4l_devices.common import (
     device_path,
     host_rates_of,
     model_file_name,
@@ -49,7 +49,7 @@ from m4l_devices.common import (
     quote_atom,
     section_header,
 )
-from m4l_devices.patcher import Box, Param, Patcher
+from latentlive.m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentLoops"
 NN_BUFFER = 2048  # a multiple of the latent ratio 256; nn~ delay 2 x 2048 - 64 samples per nn~

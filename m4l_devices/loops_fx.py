@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latentlive.errors import UserError
-from m4l_devices.amxd import AUDIO_EFFECT, write_amxd
-from m4l_devices.common import (
+from latentlive.core.errors import UserError
+from latentlive.m4l_devices.amxd import AUDIO_EFFECT, write_amxd
+from latentlive.m4l_devices.common import (
     device_path,
     host_rates_of,
     model_file_name,
@@ -29,7 +29,7 @@ from m4l_devices.common import (
     quote_atom,
     section_header,
 )
-from m4l_devices.loops import (
+from latentlive.m4l_devices.loops import (
     DIAL_H,
     DIAL_STEP_X,
     DIAL_W,
@@ -47,7 +47,7 @@ from m4l_devices.loops import (
     small_dial,
     smoothed,
 )
-from m4l_devices.patcher import Box, Param, Patcher
+from latentlive.m4l_devices.patcher import Box, Param, Patcher
 
 DEVICE_NAME = "LatentLoopsFX"
 SCALE_RANGE = 2.0  # Scale k spans -2..2 (negative flips the dimension)

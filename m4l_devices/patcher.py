@@ -14,7 +14,7 @@ that does not exist fails when the device is built, not when Live opens it::
 from dataclasses import dataclass, field
 from typing import Any
 
-from m4l_devices.max_objects import ObjectIO, object_io
+from latentlive.m4l_devices.max_objects import ObjectIO, object_io
 
 LIVE_DEVICE_HEIGHT = 169  # the height of every device in Live's device view, in pixels
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import matplotlib
 
-from latentlive.files import atomic_write
+from latentlive.core.files import atomic_write
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import patches  # noqa: E402
 
-from m4l_devices.amxd import read_amxd  # noqa: E402
-from m4l_devices.patcher import LIVE_DEVICE_HEIGHT  # noqa: E402
+from latentlive.m4l_devices.amxd import read_amxd  # noqa: E402
+from latentlive.m4l_devices.patcher import LIVE_DEVICE_HEIGHT  # noqa: E402
 
 BG = "#1e1e1e"  # device background
 PANEL = "#2d2d2d"

@@ -10,16 +10,16 @@ file name only (a folder of the building machine would not exist where the devic
 from pathlib import Path
 from typing import Any
 
-from latentlive.errors import UserError
-from m4l_devices.amxd import DEVICE_TYPES, read_amxd
-from m4l_devices.max_objects import (
+from latentlive.core.errors import UserError
+from latentlive.m4l_devices.amxd import DEVICE_TYPES, read_amxd
+from latentlive.m4l_devices.max_objects import (
     LIVE_PARAMETER_CLASSES,
     UnknownObjectError,
     object_io,
     object_name,
     split_box_text,
 )
-from m4l_devices.patcher import LIVE_DEVICE_HEIGHT
+from latentlive.m4l_devices.patcher import LIVE_DEVICE_HEIGHT
 
 
 def validate_device(path: str | Path) -> list[str]:

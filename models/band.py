@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.vae import GaussianPosterior
+from latentlive.models.vae import GaussianPosterior
 
 STEPS = 16
 ONSET, SOUNDING, DURATION = 0, 1, 2

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from models.band import DURATION, ONSET, PITCHES, SOUNDING
+from latentlive.models.band import DURATION, ONSET, PITCHES, SOUNDING
 
 SCALE_SIZE = 7
 # Interval classes that clash when two parts sound them together: semitone, tone, tritone.

@@ -4,7 +4,7 @@ import gin
 import torch
 from torch import Tensor, nn
 
-from models.vae import GaussianPosterior, LabelConditioning, reparameterize
+from latentlive.models.vae import GaussianPosterior, LabelConditioning, reparameterize
 
 
 def _mlp(sizes: list[int], dropout: float) -> nn.Sequential:

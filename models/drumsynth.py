@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.vae import GaussianPosterior, LabelConditioning, reparameterize
+from latentlive.models.vae import GaussianPosterior, LabelConditioning, reparameterize
 
 
 def full_rate_magnitude(logmag: Tensor, time_pool: int) -> Tensor:

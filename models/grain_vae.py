@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.vae import GaussianPosterior, reparameterize
+from latentlive.models.vae import GaussianPosterior, reparameterize
 
 
 def strided_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int) -> Tensor:

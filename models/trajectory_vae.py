@@ -23,7 +23,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.vae import GaussianPosterior, gaussian_nll, kl_gaussians, kl_standard_normal, reparameterize
+from latentlive.models.vae import (
+    GaussianPosterior,
+    gaussian_nll,
+    kl_gaussians,
+    kl_standard_normal,
+    reparameterize,
+)
 
 
 class TrajectoryVAEOutput(NamedTuple):

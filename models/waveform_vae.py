@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.vae import GaussianPosterior, reparameterize
+from latentlive.models.vae import GaussianPosterior, reparameterize
 
 
 def _output_delay(right_pad: int, stride: int, delay: int) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from m4l_devices.amxd import read_amxd
+from latentlive.m4l_devices.amxd import read_amxd
 
 
 class DeviceGraph:

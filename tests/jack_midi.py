@@ -8,8 +8,8 @@ import time
 
 import mido
 
-from live import ports
-from live.playback import ALL_NOTES_OFF
+from latentlive.live import ports
+from latentlive.live.playback import ALL_NOTES_OFF
 
 API = "jack"
 

@@ -13,12 +13,12 @@ import pytest
 import soundfile
 import soxr
 
-import corpus.grains
-import corpus.loops
-from corpus.audio_folder import read_audio, reading_summary
-from corpus.grains import load_grains
-from corpus.loops import load_loops
-from corpus.one_shots import load_one_shots
+import latentlive.corpus.grains
+import latentlive.corpus.loops
+from latentlive.corpus.audio_folder import read_audio, reading_summary
+from latentlive.corpus.grains import load_grains
+from latentlive.corpus.loops import load_loops
+from latentlive.corpus.one_shots import load_one_shots
 
 
 def write_noise(path: Path, seconds: float, rate: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -87,8 +87,8 @@ def test_loop_and_grain_corpora_take_the_first_part_of_a_long_file_and_say_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the readers' limits (10 and 15 minutes) scaled down to seconds, so the file stays small
-    monkeypatch.setattr(corpus.grains, "MAX_READ_S", 3.0)
-    monkeypatch.setattr(corpus.loops, "MAX_READ_S", 9.0)
+    monkeypatch.setattr(latentlive.corpus.grains, "MAX_READ_S", 3.0)
+    monkeypatch.setattr(latentlive.corpus.loops, "MAX_READ_S", 9.0)
     write_noise(tmp_path / "one" / "take 120bpm.wav", 12.0, 16000, 2)
     lines: list[str] = []
     grains = load_grains(tmp_path / "one", grain_size=256, max_grains=200, log=lines.append)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from midi_files import save_midi
 
-from corpus.band_midi import (
+from latentlive.core.errors import UserError
+from latentlive.corpus.band_midi import (
     DURATION,
     MAX_DURATION,
     ONSET,
@@ -24,7 +25,6 @@ from corpus.band_midi import (
     window_rolls,
     write_band_midi,
 )
-from latentlive.errors import UserError
 
 TPQ = 96
 SIXTEENTH = TPQ // 4
@@ -134,7 +134,7 @@ def song_folder(tmp_path: Path) -> Path:
 
 def test_constants_agree_with_the_model():
     assert (STEPS, ONSET, SOUNDING, DURATION, MAX_DURATION, PITCHES) == (16, 0, 1, 2, 32, 128)
-    from models import band
+    from latentlive.models import band
 
     assert (band.STEPS, band.ONSET, band.SOUNDING, band.DURATION) == (STEPS, ONSET, SOUNDING, DURATION)
     assert (band.MAX_DURATION, band.PITCHES) == (MAX_DURATION, PITCHES)

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from export.band import BandExport, build_band_export, uniform_noise
-from export.host import NNHost, load_ts
-from export.metadata import read_metadata
-from latentlive.runs import load_checkpoint
-from models.band import BandRMVAE, load_main_model, onsets_to_roll, tokens_to_roll
+from latentlive.core.runs import load_checkpoint
+from latentlive.export.band import BandExport, build_band_export, uniform_noise
+from latentlive.export.host import NNHost, load_ts
+from latentlive.export.metadata import read_metadata
+from latentlive.models.band import BandRMVAE, load_main_model, onsets_to_roll, tokens_to_roll
 
 STEPS = 16
 SAMPLES_PER_STEP = 300  # a measure (4800 samples) is longer than any buffer used here

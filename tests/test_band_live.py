@@ -18,16 +18,16 @@ import pytest
 from jack_midi import API, Recorder, sender_to
 from midi_files import track_notes
 
-from corpus.band_midi import read_seed_midi, rolls_to_notes, write_band_midi
-from corpus.band_rolls import BandPiece, measure_rolls, sort_notes
 from latentlive.cli import main
-from latentlive.errors import UserError
-from live import ports
-from live.band_model import BandModel
-from live.band_player import BandPlayer, play_band
-from live.playback import ALL_NOTES_OFF
-from live.render_band import continue_piece, fill_part
-from live.scheduler import CLOCKS_PER_STEP, ClockFollower
+from latentlive.core.errors import UserError
+from latentlive.corpus.band_midi import read_seed_midi, rolls_to_notes, write_band_midi
+from latentlive.corpus.band_rolls import BandPiece, measure_rolls, sort_notes
+from latentlive.live import ports
+from latentlive.live.band_model import BandModel
+from latentlive.live.band_player import BandPlayer, play_band
+from latentlive.live.playback import ALL_NOTES_OFF
+from latentlive.live.render_band import continue_piece, fill_part
+from latentlive.live.scheduler import CLOCKS_PER_STEP, ClockFollower
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STEPS = 16
@@ -357,7 +357,7 @@ def test_bad_player_settings_are_one_line_user_errors(band, band_ts, tmp_path):
 
 def test_bench_band_writes_the_prediction_times_and_the_jitter(jack_server, band_ts, tmp_path, monkeypatch):
     """A smoke test of ``latentlive bench band --model``: the figures are there (not their values)."""
-    from export import bench
+    from latentlive.export import bench
 
     monkeypatch.setattr(bench, "BAND_REPEATS", 20)
     monkeypatch.setattr(bench, "BAND_JITTER_MEASURES", 3)

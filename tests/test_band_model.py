@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-import corpus.band_rolls as rolls_module
-from models import band
-from models.band import (
+import latentlive.corpus.band_rolls as rolls_module
+from latentlive.models import band
+from latentlive.models.band import (
     HOLD,
     REST,
     BandRMVAE,

@@ -8,19 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from corpus.band_midi import BandCorpus, BandPiece
-from latentlive.tasks.band import BandTask
-from latentlive.tasks.band_eval import (
-    accompaniment_scores,
-    frequent_pitch_baseline,
-    note_correct,
-    repeat_baseline,
-    summarise,
-    token_correct,
-)
-from latentlive.training import weighted_total
-from models.band import HOLD, REST, load_main_model, sounding_pitch, tokens_to_roll
-from models.band_objective import (
+from latentlive.corpus.band_midi import BandCorpus, BandPiece
+from latentlive.models.band import HOLD, REST, load_main_model, sounding_pitch, tokens_to_roll
+from latentlive.models.band_objective import (
     clash_matrix,
     harmony_penalty,
     local_scale,
@@ -30,6 +20,16 @@ from models.band_objective import (
     rhythm_penalty,
     scale_penalty,
     sounding_classes,
+)
+from latentlive.training.loop import weighted_total
+from latentlive.training.tasks.band import BandTask
+from latentlive.training.tasks.band_eval import (
+    accompaniment_scores,
+    frequent_pitch_baseline,
+    note_correct,
+    repeat_baseline,
+    summarise,
+    token_correct,
 )
 
 PARTS = ["soprano", "alto", "tenor", "bass"]

@@ -12,9 +12,9 @@ import pytest
 from midi_files import save_midi, track_notes
 
 from latentlive.cli import main
-from latentlive.runs import load_checkpoint
-from live.band_model import BandModel
-from live.band_player import BandPlayer
+from latentlive.core.runs import load_checkpoint
+from latentlive.live.band_model import BandModel
+from latentlive.live.band_player import BandPlayer
 
 TPQ = 96
 SIXTEENTH = TPQ // 4

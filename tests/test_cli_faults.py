@@ -18,8 +18,8 @@ import pytest
 from cli_process import ROOT, assert_one_clear_line, run_cli
 from jack_midi import Recorder
 
-import live.band_player
-import live.drum_player
+import latentlive.live.band_player
+import latentlive.live.drum_player
 from latentlive.cli import OPTION_RANGES, build_parser, guarded, main
 
 TINY = str(ROOT / "gin" / "drums_tiny.gin")
@@ -157,8 +157,8 @@ def test_every_numeric_option_of_play_and_render_has_a_range():
 def test_play_hands_every_option_it_accepts_to_the_player(monkeypatch):
     """``play drums --bars 1`` once played on and on: each option given must reach the player."""
     calls = {}
-    monkeypatch.setattr(live.drum_player, "play_drums", lambda model, **kw: calls.update(drums=kw))
-    monkeypatch.setattr(live.band_player, "play_band", lambda model, **kw: calls.update(band=kw))
+    monkeypatch.setattr(latentlive.live.drum_player, "play_drums", lambda model, **kw: calls.update(drums=kw))
+    monkeypatch.setattr(latentlive.live.band_player, "play_band", lambda model, **kw: calls.update(band=kw))
     common = ["--model", "m.ts", "--port", "out", "--in-port", "in", "--bpm", "100", "--clock", "--bars", "1"]
     common += ["--api", "jack", "--temperature", "0.5"]
     drums = ["--style", "2", "--z", "0.5,-1", "--threshold", "0.3"]

@@ -8,11 +8,17 @@ import mido
 import numpy as np
 import pytest
 
-from corpus.drum_corpus import DrumCorpus, load_drum_corpus, split_by_index
-from corpus.drum_map import DEFAULT_NOTES, INSTRUMENT_NAMES, NOTE_TO_CLASS, note_to_class
-from corpus.drum_midi import UnreadableMidiError, drum_examples_from_midi, read_drum_midi
-from corpus.drum_styles import STYLE_BPM, STYLE_NAMES, generate_pattern, generate_style_corpus, write_midi
-from latentlive.errors import UserError
+from latentlive.core.errors import UserError
+from latentlive.corpus.drum_corpus import DrumCorpus, load_drum_corpus, split_by_index
+from latentlive.corpus.drum_map import DEFAULT_NOTES, INSTRUMENT_NAMES, NOTE_TO_CLASS, note_to_class
+from latentlive.corpus.drum_midi import UnreadableMidiError, drum_examples_from_midi, read_drum_midi
+from latentlive.corpus.drum_styles import (
+    STYLE_BPM,
+    STYLE_NAMES,
+    generate_pattern,
+    generate_style_corpus,
+    write_midi,
+)
 
 K, S, CH, OH, LT, MT, HT, CR, RD = range(9)
 TPQ = 96  # not 480, so nothing depends on the writer's resolution

@@ -10,18 +10,18 @@ import soundfile as sf
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from corpus.drum_synth import synthesise
 from latentlive.cli import main
-from latentlive.metrics import (
+from latentlive.core.runs import load_checkpoint
+from latentlive.corpus.drum_synth import synthesise
+from latentlive.models.drum_classifier import classify, train_classifier
+from latentlive.models.drumsynth import DrumSynthVAE
+from latentlive.training.metrics import (
     log_spectral_distance,
     mutual_information_gap,
     r2_per_factor,
     spectral_convergence,
 )
-from latentlive.runs import load_checkpoint
-from latentlive.tasks.drumsynth import DrumSynthTask, per_class_mmd
-from models.drum_classifier import classify, train_classifier
-from models.drumsynth import DrumSynthVAE
+from latentlive.training.tasks.drumsynth import DrumSynthTask, per_class_mmd
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,13 +12,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from export.drumsynth import fft_resample
-from export.host import UNINITIALISED_RATE, NNHost, deliver_host_rate, load_ts
-from export.metadata import read_metadata
 from latentlive.cli import main
-from latentlive.errors import UserError
-from live.drum_model import level_to_velocity
-from live.render_loop import mix_loop, render_loop_wav
+from latentlive.core.errors import UserError
+from latentlive.export.drumsynth import fft_resample
+from latentlive.export.host import UNINITIALISED_RATE, NNHost, deliver_host_rate, load_ts
+from latentlive.export.metadata import read_metadata
+from latentlive.live.drum_model import level_to_velocity
+from latentlive.live.render_loop import mix_loop, render_loop_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,10 @@ def synth(drumsynth_ts: Path) -> torch.jit.ScriptModule:
 def test_saved_file_honours_the_contract_in_a_separate_process(drumsynth_ts: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "export.contract", str(drumsynth_ts)], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "latentlive.export.contract", str(drumsynth_ts)],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["problems"] == []

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from export.exporter import export_run
-from export.host import NNHost, load_ts, threaded_delay
-from export.metadata import read_metadata
-from latentlive.errors import UserError
-from latentlive.runs import load_checkpoint
-from models.drums import PatternVAE
+from latentlive.core.errors import UserError
+from latentlive.core.runs import load_checkpoint
+from latentlive.export.exporter import export_run
+from latentlive.export.host import NNHost, load_ts, threaded_delay
+from latentlive.export.metadata import read_metadata
+from latentlive.models.drums import PatternVAE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def eager_model(drums_run: Path) -> PatternVAE:
 def test_saved_file_honours_the_contract_in_a_separate_torch_process(drums_ts: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "export.contract", str(drums_ts)],
+        [sys.executable, "-m", "latentlive.export.contract", str(drums_ts)],
         capture_output=True,
         text=True,
         env=env,

@@ -6,11 +6,11 @@ import gin
 import pytest
 import torch
 
-from export.exporter import export_run
-from latentlive.config import parse_gin
-from latentlive.errors import UserError
-from latentlive.runs import RunFolder
-from latentlive.training import train
+from latentlive.core.errors import UserError
+from latentlive.core.runs import RunFolder
+from latentlive.export.exporter import export_run
+from latentlive.training.config import parse_gin
+from latentlive.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 GIN_FILES = sorted(p.name for p in (ROOT / "gin").glob("*.gin") if p.name != "base.gin")

@@ -12,12 +12,12 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import Tensor, nn
 
-from corpus.grains import frame_sound
 from latentlive.cli import main
-from latentlive.runs import load_checkpoint
-from latentlive.tasks.base import TensorData
-from latentlive.tasks.grain import GrainTask, principal_axes
-from models.grain_vae import GrainVAE
+from latentlive.core.runs import load_checkpoint
+from latentlive.corpus.grains import frame_sound
+from latentlive.models.grain_vae import GrainVAE
+from latentlive.training.tasks.base import TensorData
+from latentlive.training.tasks.grain import GrainTask, principal_axes
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAIN, HOP, RATE = 256, 64, 22050

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from corpus import grains as grains_module
-from corpus.grains import (
+from latentlive.core.errors import UserError
+from latentlive.corpus import grains as grains_module
+from latentlive.corpus.grains import (
     PEAK,
     SILENT_GRAIN_RMS,
     SKIP_KEYS,
@@ -16,8 +17,7 @@ from corpus.grains import (
     load_grains,
     overlap_add,
 )
-from corpus.textures import ENVELOPES, SOURCES, generate_textures
-from latentlive.errors import UserError
+from latentlive.corpus.textures import ENVELOPES, SOURCES, generate_textures
 
 SR = 22050
 GRAIN = 1024

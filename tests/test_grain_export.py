@@ -14,15 +14,15 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
-from export.grain import GrainExport, GrainPlan, GrainStreams
-from export.host import UNINITIALISED_RATE, NNHost, deliver_host_rate, load_ts, reload
-from export.metadata import read_metadata
 from latentlive.cli import main
-from latentlive.runs import load_checkpoint
-from m4l_devices.amxd import INSTRUMENT, read_amxd
-from m4l_devices.validate import validate_device
-from models.grain_vae import GrainVAE
-from models.resample import LatentRateConverter, StreamingResampler
+from latentlive.core.runs import load_checkpoint
+from latentlive.export.grain import GrainExport, GrainPlan, GrainStreams
+from latentlive.export.host import UNINITIALISED_RATE, NNHost, deliver_host_rate, load_ts, reload
+from latentlive.export.metadata import read_metadata
+from latentlive.m4l_devices.amxd import INSTRUMENT, read_amxd
+from latentlive.m4l_devices.validate import validate_device
+from latentlive.models.grain_vae import GrainVAE
+from latentlive.models.resample import LatentRateConverter, StreamingResampler
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = 44100
@@ -77,7 +77,10 @@ def peak_frequency(audio: Tensor, rate: int) -> float:
 def test_saved_file_honours_the_contract_in_a_separate_process(grain_ts: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "export.contract", str(grain_ts)], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "latentlive.export.contract", str(grain_ts)],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
@@ -349,7 +352,7 @@ def test_render_grain_refuses_to_overwrite_and_bad_inputs_in_one_line(
 
 
 def test_a_walk_is_seeded_and_bounded() -> None:
-    from live.render_grain import WALK_BOUND, knob_path
+    from latentlive.live.render_grain import WALK_BOUND, knob_path
 
     first, again, other = (knob_path("walk", 8, 2000, 172.0, seed) for seed in (3, 3, 4))
     assert np.array_equal(first, again) and not np.array_equal(first, other)

@@ -9,10 +9,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.grain_vae import GrainDecoder, GrainVAE, playing_decoder, strided_conv, transposed_conv
-from models.granular import GranularEngine
-from models.spectral import multiscale_spectral_distance
-from models.vae import gaussian_nll, kl_standard_normal
+from latentlive.models.grain_vae import GrainDecoder, GrainVAE, playing_decoder, strided_conv, transposed_conv
+from latentlive.models.granular import GranularEngine
+from latentlive.models.spectral import multiscale_spectral_distance
+from latentlive.models.vae import gaussian_nll, kl_standard_normal
 
 RATE = 22050
 

@@ -11,14 +11,16 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import Tensor, nn
 
-from corpus.drum_corpus import split_by_group
-from corpus.grains import frame_sound, load_grains
-from latentlive.cache import cache_dir
 from latentlive.cli import main
-from latentlive.config import parse_gin
-from latentlive.runs import load_checkpoint
-from latentlive.tasks.base import TensorData
-from latentlive.tasks.grain_prior import (
+from latentlive.core.cache import cache_dir
+from latentlive.core.runs import load_checkpoint
+from latentlive.corpus.drum_corpus import split_by_group
+from latentlive.corpus.grains import frame_sound, load_grains
+from latentlive.models.grain_vae import GrainVAE
+from latentlive.training.config import parse_gin
+from latentlive.training.loop import weighted_total
+from latentlive.training.tasks.base import TensorData
+from latentlive.training.tasks.grain_prior import (
     GrainPriorTask,
     cut_windows,
     sequence_audio,
@@ -26,8 +28,6 @@ from latentlive.tasks.grain_prior import (
     window_samples,
     window_starts,
 )
-from latentlive.training import weighted_total
-from models.grain_vae import GrainVAE
 
 ROOT = Path(__file__).resolve().parents[1]
 PRIOR_TINY = str(ROOT / "gin" / "grain_prior_tiny.gin")

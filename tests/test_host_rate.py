@@ -8,8 +8,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from export.contract import BAD_SETTER_VALUES, check_setters, check_silent_until_told, check_warmed_paths
-from export.host import (
+from latentlive.export.contract import (
+    BAD_SETTER_VALUES,
+    check_setters,
+    check_silent_until_told,
+    check_warmed_paths,
+)
+from latentlive.export.host import (
     UNINITIALISED_RATE,
     HostError,
     NNHost,
@@ -18,8 +23,8 @@ from export.host import (
     reload,
     set_attribute,
 )
-from export.host_rate import HostRateModule
-from export.metadata import read_metadata
+from latentlive.export.host_rate import HostRateModule
+from latentlive.export.metadata import read_metadata
 
 KINDS = ("drums", "drumsynth", "techno", "techno_prior", "grain", "band")
 

@@ -20,11 +20,11 @@ import torch
 from jack_midi import API, Recorder
 from jack_midi import sender_to as _sender
 
-from export.metadata import read_metadata
-from latentlive.errors import UserError
-from live import ports
-from live.drum_model import DrumModel, level_to_velocity, pattern_hits
-from live.drum_player import (
+from latentlive.core.errors import UserError
+from latentlive.export.metadata import read_metadata
+from latentlive.live import ports
+from latentlive.live.drum_model import DrumModel, level_to_velocity, pattern_hits
+from latentlive.live.drum_player import (
     ALL_NOTES_OFF,
     CC_STYLE,
     CC_Z_COUNT,
@@ -35,8 +35,8 @@ from live.drum_player import (
     cc_to_style,
     play_drums,
 )
-from live.render import TICKS_PER_STEP, render_drums_midi
-from live.scheduler import CLOCKS_PER_STEP, ClockFollower, TempoClock, sleep_until
+from latentlive.live.render import TICKS_PER_STEP, render_drums_midi
+from latentlive.live.scheduler import CLOCKS_PER_STEP, ClockFollower, TempoClock, sleep_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # A note on may come this much off the step grid: JACK delivers MIDI once per 5.3 ms period, and the rest is
@@ -329,7 +329,7 @@ def test_play_drums_connects_to_an_existing_port_named_by_port(jack_server, drum
 
 def test_sigterm_stops_a_player_process_with_all_notes_released(jack_server, drums_ts):
     code = (
-        "from live.drum_player import play_drums; "
+        "from latentlive.live.drum_player import play_drums; "
         f"play_drums({str(drums_ts)!r}, port='ll test sigterm', bpm=240.0, api='jack')"
     )
     process = subprocess.Popen(

@@ -10,15 +10,15 @@ import pytest
 import torch
 from device_graph import DeviceGraph
 
-from export.metadata import read_metadata
 from latentlive.cli import main
-from latentlive.errors import UserError
-from m4l_devices.amxd import read_amxd
-from m4l_devices.band import LOOK_AHEAD, NN_BUFFER, build_band_device, part_channels
-from m4l_devices.build import BUILDERS
-from m4l_devices.max_objects import split_box_text
-from m4l_devices.preview import draw_presentation
-from m4l_devices.validate import validate_device
+from latentlive.core.errors import UserError
+from latentlive.export.metadata import read_metadata
+from latentlive.m4l_devices.amxd import read_amxd
+from latentlive.m4l_devices.band import LOOK_AHEAD, NN_BUFFER, build_band_device, part_channels
+from latentlive.m4l_devices.build import BUILDERS
+from latentlive.m4l_devices.max_objects import split_box_text
+from latentlive.m4l_devices.preview import draw_presentation
+from latentlive.m4l_devices.validate import validate_device
 
 MODEL = "/models/my band/band.ts"
 CHORALE = (["soprano", "alto", "tenor", "bass"], ["mono", "mono", "mono", "mono"], 4)

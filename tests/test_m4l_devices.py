@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from latentlive.errors import UserError
-from m4l_devices.amxd import MIDI_EFFECT, read_amxd, write_amxd
-from m4l_devices.drums import build_drums_device
-from m4l_devices.max_objects import UnknownObjectError, object_io, split_box_text
-from m4l_devices.patcher import Param, Patcher
-from m4l_devices.preview import draw_presentation
-from m4l_devices.validate import validate_device
+from latentlive.core.errors import UserError
+from latentlive.m4l_devices.amxd import MIDI_EFFECT, read_amxd, write_amxd
+from latentlive.m4l_devices.drums import build_drums_device
+from latentlive.m4l_devices.max_objects import UnknownObjectError, object_io, split_box_text
+from latentlive.m4l_devices.patcher import Param, Patcher
+from latentlive.m4l_devices.preview import draw_presentation
+from latentlive.m4l_devices.validate import validate_device
 
 INSTRUMENTS = ["Kick", "Snare", "Closed HH", "Open HH", "Low Tom", "Mid Tom", "High Tom", "Crash", "Ride"]
 GM_NOTES = [36, 38, 42, 46, 45, 48, 50, 49, 51]

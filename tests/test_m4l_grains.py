@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 from device_graph import DeviceGraph
 
-from latentlive.errors import UserError
-from m4l_devices.amxd import read_amxd
-from m4l_devices.grains import build_grains_device
-from m4l_devices.preview import draw_presentation
-from m4l_devices.validate import validate_device
+from latentlive.core.errors import UserError
+from latentlive.m4l_devices.amxd import read_amxd
+from latentlive.m4l_devices.grains import build_grains_device
+from latentlive.m4l_devices.preview import draw_presentation
+from latentlive.m4l_devices.validate import validate_device
 
 MODEL = "/models/my grains/grain.ts"  # nn~ gets the file name; the file need not exist to build
 LATENCY = 2048

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from device_graph import DeviceGraph
 
-from export.metadata import read_metadata
 from latentlive.cli import main
-from m4l_devices.common import host_rates_of
+from latentlive.export.metadata import read_metadata
+from latentlive.m4l_devices.common import host_rates_of
 
 KINDS = ("drums", "drumsynth", "techno", "techno_prior", "grain", "band")
 

@@ -5,11 +5,11 @@ from typing import Any
 
 import pytest
 
-from latentlive.errors import UserError
-from m4l_devices.amxd import read_amxd
-from m4l_devices.drumsynth import build_kit_device
-from m4l_devices.preview import draw_presentation
-from m4l_devices.validate import validate_device
+from latentlive.core.errors import UserError
+from latentlive.m4l_devices.amxd import read_amxd
+from latentlive.m4l_devices.drumsynth import build_kit_device
+from latentlive.m4l_devices.preview import draw_presentation
+from latentlive.m4l_devices.validate import validate_device
 
 CLASSES = ["kick", "snare", "clap", "closed_hat", "open_hat", "tom", "rim", "cymbal"]
 GM = {

@@ -6,13 +6,13 @@ from typing import Any
 import pytest
 from device_graph import DeviceGraph
 
-from latentlive.errors import UserError
-from m4l_devices.amxd import read_amxd
-from m4l_devices.loops import build_loops_device
-from m4l_devices.loops_fx import build_loops_fx_device
-from m4l_devices.max_objects import split_box_text
-from m4l_devices.preview import draw_presentation
-from m4l_devices.validate import validate_device
+from latentlive.core.errors import UserError
+from latentlive.m4l_devices.amxd import read_amxd
+from latentlive.m4l_devices.loops import build_loops_device
+from latentlive.m4l_devices.loops_fx import build_loops_fx_device
+from latentlive.m4l_devices.max_objects import split_box_text
+from latentlive.m4l_devices.preview import draw_presentation
+from latentlive.m4l_devices.validate import validate_device
 
 MODEL_DIR = "/models/my techno"
 LATENCY = 512

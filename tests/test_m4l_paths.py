@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from export.metadata import read_metadata
 from latentlive.cli import main
-from latentlive.errors import UserError
-from m4l_devices.amxd import MIDI_EFFECT, read_amxd, write_amxd
-from m4l_devices.build import build_devices_for_run
-from m4l_devices.drums import DrumsSpec, drums_patcher
-from m4l_devices.max_objects import split_box_text
-from m4l_devices.validate import validate_device
+from latentlive.core.errors import UserError
+from latentlive.export.metadata import read_metadata
+from latentlive.m4l_devices.amxd import MIDI_EFFECT, read_amxd, write_amxd
+from latentlive.m4l_devices.build import build_devices_for_run
+from latentlive.m4l_devices.drums import DrumsSpec, drums_patcher
+from latentlive.m4l_devices.max_objects import split_box_text
+from latentlive.m4l_devices.validate import validate_device
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("drums", "drumsynth", "techno", "techno_prior", "grain", "band")

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpus.band_rolls import STEPS
-from corpus.drum_corpus import load_drum_corpus
-from corpus.drum_midi import read_drum_midi
-from corpus.midi_length import MAX_MIDI_BEATS
-from corpus.multipart_midi import read_multipart_midi
-from latentlive.errors import UserError
+from latentlive.core.errors import UserError
+from latentlive.corpus.band_rolls import STEPS
+from latentlive.corpus.drum_corpus import load_drum_corpus
+from latentlive.corpus.drum_midi import read_drum_midi
+from latentlive.corpus.midi_length import MAX_MIDI_BEATS
+from latentlive.corpus.multipart_midi import read_multipart_midi
 
 # A reader of a file of a few hundred bytes needs a few MB at most; without the length bound the 36-byte
 # file below needed 957 MB.

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from latentlive.errors import UserError
-from live.model_file import load_module, metadata_fields, read_model_metadata
+from latentlive.core.errors import UserError
+from latentlive.live.model_file import load_module, metadata_fields, read_model_metadata
 
 
 def test_an_export_of_the_right_kind_opens_with_its_methods(drums_ts: Path):

@@ -13,15 +13,15 @@ from types import SimpleNamespace
 import mido
 import pytest
 
-import live.band_player
-import live.drum_player
-import live.playback
-import live.scheduler
-from live.band_model import BandModel
-from live.drum_model import DrumModel
-from live.drum_player import DrumPlayer
-from live.playback import NoteOutput
-from live.scheduler import CLOCKS_PER_STEP, ClockFollower
+import latentlive.live.band_player
+import latentlive.live.drum_player
+import latentlive.live.playback
+import latentlive.live.scheduler
+from latentlive.live.band_model import BandModel
+from latentlive.live.drum_model import DrumModel
+from latentlive.live.drum_player import DrumPlayer
+from latentlive.live.playback import NoteOutput
+from latentlive.live.scheduler import CLOCKS_PER_STEP, ClockFollower
 
 
 class FakeClock:
@@ -54,7 +54,12 @@ class FakeClock:
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Put this clock in place of real time in the players' modules."""
         fake_time = SimpleNamespace(perf_counter=self.perf_counter, time=self.perf_counter)
-        for module in (live.scheduler, live.playback, live.drum_player, live.band_player):
+        for module in (
+            latentlive.live.scheduler,
+            latentlive.live.playback,
+            latentlive.live.drum_player,
+            latentlive.live.band_player,
+        ):
             monkeypatch.setattr(module, "time", fake_time)
             if hasattr(module, "sleep_until"):
                 monkeypatch.setattr(module, "sleep_until", self.sleep_until)
@@ -159,7 +164,9 @@ def test_band_player_keeps_one_sounding_note_per_channel_and_pitch(band_ts, monk
     clock.install(monkeypatch)
     output = ListOutput()
     follower = ClockFollower() if following else None
-    player = live.band_player.BandPlayer(band, output, part=0, bpm=480.0, temperature=2.0, follower=follower)
+    player = latentlive.live.band_player.BandPlayer(
+        band, output, part=0, bpm=480.0, temperature=2.0, follower=follower
+    )
     bars = 4
     if follower is not None:
         clock_bursts(follower, clock, bars * band.steps, seed=5)

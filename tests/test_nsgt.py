@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from export.nsgt_bench import NumpyWithIntegerClip
-from models.nsgt import NSGT, LogScale, MelScale, OctaveScale, fast_length, make_scale, mel_to_hz
+from latentlive.bench.nsgt import NumpyWithIntegerClip
+from latentlive.models.nsgt import NSGT, LogScale, MelScale, OctaveScale, fast_length, make_scale, mel_to_hz
 
 with warnings.catch_warnings():
     # the reference warns that it falls back to numpy.fft and lacks its optional audio I/O
@@ -172,7 +172,7 @@ def test_bad_settings_raise_clear_errors():
 
 
 def test_bench_reports_times_and_ratios_for_both_implementations():
-    from export.nsgt_bench import bench_nsgt
+    from latentlive.bench.nsgt import bench_nsgt
 
     report = bench_nsgt(length=4096, repeats=1, bins=6)
     for name in ("float32", "float64", "float32_fast_frames"):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from corpus.drum_synth import (
+from latentlive.core.errors import UserError
+from latentlive.corpus.drum_synth import (
     CLASS_FACTORS,
     FACTOR_NAMES,
     PEAK,
@@ -14,15 +15,14 @@ from corpus.drum_synth import (
     generate_synth_corpus,
     synthesise,
 )
-from corpus.one_shots import ONSET_PREROLL_S, SKIP_KEYS, load_one_shots, prepare_one_shot
-from corpus.soundfont_kit import (
+from latentlive.corpus.one_shots import ONSET_PREROLL_S, SKIP_KEYS, load_one_shots, prepare_one_shot
+from latentlive.corpus.soundfont_kit import (
     SOUNDFONT_PARAM_NAMES,
     kit_sounds,
     render,
     soundfont_one_shots,
     soundfont_one_shots_per_class,
 )
-from latentlive.errors import UserError
 
 SR = 22050
 LENGTH = 4096

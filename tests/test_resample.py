@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from models.resample import (
+from latentlive.models.resample import (
     CountStage,
     LatentRateConverter,
     SampleFifo,

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import latentlive.files
-import latentlive.runs
+import latentlive.core.files
+import latentlive.core.runs
 from latentlive.cli import main
-from latentlive.runs import RunFolder, load_checkpoint, training_lock
+from latentlive.core.runs import RunFolder, load_checkpoint, training_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "gin" / "drums_tiny.gin")
@@ -181,7 +181,7 @@ def test_export_onto_a_full_disk_keeps_the_previous_file_and_leaves_no_temp(
     args = ["export", "--run", str(drums_ts.parent.parent), "--streaming", "--out", str(out)]
     usage = shutil.disk_usage(tmp_path)
     with monkeypatch.context() as patch:  # a disk with 100 kB free: refused before the writer starts
-        patch.setattr(latentlive.files.shutil, "disk_usage", lambda _: usage._replace(free=100_000))
+        patch.setattr(latentlive.core.files.shutil, "disk_usage", lambda _: usage._replace(free=100_000))
         error_line(capsys, 2, args, "not enough disk space", "needs about", "0.1 MB is free")
     assert snapshot(tmp_path) == before
 
@@ -222,7 +222,7 @@ def test_a_failed_first_checkpoint_leaves_a_run_that_restarts_in_place(
 ) -> None:
     usage = shutil.disk_usage(tmp_path)
     with monkeypatch.context() as patch:
-        patch.setattr(latentlive.files.shutil, "disk_usage", lambda _: usage._replace(free=10_000))
+        patch.setattr(latentlive.core.files.shutil, "disk_usage", lambda _: usage._replace(free=10_000))
         error_line(
             capsys, 2, train_args(tmp_path, "full", *SHORT), "last.pt", "not enough disk space", "again"
         )
@@ -248,7 +248,7 @@ def test_a_failed_later_checkpoint_keeps_the_previous_one_resumable(
 
     run = RunFolder(tmp_path / "later")
     with monkeypatch.context() as patch:
-        patch.setattr(latentlive.runs.torch, "save", fills_the_disk)
+        patch.setattr(latentlive.core.runs.torch, "save", fills_the_disk)
         error_line(capsys, 2, train_args(tmp_path, "later", *SHORT), "last.pt", "disk is full", "--resume")
     assert len(saves) == 2 and load_checkpoint(run.checkpoint)["step"] == 10 and no_temp_files(run.root)
     assert main(["train", "--out", str(tmp_path), "--name", "later", "--resume"]) == 0
@@ -274,7 +274,7 @@ def test_a_diverging_run_stops_in_one_line_and_can_be_run_again(
 def test_a_nan_loss_keeps_the_last_good_checkpoint(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from latentlive.tasks.drums import DrumsTask
+    from latentlive.training.tasks.drums import DrumsTask
 
     real_losses = DrumsTask.losses
 
@@ -290,7 +290,7 @@ def test_a_nan_loss_keeps_the_last_good_checkpoint(
         real_save(obj, path, *args, **kwargs)
         kept["bytes"] = Path(path).read_bytes()
 
-    monkeypatch.setattr(latentlive.runs.torch, "save", remember)
+    monkeypatch.setattr(latentlive.core.runs.torch, "save", remember)
     error_line(capsys, 2, train_args(tmp_path, "nan", *SHORT), "diverged at step 16", "nan", "new --name")
     assert checkpoint.read_bytes() == kept["bytes"] and load_checkpoint(checkpoint)["step"] == 10
 

@@ -12,9 +12,9 @@ from cli_process import assert_one_clear_line, run_cli
 from midi_files import save_midi
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from corpus.band_midi import split_pieces
-from corpus.drum_corpus import split_in_time, split_unseen_patterns
 from latentlive.cli import main
+from latentlive.corpus.band_midi import split_pieces
+from latentlive.corpus.drum_corpus import split_in_time, split_unseen_patterns
 
 ROOT = Path(__file__).resolve().parents[1]
 TPQ = 96

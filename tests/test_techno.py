@@ -12,16 +12,16 @@ import torch
 from cli_process import assert_one_clear_line, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from corpus.techno_synth import loop_samples_for
 from latentlive.cli import main
-from latentlive.config import parse_gin
-from latentlive.metrics import roughness, spearman_per_dimension
-from latentlive.runs import load_checkpoint
-from latentlive.tasks.base import TensorData
-from latentlive.tasks.techno import TechnoTask, latent_frames_mmd, load_loop_tensors
-from latentlive.tasks.techno_prior import TechnoPriorTask, loop_positions, resample_frames
-from latentlive.training import weighted_total
-from models.vae import kl_standard_normal
+from latentlive.core.runs import load_checkpoint
+from latentlive.corpus.techno_synth import loop_samples_for
+from latentlive.models.vae import kl_standard_normal
+from latentlive.training.config import parse_gin
+from latentlive.training.loop import weighted_total
+from latentlive.training.metrics import roughness, spearman_per_dimension
+from latentlive.training.tasks.base import TensorData
+from latentlive.training.tasks.techno import TechnoTask, latent_frames_mmd, load_loop_tensors
+from latentlive.training.tasks.techno_prior import TechnoPriorTask, loop_positions, resample_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "gin" / "techno_tiny.gin")

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from corpus import loops, techno_synth
-from corpus.loops import estimate_tempo, load_loops, tempo_from_name
-from corpus.techno_synth import (
+from latentlive.core.errors import UserError
+from latentlive.corpus import loops, techno_synth
+from latentlive.corpus.loops import estimate_tempo, load_loops, tempo_from_name
+from latentlive.corpus.techno_synth import (
     BPM_RANGE,
     PART_NAMES,
     PEAK,
@@ -16,7 +17,6 @@ from corpus.techno_synth import (
     loop_samples_for,
     render_techno_loop,
 )
-from latentlive.errors import UserError
 
 SR = 16000
 

@@ -16,15 +16,15 @@ import pytest
 import torch
 from torch import Tensor
 
-from export.host import UNINITIALISED_RATE, deliver_host_rate, load_ts, method_spec, reload
-from export.metadata import read_metadata
 from latentlive.cli import main
-from latentlive.runs import load_checkpoint
-from m4l_devices.amxd import AUDIO_EFFECT, INSTRUMENT, read_amxd
-from m4l_devices.validate import validate_device
-from models.resample import LatentRateConverter, StreamingResampler
-from models.trajectory_vae import TrajectoryVAE
-from models.waveform_vae import WaveformVAE
+from latentlive.core.runs import load_checkpoint
+from latentlive.export.host import UNINITIALISED_RATE, deliver_host_rate, load_ts, method_spec, reload
+from latentlive.export.metadata import read_metadata
+from latentlive.m4l_devices.amxd import AUDIO_EFFECT, INSTRUMENT, read_amxd
+from latentlive.m4l_devices.validate import validate_device
+from latentlive.models.resample import LatentRateConverter, StreamingResampler
+from latentlive.models.trajectory_vae import TrajectoryVAE
+from latentlive.models.waveform_vae import WaveformVAE
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST_RATES = (44100, 48000)
@@ -83,7 +83,10 @@ def prior_eager(prior_checkpoint: dict[str, Any]) -> TrajectoryVAE:
 def run_contract(path: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "export.contract", str(path)], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "latentlive.export.contract", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

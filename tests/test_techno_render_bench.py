@@ -7,10 +7,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from corpus.techno_synth import loop_samples_for
 from latentlive.cli import main
+from latentlive.corpus.techno_synth import loop_samples_for
 from latentlive.render_techno import load_techno_models, play_loops
-from latentlive.tasks.techno_prior import decoded_loop
+from latentlive.training.tasks.techno_prior import decoded_loop
 
 
 def test_bench_techno_writes_json_with_positive_figures(

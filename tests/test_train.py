@@ -13,9 +13,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from latentlive.cli import main
-from latentlive.config import parse_gin
-from latentlive.metrics import headline
-from latentlive.runs import load_checkpoint
+from latentlive.core.runs import load_checkpoint
+from latentlive.training.config import parse_gin
+from latentlive.training.metrics import headline
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "gin" / "drums_tiny.gin")

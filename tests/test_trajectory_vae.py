@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.distributions import Independent, Normal, kl_divergence
 
-from models.trajectory_vae import (
+from latentlive.models.trajectory_vae import (
     CircularConv1d,
     TrajectoryVAE,
     TrajectoryVAEOutput,
@@ -15,7 +15,7 @@ from models.trajectory_vae import (
     read_at_phase,
     trajectory_nll,
 )
-from models.vae import gaussian_nll, kl_standard_normal
+from latentlive.models.vae import gaussian_nll, kl_standard_normal
 
 LATENT, FRAMES = 6, 32
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.distributions import Bernoulli, Categorical, Independent, Normal, kl_divergence
 
-from models.drums import PatternVAE
-from models.vae import (
+from latentlive.models.drums import PatternVAE
+from latentlive.models.vae import (
     BetaSchedule,
     GaussianPosterior,
     LabelConditioning,

@@ -9,7 +9,7 @@ import cached_conv as cc
 import pytest
 import torch
 
-from models.discriminator import (
+from latentlive.models.discriminator import (
     MultiDiscriminator,
     MultiScaleDiscriminator,
     feature_matching_loss,
@@ -17,8 +17,13 @@ from models.discriminator import (
     hinge_generator_loss,
     split_scores,
 )
-from models.spectral import loudness, multiscale_spectral_distance, spectral_centroid, stft_magnitude
-from models.waveform_vae import FrameConv1d, WaveformVAE, _valid_conv
+from latentlive.models.spectral import (
+    loudness,
+    multiscale_spectral_distance,
+    spectral_centroid,
+    stft_magnitude,
+)
+from latentlive.models.waveform_vae import FrameConv1d, WaveformVAE, _valid_conv
 
 SR = 16000
 TINY = dict(latent_size=4, capacity=8, strides=(16, 8), dilations=(1, 3))

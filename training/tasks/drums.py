@@ -9,14 +9,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from corpus.drum_corpus import load_drum_corpus, split_unseen_patterns
-from corpus.drum_map import DEFAULT_NOTES, INSTRUMENT_NAMES
-from latentlive.cache import cache_dir
-from latentlive.config import configured_arguments
-from latentlive.plots import grid_rows_figure, latent_map_figure
-from latentlive.tasks.base import TensorData, require_enough_data
-from models.drums import PatternVAE
-from models.vae import BetaSchedule, bernoulli_nll, kl_standard_normal, mmd_imq
+from latentlive.core.cache import cache_dir
+from latentlive.corpus.drum_corpus import load_drum_corpus, split_unseen_patterns
+from latentlive.corpus.drum_map import DEFAULT_NOTES, INSTRUMENT_NAMES
+from latentlive.models.drums import PatternVAE
+from latentlive.models.vae import BetaSchedule, bernoulli_nll, kl_standard_normal, mmd_imq
+from latentlive.training.config import configured_arguments
+from latentlive.training.plots import grid_rows_figure, latent_map_figure
+from latentlive.training.tasks.base import TensorData, require_enough_data
 
 DIVERGENCES = ("kl", "mmd")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import gin
 
-from latentlive.errors import UserError
+from latentlive.core.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,8 +87,8 @@ def parse_gin(files: list[str | Path], bindings: list[str] | None = None) -> str
     ``include`` lines resolve against the current folder and the project root, so
     ``include 'gin/base.gin'`` works from anywhere. Errors become a :class:`UserError`.
     """
-    import latentlive.tasks  # noqa: F401 - registers every configurable before parsing
-    import latentlive.training  # noqa: F401 - and train (a run's config.gin binds it; export re-reads it)
+    import latentlive.training.loop  # noqa: F401 - and train (a run's config.gin binds it; export re-reads it)
+    import latentlive.training.tasks  # noqa: F401 - registers every configurable before parsing
 
     gin.clear_config()
     for search_path in (Path.cwd(), PROJECT_ROOT):

@@ -16,9 +16,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from export.contract import first_calls_ms
-from export.exporter import export_run
-from export.host import (
+from latentlive.core.errors import UserError
+from latentlive.core.files import atomic_write_json
+from latentlive.core.runs import RunFolder, load_checkpoint
+from latentlive.export.contract import first_calls_ms
+from latentlive.export.exporter import export_run
+from latentlive.export.host import (
     NNHost,
     deliver_host_rate,
     load_ts,
@@ -27,13 +30,10 @@ from export.host import (
     threaded_delay,
     time_calls,
 )
-from export.metadata import read_metadata
-from latentlive.config import PROJECT_ROOT, parse_gin
-from latentlive.errors import UserError
-from latentlive.files import atomic_write_json
-from latentlive.metrics import headline
-from latentlive.runs import RunFolder, load_checkpoint
-from live.model_file import read_model_metadata
+from latentlive.export.metadata import read_metadata
+from latentlive.live.model_file import read_model_metadata
+from latentlive.training.config import PROJECT_ROOT, parse_gin
+from latentlive.training.metrics import headline
 
 # Short runs of the full-size gin files: speed does not depend on how well the model has learned.
 BENCH_TRAINING = {
@@ -48,7 +48,7 @@ BENCH_TRAINING = {
 
 
 def _train_for_bench(model_name: str, folder: Path) -> RunFolder:
-    from latentlive.training import train
+    from latentlive.training.loop import train
 
     parse_gin([PROJECT_ROOT / "gin" / f"{model_name}.gin"], BENCH_TRAINING[model_name])
     run = RunFolder(folder / model_name)
@@ -175,7 +175,7 @@ def first_call_figures(ts_path: Path) -> dict[str, Any]:
 
 def bench_transform(out: Path | None = None) -> dict[str, Any]:
     """The TorchScript NSGT against the reference ``nsgt`` package (one thread), printed and written as JSON."""
-    from export.nsgt_bench import bench_nsgt
+    from latentlive.bench.nsgt import bench_nsgt
 
     return _write_and_print("nsgt", {"torch_version": torch.__version__, **bench_nsgt()}, out)
 
@@ -328,9 +328,9 @@ def bench_techno_training(model_args: dict[str, Any], device: str, steps: int = 
     """
     import cached_conv as cc
 
-    from latentlive.tasks.techno import TechnoTask
-    from latentlive.training import weighted_total
-    from models.waveform_vae import WaveformVAE
+    from latentlive.models.waveform_vae import WaveformVAE
+    from latentlive.training.loop import weighted_total
+    from latentlive.training.tasks.techno import TechnoTask
 
     batch_size, crop, length = _techno_training_sizes()
     on_cuda = device.startswith("cuda")
@@ -612,9 +612,9 @@ def _band_player_jitter(band: Any, bpm: float, measures: int) -> dict[str, Any]:
 
     import mido
 
-    from live import ports
-    from live.band_player import BandPlayer
-    from live.scheduler import CLOCKS_PER_BEAT, CLOCKS_PER_STEP, ClockFollower, sleep_until
+    from latentlive.live import ports
+    from latentlive.live.band_player import BandPlayer
+    from latentlive.live.scheduler import CLOCKS_PER_BEAT, CLOCKS_PER_STEP, ClockFollower, sleep_until
 
     if not ports.api_usable("jack"):
         subprocess.run(
@@ -695,7 +695,7 @@ def bench_band(ts_path: Path, run: RunFolder | None, repeats: int | None = None)
     run it (the measure that ended is encoded, the history's encodings are kept), and from a whole history
     of ``context`` measures (``next_measure``, every measure encoded); the cost of an nn~ buffer in which a
     measure ends; the player's jitter against MIDI clock through the JACK dummy server."""
-    from live.band_model import BandModel
+    from latentlive.live.band_model import BandModel
 
     band = BandModel(ts_path)
     repeats = repeats or BAND_REPEATS

@@ -10,7 +10,7 @@ so it is near silence: the padding continues the fade-out). Windows whose grains
 corpus threshold :data:`corpus.grains.SILENT_GRAIN_RMS`) are dropped, as the grain corpus drops silent grains.
 
 The windows are learned by the techno stage-2 model, :class:`models.trajectory_vae.TrajectoryVAE`, with a
-macro latent per window and the objectives of :mod:`latentlive.tasks.techno_prior` (``kl``: KL from the grain
+macro latent per window and the objectives of :mod:`latentlive.training.tasks.techno_prior` (``kl``: KL from the grain
 posterior to the decoded Gaussian; ``nll``: likelihood of the posterior means or of a fresh sample). Its
 convolutions are circular, made for loops: here the grain after a window's last grain is taken to be its
 first. The frames near both ends of a window are therefore shaped by the other end as well (a one-shot's
@@ -39,17 +39,17 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from corpus.drum_corpus import split_by_group
-from latentlive.cache import cache_dir
-from latentlive.errors import UserError
-from latentlive.metrics import log_spectral_distance
-from latentlive.runs import RunFolder, load_checkpoint
-from latentlive.tasks.base import TensorData
-from latentlive.tasks.grain import LSD_FLOOR, SOUND_FFT, GrainTask
-from latentlive.tasks.trajectory_prior import TrajectoryPriorTask
-from models.grain_vae import GrainVAE
-from models.spectral import stft_magnitude
-from models.trajectory_vae import TrajectoryVAE
+from latentlive.core.cache import cache_dir
+from latentlive.core.errors import UserError
+from latentlive.core.runs import RunFolder, load_checkpoint
+from latentlive.corpus.drum_corpus import split_by_group
+from latentlive.models.grain_vae import GrainVAE
+from latentlive.models.spectral import stft_magnitude
+from latentlive.models.trajectory_vae import TrajectoryVAE
+from latentlive.training.metrics import log_spectral_distance
+from latentlive.training.tasks.base import TensorData
+from latentlive.training.tasks.grain import LSD_FLOOR, SOUND_FFT, GrainTask
+from latentlive.training.tasks.trajectory_prior import TrajectoryPriorTask
 
 # Settings of the grain corpus read back from the grain run, so the same sounds and the same split come back.
 CORPUS_SETTINGS = ("sample_rate", "grain_size", "hop", "max_grains", "sounds", "val_fraction")
@@ -129,7 +129,7 @@ def window_audio(sound: np.ndarray, start: int, frames: int, grain_size: int, ho
 def sequence_audio(grain_vae: GrainVAE, latents: Tensor, hop: int) -> Tensor:
     """Decode latent sequences ``[B, D, K]`` grain by grain (Gaussian means) and overlap-add them at ``hop``:
     audio ``[B, window_samples(K, grain_size, hop)]`` on the CPU, aligned with :func:`window_audio`."""
-    from corpus.grains import overlap_add
+    from latentlive.corpus.grains import overlap_add
 
     batch, size, frames = latents.shape
     grains, _ = grain_vae.decode(latents.permute(0, 2, 1).reshape(batch * frames, size))
@@ -166,7 +166,7 @@ class GrainPriorTask(TrajectoryPriorTask):
         grain_run: the trained grain VAE run (``gin/grain.gin``).
         frames: grains per window (``K``); more than ``grain_size / hop`` so a window covers some audio whole.
         window_hop: grains between the starts of two windows of a sound (default ``frames // 2``).
-        objective: ``nll`` or ``kl`` (see :mod:`latentlive.tasks.techno_prior`).
+        objective: ``nll`` or ``kl`` (see :mod:`latentlive.training.tasks.techno_prior`).
         target: with ``nll``, fit the grain posterior ``mean`` or a fresh ``sample`` of it.
         beta, beta_schedule, warmup_steps: the weight of the macro KL and its warm-up.
         val_fraction: share of the sounds held out; None: the grain run's (the same sounds, for the same seed).
@@ -213,7 +213,7 @@ class GrainPriorTask(TrajectoryPriorTask):
 
     @torch.no_grad()
     def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
-        from corpus.grains import load_grains
+        from latentlive.corpus.grains import load_grains
 
         if db is None and self.grain_meta.get("db"):
             db = Path(self.grain_meta["db"])
@@ -249,7 +249,7 @@ class GrainPriorTask(TrajectoryPriorTask):
 
     def _sound_windows(self, sound: np.ndarray, index: int) -> dict[str, Tensor]:
         """The windows of one sound: ``mean``, ``logvar`` ``[W, D, K]``, ``sound``, ``start`` ``[W]``."""
-        from corpus.grains import SILENT_GRAIN_RMS, frame_sound
+        from latentlive.corpus.grains import SILENT_GRAIN_RMS, frame_sound
 
         grains = torch.from_numpy(frame_sound(sound, self.grain_size, self.hop))
         posterior = [self.grain_vae.encode(g.unsqueeze(1)) for g in grains.split(ENCODE_BATCH)]

@@ -25,20 +25,18 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from latentlive.errors import UserError
-from latentlive.files import require_space
-from latentlive.runs import (
+from latentlive.core.errors import UserError
+from latentlive.core.files import require_space
+from latentlive.core.runs import (
     RunFolder,
-    RunPlan,
-    TrainRequest,
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
     load_checkpoint,
-    plan_run,
     training_lock,
 )
-from latentlive.tasks import TASKS, Task, TensorData
+from latentlive.training.run_plan import RunPlan, TrainRequest, plan_run
+from latentlive.training.tasks import TASKS, Task, TensorData
 
 
 class TrainingInterrupted(Exception):

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from export.host import one_thread, time_calls
-from latentlive.errors import UserError
-from models.nsgt import NSGT, fast_length, make_scale
+from latentlive.core.errors import UserError
+from latentlive.export.host import one_thread, time_calls
+from latentlive.models.nsgt import NSGT, fast_length, make_scale
 
 
 class NumpyWithIntegerClip:

@@ -16,15 +16,15 @@ import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from corpus.drum_corpus import split_by_group_or_time
-from latentlive.cache import cache_dir
-from latentlive.config import configured_arguments
-from latentlive.metrics import log_spectral_distance, spectral_convergence
-from latentlive.plots import latent_map_figure
-from latentlive.tasks.base import TensorData, require_enough_data
-from models.grain_vae import GrainVAE
-from models.spectral import multiscale_spectral_distance, stft_magnitude
-from models.vae import BetaSchedule, gaussian_nll, kl_standard_normal
+from latentlive.core.cache import cache_dir
+from latentlive.corpus.drum_corpus import split_by_group_or_time
+from latentlive.models.grain_vae import GrainVAE
+from latentlive.models.spectral import multiscale_spectral_distance, stft_magnitude
+from latentlive.models.vae import BetaSchedule, gaussian_nll, kl_standard_normal
+from latentlive.training.config import configured_arguments
+from latentlive.training.metrics import log_spectral_distance, spectral_convergence
+from latentlive.training.plots import latent_map_figure
+from latentlive.training.tasks.base import TensorData, require_enough_data
 
 METRIC_FFT = 256  # STFT of the grain metrics: 11.6 ms windows at 22.05 kHz
 SOUND_FFT = 1024  # STFT of the whole-sound metrics
@@ -109,7 +109,7 @@ class GrainTask:
         self.db: str | None = None
 
     def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
-        from corpus.grains import load_grains
+        from latentlive.corpus.grains import load_grains
 
         corpus = load_grains(
             db,
@@ -175,7 +175,7 @@ class GrainTask:
     @torch.no_grad()
     def resynthesise(self, model: nn.Module, sound: np.ndarray) -> np.ndarray:
         """A whole sound through the model: every grain encoded (posterior mean), decoded, overlap-added."""
-        from corpus.grains import frame_sound, overlap_add
+        from latentlive.corpus.grains import frame_sound, overlap_add
 
         device = next(model.parameters()).device
         grains = torch.from_numpy(frame_sound(sound, self.grain_size, self.hop)).to(device)

@@ -11,8 +11,8 @@ import math
 import torch
 from torch import Tensor
 
-from models.band import BandRMVAE, roll_to_tokens, sounding_pitch
-from models.band_objective import part_log_likelihood
+from latentlive.models.band import BandRMVAE, roll_to_tokens, sounding_pitch
+from latentlive.models.band_objective import part_log_likelihood
 
 BASELINES = ("baseline_repeat", "baseline_frequent")
 

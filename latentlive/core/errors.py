@@ -8,7 +8,7 @@ import time
 import traceback
 from pathlib import Path
 
-from latentlive.cache import cache_dir
+from latentlive.core.cache import cache_dir
 
 
 class UserError(Exception):
@@ -36,7 +36,7 @@ def check_range(flag: str, value: float, low: float, high: float, meaning: str =
 
 
 def log_folder() -> Path:
-    """Where the tracebacks of internal faults go: ``<cache>/logs`` (see ``latentlive.cache``)."""
+    """Where the tracebacks of internal faults go: ``<cache>/logs`` (see ``latentlive.core.cache``)."""
     return cache_dir() / "logs"
 
 

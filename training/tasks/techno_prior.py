@@ -23,14 +23,14 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from latentlive.errors import UserError
-from latentlive.runs import RunFolder, load_checkpoint
-from latentlive.tasks.base import TensorData, require_enough_data
-from latentlive.tasks.techno import load_loop_tensors, split_loops
-from latentlive.tasks.trajectory_prior import TrajectoryPriorTask
-from models.spectral import multiscale_spectral_distance
-from models.trajectory_vae import TrajectoryVAE, read_at_phase
-from models.waveform_vae import WaveformVAE
+from latentlive.core.errors import UserError
+from latentlive.core.runs import RunFolder, load_checkpoint
+from latentlive.models.spectral import multiscale_spectral_distance
+from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase
+from latentlive.models.waveform_vae import WaveformVAE
+from latentlive.training.tasks.base import TensorData, require_enough_data
+from latentlive.training.tasks.techno import load_loop_tensors, split_loops
+from latentlive.training.tasks.trajectory_prior import TrajectoryPriorTask
 
 
 def load_stage1(run_path: str | Path) -> tuple[WaveformVAE, dict[str, Any], dict[str, Any]]:

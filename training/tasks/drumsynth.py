@@ -22,21 +22,21 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from corpus.drum_corpus import split_by_index
-from latentlive.cache import cache_dir
-from latentlive.config import configured_arguments
-from latentlive.metrics import (
+from latentlive.core.cache import cache_dir
+from latentlive.corpus.drum_corpus import split_by_index
+from latentlive.models.drum_classifier import DrumClassifier, classify, train_classifier
+from latentlive.models.drumsynth import DrumSynthVAE, full_rate_magnitude
+from latentlive.models.nsgt import NSGT, fast_length, make_scale
+from latentlive.models.vae import BetaSchedule, gaussian_nll, kl_standard_normal, mmd_imq
+from latentlive.training.config import configured_arguments
+from latentlive.training.metrics import (
     log_spectral_distance,
     mutual_information_gap,
     r2_per_factor,
     spectral_convergence,
 )
-from latentlive.plots import latent_map_figure
-from latentlive.tasks.base import TensorData, require_enough_data
-from models.drum_classifier import DrumClassifier, classify, train_classifier
-from models.drumsynth import DrumSynthVAE, full_rate_magnitude
-from models.nsgt import NSGT, fast_length, make_scale
-from models.vae import BetaSchedule, gaussian_nll, kl_standard_normal, mmd_imq
+from latentlive.training.plots import latent_map_figure
+from latentlive.training.tasks.base import TensorData, require_enough_data
 
 DIVERGENCES = ("kl", "mmd")
 
@@ -209,7 +209,7 @@ class DrumSynthTask:
     # -- the Task protocol -------------------------------------------------------------------------
 
     def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
-        from corpus.one_shots import load_one_shots
+        from latentlive.corpus.one_shots import load_one_shots
 
         corpus = load_one_shots(
             db,

@@ -16,20 +16,20 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from corpus.drum_corpus import split_by_group_or_time
-from latentlive.cache import cache_dir
-from latentlive.config import configured_arguments
-from latentlive.metrics import roughness, spearman_per_dimension
-from latentlive.tasks.base import TensorData, require_enough_data
-from models.discriminator import (
+from latentlive.core.cache import cache_dir
+from latentlive.corpus.drum_corpus import split_by_group_or_time
+from latentlive.models.discriminator import (
     MultiScaleDiscriminator,
     feature_matching_loss,
     hinge_discriminator_loss,
     hinge_generator_loss,
 )
-from models.spectral import loudness, multiscale_spectral_distance, spectral_centroid
-from models.vae import BetaSchedule, kl_standard_normal, mmd_imq, reparameterize
-from models.waveform_vae import WaveformVAE
+from latentlive.models.spectral import loudness, multiscale_spectral_distance, spectral_centroid
+from latentlive.models.vae import BetaSchedule, kl_standard_normal, mmd_imq, reparameterize
+from latentlive.models.waveform_vae import WaveformVAE
+from latentlive.training.config import configured_arguments
+from latentlive.training.metrics import roughness, spearman_per_dimension
+from latentlive.training.tasks.base import TensorData, require_enough_data
 
 DIVERGENCES = ("kl", "mmd")
 START_SECONDS = 0.01  # corpus.loops names a crop "path@seconds" with two decimals
@@ -370,7 +370,7 @@ def load_loop_tensors(db: Path | None, settings: dict[str, Any], log: Any = prin
     tensors: ``audio [N, T]``, ``bpm [N]`` (NaN when unknown), ``loop_samples [N]``, ``group [N]`` (the
     index of the file each crop comes from; every built-in loop is its own) and ``start [N]`` (the crop's
     first sample in its file, to START_SECONDS: the corpus names crops ``path@seconds``)."""
-    from corpus.loops import load_loops
+    from latentlive.corpus.loops import load_loops
 
     corpus = load_loops(db, seed=0, cache_dir=cache_dir(), log=log, **settings)
     places = [_file_and_start(source) for source in corpus.sources]

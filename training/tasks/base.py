@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from latentlive.errors import UserError
+from latentlive.core.errors import UserError
 
 # A task trains on one example or more and evaluates on one or more held-out examples; every figure and
 # metric of every task works from these sizes up.
@@ -41,7 +41,7 @@ def require_enough_data(source: str, train: TensorData, val: TensorData, unit: s
 
 
 class Task(Protocol):
-    """What the trainer calls; see ``latentlive.tasks.drums`` for the reference implementation."""
+    """What the trainer calls; see ``latentlive.training.tasks.drums`` for the reference implementation."""
 
     name: str
 
@@ -68,7 +68,7 @@ class Task(Protocol):
 
 
 class AdversarialTask(Task, Protocol):
-    """A task whose decoder is also trained against a discriminator (optional; see ``latentlive.tasks.techno``).
+    """A task whose decoder is also trained against a discriminator (optional; see ``latentlive.training.tasks.techno``).
 
     The trainer builds the discriminator once, gives it its own optimizer and checkpoints both. On the steps
     where :meth:`adversarial` is true it first updates the discriminator on :meth:`discriminator_losses`, then

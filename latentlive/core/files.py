@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from latentlive.errors import UserError
+from latentlive.core.errors import UserError
 
 # Errors of the disk or the folder, not of the program: they become one line naming the path.
 NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}

@@ -5,9 +5,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from latentlive.config import configured_arguments
-from models.trajectory_vae import OBJECTIVES, TARGETS, TrajectoryVAE, objective_terms
-from models.vae import BetaSchedule
+from latentlive.models.trajectory_vae import OBJECTIVES, TARGETS, TrajectoryVAE, objective_terms
+from latentlive.models.vae import BetaSchedule
+from latentlive.training.config import configured_arguments
 
 
 class TrajectoryPriorTask:

@@ -22,16 +22,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from corpus.band_midi import KEY_SPAN, BandCorpus, load_band_corpus, window_rolls
-from corpus.drum_corpus import split_in_time
-from latentlive.cache import cache_dir
-from latentlive.config import configured_arguments
-from latentlive.errors import UserError
-from latentlive.plots import piano_roll_figure
-from latentlive.tasks.band_eval import baseline_scores, evaluate_windows, summarise
-from latentlive.tasks.base import TensorData, require_enough_data
-from models.band import STEPS, BandRMVAE, gaussian_product
-from models.band_objective import (
+from latentlive.core.cache import cache_dir
+from latentlive.core.errors import UserError
+from latentlive.corpus.band_midi import KEY_SPAN, BandCorpus, load_band_corpus, window_rolls
+from latentlive.corpus.drum_corpus import split_in_time
+from latentlive.models.band import STEPS, BandRMVAE, gaussian_product
+from latentlive.models.band_objective import (
     duration_error,
     harmony_penalty,
     local_scale,
@@ -43,7 +39,11 @@ from models.band_objective import (
     scale_penalty,
     sounding_classes,
 )
-from models.vae import BetaSchedule, kl_gaussians, reparameterize
+from latentlive.models.vae import BetaSchedule, kl_gaussians, reparameterize
+from latentlive.training.config import configured_arguments
+from latentlive.training.plots import piano_roll_figure
+from latentlive.training.tasks.band_eval import baseline_scores, evaluate_windows, summarise
+from latentlive.training.tasks.base import TensorData, require_enough_data
 
 ABLATIONS = ("no_poe", "no_music_losses")
 MUSIC_LOSSES = ("scale", "rhythm", "harmony")

@@ -1,0 +1,1 @@
+"""Benchmarks (`latentlive bench`): ratios measured in one run, written as JSON."""

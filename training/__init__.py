@@ -1,0 +1,1 @@
+"""Training: gin config, the tasks of every model and the loop that trains them."""
