@@ -7,6 +7,7 @@ mtimes; the music21 version) and ``max_pieces``; see :mod:`corpus.band_midi` for
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -15,20 +16,31 @@ import numpy as np
 from latentlive.core.errors import UserError
 from latentlive.corpus.chorales import chorale_paths, read_chorale
 from latentlive.corpus.multipart_midi import RawPart, RawPiece, SkippedFile, read_multipart_midi
-from latentlive.corpus.npz_cache import (
-    arrays_to_counts,
-    cache_key,
-    counts_to_arrays,
-    folder_listing,
-    read_cached,
-    write_cached,
-)
+from latentlive.corpus.npz_cache import NpzCache, folder_listing
 
 # Bump when a reader or the cache layout changes: old caches are then ignored.
 CACHE_VERSION = 2  # 2: files longer than corpus.midi_length.MAX_MIDI_BEATS are skipped (too_long_files)
 SKIP_KEYS = ("unreadable_files", "too_long_files", "type_2_files", "not_4_4", "no_notes", "drum_parts")
 LOGGED_SKIPS = ("unreadable_files", "too_long_files")  # a musician wants to know which file and why
 MIDI_SUFFIXES = (".mid", ".midi")
+
+
+@dataclass
+class _PackedPieces:
+    """Raw pieces as flat arrays, for the cache. P pieces, Q parts: ``piece_drums [P]``, ``part_pieces [Q]``
+    (the piece of each part), ``part_names [Q]`` (a part's names joined by newlines), ``notes [M, 4]``
+    int32 (the part, then a part's note row)."""
+
+    piece_names: list[str]
+    piece_paths: list[str]
+    piece_drums: np.ndarray
+    part_pieces: np.ndarray
+    part_names: list[str]
+    notes: np.ndarray
+    skipped: dict[str, int]
+
+
+_CACHE = NpzCache(_PackedPieces, "band", "band corpus", CACHE_VERSION)
 
 
 def read_raw_corpus(
@@ -47,17 +59,14 @@ def read_raw_corpus(
         source = str(db)
         files = _midi_files(db)
         settings = {"files": folder_listing(db, files), "max_pieces": max_pieces}
-    key = cache_key(CACHE_VERSION, settings)
-    path = None if cache_dir is None else Path(cache_dir) / f"band-{key}.npz"
-    arrays = read_cached(path, "band corpus", log)
-    if arrays is not None:
-        pieces, skipped = _from_arrays(arrays)
-        return pieces, skipped, source
+    packed = _CACHE.load(cache_dir, settings, log)
+    if packed is not None:
+        return *_unpack(packed), source
     if db is None:
         pieces, skipped = _read_chorales(max_pieces, log)
     else:
         pieces, skipped = _read_folder(db, files, max_pieces, log)
-    write_cached(path, _to_arrays(pieces, skipped), "band corpus", log)
+    _CACHE.save(cache_dir, settings, _pack(pieces, skipped), log)
     return pieces, skipped, source
 
 
@@ -121,35 +130,33 @@ def _read_chorales(
     return pieces, skipped
 
 
-def _to_arrays(pieces: list[RawPiece], skipped: dict[str, int]) -> dict[str, np.ndarray]:
+def _pack(pieces: list[RawPiece], skipped: dict[str, int]) -> _PackedPieces:
     owners, names, tables = [], [], []
     for index, piece in enumerate(pieces):
         for part in piece.parts:
             tables.append(np.column_stack([np.full(len(part.notes), len(names)), part.notes]).reshape(-1, 4))
             owners.append(index)
             names.append("\n".join(part.names))
-    return {
-        "piece_names": np.array([p.name for p in pieces], dtype=str),
-        "piece_paths": np.array([p.source_path for p in pieces], dtype=str),
-        "piece_drums": np.array([p.drum_parts for p in pieces], dtype=np.int64),
-        "part_pieces": np.array(owners, dtype=np.int64),
-        "part_names": np.array(names, dtype=str),
-        "notes": np.concatenate(tables).astype(np.int32) if tables else np.zeros((0, 4), np.int32),
-        **counts_to_arrays(skipped),
-    }
+    return _PackedPieces(
+        piece_names=[p.name for p in pieces],
+        piece_paths=[p.source_path for p in pieces],
+        piece_drums=np.array([p.drum_parts for p in pieces], dtype=np.int64),
+        part_pieces=np.array(owners, dtype=np.int64),
+        part_names=names,
+        notes=np.concatenate(tables).astype(np.int32) if tables else np.zeros((0, 4), np.int32),
+        skipped=skipped,
+    )
 
 
-def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[list[RawPiece], dict[str, int]]:
+def _unpack(packed: _PackedPieces) -> tuple[list[RawPiece], dict[str, int]]:
     pieces = [
-        RawPiece(str(name), str(path), [], int(drums))
-        for name, path, drums in zip(
-            arrays["piece_names"], arrays["piece_paths"], arrays["piece_drums"], strict=True
-        )
+        RawPiece(name, path, [], int(drums))
+        for name, path, drums in zip(packed.piece_names, packed.piece_paths, packed.piece_drums, strict=True)
     ]
-    notes = arrays["notes"]
+    notes = packed.notes
     order = np.argsort(notes[:, 0], kind="stable")
-    bounds = np.searchsorted(notes[order, 0], np.arange(len(arrays["part_names"]) + 1))
-    for part, (owner, names) in enumerate(zip(arrays["part_pieces"], arrays["part_names"], strict=True)):
+    bounds = np.searchsorted(notes[order, 0], np.arange(len(packed.part_names) + 1))
+    for part, (owner, names) in enumerate(zip(packed.part_pieces, packed.part_names, strict=True)):
         table = notes[order[bounds[part] : bounds[part + 1]], 1:]
-        pieces[int(owner)].parts.append(RawPart(tuple(str(names).split("\n")), np.ascontiguousarray(table)))
-    return pieces, arrays_to_counts(arrays)
+        pieces[int(owner)].parts.append(RawPart(tuple(names.split("\n")), np.ascontiguousarray(table)))
+    return pieces, packed.skipped

@@ -17,14 +17,7 @@ from latentlive.core.errors import UserError
 from latentlive.corpus.drum_map import NUM_INSTRUMENTS
 from latentlive.corpus.drum_midi import STEPS_PER_BAR, UnreadableMidiError, read_drum_midi
 from latentlive.corpus.drum_styles import STYLE_NAMES, generate_style_corpus
-from latentlive.corpus.npz_cache import (
-    arrays_to_counts,
-    cache_key,
-    counts_to_arrays,
-    folder_listing,
-    read_cached,
-    write_cached,
-)
+from latentlive.corpus.npz_cache import NpzCache, folder_listing
 
 # Bump when the reader, the generator or the cache layout changes: old caches are then ignored.
 CACHE_VERSION = 2  # 2: MIDI files longer than corpus.midi_length.MAX_MIDI_BEATS are skipped
@@ -59,6 +52,9 @@ class DrumCorpus:
         return int(self.grids.shape[0])
 
 
+_CACHE = NpzCache(DrumCorpus, "drums", "drum corpus", CACHE_VERSION, given=("source",))
+
+
 def load_drum_corpus(
     db: Path | None,
     bars_per_example: int = 1,
@@ -72,20 +68,19 @@ def load_drum_corpus(
         raise UserError(f"bars_per_example = {bars_per_example}: must be 1 or more; set it to 1, 2 or 4")
     if db is None:
         settings = {"builtin": builtin_examples_per_style, "seed": seed, "bars": bars_per_example}
-        key = _cache_key(settings)
-        corpus = _read_cache(cache_dir, key, "builtin", log)
+        corpus = _CACHE.load(cache_dir, settings, log, source="builtin")
         if corpus is None:
             corpus = _builtin_corpus(builtin_examples_per_style, bars_per_example, seed)
-            _write_cache(cache_dir, key, corpus, log)
+            _CACHE.save(cache_dir, settings, corpus, log)
     else:
         db = Path(db)
         files = _midi_files(db)
         listing = folder_listing(db, files)
-        key = _cache_key({"files": listing, "bars": bars_per_example})
-        corpus = _read_cache(cache_dir, key, str(db), log)
+        settings = {"files": listing, "bars": bars_per_example}
+        corpus = _CACHE.load(cache_dir, settings, log, source=str(db))
         if corpus is None:
             corpus = _folder_corpus(db, files, bars_per_example, log)
-            _write_cache(cache_dir, key, corpus, log)
+            _CACHE.save(cache_dir, settings, corpus, log)
     _log_summary(corpus, log)
     return corpus
 
@@ -254,41 +249,6 @@ def _folder_corpus(
     sizes = [sum(len(g) for g, _ in examples[name]) for name in style_names]
     styles = np.repeat(np.arange(len(style_names), dtype=np.int64), sizes)
     return DrumCorpus(grids, velocities, styles, style_names, str(db), skipped)
-
-
-def _cache_key(settings: dict) -> str:
-    return cache_key(CACHE_VERSION, settings)
-
-
-def _cache_path(cache_dir: Path | None, key: str) -> Path | None:
-    return None if cache_dir is None else Path(cache_dir) / f"drums-{key}.npz"
-
-
-def _read_cache(
-    cache_dir: Path | None, key: str, source: str, log: Callable[[str], None]
-) -> DrumCorpus | None:
-    data = read_cached(_cache_path(cache_dir, key), "drum corpus", log)
-    if data is None:
-        return None
-    return DrumCorpus(
-        grids=data["grids"].astype(np.uint8),
-        velocities=data["velocities"].astype(np.float32),
-        styles=data["styles"].astype(np.int64),
-        style_names=[str(name) for name in data["style_names"]],
-        source=source,
-        skipped=arrays_to_counts(data),
-    )
-
-
-def _write_cache(cache_dir: Path | None, key: str, corpus: DrumCorpus, log: Callable[[str], None]) -> None:
-    arrays = {
-        "grids": corpus.grids,
-        "velocities": corpus.velocities,
-        "styles": corpus.styles,
-        "style_names": np.array(corpus.style_names, dtype=str),
-        **counts_to_arrays(corpus.skipped),
-    }
-    write_cached(_cache_path(cache_dir, key), arrays, "drum corpus", log)
 
 
 def _log_summary(corpus: DrumCorpus, log: Callable[[str], None]) -> None:

@@ -30,14 +30,7 @@ import numpy as np
 
 from latentlive.core.errors import UserError
 from latentlive.corpus.audio_folder import list_audio_files, read_audio, read_mono, reading_summary
-from latentlive.corpus.npz_cache import (
-    arrays_to_counts,
-    cache_key,
-    counts_to_arrays,
-    folder_listing,
-    read_cached,
-    write_cached,
-)
+from latentlive.corpus.npz_cache import NpzCache, folder_listing
 from latentlive.corpus.one_shots import load_one_shots
 from latentlive.corpus.soundfont_kit import default_soundfont
 from latentlive.corpus.textures import generate_textures
@@ -98,6 +91,9 @@ class GrainCorpus:
         return int(self.grains.shape[0])
 
 
+_CACHE = NpzCache(GrainCorpus, "grains", "grains", CACHE_VERSION, compress=False)
+
+
 def grain_window(grain_size: int) -> np.ndarray:
     """float32 [grain_size]: the periodic Hann window of the grains (as ``torch.hann_window``)."""
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(grain_size) / grain_size)).astype(np.float32)
@@ -154,11 +150,11 @@ def load_grains(
     settings = {"sample_rate": sample_rate, "grain_size": grain_size, "hop": hop, "max_grains": max_grains}
     if db is None:
         sf2_size = default_soundfont().stat().st_size
-        key = cache_key(CACHE_VERSION, {**settings, "builtin": sounds, "seed": seed, "sf2_size": sf2_size})
-        corpus = _read_cache(cache_dir, key, sample_rate, hop, log)
+        settings |= {"builtin": sounds, "seed": seed, "sf2_size": sf2_size}
+        corpus = _CACHE.load(cache_dir, settings, log)
         if corpus is None:
             corpus = _builtin_corpus(sample_rate, grain_size, hop, max_grains, sounds, seed, log)
-            _write_cache(cache_dir, key, corpus, log)
+            _CACHE.save(cache_dir, settings, corpus, log)
         source = "builtin"
     else:
         db = Path(db)
@@ -169,11 +165,11 @@ def load_grains(
             "add sounds to grain: textures, notes, field recordings, one-shots",
         )
         listing = folder_listing(db, files)
-        key = cache_key(CACHE_VERSION, {**settings, "files": listing, "others": others})
-        corpus = _read_cache(cache_dir, key, sample_rate, hop, log)
+        settings |= {"files": listing, "others": others}
+        corpus = _CACHE.load(cache_dir, settings, log)
         if corpus is None:
             corpus = _folder_corpus(db, files, others, sample_rate, grain_size, hop, max_grains, log)
-            _write_cache(cache_dir, key, corpus, log)
+            _CACHE.save(cache_dir, settings, corpus, log)
         source = str(db)
     _log_summary(source, corpus, log)
     return corpus
@@ -380,45 +376,7 @@ def _builtin_corpus(
     return _cut(planned, sample_rate, grain_size, hop, max_grains, counts)
 
 
-# -- cache and summary ----------------------------------------------------------------------------------
-
-
-def _cache_path(cache_dir: Path | None, key: str) -> Path | None:
-    return None if cache_dir is None else Path(cache_dir) / f"grains-{key}.npz"
-
-
-def _read_cache(
-    cache_dir: Path | None, key: str, sample_rate: int, hop: int, log: Callable[[str], None]
-) -> GrainCorpus | None:
-    data = read_cached(_cache_path(cache_dir, key), "grains", log)
-    if data is None:
-        return None
-    ends = np.cumsum(data["sound_lengths"])
-    audio = data["sound_audio"].astype(np.float32)
-    return GrainCorpus(
-        grains=data["grains"].astype(np.float32),
-        sound=data["sound"].astype(np.int64),
-        position=data["position"].astype(np.int64),
-        sources=[str(s) for s in data["sources"]],
-        sounds=[audio[end - length : end] for end, length in zip(ends, data["sound_lengths"], strict=True)],
-        counts=arrays_to_counts(data),
-        sample_rate=sample_rate,
-        hop=hop,
-    )
-
-
-def _write_cache(cache_dir: Path | None, key: str, corpus: GrainCorpus, log: Callable[[str], None]) -> None:
-    arrays = {
-        "grains": corpus.grains,
-        "sound": corpus.sound,
-        "position": corpus.position,
-        "sources": np.array(corpus.sources, dtype=str),
-        # The sounds differ in length: stored end to end with their lengths.
-        "sound_audio": np.concatenate(corpus.sounds),
-        "sound_lengths": np.array([len(s) for s in corpus.sounds], dtype=np.int64),
-        **counts_to_arrays(corpus.counts),
-    }
-    write_cached(_cache_path(cache_dir, key), arrays, "grains", log, compress=False)
+# -- summary --------------------------------------------------------------------------------------------
 
 
 def _log_summary(source: str, corpus: GrainCorpus, log: Callable[[str], None]) -> None:

@@ -32,14 +32,7 @@ import scipy.fft
 
 from latentlive.core.errors import UserError
 from latentlive.corpus.audio_folder import list_audio_files, read_audio, read_mono, reading_summary
-from latentlive.corpus.npz_cache import (
-    arrays_to_counts,
-    cache_key,
-    counts_to_arrays,
-    folder_listing,
-    read_cached,
-    write_cached,
-)
+from latentlive.corpus.npz_cache import NpzCache, folder_listing
 from latentlive.corpus.techno_synth import BPM_RANGE, PEAK, generate_techno_corpus, loop_samples_for
 
 __all__ = [
@@ -104,6 +97,9 @@ class TempoEstimate:
     grid_contrast: float
 
 
+_CACHE = NpzCache(LoopCorpus, "loops", "loops", CACHE_VERSION, compress=False)
+
+
 def load_loops(
     db: Path | None,
     sample_rate: int = 16000,
@@ -128,15 +124,15 @@ def load_loops(
                 f"length = {length}: shorter than {bars} bar(s) at {BPM_RANGE[0]:g} bpm ({slowest} samples at "
                 f"{sample_rate} Hz); raise length or lower bars"
             )
-        key = cache_key(CACHE_VERSION, {**settings, "builtin": True, "seed": seed})
-        corpus = _read_cache(cache_dir, key, log)
+        settings |= {"builtin": True, "seed": seed}
+        corpus = _CACHE.load(cache_dir, settings, log)
         if corpus is None:
             log(f"loops: rendering {examples} built-in techno loops of {bars} bar(s)")
             audio, bpm = generate_techno_corpus(examples, sample_rate, bars, length, seed)
             loops = np.array([loop_samples_for(float(b), bars, sample_rate) for b in bpm], dtype=np.int64)
             sources = [f"builtin/{i}" for i in range(examples)]
             corpus = LoopCorpus(audio, bpm, loops, sources, dict.fromkeys(SKIP_KEYS, 0))
-            _write_cache(cache_dir, key, corpus, log)
+            _CACHE.save(cache_dir, settings, corpus, log)
         source = "builtin"
     else:
         db = Path(db)
@@ -147,11 +143,11 @@ def load_loops(
             "add loops or tracks, with the tempo in the name such as 'groove 124bpm.wav'",
         )
         listing = folder_listing(db, files)
-        key = cache_key(CACHE_VERSION, {**settings, "files": listing, "others": others})
-        corpus = _read_cache(cache_dir, key, log)
+        settings |= {"files": listing, "others": others}
+        corpus = _CACHE.load(cache_dir, settings, log)
         if corpus is None:
             corpus = _folder_corpus(db, files, others, sample_rate, length, bars, examples, log)
-            _write_cache(cache_dir, key, corpus, log)
+            _CACHE.save(cache_dir, settings, corpus, log)
         source = str(db)
     _log_summary(source, corpus, log)
     return corpus
@@ -470,35 +466,7 @@ def _interp(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.interp(positions, np.arange(len(values)), values)
 
 
-# -- cache and summary ----------------------------------------------------------------------------------
-
-
-def _cache_path(cache_dir: Path | None, key: str) -> Path | None:
-    return None if cache_dir is None else Path(cache_dir) / f"loops-{key}.npz"
-
-
-def _read_cache(cache_dir: Path | None, key: str, log: Callable[[str], None]) -> LoopCorpus | None:
-    data = read_cached(_cache_path(cache_dir, key), "loops", log)
-    if data is None:
-        return None
-    return LoopCorpus(
-        audio=data["audio"].astype(np.float32),
-        bpm=data["bpm"].astype(np.float32),
-        loop_samples=data["loop_samples"].astype(np.int64),
-        sources=[str(s) for s in data["sources"]],
-        counts=arrays_to_counts(data),
-    )
-
-
-def _write_cache(cache_dir: Path | None, key: str, corpus: LoopCorpus, log: Callable[[str], None]) -> None:
-    arrays = {
-        "audio": corpus.audio,
-        "bpm": corpus.bpm,
-        "loop_samples": corpus.loop_samples,
-        "sources": np.array(corpus.sources, dtype=str),
-        **counts_to_arrays(corpus.counts),
-    }
-    write_cached(_cache_path(cache_dir, key), arrays, "loops", log, compress=False)
+# -- summary --------------------------------------------------------------------------------------------
 
 
 def _log_summary(source: str, corpus: LoopCorpus, log: Callable[[str], None]) -> None:

@@ -27,14 +27,7 @@ from latentlive.core.errors import UserError
 from latentlive.corpus.audio_folder import list_audio_files, read_audio, reading_summary
 from latentlive.corpus.drum_corpus import split_by_index
 from latentlive.corpus.drum_synth import FACTOR_NAMES, PEAK, SYNTH_CLASSES, generate_synth_corpus
-from latentlive.corpus.npz_cache import (
-    arrays_to_counts,
-    cache_key,
-    counts_to_arrays,
-    folder_listing,
-    read_cached,
-    write_cached,
-)
+from latentlive.corpus.npz_cache import NpzCache, folder_listing
 from latentlive.corpus.soundfont_kit import default_soundfont, soundfont_one_shots_per_class
 
 __all__ = [
@@ -84,6 +77,9 @@ class OneShotCorpus:
         return int(self.audio.shape[0])
 
 
+_CACHE = NpzCache(OneShotCorpus, "one-shots", "one-shots", CACHE_VERSION, given=("source",), compress=False)
+
+
 def load_one_shots(
     db: Path | None,
     sample_rate: int = 22050,
@@ -103,20 +99,19 @@ def load_one_shots(
     if db is None:
         sf2 = default_soundfont()
         settings |= {"builtin": examples_per_class, "seed": seed, "sf2_size": sf2.stat().st_size}
-        key = _cache_key(settings)
-        corpus = _read_cache(cache_dir, key, "builtin", log)
+        corpus = _CACHE.load(cache_dir, settings, log, source="builtin")
         if corpus is None:
             corpus = _builtin_corpus(sample_rate, length, examples_per_class, seed, log)
-            _write_cache(cache_dir, key, corpus, log)
+            _CACHE.save(cache_dir, settings, corpus, log)
     else:
         db = Path(db)
         files, others = _audio_files(db)
         listing = folder_listing(db, files)
-        key = _cache_key({**settings, "files": listing, "others": others})
-        corpus = _read_cache(cache_dir, key, str(db), log)
+        settings |= {"files": listing, "others": others}
+        corpus = _CACHE.load(cache_dir, settings, log, source=str(db))
         if corpus is None:
             corpus = _folder_corpus(db, files, others, sample_rate, length, log)
-            _write_cache(cache_dir, key, corpus, log)
+            _CACHE.save(cache_dir, settings, corpus, log)
     _log_summary(corpus, log)
     return corpus
 
@@ -237,43 +232,6 @@ def _folder_corpus(
         source=str(db),
         skipped=skipped,
     )
-
-
-def _cache_key(settings: dict) -> str:
-    return cache_key(CACHE_VERSION, settings)
-
-
-def _cache_path(cache_dir: Path | None, key: str) -> Path | None:
-    return None if cache_dir is None else Path(cache_dir) / f"one-shots-{key}.npz"
-
-
-def _read_cache(
-    cache_dir: Path | None, key: str, source: str, log: Callable[[str], None]
-) -> OneShotCorpus | None:
-    data = read_cached(_cache_path(cache_dir, key), "one-shots", log)
-    if data is None:
-        return None
-    return OneShotCorpus(
-        audio=data["audio"].astype(np.float32),
-        classes=data["classes"].astype(np.int64),
-        class_names=[str(name) for name in data["class_names"]],
-        factors=data["factors"].astype(np.float32),
-        factor_names=[str(name) for name in data["factor_names"]],
-        source=source,
-        skipped=arrays_to_counts(data),
-    )
-
-
-def _write_cache(cache_dir: Path | None, key: str, corpus: OneShotCorpus, log: Callable[[str], None]) -> None:
-    arrays = {
-        "audio": corpus.audio,
-        "classes": corpus.classes,
-        "class_names": np.array(corpus.class_names, dtype=str),
-        "factors": corpus.factors,
-        "factor_names": np.array(corpus.factor_names, dtype=str),
-        **counts_to_arrays(corpus.skipped),
-    }
-    write_cached(_cache_path(cache_dir, key), arrays, "one-shots", log, compress=False)
 
 
 def _log_summary(corpus: OneShotCorpus, log: Callable[[str], None]) -> None:

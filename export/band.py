@@ -647,8 +647,11 @@ class BandExport(HostRateModule):
         self.engine.reset()
 
 
-def build_band_export(checkpoint: dict[str, Any]) -> tuple[BandExport, dict[str, Any]]:
-    """The wrapper and the metadata of the exported file, from a trainer checkpoint."""
+def build_band_export(
+    checkpoint: dict[str, Any], streaming: bool = True
+) -> tuple[BandExport, dict[str, Any]]:
+    """The wrapper and the metadata of the exported file, from a trainer checkpoint (the same module with
+    ``streaming`` or without: the model has no cached-conv layers)."""
     model = load_main_model(checkpoint["model_args"], checkpoint["model_state"])
     facts = checkpoint["metadata"]
     part_names = [str(name) for name in facts["part_names"]]

@@ -130,8 +130,11 @@ class DrumsExport(HostRateModule):
         self.recorded.zero_()
 
 
-def build_drums_export(checkpoint: dict[str, Any]) -> tuple[DrumsExport, dict[str, Any]]:
-    """The wrapper and the metadata of the exported file, from a trainer checkpoint."""
+def build_drums_export(
+    checkpoint: dict[str, Any], streaming: bool = True
+) -> tuple[DrumsExport, dict[str, Any]]:
+    """The wrapper and the metadata of the exported file, from a trainer checkpoint (the same module with
+    ``streaming`` or without: the model has no cached-conv layers)."""
     model = PatternVAE(**checkpoint["model_args"])
     model.load_state_dict(checkpoint["model_state"])
     facts = checkpoint["metadata"]

@@ -292,8 +292,11 @@ class DrumSynthExport(HostRateModule):
         self.kit.reset()
 
 
-def build_drumsynth_export(checkpoint: dict[str, Any]) -> tuple[DrumSynthExport, dict[str, Any]]:
-    """The wrapper and the metadata of the exported file, from a trainer checkpoint."""
+def build_drumsynth_export(
+    checkpoint: dict[str, Any], streaming: bool = True
+) -> tuple[DrumSynthExport, dict[str, Any]]:
+    """The wrapper and the metadata of the exported file, from a trainer checkpoint (the same module with
+    ``streaming`` or without: the model has no cached-conv layers)."""
     facts = checkpoint["metadata"]
     model = DrumSynthVAE(**checkpoint["model_args"])
     model.load_state_dict(checkpoint["model_state"])

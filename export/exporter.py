@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cached_conv as cc
 import torch
 
+from latentlive import registry
 from latentlive.core.errors import UserError
 from latentlive.core.files import atomic_write, atomic_write_json, check_output_file, require_space
 from latentlive.core.runs import RunFolder, load_checkpoint
@@ -28,23 +28,6 @@ from latentlive.export.metadata import METADATA_NAME, read_metadata
 from latentlive.training.config import PROJECT_ROOT, parse_gin
 
 NN_TILDE_TORCH = "2.5"
-
-
-def _builders() -> dict[str, Callable[[dict[str, Any]], tuple[torch.nn.Module, dict[str, Any]]]]:
-    from latentlive.export.band import build_band_export
-    from latentlive.export.drums import build_drums_export
-    from latentlive.export.drumsynth import build_drumsynth_export
-    from latentlive.export.grain import build_grain_export
-    from latentlive.export.techno import build_techno_export, build_techno_prior_export
-
-    return {
-        "drums": build_drums_export,
-        "drumsynth": build_drumsynth_export,
-        "techno": build_techno_export,
-        "techno_prior": build_techno_prior_export,
-        "grain": build_grain_export,
-        "band": build_band_export,
-    }
 
 
 def _eager_matches(eager: torch.nn.Module, scripted: torch.nn.Module, methods: list[str]) -> list[str]:
@@ -88,12 +71,9 @@ def export_run(
     ``out`` (default ``RUN/export/NAME.ts``) must be a ``.ts`` name; an existing file there is replaced only
     when it is a latentlive export or ``force`` is given.
     """
-    was_streaming = bool(cc.USE_BUFFER_CONV)
-    cc.use_cached_conv(streaming)  # the one place the streaming switch is set, before any model is built
-    try:
-        return _export(run_path, streaming, out, force)
-    finally:
-        cc.use_cached_conv(was_streaming)  # models built later in this process (training) stay offline
+    # ``streaming`` goes to the export builder, which builds the cached-conv (streaming) layers from it;
+    # cached_conv's global switch is never set, so models built later in this process stay offline
+    return _export(run_path, streaming, out, force)
 
 
 def is_latentlive_export(path: Path) -> bool:
@@ -138,11 +118,11 @@ def _checkpoint_task(run: RunFolder, checkpoint: dict[str, Any]) -> str:
 
 
 def _build(
-    build: Callable, run: RunFolder, checkpoint: dict[str, Any]
+    build: Callable, run: RunFolder, checkpoint: dict[str, Any], streaming: bool
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The export wrapper of ``checkpoint``; an incomplete checkpoint is one line, not a KeyError."""
     try:
-        return build(checkpoint)
+        return build(checkpoint, streaming)
     except KeyError as missing:
         if not missing.args or missing.args[0] in checkpoint:
             raise  # a key of the checkpoint's contents, not the checkpoint itself: a fault of the exporter
@@ -167,10 +147,11 @@ def _export(run_path: Path, streaming: bool, out: Path | None, force: bool) -> d
     parse_gin([run.config])
     checkpoint = load_checkpoint(run.checkpoint)
     task = _checkpoint_task(run, checkpoint)
-    build = _builders().get(task)
-    if build is None:
+    spec = registry.find(task)
+    if spec is None or spec.export is None:
         raise UserError(f"{run.checkpoint}: no exporter for task {task!r}")
-    wrapper, metadata = _build(build, run, checkpoint)
+    build = registry.load(spec.export)
+    wrapper, metadata = _build(build, run, checkpoint, streaming)
     # A full disk must be seen before the TorchScript writer meets it: its failure can abort the process.
     require_space(target, _module_bytes(wrapper) + 4 * 2**20, "the exported model")
     methods = list(wrapper._methods)  # noqa: SLF001 - nn_tilde keeps the registered names here
@@ -178,7 +159,7 @@ def _export(run_path: Path, streaming: bool, out: Path | None, force: bool) -> d
         name=run.name,
         step=checkpoint.get("step", 0),
         streaming=streaming,
-        cached_conv=bool(cc.USE_BUFFER_CONV),
+        cached_conv=streaming,  # the model's cached-conv layers, built by the builder
         torch_version=torch.__version__,
         methods={m: vars(method_spec(wrapper, m)) for m in methods},
     )
@@ -188,7 +169,7 @@ def _export(run_path: Path, streaming: bool, out: Path | None, force: bool) -> d
 
     def save_and_verify(tmp: Path) -> None:
         scripted.save(str(tmp), _extra_files={METADATA_NAME: json.dumps(metadata)})
-        problems = _eager_matches(build(checkpoint)[0], load_ts(tmp), methods)
+        problems = _eager_matches(build(checkpoint, streaming)[0], load_ts(tmp), methods)
         verified.update(_verify_in_fresh_process(tmp))
         problems += verified["problems"]
         if problems:

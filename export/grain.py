@@ -281,8 +281,11 @@ class GrainExport(HostRateModule):
         self.streams.reset()
 
 
-def build_grain_export(checkpoint: dict[str, Any]) -> tuple[GrainExport, dict[str, Any]]:
-    """The wrapper and the metadata of the exported file, from a trainer checkpoint."""
+def build_grain_export(
+    checkpoint: dict[str, Any], streaming: bool = True
+) -> tuple[GrainExport, dict[str, Any]]:
+    """The wrapper and the metadata of the exported file, from a trainer checkpoint (the same module with
+    ``streaming`` or without: the model has no cached-conv layers)."""
     facts = checkpoint["metadata"]
     model = GrainVAE(**checkpoint["model_args"])
     model.load_state_dict(checkpoint["model_state"])

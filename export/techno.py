@@ -265,7 +265,7 @@ class LoopPaths(nn.Module):
 
 
 class LoopReader(nn.Module):
-    """Stage 2's loop of the current macro latents, decoded once per change and read at bar phases."""
+    """techno_prior's loop of the current macro latents, decoded once per change and read at bar phases."""
 
     def __init__(self, prior: TrajectoryVAE) -> None:
         super().__init__()
@@ -332,8 +332,8 @@ class TechnoLoopsExport(Stage1Wrapper):
         return finite(self.streams.decode(self.trajectory(x), x.shape[-1]), self.audio_bound)
 
 
-def _stage1(args: dict[str, Any], state: dict[str, Tensor]) -> WaveformVAE:
-    model = WaveformVAE(**args)
+def _stage1(args: dict[str, Any], state: dict[str, Tensor], streaming: bool) -> WaveformVAE:
+    model = WaveformVAE(**args, streaming=streaming)
     model.load_state_dict(state)
     return model
 
@@ -352,10 +352,12 @@ def _stream_facts(model: WaveformVAE, plan: StreamPlan) -> dict[str, Any]:
     }
 
 
-def build_techno_export(checkpoint: dict[str, Any]) -> tuple[TechnoExport, dict[str, Any]]:
-    """Stage 1's wrapper and metadata from a trainer checkpoint."""
+def build_techno_export(
+    checkpoint: dict[str, Any], streaming: bool = True
+) -> tuple[TechnoExport, dict[str, Any]]:
+    """Stage 1's wrapper and metadata from a trainer checkpoint (``streaming``: cached-conv layers)."""
     facts = checkpoint["metadata"]
-    model = _stage1(checkpoint["model_args"], checkpoint["model_state"])
+    model = _stage1(checkpoint["model_args"], checkpoint["model_state"], streaming)
     plan = StreamPlan(model, int(facts["sample_rate"]))
     wrapper = TechnoExport(model, int(facts["sample_rate"]), plan)
     latency = plan.latency["forward"]
@@ -377,10 +379,13 @@ def build_techno_export(checkpoint: dict[str, Any]) -> tuple[TechnoExport, dict[
     return wrapper, metadata
 
 
-def build_techno_prior_export(checkpoint: dict[str, Any]) -> tuple[TechnoLoopsExport, dict[str, Any]]:
-    """Stages 1 and 2 from a stage-2 checkpoint (which carries the stage-1 weights)."""
+def build_techno_prior_export(
+    checkpoint: dict[str, Any], streaming: bool = True
+) -> tuple[TechnoLoopsExport, dict[str, Any]]:
+    """techno and techno_prior from a techno_prior checkpoint (which carries the stage-1 weights; ``streaming``: its
+    cached-conv layers)."""
     facts = checkpoint["metadata"]
-    model = _stage1(facts["stage1_args"], facts["stage1_state"])
+    model = _stage1(facts["stage1_args"], facts["stage1_state"], streaming)
     prior = TrajectoryVAE(**checkpoint["model_args"])
     prior.load_state_dict(checkpoint["model_state"])
     plan = StreamPlan(model, int(facts["sample_rate"]))

@@ -13,22 +13,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from latentlive import registry
 from latentlive.core.errors import UserError, check_range, write_fault_log
 
 # Idle OpenMP threads sleep instead of spinning: with Live, jackd or a second job on the same cores,
 # spinning threads slowed CPU training by 2 to 20 times here. Set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-MODELS = ("drums",)
-PLAYERS = ("drums", "band")
-BENCHES = (*MODELS, "drumsynth", "techno", "grain", "band", "nsgt")
 
 SEED_MAX = 2**32 - 1  # what numpy's generators take
-DRUMS_TEMPERATURE = (0.01, 10.0, "the hits' temperature; 1 is as trained")
-BAND_TEMPERATURE = (0.0, 10.0, "0 is the most likely; 1 is as trained")
-# The range of every numeric option (low, high, what it is), by command and by "command model" where a model
-# differs; checked before anything runs. bench and devices take no numbers. Checks that need the model (a
-# style index, the size of z) are the model's own.
 OPTION_RANGES: dict[str, dict[str, tuple[float, float, str]]] = {
     "play": {
         "bpm": (20.0, 999.0, "beats per minute"),
@@ -38,8 +31,6 @@ OPTION_RANGES: dict[str, dict[str, tuple[float, float, str]]] = {
         "ahead": (1, 2, "measures predicted ahead"),
         "seed": (0, SEED_MAX, "seed of the sampling"),
     },
-    "play drums": {"temperature": DRUMS_TEMPERATURE, "threshold": (0.0, 1.0, "the lowest hit level played")},
-    "play band": {"temperature": BAND_TEMPERATURE},
     "render": {
         "bars": (1, 1000, "bars of the loop"),
         "bpm": (20.0, 999.0, "beats per minute"),
@@ -59,36 +50,30 @@ OPTION_RANGES: dict[str, dict[str, tuple[float, float, str]]] = {
         "transpose": (-24.0, 24.0, "semitones"),
         "rate": (44100, 48000, "the host sample rate, 44100 or 48000"),
     },
-    "render drums": {"temperature": DRUMS_TEMPERATURE},
-    "render techno": {"temperature": DRUMS_TEMPERATURE[:2] + ("the prior's temperature; 1 is as trained",)},
-    "render band": {"temperature": BAND_TEMPERATURE},
 }
-# The options each model of `play` and `render` reads besides its command's common ones; any other given
-# (away from its default) would be ignored without a word, so it is refused.
+# The options every model of `play` and `render` reads. Each model's module says which others it reads
+# (OPTIONS) and their ranges (RANGES); any other option given (away from its default) would be ignored
+# without a word, so it is refused.
 COMMON_OPTIONS = {
     "play": {"model", "port", "in_port", "bpm", "clock", "bars", "api", "temperature"},
     "render": {"out", "force"},
 }
-MODEL_OPTIONS = {
-    "play drums": {"style", "z", "threshold"},
-    "play band": {"part", "ahead", "seed"},
-    "render drums": {"model", "z", "style", "bars", "bpm", "temperature", "threshold"},
-    "render loop": {"drums", "kit", "z", "style", "bars", "bpm"},
-    "render techno": {"run", "samples", "seed", "steps", "repeats", "bpm", "temperature"},
-    "render grain": {
-        "model",
-        "path",
-        "seconds",
-        "density",
-        "jitter",
-        "spray",
-        "grain_length",
-        "transpose",
-        "seed",
-        "rate",
-    },
-    "render band": {"model", "seed_midi", "task", "part", "measures", "temperature", "seed"},
-}
+
+
+def _subcommands(command: str) -> dict[str, str]:
+    """The models of ``play`` or ``render``: subcommand -> the module that runs it (latentlive.registry)."""
+    if command == "play":
+        return {spec.name: spec.play for spec in registry.MODELS if spec.play}
+    return dict(spec.render for spec in registry.MODELS if spec.render)
+
+
+def option_ranges() -> dict[str, dict[str, tuple[float, float, str]]]:
+    """The ranges by command and by "command model" (each model's module adds its own, ``RANGES``)."""
+    ranges = dict(OPTION_RANGES)
+    for command in COMMON_OPTIONS:
+        for model, module in _subcommands(command).items():
+            ranges[f"{command} {model}"] = registry.load(module).RANGES
+    return ranges
 
 
 def _flag(dest: str) -> str:
@@ -99,26 +84,24 @@ def check_option_ranges(args: argparse.Namespace) -> None:
     """UserError naming the option and its range for the first numeric option of ``args`` out of range,
     or naming an option that the chosen model of ``play`` or ``render`` does not read."""
     model = getattr(args, "model_name", None)
-    ranges = {**OPTION_RANGES.get(args.command, {}), **OPTION_RANGES.get(f"{args.command} {model}", {})}
+    module = registry.load(_subcommands(args.command)[model]) if args.command in COMMON_OPTIONS else None
+    ranges = {**OPTION_RANGES.get(args.command, {}), **(module.RANGES if module else {})}
     for dest, (low, high, meaning) in ranges.items():
         value = getattr(args, dest, None)
         for number in value if isinstance(value, list) else [] if value is None else [value]:
             check_range(_flag(dest), number, low, high, meaning)
-    reads = MODEL_OPTIONS.get(f"{args.command} {model}")
-    if reads is None:
+    if module is None:
         return
     # The defaults, as the shortest command line of this model parses them (its one required option given).
     required = ["--model", "m"] if args.command == "play" else ["--out", "o"]
     defaults = vars(build_parser().parse_args([args.command, model, *required]))
     for dest in sorted(
-        set(defaults) - reads - COMMON_OPTIONS[args.command] - {"command", "model_name", "func"}
+        set(defaults) - module.OPTIONS - COMMON_OPTIONS[args.command] - {"command", "model_name", "func"}
     ):
         if getattr(args, dest) == defaults[dest]:
             continue
         readers = [
-            key.split()[1]
-            for key, read in MODEL_OPTIONS.items()
-            if key.split()[0] == args.command and dest in read
+            name for name, other in _subcommands(args.command).items() if dest in registry.load(other).OPTIONS
         ]
         raise UserError(
             f"{_flag(dest)}: `{args.command} {model}` does not read it (only {', '.join(readers)}); leave it out"
@@ -217,144 +200,22 @@ def run_devices(args: argparse.Namespace) -> None:
 
 
 def run_play(args: argparse.Namespace) -> None:
-    if args.model_name == "band":
-        from latentlive.live.band_player import play_band
-
-        play_band(
-            args.model,
-            out_port=args.port,
-            in_port=args.in_port,
-            part=0 if args.part is None else args.part,
-            bpm=120.0 if args.bpm is None else args.bpm,
-            clock=args.clock,
-            ahead=1 if args.ahead is None else args.ahead,
-            temperature=1.0 if args.temperature is None else args.temperature,
-            seed=0 if args.seed is None else args.seed,
-            bars=args.bars,
-            api=args.api,
-            exiting=True,
-        )
-        return
-    from latentlive.live.drum_player import play_drums
-
-    play_drums(
-        args.model,
-        port=args.port,
-        bpm=124.0 if args.bpm is None else args.bpm,
-        clock=args.clock,
-        style=0 if args.style is None else args.style,
-        z=args.z,
-        bars=args.bars,
-        api=args.api,
-        in_port=args.in_port,
-        temperature=args.temperature,
-        threshold=args.threshold,
-        exiting=True,
-    )
+    registry.load(_subcommands("play")[args.model_name]).play_command(args)
 
 
 def run_render(args: argparse.Namespace) -> None:
-    if args.model_name == "techno":
-        from latentlive.render_techno import render_techno
-
-        if args.run is None:
-            raise UserError("render techno needs --run STAGE2_RUN (a run of gin/techno_prior.gin)")
-        paths = render_techno(
-            args.run,
-            args.out,
-            samples=args.samples,
-            seed=args.seed,
-            steps=args.steps,
-            repeats=args.repeats,
-            bpm=args.bpm,
-            temperature=1.0 if args.temperature is None else args.temperature,
-            force=args.force,
-        )
-    elif args.model_name == "grain":
-        from latentlive.live.render_grain import render_grain
-
-        if args.model is None or args.path is None:
-            raise UserError("render grain needs --model GRAIN.ts and --path line|circle|walk|SOUND_FILE")
-        paths = [
-            render_grain(
-                args.model,
-                args.path,
-                args.out,
-                seconds=args.seconds,
-                density=args.density,
-                jitter=args.jitter,
-                spray=args.spray,
-                grain_length=args.grain_length,
-                transpose=args.transpose,
-                seed=args.seed,
-                rate=args.rate,
-                force=args.force,
-            )
-        ]
-    elif args.model_name == "band":
-        from latentlive.live.render_band import render_band
-
-        if args.model is None or args.seed_midi is None or args.task is None:
-            raise UserError(
-                "render band needs --model BAND.ts, --seed-midi IN.mid and --task continue|fill|redo"
-            )
-        paths = [
-            render_band(
-                args.model,
-                args.seed_midi,
-                args.task,
-                args.out,
-                part=args.part,
-                measures=args.measures,
-                temperature=1.0 if args.temperature is None else args.temperature,
-                seed=args.seed,
-                force=args.force,
-            )
-        ]
-    elif args.model_name == "loop":
-        from latentlive.live.render_loop import render_loop_wav
-
-        if args.drums is None or args.kit is None:
-            raise UserError("render loop needs --drums DRUMS.ts and --kit DRUMSYNTH.ts")
-        paths = render_loop_wav(
-            args.drums,
-            args.kit,
-            z=args.z,
-            style=args.style,
-            bars=args.bars,
-            bpm=args.bpm,
-            out_path=args.out,
-            force=args.force,
-        )
-    else:
-        from latentlive.live.render import render_drums_midi
-
-        if args.model is None:
-            raise UserError("render drums needs --model DRUMS.ts")
-        paths = [
-            render_drums_midi(
-                args.model,
-                z=args.z,
-                style=args.style,
-                bars=args.bars,
-                bpm=args.bpm,
-                out_path=args.out,
-                temperature=args.temperature,
-                threshold=args.threshold,
-                force=args.force,
-            )
-        ]
-    for path in paths:
+    for path in registry.load(_subcommands("render")[args.model_name]).render_command(args):
         print(f"wrote {path}")
 
 
 def run_bench(args: argparse.Namespace) -> None:
-    from latentlive.bench.models import bench_model, bench_transform
+    from latentlive.bench import bench_model, bench_transform
 
     if args.model_name == "nsgt":
         bench_transform(out=args.out)
     else:
-        bench_model(args.model_name, run=args.run, out=args.out, model=args.model)
+        bench = registry.load(registry.find(args.model_name).bench)
+        bench_model(args.model_name, bench, run=args.run, out=args.out, model=args.model)
 
 
 def _version() -> str:
@@ -406,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         "play",
         "play a MIDI model on a virtual MIDI port: drums, or band (you play one part, it the others)",
     )
-    p.add_argument("model_name", choices=PLAYERS)
+    p.add_argument("model_name", choices=list(_subcommands("play")))
     p.add_argument("--model", required=True, type=Path, help="exported .ts")
     p.add_argument(
         "--port",
@@ -439,9 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "render",
         "render a model to a file: drums -> .mid, loop (drums + kit) -> .wav + .mid, "
-        "techno (stage-2 run) -> a folder of .wav, grain (a knob path) -> .wav, band (a seed .mid) -> .mid",
+        "techno (techno_prior run) -> a folder of .wav, grain (a knob path) -> .wav, band (a seed .mid) -> .mid",
     )
-    p.add_argument("model_name", choices=(*MODELS, "loop", "techno", "grain", "band"))
+    p.add_argument("model_name", choices=list(_subcommands("render")))
     p.add_argument("--model", type=Path, help="drums, grain, band: the exported .ts")
     p.add_argument("--seed-midi", dest="seed_midi", type=Path, help="band: the MIDI file to start from")
     p.add_argument("--task", choices=("continue", "fill", "redo"), help="band: what to do with the seed")
@@ -455,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bpm", type=float, default=124.0)
     p.add_argument("--temperature", type=float)
     p.add_argument("--threshold", type=float)
-    p.add_argument("--run", type=Path, help="techno: the stage-2 run (gin/techno_prior.gin)")
+    p.add_argument("--run", type=Path, help="techno: the techno_prior run (gin/techno_prior.gin)")
     p.add_argument("--samples", type=int, default=4, help="techno: loops sampled from the prior")
     p.add_argument(
         "--seed",
@@ -483,7 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "bench", "measure speed and write JSON")
     p.add_argument(
-        "model_name", choices=BENCHES, help="a model, or nsgt (the transform against the nsgt package)"
+        "model_name",
+        choices=[*(spec.name for spec in registry.MODELS if spec.bench), "nsgt"],
+        help="a model, or nsgt (the transform against the nsgt package)",
     )
     p.add_argument(
         "--run", type=Path, help="a trained run (default: trains a tiny one in a temporary folder)"

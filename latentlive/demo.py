@@ -10,28 +10,27 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import gin
+
+from latentlive import registry
 from latentlive.cli import guarded, main
 from latentlive.core.runs import RunFolder, load_checkpoint
+from latentlive.registry import ModelSpec
+from latentlive.training.config import parse_gin
 
-# model -> (gin file, training steps): minutes on 2 CPU cores each
-DEMO_RUNS = {
-    "drums": ("gin/drums.gin", 3000),
-    "drumsynth": ("gin/drumsynth_demo.gin", 400),
-    "techno": ("gin/techno_demo.gin", 2000),
-    "techno_prior": ("gin/techno_prior_demo.gin", 600),
-    "grain": ("gin/grain_demo.gin", 1500),
-    "band": ("gin/band_demo.gin", 600),
-}
-# runs that train on another demo run: model -> the binding that names it
-DEMO_DEPENDENCIES = {"techno_prior": ("TechnoPriorTask.stage1_run", "techno")}
+DEMO_MODELS = [spec for spec in registry.MODELS if spec.demo]
 
 
-def _train_or_continue(runs: Path, model: str) -> RunFolder:
-    gin_file, steps = DEMO_RUNS[model]
-    run = RunFolder(runs / f"{model}_demo")
-    command = ["train", "--gin", gin_file, "--name", run.name, "--out", str(runs), "--max-steps", str(steps)]
-    if model in DEMO_DEPENDENCIES:
-        binding, other = DEMO_DEPENDENCIES[model]
+def demo_steps(spec: ModelSpec) -> int:
+    """The training steps of the model's demo run: ``train.max_steps`` of its demo gin file."""
+    parse_gin([spec.demo_gin])
+    return int(gin.query_parameter("train.max_steps"))
+
+
+def _train_or_continue(runs: Path, spec: ModelSpec, steps: int) -> RunFolder:
+    run = RunFolder(runs / f"{spec.name}_demo")
+    command = ["train", "--gin", spec.demo_gin, "--name", run.name, "--out", str(runs)]
+    for binding, other in spec.needs:
         command += ["--bind", f"{binding} = '{runs / f'{other}_demo'}'"]
     if run.checkpoint.is_file():
         if load_checkpoint(run.checkpoint)["step"] >= steps:
@@ -39,7 +38,7 @@ def _train_or_continue(runs: Path, model: str) -> RunFolder:
             return run
         command.append("--resume")
     if main(command) != 0:
-        raise SystemExit(f"demo: training {model} failed")
+        raise SystemExit(f"demo: training {spec.name} failed")
     return run
 
 
@@ -138,7 +137,7 @@ def _renders(runs: Path, out: Path) -> list[tuple[str, Callable[[], None]]]:
     return [
         ("render 8 bars of drums as MIDI (drums_loop.mid)", drums),
         ("render a drum loop through the kit (loop.wav)", loop),
-        ("sample techno loops from the second-level model (techno/)", techno),
+        ("sample techno loops from techno_prior (techno/)", techno),
         ("render a grain texture (texture.wav)", texture),
         ("continue and re-harmonise a held-out chorale (band_*.mid)", lambda: _render_band(out, models)),
     ]
@@ -150,11 +149,12 @@ def run_demo(runs: Path, out: Path) -> None:
     devices = out / "devices"
     devices.mkdir(parents=True, exist_ok=True)
     renders = _renders(runs, out)
-    stages = Stages(2 * len(DEMO_RUNS) + len(renders))
-    for model in DEMO_RUNS:
-        with stages.stage(f"train {model} ({DEMO_RUNS[model][1]} steps of {DEMO_RUNS[model][0]})"):
-            run = _train_or_continue(runs, model)
-        with stages.stage(f"export {model} and build its device"):
+    stages = Stages(2 * len(DEMO_MODELS) + len(renders))
+    for spec in DEMO_MODELS:
+        steps = demo_steps(spec)
+        with stages.stage(f"train {spec.name} ({steps} steps of {spec.demo_gin})"):
+            run = _train_or_continue(runs, spec, steps)
+        with stages.stage(f"export {spec.name} and build its device"):
             _step(["export", "--run", str(run.root), "--streaming"])
             _step(["devices", "--run", str(run.root), "--out", str(devices), "--preview"])
     for what, render in renders:

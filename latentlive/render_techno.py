@@ -1,4 +1,4 @@
-"""``latentlive render techno --run STAGE2_RUN --out DIR``: techno loops from a stage-2 run, as WAV files.
+"""``latentlive render techno --run PRIOR_RUN --out DIR``: techno loops from a techno_prior run, as WAV files.
 
 Written into ``DIR`` (16-bit PCM, mono, at the model rate: 16 kHz), never over an existing file:
 
@@ -9,8 +9,8 @@ Written into ``DIR`` (16-bit PCM, mono, at the model rate: 16 kHz), never over a
 
 Loops are played as LatentLoops plays them: the decoded trajectory is read at the loop phase of every
 stage-1 frame and decoded as one continuous stream, so successive loops join without a restart of the
-decoder. The loop length is ``bars`` bars (the run's) at ``bpm``. The whole model comes from the stage-2
-checkpoint, which carries the stage-1 weights.
+decoder. The loop length is ``bars`` bars (the run's) at ``bpm``. The whole model comes from the techno_prior
+checkpoint, which carries the techno model's weights.
 """
 
 from collections.abc import Callable
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cached_conv as cc
 import gin
 import numpy as np
 import soundfile as sf
@@ -40,7 +39,7 @@ SUBTYPE = "PCM_16"
 
 @dataclass
 class TechnoModels:
-    """Both stages of a stage-2 run (offline layers, eval mode) and the loop settings of its corpus."""
+    """Both stages of a techno_prior run (offline layers, eval mode) and the loop settings of its corpus."""
 
     stage1: WaveformVAE
     prior: TrajectoryVAE
@@ -51,24 +50,19 @@ class TechnoModels:
 
 
 def load_techno_models(run_path: str | Path) -> TechnoModels:
-    """Both stages from the checkpoint of the stage-2 run ``run_path``; one-line errors for a bad run."""
+    """Both stages from the checkpoint of the techno_prior run ``run_path``; one-line errors for a bad run."""
     run = RunFolder(Path(run_path)).require_trained()
     checkpoint = load_checkpoint(run.checkpoint)
     if checkpoint.get("task") != "techno_prior":
         raise UserError(
-            f"{run.root}: a {checkpoint.get('task')!r} run; render techno needs a stage-2 run "
+            f"{run.root}: a {checkpoint.get('task')!r} run; render techno needs a techno_prior run "
             "(gin/techno_prior.gin), which carries both stages"
         )
     facts = checkpoint["metadata"]
-    was_streaming = bool(cc.USE_BUFFER_CONV)
-    cc.use_cached_conv(False)  # whole loops at once: the offline (zero-padded) layers
-    try:
-        stage1 = WaveformVAE(**facts["stage1_args"])
-        stage1.load_state_dict(facts["stage1_state"])
-        prior = TrajectoryVAE(**checkpoint["model_args"])
-        prior.load_state_dict(checkpoint["model_state"])
-    finally:
-        cc.use_cached_conv(was_streaming)
+    stage1 = WaveformVAE(**facts["stage1_args"])  # whole loops at once: the offline (zero-padded) layers
+    stage1.load_state_dict(facts["stage1_state"])
+    prior = TrajectoryVAE(**checkpoint["model_args"])
+    prior.load_state_dict(checkpoint["model_state"])
     return TechnoModels(
         stage1.eval(),
         prior.eval(),
@@ -98,7 +92,7 @@ def play_loops(stage1: WaveformVAE, trajectories: Tensor, loop_samples: int) -> 
 @torch.no_grad()
 def macro_of_loops(models: TechnoModels, audio: Tensor, loop_samples: Tensor) -> Tensor:
     """Macro posterior means ``[B, M, F]`` of loops ``audio [B, T]`` (from their downbeat, ``T`` a multiple of
-    the stage-1 ratio) of ``loop_samples [B]`` samples each: stage-1 encoder, then stage-2 encoder."""
+    the stage-1 ratio) of ``loop_samples [B]`` samples each: stage-1 encoder, then the techno_prior encoder."""
     mean, _ = models.stage1.encode(audio.unsqueeze(1))
     positions = loop_positions(loop_samples, models.stage1.ratio, models.prior.frames)
     return models.prior.encode(resample_frames(mean, positions))[0]
@@ -111,7 +105,7 @@ def unseen_loops(
 
     Built-in corpus: loop ``i`` of a corpus of ``examples`` is ``render_techno_loop(i)``, so loops
     ``examples + 2 * seed`` and the next one are new loops of the same generator. A folder: the first two
-    loops held out by the stage-2 split (``TechnoPriorTask.val_fraction`` of the run, training seed 0);
+    loops held out by the techno_prior split (``TechnoPriorTask.val_fraction`` of the run, training seed 0);
     None when the folder is gone or holds too few loops.
     """
     corpus = models.corpus
@@ -217,3 +211,25 @@ def render_techno(
     audio = play_loops(models.stage1, prior.decode(path)[0], loop_samples)
     written.append(_write_wav(interpolation_path, audio, models.sample_rate))
     return written
+
+
+# `latentlive render techno`: the options it reads besides --out and --force, and their ranges
+OPTIONS = frozenset({"run", "samples", "seed", "steps", "repeats", "bpm", "temperature"})
+RANGES = {"temperature": (0.01, 10.0, "the prior's temperature; 1 is as trained")}
+
+
+def render_command(args: Any) -> list[Path]:
+    """``latentlive render techno``: the command line's options to :func:`render_techno`."""
+    if args.run is None:
+        raise UserError("render techno needs --run PRIOR_RUN (a run of gin/techno_prior.gin)")
+    return render_techno(
+        args.run,
+        args.out,
+        samples=args.samples,
+        seed=args.seed,
+        steps=args.steps,
+        repeats=args.repeats,
+        bpm=args.bpm,
+        temperature=1.0 if args.temperature is None else args.temperature,
+        force=args.force,
+    )

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import mido
 import numpy as np
@@ -36,21 +36,17 @@ from latentlive.live.playback import (
     POLL_S,
     NoteOutput,
     PortLost,
-    close_ports,
     play_until_stopped,
     port_lost_error,
     signals_held,
-    stop_when_lost,
-    stopped_once,
 )
-from latentlive.live.ports import choose_api, open_input, open_output, server_watch
 from latentlive.live.scheduler import BPM_RANGE, ClockEvent, ClockFollower, TempoClock, sleep_until
+from latentlive.live.session import player_session
 
 VELOCITY = 90
 CLOSE_BEFORE_END = 0.5  # steps: a measure is closed when every note that rounds into it has come
 CLOCK_MESSAGES = ("clock", "start", "stop", "continue", "songpos")
 DEFAULT_PORT_NAME = "latentlive band"
-MAX_BARS = 1_000_000  # a bound that only refuses nonsense: weeks of playing
 
 
 class FreeSteps:
@@ -305,34 +301,46 @@ def play_band(
     """Play a band model as MIDI until stopped (or for ``bars`` bars); return the number of steps played.
 
     ``out_port`` / ``in_port``: existing MIDI ports of those names if present, else virtual ports of those
-    names (default "latentlive band" and "latentlive band in"). Ctrl-C and SIGTERM stop it cleanly (all
-    notes released; a second one is ignored while that happens) and it returns normally (``exiting``: the
-    process ends then, and later signals stay ignored). A port that fails or a JACK server that stops ends
-    it with a UserError.
+    names (default "latentlive band" and "latentlive band in"). It stops as :func:`session.player_session`
+    says (``exiting``: the process ends with it).
     """
-    stream = stream or sys.stdout
     band = model if isinstance(model, BandModel) else BandModel(model)
-    if bars is not None:
-        check_range("--bars", bars, 1, MAX_BARS, "bars to play; leave it out to play until stopped")
-    api = choose_api(api)
-    with stopped_once(exiting), server_watch(api) as watch:
-        output = open_output(out_port or DEFAULT_PORT_NAME, api=api, existing=out_port)
-        input_port = None
-        try:
-            player = BandPlayer(
-                band,
-                output,
-                part=part,
-                bpm=bpm,
-                ahead=ahead,
-                temperature=temperature,
-                seed=seed,
-                follower=ClockFollower() if clock else None,
-            )
-            watch.on_gone(lambda reason: stop_when_lost(player, reason))
-            in_name = in_port or f"{out_port or DEFAULT_PORT_NAME} in"
-            input_port = open_input(in_name, api=api, existing=in_port, callback=player.handle_message)
-            print(_status_line(band, player, output.name, input_port.name, api), file=stream, flush=True)
-            return play_until_stopped(player, bars)
-        finally:
-            close_ports(output, input_port)
+    base = out_port or DEFAULT_PORT_NAME
+    with player_session(base, out_port, api, bars, exiting) as session:
+        player = BandPlayer(
+            band,
+            session.output,
+            part=part,
+            bpm=bpm,
+            ahead=ahead,
+            temperature=temperature,
+            seed=seed,
+            follower=ClockFollower() if clock else None,
+        )
+        in_name = session.listen(player, in_port or f"{base} in", in_port).name
+        status = _status_line(band, player, session.output.name, in_name, session.api)
+        print(status, file=stream or sys.stdout, flush=True)
+        return play_until_stopped(player, bars)
+
+
+# `latentlive play band`: the options it reads besides the command's common ones, and their ranges
+OPTIONS = frozenset({"part", "ahead", "seed"})
+RANGES = {"temperature": (0.0, 10.0, "0 is the most likely; 1 is as trained")}
+
+
+def play_command(args: Any) -> None:
+    """``latentlive play band``: the command line's options to :func:`play_band`."""
+    play_band(
+        args.model,
+        out_port=args.port,
+        in_port=args.in_port,
+        part=0 if args.part is None else args.part,
+        bpm=120.0 if args.bpm is None else args.bpm,
+        clock=args.clock,
+        ahead=1 if args.ahead is None else args.ahead,
+        temperature=1.0 if args.temperature is None else args.temperature,
+        seed=0 if args.seed is None else args.seed,
+        bars=args.bars,
+        api=args.api,
+        exiting=True,
+    )

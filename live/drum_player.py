@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import mido
 import numpy as np
@@ -35,15 +35,12 @@ from latentlive.live.playback import (
     POLL_S,
     NoteOutput,
     PortLost,
-    close_ports,
     play_until_stopped,
     port_lost_error,
     signals_held,
-    stop_when_lost,
-    stopped_once,
 )
-from latentlive.live.ports import choose_api, open_input, open_output, server_watch
 from latentlive.live.scheduler import BPM_RANGE, ClockFollower, TempoClock
+from latentlive.live.session import player_session
 
 DRUM_CHANNEL = 9  # MIDI channel 10, zero-based as mido counts
 CC_Z_FIRST = 20  # CC 20 + i moves z_{i+1}
@@ -55,7 +52,6 @@ LATENT_SPAN = 3.0  # CC 0..127 covers z in [-3, 3], the span of the device's pad
 GATE_STEPS = 0.5  # note length: a 32nd
 
 DEFAULT_PORT_NAME = "latentlive drums"
-MAX_BARS = 1_000_000  # about three weeks at 124 bpm: a bound that only refuses nonsense
 
 
 def cc_to_latent(value: int) -> float:
@@ -272,41 +268,51 @@ def play_drums(
 
     ``port``: the output: an existing MIDI destination of that name if there is one, else a virtual port of
     that name (default "latentlive drums"). The input for CCs (and clock with ``clock=True``) is a virtual
-    port "<name> in" ("<name> clock in" when following clock), or the existing source ``in_port``.
-    Ctrl-C and SIGTERM stop it cleanly (all notes released; a second one is ignored while that happens) and
-    it returns normally (``exiting``: the process ends then, and later signals stay ignored). A port that
-    fails or a JACK server that stops ends it with a UserError.
+    port "<name> in" ("<name> clock in" when following clock), or the existing source ``in_port``. It stops
+    as :func:`session.player_session` says (``exiting``: the process ends with it).
     """
-    stream = stream or sys.stdout
     drum_model = model if isinstance(model, DrumModel) else DrumModel(model)
-    if bars is not None:
-        check_range("--bars", bars, 1, MAX_BARS, "bars to play; leave it out to play until stopped")
-    api = choose_api(api)
-    follower = ClockFollower() if clock else None
-    with stopped_once(exiting), server_watch(api) as watch:
-        output = open_output(port or DEFAULT_PORT_NAME, api=api, existing=port)
-        input_port = None
-        try:
-            player = DrumPlayer(
-                drum_model,
-                output,
-                bpm=bpm,
-                style=style,
-                z=z,
-                temperature=temperature,
-                threshold=threshold,
-                follower=follower,
-            )
-            watch.on_gone(lambda reason: stop_when_lost(player, reason))
-            base = port or DEFAULT_PORT_NAME
-            in_name = in_port or (f"{base} clock in" if clock else f"{base} in")
-            try:
-                input_port = open_input(in_name, api=api, existing=in_port, callback=player.handle_message)
-            except UserError:
-                if clock or in_port:
-                    raise
-                in_name = None  # no virtual input (Windows): play without CC control
-            print(_status_line(drum_model, output.name, in_name, api, player), file=stream, flush=True)
-            return play_until_stopped(player, bars)
-        finally:
-            close_ports(output, input_port)
+    base = port or DEFAULT_PORT_NAME
+    with player_session(base, port, api, bars, exiting) as session:
+        player = DrumPlayer(
+            drum_model,
+            session.output,
+            bpm=bpm,
+            style=style,
+            z=z,
+            temperature=temperature,
+            threshold=threshold,
+            follower=ClockFollower() if clock else None,
+        )
+        in_name = in_port or (f"{base} clock in" if clock else f"{base} in")
+        if session.listen(player, in_name, in_port, required=bool(clock or in_port)) is None:
+            in_name = None  # no virtual input (Windows): play without CC control
+        status = _status_line(drum_model, session.output.name, in_name, session.api, player)
+        print(status, file=stream or sys.stdout, flush=True)
+        return play_until_stopped(player, bars)
+
+
+# `latentlive play drums`: the options it reads besides the command's common ones, and their ranges
+OPTIONS = frozenset({"style", "z", "threshold"})
+RANGES = {
+    "temperature": (0.01, 10.0, "the hits' temperature; 1 is as trained"),
+    "threshold": (0.0, 1.0, "the lowest hit level played"),
+}
+
+
+def play_command(args: Any) -> None:
+    """``latentlive play drums``: the command line's options to :func:`play_drums`."""
+    play_drums(
+        args.model,
+        port=args.port,
+        bpm=124.0 if args.bpm is None else args.bpm,
+        clock=args.clock,
+        style=0 if args.style is None else args.style,
+        z=args.z,
+        bars=args.bars,
+        api=args.api,
+        in_port=args.in_port,
+        temperature=args.temperature,
+        threshold=args.threshold,
+        exiting=True,
+    )

@@ -147,7 +147,7 @@ def signals_held() -> Iterator[None]:
 
 
 class Player(Protocol):
-    """What :func:`play_until_stopped` plays: the drum and band players."""
+    """What :func:`play_until_stopped` plays and a session feeds: the drum and band players."""
 
     steps_played: int
     out: NoteOutput
@@ -155,6 +155,8 @@ class Player(Protocol):
     def play(self, bars: int | None = None) -> int: ...
 
     def stop(self) -> None: ...
+
+    def handle_message(self, msg: mido.Message) -> None: ...
 
 
 @contextmanager

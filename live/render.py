@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import mido
 
@@ -81,3 +82,28 @@ def render_drums_midi(
         )
     )
     return atomic_write(out, lambda tmp: midi.save(str(tmp)))
+
+
+# `latentlive render drums`: the options it reads besides --out and --force, and their ranges beyond the
+# command's own (latentlive.cli)
+OPTIONS = frozenset({"model", "z", "style", "bars", "bpm", "temperature", "threshold"})
+RANGES = {"temperature": (0.01, 10.0, "the hits' temperature; 1 is as trained")}
+
+
+def render_command(args: Any) -> list[Path]:
+    """``latentlive render drums``: the command line's options to :func:`render_drums_midi`."""
+    if args.model is None:
+        raise UserError("render drums needs --model DRUMS.ts")
+    return [
+        render_drums_midi(
+            args.model,
+            z=args.z,
+            style=args.style,
+            bars=args.bars,
+            bpm=args.bpm,
+            out_path=args.out,
+            temperature=args.temperature,
+            threshold=args.threshold,
+            force=args.force,
+        )
+    ]

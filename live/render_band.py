@@ -11,6 +11,7 @@ one track and channel per part.
 """
 
 from pathlib import Path
+from typing import Any
 
 import mido
 import numpy as np
@@ -100,3 +101,27 @@ def render_band(
     notes = rolls_to_notes(result)
     notes[:, 3] = np.clip(notes[:, 3] - piece.shift, 0, 127)
     return write_band_midi(notes, model.part_names, out, bpm=_seed_tempo(Path(seed_midi)))
+
+
+# `latentlive render band`: the options it reads besides --out and --force, and their ranges
+OPTIONS = frozenset({"model", "seed_midi", "task", "part", "measures", "temperature", "seed"})
+RANGES = {"temperature": (0.0, 10.0, "0 is the most likely; 1 is as trained")}
+
+
+def render_command(args: Any) -> list[Path]:
+    """``latentlive render band``: the command line's options to :func:`render_band`."""
+    if args.model is None or args.seed_midi is None or args.task is None:
+        raise UserError("render band needs --model BAND.ts, --seed-midi IN.mid and --task continue|fill|redo")
+    return [
+        render_band(
+            args.model,
+            args.seed_midi,
+            args.task,
+            args.out,
+            part=args.part,
+            measures=args.measures,
+            temperature=1.0 if args.temperature is None else args.temperature,
+            seed=args.seed,
+            force=args.force,
+        )
+    ]

@@ -15,6 +15,7 @@ the texture starts at the file's first sample and a sound's path lines up with t
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -207,3 +208,32 @@ def render_grain(
         log(f"peak {peak:.2f}: scaled to -1 dBFS")
         audio = audio * (PEAK / peak)
     return atomic_write(out, lambda tmp: sf.write(str(tmp), audio, rate, format="WAV", subtype=SUBTYPE))
+
+
+# `latentlive render grain`: the options it reads besides --out and --force
+OPTIONS = frozenset(
+    {"model", "path", "seconds", "density", "jitter", "spray", "grain_length", "transpose", "seed", "rate"}
+)
+RANGES: dict[str, tuple[float, float, str]] = {}
+
+
+def render_command(args: Any) -> list[Path]:
+    """``latentlive render grain``: the command line's options to :func:`render_grain`."""
+    if args.model is None or args.path is None:
+        raise UserError("render grain needs --model GRAIN.ts and --path line|circle|walk|SOUND_FILE")
+    return [
+        render_grain(
+            args.model,
+            args.path,
+            args.out,
+            seconds=args.seconds,
+            density=args.density,
+            jitter=args.jitter,
+            spray=args.spray,
+            grain_length=args.grain_length,
+            transpose=args.transpose,
+            seed=args.seed,
+            rate=args.rate,
+            force=args.force,
+        )
+    ]

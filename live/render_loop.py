@@ -7,6 +7,7 @@ around to its start, so the file loops without a click. A ``.mid`` of the same p
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -102,3 +103,24 @@ def render_loop_wav(
     loop = mix_loop(pattern, sounds, bars, sample_rate * 60.0 / bpm / 4)
     atomic_write(out, lambda tmp: sf.write(str(tmp), loop, sample_rate, format="WAV", subtype="PCM_16"))
     return [out, midi]
+
+
+# `latentlive render loop` (drums + kit): the options it reads besides --out and --force
+OPTIONS = frozenset({"drums", "kit", "z", "style", "bars", "bpm"})
+RANGES: dict[str, tuple[float, float, str]] = {}
+
+
+def render_command(args: Any) -> list[Path]:
+    """``latentlive render loop``: the command line's options to :func:`render_loop_wav`."""
+    if args.drums is None or args.kit is None:
+        raise UserError("render loop needs --drums DRUMS.ts and --kit DRUMSYNTH.ts")
+    return render_loop_wav(
+        args.drums,
+        args.kit,
+        z=args.z,
+        style=args.style,
+        bars=args.bars,
+        bpm=args.bpm,
+        out_path=args.out,
+        force=args.force,
+    )

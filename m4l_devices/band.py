@@ -28,22 +28,24 @@ Dropping a ``.ts`` on the model box loads it into both nn~ (m4l_devices/common.p
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from latentlive import registry
 from latentlive.core.errors import UserError
-from latentlive.m4l_devices.amxd import MIDI_EFFECT, write_amxd
+from latentlive.m4l_devices.amxd import MIDI_EFFECT
 from latentlive.m4l_devices.common import (
-    device_path,
+    device_builder,
+    metadata_where,
     model_file_name,
     model_loading,
     quote_atom,
+    reading_metadata,
     section_header,
 )
 from latentlive.m4l_devices.loops import check_method
 from latentlive.m4l_devices.patcher import Box, Param, Patcher
 
-DEVICE_NAME = "LatentBand"
+DEVICE_NAME = registry.device_name("band")
 STEPS = 16
 METHODS = ("next", "fill")
 AHEAD = (1, 2)
@@ -117,22 +119,17 @@ class BandSpec:
         cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
     ) -> "BandSpec":
         """Check the metadata of ``band.ts`` (see docs/band_encoding.md); UserError if unusable."""
-        where = f"{model_path}: metadata"
-        fix = "re-export the band model with `latentlive export`"
-        if metadata.get("model") != "band":
-            raise UserError(f"{where} is for model {metadata.get('model')!r}, not 'band'; {fix}")
-        try:
+        where, fix = metadata_where(model_path, metadata, "band", "band model")
+        with reading_metadata(where, fix):
             names = tuple(str(n) for n in metadata["part_names"])
             kinds = tuple(str(k) for k in metadata["part_kinds"])
-        except (KeyError, TypeError) as err:
-            raise UserError(f"{where} lacks or mangles {err}; {fix}") from None
         if not 1 <= len(names) <= MAX_PARTS or len(kinds) != len(names):
             raise UserError(
                 f"{where} has {len(names)} part names / {len(kinds)} kinds, expected 1..{MAX_PARTS} of each; {fix}"
             )
         if any(k not in KINDS for k in kinds):
             raise UserError(f"{where} part_kinds {list(kinds)} are not all 'mono' or 'poly'; {fix}")
-        try:
+        with reading_metadata(where, fix):
             lanes = _lanes(metadata, kinds)
             channels = tuple(int(c) for c in metadata.get("midi_channels", part_channels(len(names))))
             steps = int(metadata.get("steps", STEPS))
@@ -140,8 +137,6 @@ class BandSpec:
             attrs = metadata.get("attributes", {})
             temperature = float(attrs.get("temperature", 1.0))
             part = int(attrs.get("part", 0))
-        except (KeyError, TypeError, ValueError) as err:
-            raise UserError(f"{where} lacks or mangles {err}; {fix}") from None
         if any(n < 1 for n in lanes):
             raise UserError(f"{where} voices {list(lanes)} are not all >= 1; {fix}")
         if steps != STEPS:
@@ -526,15 +521,4 @@ def band_patcher(spec: BandSpec) -> dict[str, Any]:
     return p.to_dict(MIDI_EFFECT, description="LatentBand: play one part, the model plays the others.")
 
 
-def build_band_device(
-    out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
-) -> Path:
-    """Write ``LatentBand.amxd`` and return its path.
-
-    ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the
-    ``band.ts`` nn~ loads (the device names it by file name only, so it goes beside the ``.amxd``; the
-    user can drop another), under the name ``model_file`` when given; ``metadata`` is
-    ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
-    """
-    spec = BandSpec.from_metadata(str(model_path), metadata, model_file)
-    return write_amxd(device_path(out_path, DEVICE_NAME), band_patcher(spec), MIDI_EFFECT)
+build_band_device = device_builder(BandSpec, band_patcher, DEVICE_NAME, MIDI_EFFECT)

@@ -14,39 +14,15 @@ import re
 import shutil
 from pathlib import Path
 
+from latentlive import registry
 from latentlive.core.errors import UserError
 from latentlive.core.files import atomic_write, check_output_file, check_writable_folder
 from latentlive.core.runs import RunFolder
 from latentlive.export.metadata import read_metadata
-from latentlive.m4l_devices import band, drums, drumsynth, grains, loops, loops_fx
 from latentlive.m4l_devices.amxd import read_amxd
-from latentlive.m4l_devices.band import build_band_device
 from latentlive.m4l_devices.common import device_path
-from latentlive.m4l_devices.drums import build_drums_device
-from latentlive.m4l_devices.drumsynth import build_kit_device
-from latentlive.m4l_devices.grains import build_grains_device
-from latentlive.m4l_devices.loops import build_loops_device
-from latentlive.m4l_devices.loops_fx import build_loops_fx_device
 from latentlive.m4l_devices.preview import draw_presentation
 from latentlive.m4l_devices.validate import validate_device
-
-BUILDERS = {
-    "drums": build_drums_device,
-    "drumsynth": build_kit_device,
-    "techno": build_loops_fx_device,
-    "techno_prior": build_loops_device,
-    "grain": build_grains_device,
-    "band": build_band_device,
-}
-# The file name of each model's device (``NAME.amxd`` when --out is a folder).
-DEVICE_NAMES = {
-    "drums": drums.DEVICE_NAME,
-    "drumsynth": drumsynth.DEVICE_NAME,
-    "techno": loops_fx.DEVICE_NAME,
-    "techno_prior": loops.DEVICE_NAME,
-    "grain": grains.DEVICE_NAME,
-    "band": band.DEVICE_NAME,
-}
 
 
 def build_devices_for_run(
@@ -69,8 +45,8 @@ def build_devices_for_run(
     if not ts.is_file():
         raise UserError(f"{ts}: no exported model; run `latentlive export --run {run_path}` first")
     metadata = read_metadata(ts)
-    build = BUILDERS.get(metadata.get("model", ""))
-    if build is None:
+    spec = registry.find(str(metadata.get("model", "")))
+    if spec is None or spec.device is None or spec.device_name is None:
         raise UserError(f"{ts}: no device for model {metadata.get('model')!r}")
     check_model_kind(run, ts, metadata["model"])
     out = out or run.export_dir
@@ -83,11 +59,11 @@ def build_devices_for_run(
         if not force:
             raise
         copy = True
-    target = device_path(out, DEVICE_NAMES[metadata["model"]])
+    target = device_path(out, spec.device_name)
     check_output_file(target, force, lambda p: is_device_for(p, beside.name), example="Device.amxd")
     if preview:
         check_output_file(target.with_suffix(".png"), force=True)  # a picture of our device: never a folder
-    device = build(out, ts, metadata, beside.name)
+    device = registry.load(spec.device)(out, ts, metadata, beside.name)
     problems = validate_device(device)
     if problems:
         raise RuntimeError(f"{device}: generated device is invalid: {'; '.join(problems)}")

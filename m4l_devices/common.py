@@ -7,10 +7,13 @@ sends ``load <path>`` to nn~ (the dropped path is stored with the Live set), and
 the loaded model or says that the file is missing.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol, Self, TypeVar
 
 from latentlive.core.errors import UserError
+from latentlive.m4l_devices.amxd import write_amxd
 from latentlive.m4l_devices.patcher import Box, Param, Patcher, Rect
 
 RATE_RESEND_MS = 2000  # the host rate goes to nn~ again this often (a no-op for a model that has it)
@@ -32,6 +35,26 @@ def model_file_name(model_path: str | Path) -> str:
             f"{model_path}: a model file name with a double quote cannot be given to nn~; rename it"
         )
     return name
+
+
+def metadata_where(model_path: str, metadata: dict, model: str | None, what: str) -> tuple[str, str]:
+    """The ``where`` and ``fix`` of a device's one-line metadata errors (the fix: re-export ``what``);
+    UserError when ``metadata`` is not of ``model`` (None: not checked)."""
+    where = f"{model_path}: metadata"
+    fix = f"re-export the {what} with `latentlive export`"
+    if model is not None and metadata.get("model") != model:
+        raise UserError(f"{where} is for model {metadata.get('model')!r}, not {model!r}; {fix}")
+    return where, fix
+
+
+@contextmanager
+def reading_metadata(where: str, fix: str) -> Iterator[None]:
+    """Turns a missing or mangled metadata field (KeyError, TypeError, ValueError) read in the block into a
+    one-line UserError."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{where} lacks or mangles {err}; {fix}") from None
 
 
 def host_rates_of(metadata: dict) -> tuple[int, ...] | None:
@@ -164,7 +187,77 @@ def host_rate_sender(
         p.connect(refused, 0, status, 0)
 
 
+def pad_links(
+    p: Patcher,
+    pad: Box,
+    dials: Sequence[Box],
+    rows: tuple[float, float, float, float],
+    back: Box | None = None,
+) -> None:
+    """An XY pad in hundredths and dials 1 and 2 (x, y): the pad moves the dials, and the dials (and
+    ``back``, a pair recalled elsewhere) move the pad with "set", which does not output. ``rows``: the
+    patching y of the "/ 100.", "* 100.", "pak" and "prepend set" boxes."""
+    scale_y, hundred_y, pak_y, set_y = rows
+    for outlet, dial in ((0, dials[0]), (1, dials[1])):
+        scale = p.obj("/ 100.", (20 + outlet * 70, scale_y))
+        p.connect(pad, outlet, scale, 0)
+        p.connect(scale, 0, dial, 0)
+    pak = p.obj("pak 0. 0.", (20, pak_y))
+    for inlet, dial in ((0, dials[0]), (1, dials[1])):
+        hundred = p.obj("* 100.", (20 + inlet * 70, hundred_y))
+        p.connect(dial, 0, hundred, 0)
+        if back is not None:
+            p.connect(back, inlet, hundred, 0)
+        p.connect(hundred, 0, pak, inlet)
+    set_pad = p.obj("prepend set", (20, set_y))
+    p.connect(pak, 0, set_pad, 0)
+    p.connect(set_pad, 0, pad, 0)
+
+
 def device_path(out_path: str | Path, device_name: str) -> Path:
     """``out_path`` itself when it names an ``.amxd``, else ``out_path/<device_name>.amxd``."""
     out = Path(out_path)
     return out if out.suffix == ".amxd" else out / f"{device_name}.amxd"
+
+
+class DeviceSpec(Protocol):
+    """What a device builder needs of its spec: the check of a model's metadata."""
+
+    @classmethod
+    def from_metadata(
+        cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+    ) -> Self: ...
+
+
+SpecT = TypeVar("SpecT", bound=DeviceSpec)
+
+
+class DeviceBuilder(Protocol):
+    """``build_*_device(out_path, model_path, metadata, model_file=None)``: write a model's device, return its
+    path (what the registry names as a model's ``device``)."""
+
+    def __call__(
+        self, out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+    ) -> Path: ...
+
+
+def device_builder(
+    spec_type: type[SpecT], patcher: Callable[[SpecT], dict[str, Any]], device_name: str, device_type: str
+) -> DeviceBuilder:
+    """The builder of the device ``<device_name>.amxd`` (``device_type``): it checks a model's metadata with
+    ``spec_type.from_metadata`` and writes the document ``patcher`` draws of the spec."""
+
+    def build(
+        out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
+    ) -> Path:
+        spec = spec_type.from_metadata(str(model_path), metadata, model_file)
+        return write_amxd(device_path(out_path, device_name), patcher(spec), device_type)
+
+    build.__doc__ = f"""Write ``{device_name}.amxd`` and return its path.
+
+    ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the ``.ts``
+    nn~ loads (the device names it by file name only, so it goes beside the ``.amxd``; the user can drop
+    another), under the name ``model_file`` when given; ``metadata`` is
+    ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
+    """
+    return build

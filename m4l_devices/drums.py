@@ -18,21 +18,24 @@ Left out of this first version: learning a clip (the ``encode`` method).
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from latentlive import registry
 from latentlive.core.errors import UserError
-from latentlive.m4l_devices.amxd import MIDI_EFFECT, write_amxd
+from latentlive.m4l_devices.amxd import MIDI_EFFECT
 from latentlive.m4l_devices.common import (
-    device_path,
+    device_builder,
+    metadata_where,
     model_file_name,
     model_loading,
+    pad_links,
     quote_atom,
+    reading_metadata,
     section_header,
 )
 from latentlive.m4l_devices.patcher import Box, Param, Patcher
 
-DEVICE_NAME = "LatentDrums"
+DEVICE_NAME = registry.device_name("drums")
 N_INSTRUMENTS = 9
 STEPS = 16
 NN_BUFFER = 512
@@ -63,16 +66,13 @@ class DrumsSpec:
         cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
     ) -> "DrumsSpec":
         """Check the metadata of ``drums.ts`` (see docs/drums_encoding.md); UserError if unusable."""
-        where = f"{model_path}: metadata"
-        fix = "re-export the drums model with `latentlive export`"
-        try:
+        where, fix = metadata_where(model_path, metadata, None, "drums model")
+        with reading_metadata(where, fix):
             d = int(metadata["latent_size"])
             styles = tuple(str(s) for s in metadata.get("style_names", []))
             names = tuple(str(s) for s in metadata["instrument_names"])
             notes = tuple(int(n) for n in metadata["gm_notes"])
             steps = int(metadata.get("steps", STEPS))
-        except (KeyError, TypeError, ValueError) as err:
-            raise UserError(f"{where} lacks or mangles {err}; {fix}") from None
         if not 2 <= d <= 8:
             raise UserError(f"{where} latent_size={d} is outside 2..8; {fix}")
         if len(names) != N_INSTRUMENTS or len(notes) != N_INSTRUMENTS:
@@ -160,19 +160,7 @@ def _latents(p: Patcher, spec: DrumsSpec, lay: Layout, nn: Box) -> None:
         p.connect(dial, 0, sig, 0)
         p.connect(sig, 0, nn, k)
         dials.append(dial)
-    # pad -> dials (x = z1, y = z2) in hundredths; dials -> pad with "set", which does not output
-    for outlet, dial in ((0, dials[0]), (1, dials[1])):
-        scale = p.obj("/ 100.", (20 + outlet * 70, 200))
-        p.connect(pad, outlet, scale, 0)
-        p.connect(scale, 0, dial, 0)
-    pak = p.obj("pak 0. 0.", (20, 300))
-    for inlet, dial in ((0, dials[0]), (1, dials[1])):
-        hundred = p.obj("* 100.", (20 + inlet * 70, 260))
-        p.connect(dial, 0, hundred, 0)
-        p.connect(hundred, 0, pak, inlet)
-    set_pad = p.obj("prepend set", (20, 340))
-    p.connect(pak, 0, set_pad, 0)
-    p.connect(set_pad, 0, pad, 0)
+    pad_links(p, pad, dials, (200, 260, 300, 340))  # x = z1, y = z2
 
 
 def _style_and_step(p: Patcher, spec: DrumsSpec, lay: Layout, nn: Box) -> Box:
@@ -365,15 +353,4 @@ def drums_patcher(spec: DrumsSpec) -> dict[str, Any]:
     return p.to_dict(MIDI_EFFECT, description="LatentDrums: move in the latent space, it plays the pattern.")
 
 
-def build_drums_device(
-    out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
-) -> Path:
-    """Write ``LatentDrums.amxd`` and return its path.
-
-    ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the
-    ``drums.ts`` nn~ loads (the device names it by file name only, so it goes beside the ``.amxd``; the
-    user can drop another), under the name ``model_file`` when given; ``metadata`` is
-    ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
-    """
-    spec = DrumsSpec.from_metadata(str(model_path), metadata, model_file)
-    return write_amxd(device_path(out_path, DEVICE_NAME), drums_patcher(spec), MIDI_EFFECT)
+build_drums_device = device_builder(DrumsSpec, drums_patcher, DEVICE_NAME, MIDI_EFFECT)

@@ -29,22 +29,25 @@ class, and notes in the same Max signal vector make one hit.
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from latentlive import registry
 from latentlive.core.errors import UserError
-from latentlive.m4l_devices.amxd import INSTRUMENT, write_amxd
+from latentlive.m4l_devices.amxd import INSTRUMENT
 from latentlive.m4l_devices.common import (
-    device_path,
+    device_builder,
     host_rates_of,
+    metadata_where,
     model_file_name,
     model_loading,
+    pad_links,
     quote_atom,
+    reading_metadata,
     section_header,
 )
 from latentlive.m4l_devices.patcher import Box, Param, Patcher
 
-DEVICE_NAME = "LatentKit"
+DEVICE_NAME = registry.device_name("drumsynth")
 NN_BUFFER = 512  # nn~ threaded delay: 2 x 512 - 64 samples, about 22 ms at 44.1 kHz
 KNOB_RANGE = 3.0  # the knobs span -3..3 standard deviations along the class's PCA axes
 RANDOM_RANGE = 2.0  # "Randomise" draws uniformly in -2..2
@@ -88,15 +91,10 @@ class KitSpec:
         cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
     ) -> "KitSpec":
         """Check the metadata of ``drumsynth.ts`` (see export/drumsynth.py); UserError if unusable."""
-        where = f"{model_path}: metadata"
-        fix = "re-export the drum synth with `latentlive export`"
-        if metadata.get("model") != "drumsynth":
-            raise UserError(f"{where} is for model {metadata.get('model')!r}, not 'drumsynth'; {fix}")
-        try:
+        where, fix = metadata_where(model_path, metadata, "drumsynth", "drum synth")
+        with reading_metadata(where, fix):
             d = int(metadata["latent_size"])
             names = tuple(str(s) for s in metadata["class_names"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise UserError(f"{where} lacks or mangles {err}; {fix}") from None
         if not 2 <= d <= 8:
             raise UserError(f"{where} latent_size={d} is outside 2..8 (the knobs the device shows); {fix}")
         if not 1 <= len(names) <= 16 or len(set(names)) != len(names):
@@ -273,25 +271,8 @@ def _editor(
         dials.append(dial)
         for c in range(n):
             p.connect(to_class, c, class_dials[c][k], 0)  # the dial outputs: automation sees the edit
-    _pad_links(p, pad, dials, back)
+    pad_links(p, pad, dials, (560, 590, 620, 650), back)
     return dials
-
-
-def _pad_links(p: Patcher, pad: Box, dials: list[Box], back: Box) -> None:
-    """pad -> editor knobs 1 / 2 (hundredths); the dials and the recalled class -> pad with "set"."""
-    for outlet, dial in ((0, dials[0]), (1, dials[1])):
-        scale = p.obj("/ 100.", (20 + outlet * 70, 560))
-        p.connect(pad, outlet, scale, 0)
-        p.connect(scale, 0, dial, 0)
-    pak = p.obj("pak 0. 0.", (20, 620))
-    for inlet, dial in ((0, dials[0]), (1, dials[1])):
-        hundred = p.obj("* 100.", (20 + inlet * 70, 590))
-        p.connect(dial, 0, hundred, 0)
-        p.connect(back, inlet, hundred, 0)
-        p.connect(hundred, 0, pak, inlet)
-    set_pad = p.obj("prepend set", (20, 650))
-    p.connect(pak, 0, set_pad, 0)
-    p.connect(set_pad, 0, pad, 0)
 
 
 def _notes(p: Patcher, spec: KitSpec, paks: list[Box], gate: Box) -> list[Box]:
@@ -401,15 +382,4 @@ def kit_patcher(spec: KitSpec) -> dict[str, Any]:
     )
 
 
-def build_kit_device(
-    out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
-) -> Path:
-    """Write ``LatentKit.amxd`` and return its path.
-
-    ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the
-    ``drumsynth.ts`` nn~ loads (the device names it by file name only, so it goes beside the ``.amxd``;
-    the user can drop another), under the name ``model_file`` when given; ``metadata`` is
-    ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
-    """
-    spec = KitSpec.from_metadata(str(model_path), metadata, model_file)
-    return write_amxd(device_path(out_path, DEVICE_NAME), kit_patcher(spec), INSTRUMENT)
+build_kit_device = device_builder(KitSpec, kit_patcher, DEVICE_NAME, INSTRUMENT)

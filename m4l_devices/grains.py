@@ -33,17 +33,19 @@ m4l_devices/common.py); the status line says when the file is missing.
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from latentlive import registry
 from latentlive.core.errors import UserError
-from latentlive.m4l_devices.amxd import INSTRUMENT, write_amxd
+from latentlive.m4l_devices.amxd import INSTRUMENT
 from latentlive.m4l_devices.common import (
-    device_path,
+    device_builder,
     host_rates_of,
+    metadata_where,
     model_file_name,
     model_loading,
     quote_atom,
+    reading_metadata,
     section_header,
 )
 from latentlive.m4l_devices.loops import (
@@ -66,7 +68,7 @@ from latentlive.m4l_devices.loops import (
 )
 from latentlive.m4l_devices.patcher import Box, Param, Patcher
 
-DEVICE_NAME = "LatentGrains"
+DEVICE_NAME = registry.device_name("grain")
 NN_BUFFER = 1024  # four latent frames per call; threaded delay 2 x 1024 - 64 samples, ~45 ms at 44.1 kHz
 LATENT_SIZES = (2, 32)  # the pad needs two knobs; the grain model has 8..32 (tiny variants fewer)
 KNOB_RANGE = 3.0  # knobs span -3..3 PCA units (standard deviations along the global PCA axes)
@@ -124,14 +126,9 @@ class GrainSpec:
         cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
     ) -> "GrainSpec":
         """Check the metadata of the grain export; UserError (one line) if the device cannot use it."""
-        where = f"{model_path}: metadata"
-        fix = "re-export the grain model with `latentlive export`"
-        if metadata.get("model") != "grain":
-            raise UserError(f"{where} is for model {metadata.get('model')!r}, not 'grain'; {fix}")
-        try:
+        where, fix = metadata_where(model_path, metadata, "grain", "grain model")
+        with reading_metadata(where, fix):
             d = int(metadata["latent_size"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise UserError(f"{where} lacks or mangles {err}; {fix}") from None
         check_range(where, "latent_size", d, LATENT_SIZES, fix)
         check_latent_ratio(where, metadata, fix)
         check_method(where, metadata, "forward", d, 1, fix)
@@ -540,15 +537,4 @@ def grains_patcher(spec: GrainSpec) -> dict[str, Any]:
     )
 
 
-def build_grains_device(
-    out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
-) -> Path:
-    """Write ``LatentGrains.amxd`` and return its path.
-
-    ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the
-    ``grain.ts`` nn~ loads (the device names it by file name only, so it goes beside the ``.amxd``; the
-    user can drop another), under the name ``model_file`` when given; ``metadata`` is
-    ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
-    """
-    spec = GrainSpec.from_metadata(str(model_path), metadata, model_file)
-    return write_amxd(device_path(out_path, DEVICE_NAME), grains_patcher(spec), INSTRUMENT)
+build_grains_device = device_builder(GrainSpec, grains_patcher, DEVICE_NAME, INSTRUMENT)

@@ -1,6 +1,6 @@
 """LatentLoops.amxd: the techno loop instrument around ``nn~ techno_prior.ts trajectory`` and ``decode``.
 
-Signal flow (the contract is the metadata of the stage-2 export, see the module docstring of
+Signal flow (the contract is the metadata of the techno_prior export, see the module docstring of
 export's techno prior wrapper)::
 
     Macro 1..M dials --> line~ ------------------------------------------.
@@ -36,22 +36,24 @@ for automation). Dropping a ``.ts`` on the model box loads it into both nn~ (m4l
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from latentlive import registry
 from latentlive.core.errors import UserError
-from latentlive.m4l_devices.amxd import INSTRUMENT, write_amxd
+from latentlive.m4l_devices.amxd import INSTRUMENT
 from latentlive.m4l_devices.common import (
-    device_path,
+    device_builder,
     host_rates_of,
+    metadata_where,
     model_file_name,
     model_loading,
     quote_atom,
+    reading_metadata,
     section_header,
 )
 from latentlive.m4l_devices.patcher import Box, Param, Patcher
 
-DEVICE_NAME = "LatentLoops"
+DEVICE_NAME = registry.device_name("techno_prior")
 NN_BUFFER = 2048  # a multiple of the latent ratio 256; nn~ delay 2 x 2048 - 64 samples per nn~
 LATENT_RATIO = 256  # host samples per latent frame (the export's contract)
 MACRO_RANGE = 3.0  # macro and latent dials span -3..3 prior standard deviations
@@ -86,17 +88,12 @@ class LoopsSpec:
     def from_metadata(
         cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
     ) -> "LoopsSpec":
-        """Check the metadata of the stage-2 export; UserError (one line) if the device cannot use it."""
-        where = f"{model_path}: metadata"
-        fix = "re-export the techno prior with `latentlive export`"
-        if metadata.get("model") != "techno_prior":
-            raise UserError(f"{where} is for model {metadata.get('model')!r}, not 'techno_prior'; {fix}")
-        try:
+        """Check the metadata of the techno_prior export; UserError (one line) if the device cannot use it."""
+        where, fix = metadata_where(model_path, metadata, "techno_prior", "techno prior")
+        with reading_metadata(where, fix):
             latent = int(metadata["latent_size"])
             macro = int(metadata["macro_size"])
             bars = int(metadata["bars"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise UserError(f"{where} lacks or mangles {err}; {fix}") from None
         check_range(where, "latent_size", latent, LATENT_SIZES, fix)
         check_range(where, "macro_size", macro, MACRO_SIZES, fix)
         if bars not in LOOP_BARS:
@@ -464,15 +461,4 @@ def loops_patcher(spec: LoopsSpec) -> dict[str, Any]:
     return p.to_dict(INSTRUMENT, description="LatentLoops: macro knobs drive a bar-synced techno loop.")
 
 
-def build_loops_device(
-    out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
-) -> Path:
-    """Write ``LatentLoops.amxd`` and return its path.
-
-    ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the
-    ``techno_prior.ts`` both nn~ load (the device names it by file name only, so it goes beside the
-    ``.amxd``; the user can drop another), under the name ``model_file`` when given; ``metadata`` is
-    ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
-    """
-    spec = LoopsSpec.from_metadata(str(model_path), metadata, model_file)
-    return write_amxd(device_path(out_path, DEVICE_NAME), loops_patcher(spec), INSTRUMENT)
+build_loops_device = device_builder(LoopsSpec, loops_patcher, DEVICE_NAME, INSTRUMENT)

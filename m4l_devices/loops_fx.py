@@ -16,17 +16,18 @@ loads it into both nn~; the status line says when the file is missing (the dry s
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from latentlive.core.errors import UserError
-from latentlive.m4l_devices.amxd import AUDIO_EFFECT, write_amxd
+from latentlive import registry
+from latentlive.m4l_devices.amxd import AUDIO_EFFECT
 from latentlive.m4l_devices.common import (
-    device_path,
+    device_builder,
     host_rates_of,
+    metadata_where,
     model_file_name,
     model_loading,
     quote_atom,
+    reading_metadata,
     section_header,
 )
 from latentlive.m4l_devices.loops import (
@@ -49,7 +50,7 @@ from latentlive.m4l_devices.loops import (
 )
 from latentlive.m4l_devices.patcher import Box, Param, Patcher
 
-DEVICE_NAME = "LatentLoopsFX"
+DEVICE_NAME = registry.device_name("techno")
 SCALE_RANGE = 2.0  # Scale k spans -2..2 (negative flips the dimension)
 ONE_BAND_MAX = 12  # up to 12 latents fit one band of scale / offset dials
 LABEL_W = 36.0  # the "Scale" / "Offset" row labels
@@ -69,14 +70,9 @@ class FxSpec:
         cls, model_path: str, metadata: dict[str, Any], model_file: str | None = None
     ) -> "FxSpec":
         """Check the metadata of the stage-1 export; UserError (one line) if the device cannot use it."""
-        where = f"{model_path}: metadata"
-        fix = "re-export the techno model with `latentlive export`"
-        if metadata.get("model") != "techno":
-            raise UserError(f"{where} is for model {metadata.get('model')!r}, not 'techno'; {fix}")
-        try:
+        where, fix = metadata_where(model_path, metadata, "techno", "techno model")
+        with reading_metadata(where, fix):
             latent = int(metadata["latent_size"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise UserError(f"{where} lacks or mangles {err}; {fix}") from None
         check_range(where, "latent_size", latent, LATENT_SIZES, fix)
         check_latent_ratio(where, metadata, fix)
         check_method(where, metadata, "encode", 1, latent, fix)
@@ -236,15 +232,4 @@ def loops_fx_patcher(spec: FxSpec) -> dict[str, Any]:
     return p.to_dict(AUDIO_EFFECT, description="LatentLoopsFX: resynthesis with latent scales and offsets.")
 
 
-def build_loops_fx_device(
-    out_path: str | Path, model_path: str, metadata: dict[str, Any], model_file: str | None = None
-) -> Path:
-    """Write ``LatentLoopsFX.amxd`` and return its path.
-
-    ``out_path`` is the folder to write into, or the ``.amxd`` path itself. ``model_path`` is the
-    ``techno.ts`` both nn~ load (the device names it by file name only, so it goes beside the ``.amxd``;
-    the user can drop another), under the name ``model_file`` when given; ``metadata`` is
-    ``export.metadata.read_metadata(model_path)``. Raises UserError when the metadata is unusable.
-    """
-    spec = FxSpec.from_metadata(str(model_path), metadata, model_file)
-    return write_amxd(device_path(out_path, DEVICE_NAME), loops_fx_patcher(spec), AUDIO_EFFECT)
+build_loops_fx_device = device_builder(FxSpec, loops_fx_patcher, DEVICE_NAME, AUDIO_EFFECT)

@@ -1,4 +1,4 @@
-"""The stage-2 techno model: a VAE over stage-1 latent trajectories of whole loops.
+"""The techno_prior model: a VAE over stage-1 latent trajectories of whole loops.
 
 A loop's stage-1 latent trajectory is resampled to ``K`` frames per loop, ``[B, L, K]`` (frame ``k`` sits at
 bar phase ``k / K``). Because a loop repeats, every convolution pads circularly: the frame after the last
@@ -263,7 +263,7 @@ TARGETS = ("mean", "sample")
 def objective_terms(
     model: nn.Module, mean: Tensor, logvar: Tensor, objective: str, target: str
 ) -> tuple[Tensor, Tensor]:
-    """The second-level objective and the macro KL, each ``[B]``, for first-level posteriors ``mean``,
+    """The prior's objective and the macro KL, each ``[B]``, for first-level posteriors ``mean``,
     ``logvar [B, L, K]``: ``kl`` fits the decoded Gaussian to the posterior (``posterior_kl``); ``nll`` fits the
     posterior ``mean`` or one fresh ``sample`` of it, encoded and scored on the same draw (``trajectory_nll``)."""
     if objective == "kl":

@@ -1,11 +1,12 @@
 """The stage-1 techno model: a streaming waveform VAE, 16 kHz audio <-> a 125 Hz latent trajectory.
 
-Fully convolutional. Built under ``cc.use_cached_conv(False)`` every convolution pads with zeros ("same"
-padding: the offline model, for training); built under ``cc.use_cached_conv(True)`` every convolution
-pads with the tail of the previous buffer instead, held in cached_conv's own ``cc.CachedPadding1d``,
-so the model streams buffer by buffer. The streamed output equals the offline output delayed by
-``encode_delay``, ``decode_delay`` or ``roundtrip_delay`` samples, computed layer by layer with
-cached_conv's rule (strided layers wait until their frames line up with the offline frames).
+Fully convolutional. Built with ``streaming=False`` (the default) every convolution pads with zeros
+("same" padding: the offline model, for training); built with ``streaming=True`` (for export) every
+convolution pads with the tail of the previous buffer instead, held in cached_conv's own
+``cc.CachedPadding1d``, so the model streams buffer by buffer. Only cached_conv's explicit classes and
+helpers are used, never its global ``use_cached_conv`` switch. The streamed output equals the offline
+output delayed by ``encode_delay``, ``decode_delay`` or ``roundtrip_delay`` samples, computed layer by
+layer with cached_conv's rule (strided layers wait until their frames line up with the offline frames).
 
 Speed decides the layout. nn~ runs the model on one CPU thread for a few hundred samples at a time, where
 the cost is the number of tensor operations more than their size, so:
@@ -64,10 +65,16 @@ class TimePadding(nn.Module):
     size: Final[int]
 
     def __init__(
-        self, channels: int, left: int, right: int, crop: int = 0, channels_first: bool = False
+        self,
+        channels: int,
+        left: int,
+        right: int,
+        crop: int = 0,
+        channels_first: bool = False,
+        streaming: bool = False,
     ) -> None:
         super().__init__()
-        self.streaming = bool(cc.USE_BUFFER_CONV)
+        self.streaming = streaming
         self.unit = 1 if channels_first else channels  # values per frame along the last dimension
         self.left, self.right = left, right
         self.crop = crop if self.streaming else 0
@@ -136,8 +143,8 @@ class FrameConv1d(nn.Conv1d):
     """An unpadded convolution of a padded stream of frames ``[B, 1, L * C_in] -> [B, 1, T_out * C_out]``
     (or of channel-major ``[B, C_in, L]`` when ``channels_first``), weights as ``nn.Conv1d``.
 
-    Offline (training) it unfolds the frames (:func:`_valid_conv`). Streaming (built under
-    ``cc.use_cached_conv(True)``, for export) it is one copy of strided windows and one matrix product,
+    Offline (training) it unfolds the frames (:func:`_valid_conv`). Streaming (built with
+    ``streaming=True``, for export) it is one copy of strided windows and one matrix product,
     with the weights kept once more in the order of the windows and the layout of the faster product
     (``matrix [C_out, kernel * C_in]``, the transpose of a contiguous matrix; rebuilt on every
     ``load_state_dict``): reordering them on every call would cost two operations more. A streaming layer
@@ -154,10 +161,11 @@ class FrameConv1d(nn.Conv1d):
         stride: int = 1,
         dilation: int = 1,
         channels_first: bool = False,
+        streaming: bool = False,
     ) -> None:
         super().__init__(channels_in, channels_out, kernel_size, stride=stride, dilation=dilation)
         self.channels_first = channels_first
-        self.register_buffer("matrix", self._matrix() if cc.USE_BUFFER_CONV else None, persistent=False)
+        self.register_buffer("matrix", self._matrix() if streaming else None, persistent=False)
 
     def _matrix(self) -> Tensor:
         """``[C_out, kernel * C_in]`` in the order of the windows, stored transposed."""
@@ -208,6 +216,7 @@ class StreamingConv1d(FrameConv1d):
         activation: apply a leaky ReLU to the padded input first (it maps 0 to 0, so the padding is
             unchanged).
         channels_first: read channel-major ``[B, C_in, T]`` (latents as they come) instead of frames.
+        streaming: pad from a cache of the stream (export) instead of with zeros (training).
     """
 
     activation: Final[bool]
@@ -223,12 +232,13 @@ class StreamingConv1d(FrameConv1d):
         delay: int = 0,
         activation: bool = False,
         channels_first: bool = False,
+        streaming: bool = False,
     ) -> None:
-        super().__init__(channels_in, channels_out, kernel_size, stride, dilation, channels_first)
+        super().__init__(channels_in, channels_out, kernel_size, stride, dilation, channels_first, streaming)
         left, right = cc.get_padding(kernel_size, stride, dilation, mode="causal" if causal else "centered")
         stride_delay, self.delay = _output_delay(right, stride, delay)
         self.activation = activation
-        self.pad = TimePadding(channels_in, left, right, stride_delay, channels_first)
+        self.pad = TimePadding(channels_in, left, right, stride_delay, channels_first, streaming)
 
     def forward(self, x: Tensor) -> Tensor:
         padded = self.pad(x)
@@ -252,14 +262,16 @@ class ResidualUnit(nn.Module):
     left: Final[int]
     channels: Final[int]
 
-    def __init__(self, channels: int, kernel_size: int, dilation: int, causal: bool) -> None:
+    def __init__(
+        self, channels: int, kernel_size: int, dilation: int, causal: bool, streaming: bool = False
+    ) -> None:
         super().__init__()
         self.left, self.delay = cc.get_padding(
             kernel_size, 1, dilation, mode="causal" if causal else "centered"
         )
         self.channels = channels
-        self.pad = TimePadding(channels, self.left, self.delay)
-        self.conv = FrameConv1d(channels, channels, kernel_size, dilation=dilation)
+        self.pad = TimePadding(channels, self.left, self.delay, streaming=streaming)
+        self.conv = FrameConv1d(channels, channels, kernel_size, dilation=dilation, streaming=streaming)
 
     def forward(self, x: Tensor) -> Tensor:
         padded = self.pad(x)
@@ -275,12 +287,25 @@ class SubPixelUpsample(nn.Module):
     ``factor * C_out`` channels is read as ``factor`` consecutive frames of ``C_out`` channels, as it is."""
 
     def __init__(
-        self, channels_in: int, channels_out: int, factor: int, kernel_size: int, delay: int, causal: bool
+        self,
+        channels_in: int,
+        channels_out: int,
+        factor: int,
+        kernel_size: int,
+        delay: int,
+        causal: bool,
+        streaming: bool = False,
     ) -> None:
         super().__init__()
         self.channels_out, self.factor = channels_out, factor
         self.conv = StreamingConv1d(
-            channels_in, factor * channels_out, kernel_size, causal=causal, delay=delay, activation=True
+            channels_in,
+            factor * channels_out,
+            kernel_size,
+            causal=causal,
+            delay=delay,
+            activation=True,
+            streaming=streaming,
         )
         self.delay = self.conv.delay * factor
 
@@ -306,6 +331,9 @@ class WaveformVAE(nn.Module):
             decoder's units cost most of its time in nn~.
         max_channels: cap of the channel count.
         causal: causal padding everywhere: no delay at all (0 samples), for some quality.
+        streaming: build the streaming layers (caches of the stream, for export) instead of the offline
+            ones (zero padding, for training); the weights are the same, so either loads the other's
+            state dict. Not a trait of what was learnt: checkpoints leave it out.
     """
 
     features: Final[int]
@@ -320,13 +348,14 @@ class WaveformVAE(nn.Module):
         decoder_dilations: tuple[int, ...] | None = None,
         max_channels: int = 512,
         causal: bool = False,
+        streaming: bool = False,
     ) -> None:
         super().__init__()
         if not strides or min(strides) < 2:
             raise ValueError(f"strides must be integers >= 2, got {strides}")
         self.latent_size = latent_size
         self.ratio = math.prod(strides)
-        self.streaming = bool(cc.USE_BUFFER_CONV)  # how the layers were built, for the record
+        self.streaming = streaming  # how the layers were built, for the record
         widths = [min(capacity * 2**i, max_channels) for i in range(len(strides))]
 
         # Encoder: ``delay`` counts samples of the stream at the current rate.
@@ -334,12 +363,12 @@ class WaveformVAE(nn.Module):
         delay, channels = 0, 1
         for stride, width in zip(strides, widths, strict=True):
             down = StreamingConv1d(
-                channels, width, 2 * stride, stride, 1, causal, delay, activation=channels > 1
+                channels, width, 2 * stride, stride, 1, causal, delay, channels > 1, streaming=streaming
             )
             layers.append(down)
             delay = down.delay
             for dilation in dilations:
-                layers.append(ResidualUnit(width, kernel_size, dilation, causal))
+                layers.append(ResidualUnit(width, kernel_size, dilation, causal, streaming))
                 delay += layers[-1].delay
             channels = width
         self.encoder = nn.Sequential(*layers)
@@ -348,14 +377,18 @@ class WaveformVAE(nn.Module):
         self.encode_delay = delay * self.ratio
 
         # Decoder: the mirror image, ending in sub-pixel upsampling to one channel.
-        layers = [StreamingConv1d(latent_size, channels, 3, causal=causal, channels_first=True)]
+        layers = [
+            StreamingConv1d(latent_size, channels, 3, causal=causal, channels_first=True, streaming=streaming)
+        ]
         delay = layers[0].delay
         for index in reversed(range(len(strides))):
             for dilation in dilations if decoder_dilations is None else decoder_dilations:
-                layers.append(ResidualUnit(widths[index], kernel_size, dilation, causal))
+                layers.append(ResidualUnit(widths[index], kernel_size, dilation, causal, streaming))
                 delay += layers[-1].delay
             width_out = widths[index - 1] if index > 0 else 1
-            layers.append(SubPixelUpsample(widths[index], width_out, strides[index], 3, delay, causal))
+            layers.append(
+                SubPixelUpsample(widths[index], width_out, strides[index], 3, delay, causal, streaming)
+            )
             delay = layers[-1].delay
         self.decoder = nn.Sequential(*layers)
         self.decode_delay = delay

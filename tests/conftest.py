@@ -99,7 +99,7 @@ def techno_ts(techno_run: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def techno_prior_run(techno_run: Path) -> Path:
-    """A run of gin/techno_prior_tiny.gin (stage 2) on the tiny stage-1 run."""
+    """A run of gin/techno_prior_tiny.gin (techno_prior) on the tiny stage-1 run."""
     runs = techno_run.parent
     args = [
         "train",
@@ -116,7 +116,7 @@ def techno_prior_run(techno_run: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def techno_prior_ts(techno_prior_run: Path) -> Path:
-    """The tiny stage 2 (with its stage 1) exported for nn~."""
+    """The tiny techno_prior (with its techno run) exported for nn~."""
     assert main(["export", "--run", str(techno_prior_run), "--streaming"]) == 0
     return techno_prior_run / "export" / "techno_prior.ts"
 

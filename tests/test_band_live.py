@@ -15,6 +15,7 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+from cli_process import killed_if_running
 from jack_midi import API, Recorder, sender_to
 from midi_files import track_notes
 
@@ -317,10 +318,10 @@ def test_sigterm_stops_the_band_player_process_with_all_notes_released(jack_serv
     command = [sys.executable, "-m", "latentlive.cli", "play", "band", "--model", str(band_ts)]
     name = f"ll band {os.getpid()} sigterm"
     command += ["--out", name, "--bpm", "300", "--api", "jack", "--part", band.part_names[0]]
-    process = subprocess.Popen(
+    popen = subprocess.Popen(
         command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    try:
+    with killed_if_running(popen) as process:
         status = process.stdout.readline()  # printed once the ports are open (torch loads first)
         assert status, process.communicate(timeout=20)[1]
         recorder = Recorder(name)
@@ -330,10 +331,6 @@ def test_sigterm_stops_the_band_player_process_with_all_notes_released(jack_serv
         stdout = status + stdout
         recorder.wait_for_all_notes_off(band.parts - 1)
         recorder.close()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 0, stderr
     assert f"latentlive band: {band_ts.name}: play {band.part_names[0]}" in stdout and "300 bpm" in stdout
     assert_released(band, [m for _, m in recorder.messages])
@@ -357,7 +354,7 @@ def test_bad_player_settings_are_one_line_user_errors(band, band_ts, tmp_path):
 
 def test_bench_band_writes_the_prediction_times_and_the_jitter(jack_server, band_ts, tmp_path, monkeypatch):
     """A smoke test of ``latentlive bench band --model``: the figures are there (not their values)."""
-    from latentlive.export import bench
+    from latentlive.bench import band as bench
 
     monkeypatch.setattr(bench, "BAND_REPEATS", 20)
     monkeypatch.setattr(bench, "BAND_JITTER_MEASURES", 3)

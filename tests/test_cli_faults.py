@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_process import ROOT, assert_one_clear_line, run_cli
+from cli_process import ROOT, assert_one_clear_line, killed_if_running, run_cli
 from jack_midi import Recorder
 
 import latentlive.live.band_player
 import latentlive.live.drum_player
-from latentlive.cli import OPTION_RANGES, build_parser, guarded, main
+from latentlive.cli import build_parser, guarded, main, option_ranges
 
 TINY = str(ROOT / "gin" / "drums_tiny.gin")
 
@@ -141,7 +141,7 @@ def test_a_loop_longer_than_ten_minutes_is_refused(workspace, capsys):
 
 def test_every_numeric_option_of_play_and_render_has_a_range():
     """A new numeric option without a range would be taken unchecked: the table must name each."""
-    parser = build_parser()
+    parser, ranges = build_parser(), option_ranges()
     commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse lists no subparsers
     for command in ("play", "render", "bench", "devices"):
         numeric = {
@@ -149,9 +149,9 @@ def test_every_numeric_option_of_play_and_render_has_a_range():
             for action in commands[command]._actions  # noqa: SLF001
             if action.type in (int, float) or getattr(action.type, "__name__", "") == "_floats"
         }
-        ranged = {dest for key, table in OPTION_RANGES.items() if key.split()[0] == command for dest in table}
+        ranged = {dest for key, table in ranges.items() if key.split()[0] == command for dest in table}
         assert numeric <= ranged, f"{command}: no range for {numeric - ranged}"
-    assert "temperature" in set(OPTION_RANGES["play drums"]) & set(OPTION_RANGES["play band"])
+    assert "temperature" in set(ranges["play drums"]) & set(ranges["play band"])
 
 
 def test_play_hands_every_option_it_accepts_to_the_player(monkeypatch):
@@ -326,8 +326,8 @@ def private_jack(tmp_path: Path):
 
 def test_a_player_whose_jack_server_dies_ends_with_one_line(drums_ts, private_jack):
     name, server = private_jack
-    process = _start_player(drums_ts, "ll fault dead server", {"JACK_DEFAULT_SERVER": name})
-    try:
+    player = _start_player(drums_ts, "ll fault dead server", {"JACK_DEFAULT_SERVER": name})
+    with killed_if_running(player) as process:
         _wait_for_status(process)
         time.sleep(0.5)  # a few steps played
         # The server goes away under the player. SIGTERM, not SIGKILL: a killed jackd leaves its entry in
@@ -335,16 +335,11 @@ def test_a_player_whose_jack_server_dies_ends_with_one_line(drums_ts, private_ja
         server.terminate()
         server.wait()
         _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert_one_error_line(process.returncode, stderr, "the JACK server stopped", "failed while playing")
 
 
 def test_a_second_ctrl_c_while_stopping_exits_cleanly(jack_server, drums_ts):
-    process = _start_player(drums_ts, "ll fault double ctrl-c", {})
-    try:
+    with killed_if_running(_start_player(drums_ts, "ll fault double ctrl-c", {})) as process:
         _wait_for_status(process)
         recorder = Recorder("ll fault double ctrl-c")
         assert recorder.wait_for_note_ons(2, timeout=30.0)
@@ -357,10 +352,6 @@ def test_a_second_ctrl_c_while_stopping_exits_cleanly(jack_server, drums_ts):
         stdout, stderr = process.communicate(timeout=30)
         assert recorder.wait_for_all_notes_off()
         recorder.close()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     # not -11 (a segfault), -2 (killed by a late Ctrl-C) nor 130 (interrupted while stopping)
     assert process.returncode == 0, stderr
     assert stderr.strip() == "", stderr

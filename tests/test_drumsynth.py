@@ -13,8 +13,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from latentlive.cli import main
 from latentlive.core.runs import load_checkpoint
 from latentlive.corpus.drum_synth import synthesise
-from latentlive.models.drum_classifier import classify, train_classifier
+from latentlive.models.drum_classifier import classify
 from latentlive.models.drumsynth import DrumSynthVAE
+from latentlive.training.drum_classifier_fit import train_classifier
 from latentlive.training.metrics import (
     log_spectral_distance,
     mutual_information_gap,

@@ -6,6 +6,7 @@ import gin
 import pytest
 import torch
 
+from latentlive import registry
 from latentlive.core.errors import UserError
 from latentlive.core.runs import RunFolder
 from latentlive.export.exporter import export_run
@@ -18,34 +19,23 @@ GIN_FILES = sorted(p.name for p in (ROOT / "gin").glob("*.gin") if p.name != "ba
 
 def _tiny_bindings(task: str) -> list[str]:
     """The bindings of ``gin/<task>_tiny.gin`` without its include lines, to shrink any config of that task."""
-    tiny = ROOT / "gin" / f"{task}_tiny.gin"
+    tiny = ROOT / registry.find(task).tiny_gin
     assert tiny.is_file(), f"every model needs a tiny variant for the tests: {tiny} is missing"
     lines = tiny.read_text().splitlines()
     return [line for line in lines if line.strip() and not line.startswith(("#", "include"))]
 
 
-# second levels: task -> (the gin file of the run they need first, the binding that names it)
-FIRST_LEVELS = {
-    "techno_prior": ("techno_tiny.gin", "TechnoPriorTask.stage1_run"),
-    "grain_prior": ("grain_tiny.gin", "GrainPriorTask.grain_run"),
-}
-
-
-# second levels that are trained and evaluated but not (yet) exported for nn~
-TRAIN_ONLY = {"grain_prior"}
-
-
 def _dependencies(task: str, tmp_path: Path) -> list[str]:
-    """Bindings to runs a config needs first: stage 2 of the techno model needs a stage-1 run, the second
-    level of the grain VAE a grain run."""
-    if task not in FIRST_LEVELS:
-        return []
-    gin_file, binding = FIRST_LEVELS[task]
-    parse_gin([ROOT / "gin" / gin_file], ["train.max_steps = 2"])
-    first = RunFolder(tmp_path / "first_level")
-    first.root.mkdir()
-    train(first, device="cpu")
-    return [f"{binding} = '{first.root}'"]
+    """Bindings to the runs a config needs first (latentlive.registry: techno_prior needs a
+    techno run, grain_prior a grain run), trained here at their tiny sizes."""
+    bindings = []
+    for binding, first_level in registry.find(task).needs:
+        parse_gin([ROOT / registry.find(first_level).tiny_gin], ["train.max_steps = 2"])
+        first = RunFolder(tmp_path / first_level)
+        first.root.mkdir()
+        train(first, device="cpu")
+        bindings.append(f"{binding} = '{first.root}'")
+    return bindings
 
 
 @pytest.mark.parametrize("gin_file", GIN_FILES)
@@ -57,7 +47,7 @@ def test_gin_file_trains_exports_and_reloads(gin_file: str, tmp_path: Path) -> N
     run = RunFolder(tmp_path / gin_file.removesuffix(".gin"))
     run.root.mkdir()
     train(run, device="cpu")
-    if task in TRAIN_ONLY:
+    if registry.find(task).export is None:  # trained and evaluated, not (yet) exported for nn~
         with pytest.raises(UserError, match=f"no exporter for task '{task}'"):
             export_run(run.root, streaming=True)
         return

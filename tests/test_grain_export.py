@@ -3,15 +3,14 @@ to the sound, buffer-size independence, following a sound, `render grain`, and t
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from cli_process import run_contract
 from torch import Tensor
 
 from latentlive.cli import main
@@ -24,7 +23,6 @@ from latentlive.m4l_devices.validate import validate_device
 from latentlive.models.grain_vae import GrainVAE
 from latentlive.models.resample import LatentRateConverter, StreamingResampler
 
-ROOT = Path(__file__).resolve().parents[1]
 HOST = 44100
 DEFAULTS = {"density": 40.0, "jitter": 0.0, "spray": 0.0, "grain_length": 1.0, "transpose": 0.0}
 
@@ -75,15 +73,7 @@ def peak_frequency(audio: Tensor, rate: int) -> float:
 
 
 def test_saved_file_honours_the_contract_in_a_separate_process(grain_ts: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "latentlive.export.contract", str(grain_ts)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    report = json.loads(done.stdout)
+    report = run_contract(grain_ts)
     assert report["problems"] == [] and set(report["methods"]) == {"forward", "encode"}
     meta = read_metadata(grain_ts)
     assert meta["model"] == "grain" and meta["latent_ratio"] == 256
@@ -186,17 +176,22 @@ class SineGrainVAE(GrainVAE):
         return 0.5 * self.grain.expand(z.shape[0], 1, -1)
 
 
+def identity_knob_facts(rate: int, hop: int, latent_size: int = 4) -> dict[str, Any]:
+    """The metadata a :class:`GrainExport` reads, with knobs that are the latents themselves (identity PCA)."""
+    return {
+        "sample_rate": rate,
+        "hop": hop,
+        "pca_mean": [0.0] * latent_size,
+        "pca_components": torch.eye(latent_size).tolist(),
+        "pca_std": [1.0] * latent_size,
+    }
+
+
 def test_transpose_up_an_octave_doubles_the_centroid_of_a_steady_path() -> None:
     """The export's transpose attribute, on grains of a known pitch, through the resampler to the host rate."""
     rate, grain_size, hop = 22050, 1024, 256
     model = SineGrainVAE(440.0, rate, grain_size)
-    facts = {
-        "sample_rate": rate,
-        "hop": hop,
-        "pca_mean": [0.0] * 4,
-        "pca_components": torch.eye(4).tolist(),
-        "pca_std": [1.0] * 4,
-    }
+    facts = identity_knob_facts(rate, hop)
     export = GrainExport(model, facts, GrainPlan(rate, grain_size, hop))
     knobs = steady_knobs(4, HOST)
     with torch.no_grad():
@@ -222,13 +217,7 @@ class LevelGrainVAE(GrainVAE):
 def test_a_knob_step_is_heard_after_the_declared_latency(rate: int, buffer: int) -> None:
     """Blocks of knob frames are rendered together: the latency covers the wait, whatever the buffer."""
     model_rate, grain_size, hop = 22050, 1024, 256
-    facts = {
-        "sample_rate": model_rate,
-        "hop": hop,
-        "pca_mean": [0.0] * 4,
-        "pca_components": torch.eye(4).tolist(),
-        "pca_std": [1.0] * 4,
-    }
+    facts = identity_knob_facts(model_rate, hop)
     plan = GrainPlan(model_rate, grain_size, hop)
     latency, step = plan.latency["forward"], 6 * 2048
     knobs = torch.zeros(1, 4, 16 * 2048)

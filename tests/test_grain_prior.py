@@ -1,4 +1,4 @@
-"""The grain VAE's second level: windows of grain latents, the split by sound, both objectives, the tiny run's
+"""grain_prior, the prior of the grain VAE: windows of grain latents, the split by sound, both objectives, the tiny run's
 metrics and audio, and bad grain runs through the CLI."""
 
 import json
@@ -51,7 +51,7 @@ def _prior_gin(grain_run: Path) -> None:
 
 @pytest.fixture(scope="module")
 def prior_data(grain_run: Path) -> tuple[GrainPriorTask, TensorData, TensorData]:
-    """A second-level task of gin/grain_prior_tiny.gin on the tiny grain run, with its encoded windows."""
+    """A grain_prior task of gin/grain_prior_tiny.gin on the tiny grain run, with its encoded windows."""
     _prior_gin(grain_run)
     task = GrainPriorTask()
     train, val = task.load_data(None, seed=0, log=lambda *_: None)

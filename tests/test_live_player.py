@@ -17,6 +17,7 @@ import mido
 import numpy as np
 import pytest
 import torch
+from cli_process import killed_if_running
 from jack_midi import API, Recorder
 from jack_midi import sender_to as _sender
 
@@ -332,20 +333,16 @@ def test_sigterm_stops_a_player_process_with_all_notes_released(jack_server, dru
         "from latentlive.live.drum_player import play_drums; "
         f"play_drums({str(drums_ts)!r}, port='ll test sigterm', bpm=240.0, api='jack')"
     )
-    process = subprocess.Popen(
+    popen = subprocess.Popen(
         [sys.executable, "-c", code], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    try:
+    with killed_if_running(popen) as process:
         recorder = Recorder("ll test sigterm")
         assert recorder.wait_for_note_ons(3, timeout=30.0)  # the process imports torch first
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=20)
         recorder.wait_for_all_notes_off()
         recorder.close()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 0, stderr
     assert (
         f"latentlive drums: {drums_ts.name}" in stdout

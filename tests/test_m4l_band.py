@@ -10,12 +10,12 @@ import pytest
 import torch
 from device_graph import DeviceGraph
 
+from latentlive import registry
 from latentlive.cli import main
 from latentlive.core.errors import UserError
 from latentlive.export.metadata import read_metadata
 from latentlive.m4l_devices.amxd import read_amxd
 from latentlive.m4l_devices.band import LOOK_AHEAD, NN_BUFFER, build_band_device, part_channels
-from latentlive.m4l_devices.build import BUILDERS
 from latentlive.m4l_devices.max_objects import split_box_text
 from latentlive.m4l_devices.preview import draw_presentation
 from latentlive.m4l_devices.validate import validate_device
@@ -226,7 +226,7 @@ def test_metadata_errors_are_one_line_user_errors(tmp_path: Path) -> None:
 
 
 def test_build_registers_the_band_builder() -> None:
-    assert BUILDERS["band"] is build_band_device
+    assert registry.load(registry.find("band").device) is build_band_device
 
 
 def test_preview_writes_a_png(devices: dict, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Techno training tasks: stage 1 (waveform VAE, adversarial phase, user loops), stage 2 (trajectory VAE),
+"""Techno training tasks: stage 1 (waveform VAE, adversarial phase, user loops), techno_prior (trajectory VAE),
 and the pure functions behind their metrics and data."""
 
 import json
@@ -282,7 +282,7 @@ def test_a_folder_without_usable_loops_fails_with_one_line(tmp_path: Path) -> No
     assert not any((tmp_path / "runs").rglob("last.pt"))
 
 
-# -- stage 2 -------------------------------------------------------------------------------------------
+# -- techno_prior -------------------------------------------------------------------------------------------
 
 
 def _prior_gin(stage1_run: Path) -> None:
@@ -291,14 +291,14 @@ def _prior_gin(stage1_run: Path) -> None:
 
 @pytest.fixture(scope="module")
 def prior_data(techno_run: Path) -> tuple[TechnoPriorTask, TensorData, TensorData]:
-    """A stage-2 task of gin/techno_prior_tiny.gin on the tiny stage-1 run, with its encoded loops."""
+    """A techno_prior task of gin/techno_prior_tiny.gin on the tiny stage-1 run, with its encoded loops."""
     _prior_gin(techno_run)
     task = TechnoPriorTask()
     train, val = task.load_data(None, seed=0, log=lambda *_: None)
     return task, train, val
 
 
-def test_stage2_data_are_phase_indexed_trajectories_of_K_frames(
+def test_techno_prior_data_are_phase_indexed_trajectories_of_K_frames(
     prior_data: tuple[TechnoPriorTask, TensorData, TensorData],
 ) -> None:
     task, train, val = prior_data
@@ -320,7 +320,7 @@ def test_stage2_data_are_phase_indexed_trajectories_of_K_frames(
 
 
 @pytest.mark.parametrize(("objective", "target"), [("kl", "mean"), ("nll", "mean"), ("nll", "sample")])
-def test_stage2_objectives_give_finite_losses_with_their_keys(
+def test_techno_prior_objectives_give_finite_losses_with_their_keys(
     objective: str, target: str, prior_data: tuple[TechnoPriorTask, TensorData, TensorData]
 ) -> None:
     first, train, _ = prior_data

@@ -1,11 +1,7 @@
 """The techno exports on the saved files: the nn~ contract, host rates, latency, streaming equals offline
 (after the declared delay, for random chunk sizes), the loop trajectory read at the phase, and the devices."""
 
-import json
 import math
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +10,7 @@ import cached_conv as cc
 import numpy as np
 import pytest
 import torch
+from cli_process import run_contract
 from torch import Tensor
 
 from latentlive.cli import main
@@ -26,7 +23,6 @@ from latentlive.models.resample import LatentRateConverter, StreamingResampler
 from latentlive.models.trajectory_vae import TrajectoryVAE
 from latentlive.models.waveform_vae import WaveformVAE
 
-ROOT = Path(__file__).resolve().parents[1]
 HOST_RATES = (44100, 48000)
 SECONDS = 2  # of host audio per streaming check: the warm-up takes about half a second at tiny size
 ATOL = 1e-4  # float32 resampling and convolutions, on outputs of order 0.1 to 1
@@ -54,15 +50,8 @@ def prior_checkpoint(techno_prior_run: Path) -> dict[str, Any]:
 
 
 def offline_stage1(args: dict[str, Any], state: dict[str, Tensor]) -> WaveformVAE:
-    """The stage-1 model with zero ("same") padding, as in training: the offline reference of the stream.
-
-    The cached-conv switch is global: it is put back as it was, since other tests build models."""
-    was_streaming = bool(cc.USE_BUFFER_CONV)
-    cc.use_cached_conv(False)
-    try:
-        model = WaveformVAE(**args)
-    finally:
-        cc.use_cached_conv(was_streaming)
+    """The stage-1 model with zero ("same") padding, as in training: the offline reference of the stream."""
+    model = WaveformVAE(**args, streaming=False)
     model.load_state_dict(state)
     return model.eval()
 
@@ -78,18 +67,6 @@ def prior_eager(prior_checkpoint: dict[str, Any]) -> TrajectoryVAE:
     model = TrajectoryVAE(**prior_checkpoint["model_args"])
     model.load_state_dict(prior_checkpoint["model_state"])
     return model.eval()
-
-
-def run_contract(path: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "latentlive.export.contract", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # --- the contract, host rates, latency ----------------------------------------------------------
@@ -280,7 +257,9 @@ def test_loops_decode_streaming_equals_offline_stage1(
     check_stream_equals_offline(loops, model, read_metadata(techno_prior_ts), "decode", rate)
 
 
-def test_offline_stage1_leaves_the_cached_conv_switch_as_it_was(techno_run: Path) -> None:
+def test_offline_stage1_ignores_and_keeps_the_cached_conv_switch(techno_run: Path) -> None:
+    # the models take ``streaming`` as an argument: cached_conv's global switch neither changes them
+    # nor is changed by building them
     checkpoint = load_checkpoint(techno_run / "checkpoints" / "last.pt")
     before = bool(cc.USE_BUFFER_CONV)
     for setting in (True, False):

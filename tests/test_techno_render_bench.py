@@ -82,7 +82,7 @@ def test_render_techno_errors_in_one_line_for_a_bad_run(
     assert "no such run" in capsys.readouterr().err
     assert main(["render", "techno", "--run", str(techno_run), "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
-    assert "stage-2 run" in err and len(err.strip().splitlines()) == 1
+    assert "techno_prior run" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 

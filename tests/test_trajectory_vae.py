@@ -1,4 +1,4 @@
-"""The stage-2 trajectory VAE: shapes, circular wrapping, objectives, phase reading, scripting, learning."""
+"""The trajectory VAE of techno_prior: shapes, circular wrapping, objectives, phase reading, scripting, learning."""
 
 import math
 

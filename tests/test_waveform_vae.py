@@ -34,15 +34,9 @@ LIGHT_DECODER = dict(TINY, decoder_dilations=(2,))  # the decoder's units differ
 
 def build_pair(**kwargs) -> tuple[WaveformVAE, WaveformVAE]:
     """The offline model and a streaming model with the same weights."""
-    previous = cc.USE_BUFFER_CONV
-    try:
-        torch.manual_seed(0)
-        cc.use_cached_conv(False)
-        offline = WaveformVAE(**kwargs).eval()
-        cc.use_cached_conv(True)
-        streaming = WaveformVAE(**kwargs).eval()
-    finally:
-        cc.use_cached_conv(previous)
+    torch.manual_seed(0)
+    offline = WaveformVAE(**kwargs).eval()
+    streaming = WaveformVAE(**kwargs, streaming=True).eval()
     streaming.load_state_dict(offline.state_dict())
     return offline, streaming
 
@@ -119,12 +113,7 @@ def test_frame_convolution_equals_conv1d(
     torch.manual_seed(kernel * 100 + dilation)
     x, weight, bias = torch.randn(2, 6, 100), torch.randn(5, 6, kernel), torch.randn(5)
     expected = torch.nn.functional.conv1d(x, weight, bias, stride, 0, dilation)
-    previous = cc.USE_BUFFER_CONV
-    try:
-        cc.use_cached_conv(streaming)
-        conv = FrameConv1d(6, 5, kernel, stride, dilation, channels_first)
-    finally:
-        cc.use_cached_conv(previous)
+    conv = FrameConv1d(6, 5, kernel, stride, dilation, channels_first, streaming)
     conv.load_state_dict({"weight": weight, "bias": bias})
     frames = x if channels_first else x.transpose(1, 2).reshape(2, 1, 100 * 6)  # [B, 1, T * C]
     actual = conv(frames).view(2, -1, 5).transpose(1, 2)

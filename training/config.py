@@ -87,9 +87,6 @@ def parse_gin(files: list[str | Path], bindings: list[str] | None = None) -> str
     ``include`` lines resolve against the current folder and the project root, so
     ``include 'gin/base.gin'`` works from anywhere. Errors become a :class:`UserError`.
     """
-    import latentlive.training.loop  # noqa: F401 - and train (a run's config.gin binds it; export re-reads it)
-    import latentlive.training.tasks  # noqa: F401 - registers every configurable before parsing
-
     gin.clear_config()
     for search_path in (Path.cwd(), PROJECT_ROOT):
         gin.add_config_file_search_path(str(search_path))

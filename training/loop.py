@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cached_conv as cc
 import gin
 import torch
 import torch.distributed as dist
@@ -25,9 +24,11 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from latentlive import registry
 from latentlive.core.errors import UserError
-from latentlive.core.files import require_space
+from latentlive.core.files import atomic_write, require_space
 from latentlive.core.runs import (
+    Resume,
     RunFolder,
     atomic_torch_save,
     atomic_write_json,
@@ -36,7 +37,7 @@ from latentlive.core.runs import (
     training_lock,
 )
 from latentlive.training.run_plan import RunPlan, TrainRequest, plan_run
-from latentlive.training.tasks import TASKS, Task, TensorData
+from latentlive.training.tasks import Task, TensorData
 
 
 class TrainingInterrupted(Exception):
@@ -129,9 +130,14 @@ def _rng_states() -> dict[str, Any]:
 
 
 def save_checkpoint(
-    state: TrainState, run: RunFolder, config_text: str, run_settings: dict[str, Any]
+    state: TrainState,
+    run: RunFolder,
+    config_text: str,
+    run_settings: dict[str, Any],
+    writer: SummaryWriter,
 ) -> None:
-    """Write ``checkpoints/last.pt`` atomically, after checking the disk has room for it.
+    """Write ``checkpoints/last.pt`` atomically, after checking the disk has room for it, then its
+    operative config beside it and in TensorBoard.
 
     A full disk ends the run with one line and leaves the previous checkpoint (or none) as it was.
     """
@@ -154,6 +160,30 @@ def save_checkpoint(
         run.checkpoint, max(last_size, _tensor_bytes(checkpoint)), f"the step-{state.step} checkpoint", fix
     )
     atomic_torch_save(checkpoint, run.checkpoint, fix)
+    save_operative_config(state.step, run, writer, fix)
+
+
+def as_markdown_code(text: str) -> str:
+    """``text`` indented as a code block, so that TensorBoard's text tab (markdown) shows it line by line."""
+    return "    " + text.replace("\n", "\n    ")
+
+
+def save_operative_config(step: int, run: RunFolder, writer: SummaryWriter, fix: str) -> None:
+    """Every gin parameter training used so far, defaults included (``config.gin`` holds only what was bound):
+    ``checkpoints/operative_config-STEP.gin``, written atomically, and TensorBoard's text tab at ``step``."""
+    text = gin.operative_config_str()
+    atomic_write(run.operative_config(step), lambda tmp: tmp.write_text(text, encoding="utf-8"), fix)
+    writer.add_text("operative_config", as_markdown_code(text), step)
+
+
+def record_resume(run: RunFolder, writer: SummaryWriter, resume: Resume) -> None:
+    """A resume in ``run.json`` (its ``resumes``) and TensorBoard's text tab: the step it continues from and
+    the gin files and bindings it was given."""
+    run.record_resume(resume)
+    given = [*(f"--gin {file}" for file in resume.gin), *(f"--bind '{line}'" for line in resume.bindings)]
+    text = f"resumed at step {resume.step} ({resume.time}) with "
+    text += ("these:\n\n" + as_markdown_code("\n".join(given))) if given else "the run's config unchanged"
+    writer.add_text("resume", text, resume.step)
 
 
 def _discriminator_states(state: TrainState) -> dict[str, Any]:
@@ -274,7 +304,7 @@ def check_train_arguments(**values: float) -> None:
             raise UserError(f"train.{name} = {value!r}{flag}: must be a whole number, at least 1")
 
 
-@gin.configurable(denylist=["run", "db", "device", "seed", "resume"])
+@gin.configurable(denylist=["run", "db", "device", "seed", "resume", "request"])
 def train(
     run: RunFolder,
     db: Path | None = None,
@@ -291,14 +321,17 @@ def train(
     eval_every: int = 500,
     media_every: int = 2000,
     checkpoint_every: int = 500,
+    request: TrainRequest | None = None,
 ) -> dict[str, float]:
     """Train ``task`` into ``run``; return the last held-out metrics.
 
     ``seed`` and ``db`` decide the data and every batch; they are stored in each checkpoint, and a resumed
-    run (``resume``) must be given the same ones (the CLI reads them from the run's ``run.json``).
+    run (``resume``) must be given the same ones (the CLI reads them from the run's ``run.json``). A resume
+    is recorded with the gin files and bindings of the command line's ``request``.
     """
-    if task not in TASKS:
-        raise UserError(f"train.task = {task!r}: unknown task; use one of {', '.join(TASKS)}")
+    spec = registry.find(task)
+    if spec is None:
+        raise UserError(f"train.task = {task!r}: unknown task; use one of {', '.join(registry.names())}")
     check_train_arguments(
         max_steps=max_steps,
         batch_size=batch_size,
@@ -312,8 +345,7 @@ def train(
     if dist_info.world_size > 1 and device.startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     torch.manual_seed(seed)
-    cc.use_cached_conv(False)  # training runs the offline (zero-padded) layers; export builds streaming ones
-    the_task = TASKS[task]()
+    the_task = registry.load(spec.task)()
     log = print if dist_info.is_main else (lambda *_: None)
     train_data, val_data = the_task.load_data(db, seed, log)
     model, model_args = the_task.build_model()
@@ -338,7 +370,10 @@ def train(
     writer = SummaryWriter(str(run.root)) if dist_info.is_main else None
     if dist_info.is_main and not resume:
         atomic_write_text(run.config, config_text)
-        writer.add_text("config", "    " + config_text.replace("\n", "\n    "), 0)
+        writer.add_text("config", as_markdown_code(config_text), 0)
+    if dist_info.is_main and resume:
+        given = request or TrainRequest()
+        record_resume(run, writer, Resume(state.step, gin=given.gin, bindings=given.bindings))
     stop = _stop_on_signals()
     progress = tqdm(total=max_steps, initial=state.step, disable=not dist_info.is_main, dynamic_ncols=True)
     started, first_step = time.perf_counter(), state.step
@@ -383,9 +418,9 @@ def train(
                 media = state.step % media_every == 0 or state.step == max_steps
                 evaluate(state, val_data, writer, run, media=media)
             if state.step % checkpoint_every == 0 or state.step == max_steps:
-                save_checkpoint(state, run, config_text, run_settings)
+                save_checkpoint(state, run, config_text, run_settings, writer)
         if dist_info.is_main and stop["stop"]:
-            save_checkpoint(state, run, config_text, run_settings)
+            save_checkpoint(state, run, config_text, run_settings, writer)
     finally:
         progress.close()
         if writer is not None:
@@ -414,7 +449,7 @@ def train_run(
     """
     if not is_main:
         plan = plan_run(run, request)
-        return _train_planned(run, plan, device)
+        return _train_planned(run, plan, device, request)
     if request.resume:
         plan_run(run, request)  # refuse a conflicting resume before the lock writes its pid into the run
     with training_lock(run):
@@ -429,13 +464,13 @@ def train_run(
             else:
                 atomic_write_json(run.settings_file, plan.settings.to_json())
             log(f"training {run.root} on {device} (seed {plan.settings.seed})")
-            return _train_planned(run, plan, device)
+            return _train_planned(run, plan, device, request)
         except UserError:
             if was_new:
                 run.discard_if_empty()
             raise
 
 
-def _train_planned(run: RunFolder, plan: RunPlan, device: str) -> dict[str, float]:
+def _train_planned(run: RunFolder, plan: RunPlan, device: str, request: TrainRequest) -> dict[str, float]:
     db = None if plan.settings.db is None else Path(plan.settings.db)
-    return train(run, db=db, device=device, seed=plan.settings.seed, resume=plan.resume)
+    return train(run, db=db, device=device, seed=plan.settings.seed, resume=plan.resume, request=request)

@@ -1,4 +1,4 @@
-"""Matplotlib figures for TensorBoard: grids (drum patterns), piano rolls and latent maps."""
+"""Matplotlib figures for TensorBoard: grids (drum patterns), piano rolls, latent maps and latent trajectories."""
 
 import matplotlib
 
@@ -108,3 +108,17 @@ def piano_roll_figure(
     axes[0, 0].legend(handles, part_names, fontsize=6, loc="upper right", ncol=len(part_names))
     fig.tight_layout()
     return fig
+
+
+def trajectory_rows_figure(rows: dict[str, np.ndarray], x_label: str, y_label: str) -> Figure:
+    """One image per ``title: trajectory``, each ``[D, K]``: latent dimensions (``y_label``) against frames
+    (``x_label``), side by side on one colour scale (-3 to 3)."""
+    figure = Figure(figsize=(3.0 * len(rows), 2.6))
+    axes = figure.subplots(1, len(rows), squeeze=False)[0]
+    for ax, (title, trajectory) in zip(axes, rows.items(), strict=True):
+        ax.imshow(trajectory, aspect="auto", origin="lower", cmap="coolwarm", vmin=-3, vmax=3)
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label)
+    figure.tight_layout()
+    return figure

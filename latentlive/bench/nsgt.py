@@ -3,10 +3,13 @@
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from latentlive.bench.common import write_and_print
 from latentlive.core.errors import UserError
 from latentlive.export.host import one_thread, time_calls
 from latentlive.models.nsgt import NSGT, fast_length, make_scale
@@ -110,3 +113,8 @@ def bench_nsgt(
                 result[f"{name}_forward_speedup"] = result["reference_forward_ms"] / forward_ms
                 result[f"{name}_inverse_speedup"] = result["reference_inverse_ms"] / inverse_ms
     return result
+
+
+def bench_transform(out: Path | None = None) -> dict[str, Any]:
+    """The TorchScript NSGT against the reference ``nsgt`` package (one thread), printed and written as JSON."""
+    return write_and_print("nsgt", {"torch_version": torch.__version__, **bench_nsgt()}, out)

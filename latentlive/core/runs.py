@@ -1,8 +1,9 @@
 """The run folder (``runs/NAME/``): its files, its lock, its record of what decided the data, and atomic writes.
 
-A run holds ``config.gin`` (the operative config, re-read by export and ``--resume``), ``run.json`` (the seed,
-the ``--db`` folder, the gin files and bindings it was started with), ``checkpoints/last.pt``, TensorBoard
-events, ``metrics.json`` and, after export, ``export/NAME.ts`` and ``export/report.json``.
+A run holds ``config.gin`` (the bindings it started with, re-read by export and ``--resume``), ``run.json`` (the seed,
+the ``--db`` folder, the gin files and bindings it was started with, and each resume), ``checkpoints/last.pt``
+with ``checkpoints/operative_config-STEP.gin`` beside it for each checkpoint written (what gin actually used),
+TensorBoard events, ``metrics.json`` and, after export, ``export/NAME.ts`` and ``export/report.json``.
 
 While a process trains in a run, the run is locked (an ``flock`` on ``.train.lock``, released by the kernel
 when the process ends, however it ends). What ``--resume`` may change is decided in
@@ -14,7 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +30,7 @@ except ImportError:  # Windows: no flock; runs there are not locked
     fcntl = None
 
 __all__ = [
+    "Resume",
     "RunFolder",
     "RunSettings",
     "atomic_torch_save",
@@ -59,6 +61,11 @@ class RunFolder:
     @property
     def checkpoint(self) -> Path:
         return self.root / "checkpoints" / "last.pt"
+
+    def operative_config(self, step: int) -> Path:
+        """``checkpoints/operative_config-STEP.gin``: every gin parameter the run used, written with the
+        checkpoint of ``step``."""
+        return self.checkpoint.parent / f"operative_config-{step}.gin"
 
     @property
     def metrics(self) -> Path:
@@ -129,9 +136,19 @@ class RunFolder:
         self.remove_stale_temps()
 
     def remove_stale_temps(self) -> None:
-        """Temporary files of a checkpoint write that a killed process never finished."""
-        for path in self.checkpoint.parent.glob(f".{self.checkpoint.name}.*.tmp"):
-            path.unlink(missing_ok=True)
+        """Temporary files of a checkpoint (or its operative config) write that a killed process never finished."""
+        for pattern in (f".{self.checkpoint.name}.*.tmp", ".operative_config-*.gin.*.tmp"):
+            for path in self.checkpoint.parent.glob(pattern):
+                path.unlink(missing_ok=True)
+
+    def record_resume(self, resume: "Resume") -> None:
+        """Add ``resume`` to the ``resumes`` of ``run.json`` (a run trained before ``run.json`` existed has
+        none to add to)."""
+        settings = self.settings()
+        if settings is not None:
+            atomic_write_json(
+                self.settings_file, replace(settings, resumes=(*settings.resumes, resume)).to_json()
+            )
 
     def discard_if_empty(self) -> None:
         """Remove the run folder when it holds nothing but its record and lock: a start that failed on
@@ -151,22 +168,56 @@ def _is_empty_folder(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class Resume:
+    """One ``--resume`` of a run: when, from which checkpoint ``step``, with which gin files and bindings
+    (only ``train.max_steps`` and the logging intervals may change on a resume)."""
+
+    step: int
+    gin: tuple[str, ...] = ()
+    bindings: tuple[str, ...] = ()
+    time: str = field(default_factory=_now)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "gin": list(self.gin), "bindings": list(self.bindings)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Resume":
+        return cls(
+            step=int(data["step"]),
+            gin=tuple(data.get("gin", ())),
+            bindings=tuple(data.get("bindings", ())),
+            time=str(data.get("time", "")),
+        )
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """What decides a run's data and batches besides its config: stored in ``run.json``, reused by --resume.
 
     ``db`` is the absolute ``--db`` folder (None: the built-in corpus); ``gin`` and ``bindings`` are what the
-    run was started with, so a run that stopped before writing its ``config.gin`` can still be resumed.
+    run was started with, so a run that stopped before writing its ``config.gin`` can still be resumed;
+    ``resumes`` records each resume since (absent from the ``run.json`` of older runs).
     """
 
     seed: int = 0
     db: str | None = None
     gin: tuple[str, ...] = ()
     bindings: tuple[str, ...] = ()
-    started: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
+    started: str = field(default_factory=_now)
+    resumes: tuple[Resume, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "gin": list(self.gin), "bindings": list(self.bindings)}
+        return {
+            **asdict(self),
+            "gin": list(self.gin),
+            "bindings": list(self.bindings),
+            "resumes": [resume.to_json() for resume in self.resumes],
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "RunSettings":
@@ -176,6 +227,7 @@ class RunSettings:
             gin=tuple(data.get("gin", ())),
             bindings=tuple(data.get("bindings", ())),
             started=str(data.get("started", "")),
+            resumes=tuple(Resume.from_json(resume) for resume in data.get("resumes", ())),
         )
 
 

@@ -5,23 +5,14 @@ returns its losses keyed by log names with the weights to apply, evaluates on he
 logs figures. The trainer (``latentlive.training.loop``) is the same for every task.
 """
 
-from latentlive.training.tasks.band import BandTask
+import importlib
+import pkgutil
+
 from latentlive.training.tasks.base import Task, TensorData
-from latentlive.training.tasks.drums import DrumsTask
-from latentlive.training.tasks.drumsynth import DrumSynthTask
-from latentlive.training.tasks.grain import GrainTask
-from latentlive.training.tasks.grain_prior import GrainPriorTask
-from latentlive.training.tasks.techno import TechnoTask
-from latentlive.training.tasks.techno_prior import TechnoPriorTask
 
-TASKS: dict[str, type[Task]] = {
-    "drums": DrumsTask,
-    "drumsynth": DrumSynthTask,
-    "techno": TechnoTask,
-    "techno_prior": TechnoPriorTask,
-    "grain": GrainTask,
-    "grain_prior": GrainPriorTask,
-    "band": BandTask,
-}
+# Every task module, imported so that gin knows each configurable before a config is parsed. Which task
+# trains which model is said in latentlive.registry.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["TASKS", "Task", "TensorData"]
+__all__ = ["Task", "TensorData"]

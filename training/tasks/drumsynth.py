@@ -24,11 +24,12 @@ from torch.utils.tensorboard import SummaryWriter
 
 from latentlive.core.cache import cache_dir
 from latentlive.corpus.drum_corpus import split_by_index
-from latentlive.models.drum_classifier import DrumClassifier, classify, train_classifier
+from latentlive.models.drum_classifier import DrumClassifier, classify
 from latentlive.models.drumsynth import DrumSynthVAE, full_rate_magnitude
 from latentlive.models.nsgt import NSGT, fast_length, make_scale
 from latentlive.models.vae import BetaSchedule, gaussian_nll, kl_standard_normal, mmd_imq
 from latentlive.training.config import configured_arguments
+from latentlive.training.drum_classifier_fit import train_classifier
 from latentlive.training.metrics import (
     log_spectral_distance,
     mutual_information_gap,

@@ -1,4 +1,4 @@
-"""Training task of the grain VAE's optional second level: a VAE over sequences of grain latents.
+"""Training task of the grain VAE's optional prior, grain_prior: a VAE over sequences of grain latents.
 
 Every sound of the grain corpus is cut into all its grains, in order (:func:`corpus.grains.frame_sound`, the
 analysis hop of the grain run), and each grain is encoded once by the trained grain VAE (``grain_run``):
@@ -9,7 +9,7 @@ window gets one window, padded by repeating its last latent (its last grain reac
 so it is near silence: the padding continues the fade-out). Windows whose grains are all silent (under the
 corpus threshold :data:`corpus.grains.SILENT_GRAIN_RMS`) are dropped, as the grain corpus drops silent grains.
 
-The windows are learned by the techno stage-2 model, :class:`models.trajectory_vae.TrajectoryVAE`, with a
+The windows are learned by techno_prior's model, :class:`models.trajectory_vae.TrajectoryVAE`, with a
 macro latent per window and the objectives of :mod:`latentlive.training.tasks.techno_prior` (``kl``: KL from the grain
 posterior to the decoded Gaussian; ``nll``: likelihood of the posterior means or of a fresh sample). Its
 convolutions are circular, made for loops: here the grain after a window's last grain is taken to be its
@@ -34,22 +34,20 @@ from typing import Any
 import gin
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor, nn
-from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
 from latentlive.core.cache import cache_dir
 from latentlive.core.errors import UserError
-from latentlive.core.runs import RunFolder, load_checkpoint
 from latentlive.corpus.drum_corpus import split_by_group
 from latentlive.models.grain_vae import GrainVAE
 from latentlive.models.spectral import stft_magnitude
 from latentlive.models.trajectory_vae import TrajectoryVAE
 from latentlive.training.metrics import log_spectral_distance
+from latentlive.training.plots import trajectory_rows_figure
 from latentlive.training.tasks.base import TensorData
 from latentlive.training.tasks.grain import LSD_FLOOR, SOUND_FFT, GrainTask
-from latentlive.training.tasks.trajectory_prior import TrajectoryPriorTask
+from latentlive.training.tasks.trajectory_prior import TrajectoryPriorTask, load_first_level
 
 # Settings of the grain corpus read back from the grain run, so the same sounds and the same split come back.
 CORPUS_SETTINGS = ("sample_rate", "grain_size", "hop", "max_grains", "sounds", "val_fraction")
@@ -81,16 +79,14 @@ def grain_run_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
 def load_grain_run(run_path: str | Path) -> tuple[GrainVAE, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The trained grain VAE of ``run_path`` (eval mode, CPU), its constructor arguments, its metadata and its
     corpus settings (:func:`grain_run_settings`)."""
-    run = RunFolder(Path(run_path)).require_trained()
-    checkpoint = load_checkpoint(run.checkpoint)
-    if checkpoint.get("task") != "grain":
-        raise UserError(
-            f"{run.root}: GrainPriorTask.grain_run must be a grain VAE run (gin/grain.gin), "
-            f"not a {checkpoint.get('task')!r} run; train one with `latentlive train --gin gin/grain.gin`"
-        )
-    model = GrainVAE(**checkpoint["model_args"])
-    model.load_state_dict(checkpoint["model_state"])
-    return model.eval(), checkpoint["model_args"], checkpoint["metadata"], grain_run_settings(checkpoint)
+    model, checkpoint = load_first_level(
+        run_path,
+        "grain",
+        GrainVAE,
+        "GrainPriorTask.grain_run must be a grain VAE run (gin/grain.gin), not a {found} run; "
+        "train one with `latentlive train --gin gin/grain.gin`",
+    )
+    return model, checkpoint["model_args"], checkpoint["metadata"], grain_run_settings(checkpoint)
 
 
 def window_starts(count: int, frames: int, window_hop: int) -> np.ndarray:
@@ -145,22 +141,9 @@ def window_lsd(reference: Tensor, estimate: Tensor) -> Tensor:
     return log_spectral_distance(*spectra, LSD_FLOOR)
 
 
-def sequence_figure(rows: dict[str, Tensor]) -> Figure:
-    """Image of each latent sequence ``[D, K]``: latent dimensions against grains."""
-    figure = Figure(figsize=(3.0 * len(rows), 2.6))
-    axes = figure.subplots(1, len(rows), squeeze=False)[0]
-    for ax, (title, sequence) in zip(axes, rows.items(), strict=True):
-        ax.imshow(sequence.cpu().numpy(), aspect="auto", origin="lower", cmap="coolwarm", vmin=-3, vmax=3)
-        ax.set_title(title, fontsize=8)
-        ax.set_xlabel("grain")
-        ax.set_ylabel("grain latent")
-    figure.tight_layout()
-    return figure
-
-
 @gin.configurable
 class GrainPriorTask(TrajectoryPriorTask):
-    """Second level of the grain VAE: windows of consecutive grain latents -> a macro latent per window.
+    """grain_prior, the prior of the grain VAE: windows of consecutive grain latents -> a macro latent per window.
 
     Args:
         grain_run: the trained grain VAE run (``gin/grain.gin``).
@@ -282,15 +265,7 @@ class GrainPriorTask(TrajectoryPriorTask):
         device = next(model.parameters()).device
         self.grain_vae.to(device)
         batch = data.take(slice(None), device)
-        fit, kl = self._terms(model, batch)
-        macro, _ = model.encode(batch["mean"])
-        decoded, _ = model.decode(macro)
-        metrics = {
-            f"eval/{self.objective}": fit.mean().item(),
-            "eval/macro_kl": kl.mean().item(),  # not "eval/kl": the objective "kl" has that name
-            "eval/total": (fit + kl).mean().item(),
-            "eval/sequence_rmse": F.mse_loss(decoded, batch["mean"]).sqrt().item(),
-        }
+        metrics, decoded = self._fit_metrics(model, batch, "sequence_rmse")
         if len(data) == 0:
             return metrics
         index = torch.linspace(0, len(data) - 1, min(len(data), self.eval_windows)).round().long().unique()
@@ -327,7 +302,10 @@ class GrainPriorTask(TrajectoryPriorTask):
             writer.add_audio(
                 f"audio/through_both_levels/{i}", rebuilt.clamp(-1, 1)[None], step, sample_rate=rate
             )
-        figure = sequence_figure({"grain latents (window 0)": batch["mean"][0], "second level": decoded[0]})
+        rows = {"grain latents (window 0)": batch["mean"][0], "grain_prior": decoded[0]}
+        figure = trajectory_rows_figure(
+            {title: row.cpu().numpy() for title, row in rows.items()}, "grain", "grain latent"
+        )
         writer.add_figure("sequence/window_0", figure, step)
 
     def metadata(self) -> dict[str, Any]:

@@ -146,7 +146,7 @@ class TechnoTask:
     # -- data and model ------------------------------------------------------------------------------
 
     def corpus_settings(self) -> dict[str, Any]:
-        """What selects the corpus; stage 2 reloads the same loops with it."""
+        """What selects the corpus; techno_prior reloads the same loops with it."""
         return {
             "sample_rate": self.sample_rate,
             "length": self.length,
@@ -170,6 +170,10 @@ class TechnoTask:
 
     def build_model(self) -> tuple[WaveformVAE, dict[str, Any]]:
         args = configured_arguments(WaveformVAE)
+        if args.pop("streaming"):  # how the layers run, not what they learn: checkpoints leave it out
+            raise ValueError(
+                "WaveformVAE.streaming: training runs the offline layers; export builds streaming ones"
+            )
         self._model = WaveformVAE(**args)
         if self.crop % self._model.ratio or self.length % self._model.ratio:
             raise ValueError(
@@ -344,7 +348,7 @@ class TechnoTask:
             writer.add_audio("audio/interpolation", clip[None], step, sample_rate=self.sample_rate)
 
     def metadata(self) -> dict[str, Any]:
-        """What export and stage 2 need: the corpus settings and the model's rate and ratio."""
+        """What export and techno_prior need: the corpus settings and the model's rate and ratio."""
         meta: dict[str, Any] = {**self.corpus_settings(), "db": self.db}
         if self._model is not None:
             meta.update(ratio=self._model.ratio, latent_size=self._model.latent_size)

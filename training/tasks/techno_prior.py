@@ -1,8 +1,8 @@
-"""Training task of the techno model, stage 2: a VAE over the stage-1 latent trajectories of whole loops.
+"""Training task of techno_prior, the prior of the techno model: a VAE over the stage-1 latent trajectories of whole loops.
 
 Every loop of the corpus is encoded once by the trained stage-1 model (``stage1_run``); the posterior over
 exactly one loop (``bars`` bars at the loop's tempo, from its downbeat) is resampled to ``frames_per_bar``
-frames per bar, so that frame ``k`` of ``K`` sits at bar phase ``k / K`` whatever the tempo. Stage 2 learns
+frames per bar, so that frame ``k`` of ``K`` sits at bar phase ``k / K`` whatever the tempo. techno_prior learns
 those trajectories with a macro latent per loop (or a few per loop) and one of two objectives:
 
 * ``nll``: the Gaussian log-likelihood of fixed stage-1 latents (``target = 'mean'`` or a fresh
@@ -18,33 +18,27 @@ from typing import Any
 import gin
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor, nn
-from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
-from latentlive.core.errors import UserError
-from latentlive.core.runs import RunFolder, load_checkpoint
 from latentlive.models.spectral import multiscale_spectral_distance
 from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase
 from latentlive.models.waveform_vae import WaveformVAE
+from latentlive.training.plots import trajectory_rows_figure
 from latentlive.training.tasks.base import TensorData, require_enough_data
 from latentlive.training.tasks.techno import load_loop_tensors, split_loops
-from latentlive.training.tasks.trajectory_prior import TrajectoryPriorTask
+from latentlive.training.tasks.trajectory_prior import TrajectoryPriorTask, load_first_level
 
 
 def load_stage1(run_path: str | Path) -> tuple[WaveformVAE, dict[str, Any], dict[str, Any]]:
     """The trained stage-1 model of ``run_path`` (eval mode, CPU), its constructor arguments and metadata."""
-    run = RunFolder(Path(run_path)).require_trained()
-    checkpoint = load_checkpoint(run.checkpoint)
-    if checkpoint.get("task") != "techno":
-        raise UserError(
-            f"{run.root}: TechnoPriorTask.stage1_run must be a stage-1 techno run (gin/techno.gin), "
-            f"not a {checkpoint.get('task')!r} run"
-        )
-    model = WaveformVAE(**checkpoint["model_args"])
-    model.load_state_dict(checkpoint["model_state"])
-    return model.eval(), checkpoint["model_args"], checkpoint["metadata"]
+    model, checkpoint = load_first_level(
+        run_path,
+        "techno",
+        WaveformVAE,
+        "TechnoPriorTask.stage1_run must be a stage-1 techno run (gin/techno.gin), not a {found} run",
+    )
+    return model, checkpoint["model_args"], checkpoint["metadata"]
 
 
 def loop_positions(loop_samples: Tensor, ratio: int, frames: int) -> Tensor:
@@ -76,22 +70,9 @@ def decoded_loop(stage1: WaveformVAE, trajectory: Tensor, loop_samples: int) -> 
     return stage1.decode(latents)[:, 0, :loop_samples]
 
 
-def trajectory_figure(rows: dict[str, Tensor]) -> Figure:
-    """Image of each ``[L, K]`` trajectory: latent dimensions against bar phase."""
-    figure = Figure(figsize=(3.0 * len(rows), 2.6))
-    axes = figure.subplots(1, len(rows), squeeze=False)[0]
-    for ax, (title, trajectory) in zip(axes, rows.items(), strict=True):
-        ax.imshow(trajectory.cpu().numpy(), aspect="auto", origin="lower", cmap="coolwarm", vmin=-3, vmax=3)
-        ax.set_title(title, fontsize=8)
-        ax.set_xlabel("frame (bar phase)")
-        ax.set_ylabel("stage-1 latent")
-    figure.tight_layout()
-    return figure
-
-
 @gin.configurable
 class TechnoPriorTask(TrajectoryPriorTask):
-    """Stage 2 of the techno model: loops of stage-1 latents -> a macro latent per loop.
+    """techno_prior, the prior of the techno model: loops of stage-1 latents -> a macro latent per loop.
 
     Args:
         stage1_run: the trained stage-1 run (``gin/techno.gin``).
@@ -169,15 +150,7 @@ class TechnoPriorTask(TrajectoryPriorTask):
         device = next(model.parameters()).device
         self.stage1.to(device)
         batch = data.take(slice(None), device)
-        fit, kl = self._terms(model, batch)
-        macro, _ = model.encode(batch["mean"])
-        decoded, _ = model.decode(macro)
-        metrics = {
-            f"eval/{self.objective}": fit.mean().item(),
-            "eval/macro_kl": kl.mean().item(),
-            "eval/total": (fit + kl).mean().item(),
-            "eval/trajectory_rmse": F.mse_loss(decoded, batch["mean"]).sqrt().item(),
-        }
+        metrics, decoded = self._fit_metrics(model, batch, "trajectory_rmse")
         distances = []
         for i in range(len(decoded)):
             samples = int(batch["loop_samples"][i])
@@ -212,7 +185,12 @@ class TechnoPriorTask(TrajectoryPriorTask):
                 f"audio/through_both_stages/{i}", audio[None], step, sample_rate=self.sample_rate
             )
         if len(decoded):
-            figure = trajectory_figure({"stage 1 (loop 0)": batch["mean"][0], "stage 2 decode": decoded[0]})
+            rows = {"stage 1 (loop 0)": batch["mean"][0], "techno_prior decode": decoded[0]}
+            figure = trajectory_rows_figure(
+                {title: row.cpu().numpy() for title, row in rows.items()},
+                "frame (bar phase)",
+                "stage-1 latent",
+            )
             writer.add_figure("trajectory/loop_0", figure, step)
 
     def metadata(self) -> dict[str, Any]:
