@@ -143,11 +143,6 @@ def device_name(name: str) -> str:
     return spec.device_name
 
 
-def with_render(command: str) -> ModelSpec:
-    """The model whose ``latentlive render`` subcommand is ``command``."""
-    return next(spec for spec in MODELS if spec.render is not None and spec.render[0] == command)
-
-
 def load(reference: str) -> Any:
     """Import ``"package.module:attribute"`` (or a whole module, without ``:``) and return it."""
     module, _, attribute = reference.partition(":")

@@ -1,9 +1,5 @@
 """The drum synth as an nn~ instrument (hits at once, voices, background re-rendering, host rates) and loops."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mido
@@ -11,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from cli_process import run_contract
 
 from latentlive.cli import main
 from latentlive.core.errors import UserError
@@ -41,15 +38,7 @@ def synth(drumsynth_ts: Path) -> torch.jit.ScriptModule:
 
 
 def test_saved_file_honours_the_contract_in_a_separate_process(drumsynth_ts: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "latentlive.export.contract", str(drumsynth_ts)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1])["problems"] == []
+    assert run_contract(drumsynth_ts)["problems"] == []
     metadata = read_metadata(drumsynth_ts)
     assert metadata["model"] == "drumsynth" and metadata["voices"] >= 4 and metadata["latency_samples"] == 0
 

@@ -1,13 +1,11 @@
 """Export of the drums run: the nn~ contract on the saved file, the host harness, the signal encoding."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_process import run_contract
 
 from latentlive.core.errors import UserError
 from latentlive.core.runs import load_checkpoint
@@ -37,16 +35,7 @@ def eager_model(drums_run: Path) -> PatternVAE:
 
 
 def test_saved_file_honours_the_contract_in_a_separate_torch_process(drums_ts: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "latentlive.export.contract", str(drums_ts)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_contract(drums_ts)
     assert result["problems"] == []
     assert sorted(result["methods"]) == ["decode", "encode", "forward"]
     assert result["torch_version"].startswith("2.5")
