@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 RUNS   ?= runs
 DEMO   ?= build/demo
 
-.PHONY: install lock jack test lint demo tensorboard
+.PHONY: install lock jack test lint demo report tensorboard
 
 # Installs come from requirements.lock (every direct and transitive dependency, exact versions), so a
 # clean clone gets what CI tested. `make lock` regenerates it after a change to pyproject.toml.
@@ -58,3 +58,8 @@ test: install jack
 # Short runs of every model on the built-in corpora, exports, devices and example renders.
 demo: install
 	$(PY) -m latentlive.demo --runs $(RUNS) --out $(DEMO)
+
+# The quality tables of docs/quality.md: demo configs at seeds 0, 1, 2, each scored on its test split.
+report: install
+	$(VENV)/bin/latentlive report --out build/report
+	cp build/report/report.md docs/quality.md

@@ -17,20 +17,22 @@ options below are applied on every load, which takes milliseconds.
   minor (Krumhansl-Schmuckler key estimate over duration-weighted pitch classes, shift in -6..+5);
   ``"all"`` keeps pieces as they are, and :meth:`BandCorpus.shift_ranges` gives the shifts in -6..+5
   that keep each piece in 0..127, for augmentation into all keys; ``"none"`` keeps them as they are.
-- Split by piece into train / validation / test, in an order drawn from a hash of (seed, piece name):
-  the same files give the same split, and adding a file moves no other piece between sets.
+- Groups: versions of one tune (pieces sharing most measures or the opening phrase of their top part, or
+  chorale variants such as ``bwv112.5-sc``) are one group (:mod:`corpus.band_groups`); every other piece
+  is its own. Groups are dealt to train / validation / test by ``corpus.splits.split_examples`` (an order
+  drawn from a hash of seed and group name: adding a file moves no other group between sides).
 """
 
-import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from latentlive.core.errors import UserError
+from latentlive.corpus.band_groups import piece_groups
 from latentlive.corpus.band_rolls import (
     CHANNELS,
     DURATION,
@@ -54,17 +56,17 @@ from latentlive.corpus.multipart_midi import (
     read_multipart_midi,
     write_band_midi,
 )
+from latentlive.corpus.splits import DEFAULT_FRACTIONS, SIDES, Split, split_examples
 
 __all__ = [
     "CHANNELS", "DURATION", "KEY_SPAN", "MAX_DURATION", "ONSET", "PITCHES", "SOUNDING", "STEPS",
-    "BandCorpus", "BandPiece", "estimate_key", "load_band_corpus", "measure_rolls", "read_seed_midi",
-    "rolls_to_notes", "split_pieces", "window_rolls", "write_band_midi",
+    "BandCorpus", "BandPiece", "estimate_key", "load_band_corpus", "measure_rolls", "read_held_out_pieces",
+    "read_seed_midi", "rolls_to_notes", "window_rolls", "write_band_midi",
 ]  # fmt: skip
 
 TRANSPOSE_MODES = ("normalise", "all", "none")
 KINDS = ("mono", "poly")
 MONO_FRACTION = 0.95
-SPLITS = ("train", "validation", "test")
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # Krumhansl & Kessler's probe-tone ratings of the 12 pitch classes above a major / minor tonic.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -73,7 +75,8 @@ MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 
 
 @dataclass
 class BandCorpus:
-    """Pieces of ``len(part_names)`` parts. ``split`` maps train / validation / test to piece indices.
+    """Pieces of ``len(part_names)`` parts. ``split`` maps train / validation / test to piece indices, and
+    ``split_record`` is the :class:`Split` of the pieces' ``groups`` (a name per piece) that dealt them.
     ``skipped`` counts the files or pieces left out by reason, and ``drum_parts`` the drum channels left
     out of folder pieces. ``source`` is "chorales" or the folder; ``transpose`` the mode applied."""
 
@@ -84,10 +87,16 @@ class BandCorpus:
     skipped: dict[str, int]
     source: str = "chorales"
     transpose: str = "normalise"
+    groups: list[str] = field(default_factory=list)
+    split_record: Split | None = None
 
     @property
     def parts(self) -> int:
         return len(self.part_names)
+
+    def piece_groups(self) -> list[str]:
+        """The group of each piece (each piece its own when ``groups`` was not given)."""
+        return list(self.groups) or [piece.name for piece in self.pieces]
 
     def shift_ranges(self) -> np.ndarray:
         """int64 [N, 2]: the lowest and highest shift of each piece for augmentation; (0, 0) unless
@@ -107,7 +116,7 @@ def load_band_corpus(
     max_pieces: int | None = None,
     cache_dir: Path | None = None,
     seed: int = 0,
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
     log: Callable[[str], None] = print,
 ) -> BandCorpus:
     """The band corpus of folder ``db`` (the chorales when None); see the module docstring."""
@@ -124,8 +133,10 @@ def load_band_corpus(
         chosen, part_names = _choose_busiest(raw, busiest, source, skipped)
     part_kinds = _part_kinds(kinds, [c[1] for c in chosen], part_names)
     pieces = [_band_piece(piece, tracks, part_kinds, transpose, trim=True) for piece, tracks in chosen]
-    split = split_pieces([piece.name for piece in pieces], fractions, seed)
-    corpus = BandCorpus(part_names, part_kinds, pieces, split, skipped, source, transpose)
+    groups = piece_groups(pieces)
+    record, sides = split_examples(groups, fractions=fractions, seed=seed)
+    split = {side: sides[side].tolist() for side in SIDES}
+    corpus = BandCorpus(part_names, part_kinds, pieces, split, skipped, source, transpose, groups, record)
     _log_summary(corpus, log)
     return corpus
 
@@ -157,27 +168,37 @@ def read_seed_midi(
     return _band_piece(raw, tracks, list(part_kinds), transpose, trim=False)
 
 
-def split_pieces(
-    names: Sequence[str], fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0
-) -> dict[str, list[int]]:
-    """Piece indices for train / validation / test. Validation and test get round(n * fraction) pieces,
-    validation at least one when its fraction is > 0 and n >= 2 (so two pieces train and evaluate), test at
-    least one when its fraction is > 0 and n >= 3; train keeps the rest (at least one)."""
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6 or fractions[0] <= 0:
+def read_held_out_pieces(
+    db: Path,
+    part_names: Sequence[str],
+    part_kinds: Sequence[str],
+    *,
+    transpose: str = "none",
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> list[BandPiece]:
+    """Every piece of folder ``db`` with a model's parts, held out from its training: the parts named
+    ``part_names`` (as :func:`load_band_corpus` matches names), else the busiest ``len(part_names)`` parts;
+    pieces with fewer parts are left out (logged). ``transpose`` as the model was trained ("normalise" or
+    not). Raises UserError when no piece has the parts."""
+    raw, _, source = read_raw_corpus(Path(db), None, cache_dir, log)
+    pieces, too_few = [], 0
+    for piece in raw:
+        tracks = _match_parts(piece.parts, list(part_names))
+        if tracks is None and len(piece.parts) >= len(part_names):
+            tracks = _busiest(piece.parts, len(part_names))
+        if tracks is None:
+            too_few += 1
+            continue
+        pieces.append(_band_piece(piece, tracks, list(part_kinds), transpose, trim=True))
+    if not pieces:
         raise UserError(
-            f"fractions = {tuple(fractions)}: give train, validation, test >= 0 summing to 1, e.g. 0.8, 0.1, 0.1"
+            f"{source}: no piece has the model's {len(part_names)} parts ({', '.join(part_names)}) or as many "
+            "parts besides drums; hold out MIDI files with these parts"
         )
-    n = len(names)
-    least = (2, 3)  # pieces needed before validation, then test, gets one
-    sizes = [
-        max(round(n * f), 1 if n >= low and f > 0 else 0) for f, low in zip(fractions[1:], least, strict=True)
-    ]
-    while n and sum(sizes) >= n:  # train keeps at least one piece
-        sizes[int(np.argmax(sizes))] -= 1
-    order = sorted(range(n), key=lambda i: hashlib.sha256(f"{seed}\n{names[i]}".encode()).hexdigest())
-    validation, test = order[: sizes[0]], order[sizes[0] : sizes[0] + sizes[1]]
-    train = order[sizes[0] + sizes[1] :]
-    return {name: sorted(part) for name, part in zip(SPLITS, (train, validation, test), strict=True)}
+    if too_few:
+        log(f"band held out {source}: left out {too_few} piece(s) with fewer than {len(part_names)} parts")
+    return pieces
 
 
 def estimate_key(notes: np.ndarray) -> tuple[int, str]:
@@ -353,7 +374,11 @@ def _sounding_notes(notes: np.ndarray) -> np.ndarray:
 def _log_summary(corpus: BandCorpus, log: Callable[[str], None]) -> None:
     measures = sum(piece.measures for piece in corpus.pieces)
     sizes = ", ".join(f"{name} {len(indices)}" for name, indices in corpus.split.items())
-    log(f"band corpus {corpus.source}: {len(corpus.pieces)} pieces, {measures} measures ({sizes})")
+    groups = len(set(corpus.groups))
+    log(
+        f"band corpus {corpus.source}: {len(corpus.pieces)} pieces in {groups} groups (versions of a tune), "
+        f"{measures} measures ({sizes} pieces)"
+    )
     for part, (name, kind) in enumerate(zip(corpus.part_names, corpus.part_kinds, strict=True)):
         pitches = np.concatenate([p.notes[p.notes[:, 0] == part, 3] for p in corpus.pieces])
         span = f"pitches {pitches.min()}..{pitches.max()}" if len(pitches) else "no notes"

@@ -5,6 +5,11 @@ skipped: editor temp files, macOS ``._`` forks). The first sub-folder under the 
 label; files directly in it get the style ``default``. The tensors are cached as ``.npz`` in
 ``cache_dir``, keyed by a hash of the file list (relative path, size, mtime) and of the settings, so
 touching a file or changing a setting rebuilds the cache.
+
+Every example has a group, the performance it comes from, which a split (``corpus.splits``) keeps on one
+side: a file's relative path in a folder, ``<style>/performance-<p>`` in the built-in corpus (one seed's
+groove played for 8 bars, see ``corpus.drum_styles``). ``starts`` orders the examples within their group, so
+a folder of one file is split in time instead.
 """
 
 from collections.abc import Callable
@@ -20,7 +25,9 @@ from latentlive.corpus.drum_styles import STYLE_NAMES, generate_style_corpus
 from latentlive.corpus.npz_cache import NpzCache, folder_listing
 
 # Bump when the reader, the generator or the cache layout changes: old caches are then ignored.
-CACHE_VERSION = 2  # 2: MIDI files longer than corpus.midi_length.MAX_MIDI_BEATS are skipped
+# 2: MIDI files longer than corpus.midi_length.MAX_MIDI_BEATS are skipped. 3: groups and starts; the
+# built-in corpus is played as performances.
+CACHE_VERSION = 3
 DEFAULT_STYLE = "default"
 MIDI_SUFFIXES = (".mid", ".midi")
 SKIP_KEYS = ("non_4_4_bars", "empty_bars", "leftover_bars", "unreadable_files", "files_without_drums")
@@ -32,6 +39,9 @@ class DrumCorpus:
 
     grids: uint8 [N, 9, S] (1 = hit). velocities: float32 [N, 9, S] in 0..1 (0 where no hit).
     styles: int64 [N], indices into style_names. source: "builtin" or the folder path.
+    groups: str [N], the performance of each example (the file's relative path, or the built-in
+    ``<style>/performance-<p>``). starts: int64 [N], each example's place in its group (0, 1, ...; examples
+    do not overlap, so one apart is one example long).
     skipped: counts of non_4_4_bars, empty_bars, leftover_bars (bars at the end of a run too short
     for an example), unreadable_files (files longer than ``corpus.midi_length.MAX_MIDI_BEATS`` too: the
     log names each), files_without_drums.
@@ -40,6 +50,8 @@ class DrumCorpus:
     grids: np.ndarray
     velocities: np.ndarray
     styles: np.ndarray
+    groups: np.ndarray
+    starts: np.ndarray
     style_names: list[str]
     source: str
     skipped: dict[str, int]
@@ -85,97 +97,28 @@ def load_drum_corpus(
     return corpus
 
 
-def split_by_index(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic random split of range(n): (train_idx, val_idx), int64, each sorted.
-
-    The validation part holds round(n * val_fraction) examples, at least 1 when val_fraction > 0
-    and n >= 2, and never all of them.
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise UserError(f"val_fraction = {val_fraction}: must be in [0, 1); use e.g. 0.1")
-    n_val = int(round(n * val_fraction))
-    if val_fraction > 0 and n >= 2:
-        n_val = min(max(n_val, 1), n - 1)
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(order[n_val:]).astype(np.int64), np.sort(order[:n_val]).astype(np.int64)
-
-
-def split_by_group(groups: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Like :func:`split_by_index`, over groups: examples that share a group id (crops of one file) all land
-    on the same side, so held-out metrics never score material seen in training. Returns index arrays."""
-    names, group_of = np.unique(np.asarray(groups), return_inverse=True)
-    train_groups, _ = split_by_index(len(names), val_fraction, seed)
-    in_train = np.isin(group_of, train_groups)
-    return np.flatnonzero(in_train).astype(np.int64), np.flatnonzero(~in_train).astype(np.int64)
-
-
-def split_by_group_or_time(
-    groups: np.ndarray, starts: np.ndarray, extent: int, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Like :func:`split_by_group` when there are two groups or more; a single group (a folder of one
-    recording) is split in time instead by :func:`split_in_time`. ``starts [N]`` and ``extent`` place each
-    example in its file (samples). Returns ``(train_idx, val_idx)``, int64, each sorted."""
-    if len(np.unique(np.asarray(groups))) >= 2:
-        return split_by_group(groups, val_fraction, seed)
-    return split_in_time(starts, extent, val_fraction)
-
-
-def split_in_time(starts: np.ndarray, extent: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Split the examples of one recording, ``starts [N]`` each ``extent`` samples long, in time: the last
-    ``val_fraction`` of them (at least one when there are two or more) are held out, and training keeps only
-    the examples that end before the first held-out one starts, so no held-out sample was trained on.
-    Returns ``(train_idx, val_idx)``, int64, each sorted (either may be empty for very short recordings)."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise UserError(f"val_fraction = {val_fraction}: must be in [0, 1); use e.g. 0.1")
-    starts = np.asarray(starts, dtype=np.int64)
-    n_val = int(round(len(starts) * val_fraction))
-    if val_fraction > 0 and len(starts) >= 2:
-        n_val = min(max(n_val, 1), len(starts) - 1)
-    order = np.argsort(starts, kind="stable")
-    val = order[len(starts) - n_val :]
-    boundary = int(starts[val].min()) if n_val else np.iinfo(np.int64).max
-    train = order[: len(starts) - n_val]
-    train = train[starts[train] + extent <= boundary]
-    return np.sort(train).astype(np.int64), np.sort(val).astype(np.int64)
-
-
-def split_unseen_patterns(grids: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``grids [N, ...]`` so that no validation pattern also occurs in training.
-
-    Identical patterns are frequent (a style plays its main groove often), and a plain random split
-    would measure memory rather than generalisation. Distinct patterns are drawn in random order into
-    the validation part until it holds about ``val_fraction`` of the examples: at least one pattern when
-    ``val_fraction > 0``, and never all of them. When every example is the same pattern (a one-bar loop
-    repeated), one copy is held out so that a small folder still trains and evaluates; its metrics then
-    measure memory, as there is nothing unseen to hold out.
-    Returns ``(train_idx, val_idx)``, int64, each sorted.
-    """
-    if not 0.0 <= val_fraction < 1.0:
-        raise UserError(f"val_fraction = {val_fraction}: must be in [0, 1); use e.g. 0.1")
-    if len(grids) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    _, group = np.unique(grids.reshape(len(grids), -1), axis=0, return_inverse=True)
-    group = group.reshape(-1)
-    counts = np.bincount(group)
-    if len(counts) == 1:
-        return split_by_index(len(grids), val_fraction, seed)
-    wanted = int(round(len(grids) * val_fraction))
-    if val_fraction > 0:
-        wanted = max(wanted, 1)
-    held_out = np.zeros(len(counts), dtype=bool)
-    total = 0
-    for g in np.random.default_rng(seed).permutation(len(counts)):
-        if total >= wanted or len(counts) - held_out.sum() <= 1:
-            break
-        held_out[g] = True
-        total += counts[g]
-    in_val = held_out[group]
-    return np.flatnonzero(~in_val).astype(np.int64), np.flatnonzero(in_val).astype(np.int64)
+def patterns_seen_in_training(grids: np.ndarray, indices: dict[str, np.ndarray], side: str) -> int:
+    """How many examples of ``side`` (indices into ``grids [N, ...]``) are also, verbatim, a training example:
+    whole groups are held out, yet a style's main groove recurs across its performances."""
+    seen = {grids[i].tobytes() for i in indices["train"]}
+    return sum(grids[i].tobytes() in seen for i in indices[side])
 
 
 def _builtin_corpus(examples_per_style: int, bars: int, seed: int) -> DrumCorpus:
-    grids, velocities, styles = generate_style_corpus(examples_per_style, bars, seed)
-    return DrumCorpus(grids, velocities, styles, list(STYLE_NAMES), "builtin", dict.fromkeys(SKIP_KEYS, 0))
+    grids, velocities, styles, groups = generate_style_corpus(examples_per_style, bars, seed)
+    # A performance's examples are consecutive rows: each one's place is its distance to the first.
+    order = np.arange(len(groups), dtype=np.int64)
+    first = np.maximum.accumulate(np.where(np.r_[True, groups[1:] != groups[:-1]], order, 0))
+    return DrumCorpus(
+        grids=grids,
+        velocities=velocities,
+        styles=styles,
+        groups=groups,
+        starts=order - first,
+        style_names=list(STYLE_NAMES),
+        source="builtin",
+        skipped=dict.fromkeys(SKIP_KEYS, 0),
+    )
 
 
 def _midi_files(db: Path) -> list[Path]:
@@ -208,7 +151,7 @@ def _folder_corpus(
     db: Path, files: list[Path], bars_per_example: int, log: Callable[[str], None]
 ) -> DrumCorpus:
     skipped = dict.fromkeys(SKIP_KEYS, 0)
-    examples: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    examples: dict[str, list[tuple[np.ndarray, np.ndarray, str]]] = {}  # style -> (grids, velocities, file)
     first_unreadable = ""
     for path in files:
         try:
@@ -224,7 +167,8 @@ def _folder_corpus(
         for name in ("non_4_4_bars", "empty_bars", "leftover_bars"):
             skipped[name] += result.counts[name]
         if len(result.grids):
-            examples.setdefault(_style_of(db, path), []).append((result.grids, result.velocities))
+            group = path.relative_to(db).as_posix()
+            examples.setdefault(_style_of(db, path), []).append((result.grids, result.velocities, group))
 
     if skipped["unreadable_files"] == len(files):
         raise UserError(
@@ -244,11 +188,18 @@ def _folder_corpus(
         )
 
     style_names = sorted(examples)
-    grids = np.concatenate([g for name in style_names for g, _ in examples[name]])
-    velocities = np.concatenate([v for name in style_names for _, v in examples[name]])
-    sizes = [sum(len(g) for g, _ in examples[name]) for name in style_names]
-    styles = np.repeat(np.arange(len(style_names), dtype=np.int64), sizes)
-    return DrumCorpus(grids, velocities, styles, style_names, str(db), skipped)
+    performances = [performance for name in style_names for performance in examples[name]]
+    sizes = [sum(len(g) for g, _, _ in examples[name]) for name in style_names]
+    return DrumCorpus(
+        grids=np.concatenate([g for g, _, _ in performances]),
+        velocities=np.concatenate([v for _, v, _ in performances]),
+        styles=np.repeat(np.arange(len(style_names), dtype=np.int64), sizes),
+        groups=np.concatenate([np.full(len(g), group) for g, _, group in performances]).astype(str),
+        starts=np.concatenate([np.arange(len(g), dtype=np.int64) for g, _, _ in performances]),
+        style_names=style_names,
+        source=str(db),
+        skipped=skipped,
+    )
 
 
 def _log_summary(corpus: DrumCorpus, log: Callable[[str], None]) -> None:

@@ -1,10 +1,11 @@
 """The built-in drum corpus: labelled patterns drawn from probabilistic style templates, and a MIDI writer.
 
 A style template is a few layers (kick, backbeat, hats, percussion); each layer is a weighted list of
-musical options, one of which is played for the whole example. On top come sparse ghost notes at the
-places a drummer of that style puts them, a fill on the last bar of a phrase, a crash on its first
-bar, and velocity accents. Variation is a choice among a handful of options rather than noise on
-every cell, so a small latent space can hold a style while the styles stay recognisable in the grid.
+musical options, one of which is played for the whole performance (8 bars of one groove, the unit a split
+keeps on one side). On top come sparse ghost notes at the places a drummer of that style puts them, a fill
+on the last bar of a phrase, a crash on its first bar, and velocity accents. Variation is a choice among a
+handful of options rather than noise on every cell, so a small latent space can hold a style while the
+styles stay recognisable in the grid.
 
 Pattern strings have one character per 16th step: ``.`` rest, ``X`` accent, ``x`` hit, ``o`` soft
 hit, ``g`` ghost note.
@@ -38,6 +39,7 @@ _VELOCITY_JITTER = 0.05
 _GHOST_VELOCITY = 0.3
 _FILL_CLEARS = (SNARE, CLOSED_HAT, OPEN_HAT, LOW_TOM, MID_TOM, HIGH_TOM, RIDE)  # the kick keeps playing
 _PHRASE_BARS = 4  # fills end a phrase of (at least) 4 bars, crashes start it
+PERFORMANCE_BARS = 8  # a built-in performance: one groove for two phrases, the group a split holds together
 _DRUMMER_TICKS_PER_BEAT = 480
 
 
@@ -337,10 +339,40 @@ def generate_pattern(
     `bars` that is at least 4 bars long): crashes come on bar 0 of a phrase, fills on its last bar.
     None draws it at random, so one-bar examples show every part of a phrase.
     """
-    template = STYLES[style] if isinstance(style, int) else STYLES[STYLE_NAMES.index(style)]
-    phrase_length = bars * -(-_PHRASE_BARS // bars)
+    template = _template(style)
+    phrase_length = _phrase_length(bars)
     if phrase_bar is None:
         phrase_bar = int(rng.integers(phrase_length // bars)) * bars
+    return _perform(template, rng, bars, phrase_length, phrase_bar)
+
+
+def generate_performance(
+    style: str | int, rng: np.random.Generator, examples: int, bars: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """One performance: a groove of a style played from the start of a phrase for `examples` consecutive
+    examples of `bars` bars, with its ghosts, fills and crashes bar by bar. Returns grids uint8
+    [examples, 9, 16 * bars] and velocities float32 [examples, 9, 16 * bars], in playing order."""
+    grid, velocities = _perform(_template(style), rng, examples * bars, _phrase_length(bars), 0)
+
+    def cut(played: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(played.reshape(NUM_INSTRUMENTS, examples, -1).transpose(1, 0, 2))
+
+    return cut(grid), cut(velocities)
+
+
+def _template(style: str | int) -> StyleTemplate:
+    return STYLES[style] if isinstance(style, int) else STYLES[STYLE_NAMES.index(style)]
+
+
+def _phrase_length(bars: int) -> int:
+    """Bars per phrase for examples of `bars` bars: the smallest multiple of `bars` of at least 4 bars."""
+    return bars * -(-_PHRASE_BARS // bars)
+
+
+def _perform(
+    template: StyleTemplate, rng: np.random.Generator, bars: int, phrase_length: int, phrase_bar: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`bars` bars of one groove from bar `phrase_bar` of a phrase: grid uint8 [9, 16 * bars], velocities."""
     groove = np.zeros((NUM_INSTRUMENTS, STEPS_PER_BAR), dtype=np.float32)
     for layer in template.layers:
         groove = np.maximum(groove, _pick(layer, rng).levels)
@@ -377,25 +409,38 @@ def _play_bar(
     return bar
 
 
+def examples_per_performance(bars: int) -> int:
+    """Examples of `bars` bars in one built-in performance: PERFORMANCE_BARS bars' worth, at least one."""
+    return max(1, PERFORMANCE_BARS // bars)
+
+
 def generate_style_corpus(
     examples_per_style: int, bars: int = 1, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Patterns of every style: grids uint8 [N, 9, S], velocities float32 [N, 9, S], styles int64 [N].
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Patterns of every style: grids uint8 [N, 9, S], velocities float32 [N, 9, S], styles int64 [N], and
+    groups str [N], the performance each example comes from.
 
-    N = examples_per_style * len(STYLE_NAMES), S = 16 * bars, grouped by style in STYLE_NAMES order.
-    Each style draws from its own stream of `seed`, so the result is the same on every machine.
+    N = examples_per_style * len(STYLE_NAMES), S = 16 * bars, grouped by style in STYLE_NAMES order. Each
+    style is played as performances of :func:`examples_per_performance` examples (the last one cut short
+    to fill the style), and performance ``p`` of style ``i`` is drawn from its own seed ``[seed, i, p]``,
+    named ``"<style>/performance-<p>"``: the group a split keeps on one side. The result is the same on
+    every machine.
     """
     steps = STEPS_PER_BAR * bars
     count = examples_per_style * len(STYLES)
     grids = np.zeros((count, NUM_INSTRUMENTS, steps), dtype=np.uint8)
     velocities = np.zeros((count, NUM_INSTRUMENTS, steps), dtype=np.float32)
     styles = np.repeat(np.arange(len(STYLES), dtype=np.int64), examples_per_style)
-    for index in range(len(STYLES)):
-        rng = np.random.default_rng([seed, index])
-        for example in range(examples_per_style):
-            row = index * examples_per_style + example
-            grids[row], velocities[row] = generate_pattern(index, rng, bars)
-    return grids, velocities, styles
+    groups = np.zeros(count, dtype=object)
+    per_performance = examples_per_performance(bars)
+    for index, name in enumerate(STYLE_NAMES):
+        for performance, first in enumerate(range(0, examples_per_style, per_performance)):
+            size = min(per_performance, examples_per_style - first)
+            rng = np.random.default_rng([seed, index, performance])
+            rows = slice(index * examples_per_style + first, index * examples_per_style + first + size)
+            grids[rows], velocities[rows] = generate_performance(index, rng, size, bars)
+            groups[rows] = f"{name}/performance-{performance:04d}"
+    return grids, velocities, styles, groups.astype(str)
 
 
 def write_midi(

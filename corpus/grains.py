@@ -16,6 +16,10 @@ files, files shorter than one grain and silent files (peak under -80 dBFS, or no
 grain threshold) are skipped and counted, like other files. The whole sounds are kept too (the
 first :data:`MAX_SOUND_S` seconds of each), for metrics that resynthesise a sound from its grains.
 
+Every sound has a group, what a split must hold out whole (:mod:`corpus.splits`): a file of a folder is
+its own group (its relative path); a built-in texture or synthesised one-shot is its own procedural seed;
+a soundfont one-shot shares its group with every variant of the same kit sample (``corpus.soundfont_kit``).
+
 The built-in corpus needs no data: the built-in one-shots of :mod:`corpus.one_shots` (synthesised
 drums and General MIDI kit sounds) and the procedural tones and textures of :mod:`corpus.textures`,
 half and half. Arrays are cached as ``.npz`` in ``cache_dir``, keyed by the settings and, for a
@@ -30,9 +34,9 @@ import numpy as np
 
 from latentlive.core.errors import UserError
 from latentlive.corpus.audio_folder import list_audio_files, read_audio, read_mono, reading_summary
+from latentlive.corpus.drum_synth import SYNTH_CLASSES, generate_synth_corpus
 from latentlive.corpus.npz_cache import NpzCache, folder_listing
-from latentlive.corpus.one_shots import load_one_shots
-from latentlive.corpus.soundfont_kit import default_soundfont
+from latentlive.corpus.soundfont_kit import default_soundfont, soundfont_one_shots_per_class
 from latentlive.corpus.textures import generate_textures
 
 __all__ = [
@@ -49,7 +53,7 @@ __all__ = [
 ]
 
 # Bump when the reader, the generators or the cache layout change: old caches are then ignored.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: groups
 SKIP_KEYS = ("unreadable_files", "too_short_files", "silent_files", "non_audio_files", "silent_grains")
 PEAK = 0.9  # every sound is peak-normalised to this, as the one-shots and textures
 SILENT_PEAK = 1e-4  # -80 dBFS: a file this quiet holds nothing
@@ -70,14 +74,16 @@ class GrainCorpus:
     int64 [N], the grain's index within its sound, so ``grains[i] == frame_sound(sounds[sound[i]],
     grain_size, hop)[position[i]]`` while the grain lies within the kept sound. sources: [S]
     ``builtin/one_shot/<class>/<i>``, ``builtin/texture/<source>/<envelope>/<i>`` or the path
-    relative to the folder. sounds: [S] float32 [T_s], mono, resampled, peak PEAK, at most
-    MAX_SOUND_S seconds. counts: SKIP_KEYS -> number of files (or grains) skipped.
+    relative to the folder. groups: [S] the group of each sound (the module docstring), what a split
+    holds out whole. sounds: [S] float32 [T_s], mono, resampled, peak PEAK, at most MAX_SOUND_S
+    seconds. counts: SKIP_KEYS -> number of files (or grains) skipped.
     """
 
     grains: np.ndarray
     sound: np.ndarray
     position: np.ndarray
     sources: list[str]
+    groups: list[str]
     sounds: list[np.ndarray]
     counts: dict[str, int]
     sample_rate: int
@@ -89,6 +95,10 @@ class GrainCorpus:
 
     def __len__(self) -> int:
         return int(self.grains.shape[0])
+
+    def grain_groups(self) -> np.ndarray:
+        """The group (str) of each grain ``[N]``: its sound's."""
+        return np.asarray(self.groups, dtype=object)[self.sound] if len(self) else np.zeros(0, dtype=object)
 
 
 _CACHE = NpzCache(GrainCorpus, "grains", "grains", CACHE_VERSION, compress=False)
@@ -202,6 +212,7 @@ class _Sound:
     """A usable sound before the grains are cut: the kept audio, where its loud grains are, its file."""
 
     source: str
+    group: str
     kept: np.ndarray  # normalised, at most MAX_SOUND_S seconds
     truncated: bool  # the sound was longer than `kept`
     loud: np.ndarray  # int64 positions of the grains above SILENT_GRAIN_RMS
@@ -241,7 +252,7 @@ def _frames(audio: np.ndarray, grain_size: int, hop: int) -> np.ndarray:
 
 
 def _plan(
-    audio: np.ndarray, source: str, path: Path | None, sample_rate: int, grain_size: int, hop: int
+    audio: np.ndarray, source: str, group: str, path: Path | None, sample_rate: int, grain_size: int, hop: int
 ) -> tuple[_Sound | None, str | None, int]:
     """A sound ready to cut, or None and its skip key; and the number of silent grains dropped."""
     normalised = _normalise(audio, grain_size)
@@ -251,7 +262,7 @@ def _plan(
     if len(loud) == 0:
         return None, "silent_files", 0
     cap = int(MAX_SOUND_S * sample_rate)
-    sound = _Sound(source, normalised[:cap].copy(), len(normalised) > cap, loud, path)
+    sound = _Sound(source, group, normalised[:cap].copy(), len(normalised) > cap, loud, path)
     return sound, None, count - len(loud)
 
 
@@ -284,6 +295,7 @@ def _cut(
         sound=sound,
         position=position,
         sources=[s.source for s in planned],
+        groups=[s.group for s in planned],
         sounds=[s.kept for s in planned],
         counts=counts,
         sample_rate=sample_rate,
@@ -320,9 +332,8 @@ def _folder_corpus(
             log(f"grains: skipped {path}: soundfile cannot read it")
             continue
         reads.append(read)
-        sound, skip, silent = _plan(
-            read.samples, path.relative_to(db).as_posix(), path, sample_rate, grain_size, hop
-        )
+        name = path.relative_to(db).as_posix()  # a file is its own group
+        sound, skip, silent = _plan(read.samples, name, name, path, sample_rate, grain_size, hop)
         counts["silent_grains"] += silent
         if sound is None:
             counts[skip] += 1
@@ -349,31 +360,52 @@ def _builtin_corpus(
     seed: int,
     log: Callable[[str], None],
 ) -> GrainCorpus:
-    per_class = max(1, sounds // 32)  # load_one_shots gives 2 x 8 sounds per class count
-    one_shots = load_one_shots(
-        None, sample_rate, int(round(ONE_SHOT_S * sample_rate)), per_class, seed, cache_dir=None, log=log
-    )
-    texture_count = max(1, sounds - len(one_shots))
+    named = _builtin_one_shots(sample_rate, max(1, sounds // 32), seed, log)
+    texture_count = max(1, sounds - len(named))
     log(f"grains: rendering {texture_count} built-in textures of {TEXTURE_S:g} s")
     textures, kinds = generate_textures(texture_count, sample_rate, TEXTURE_S, seed)
-    named = [
-        # The one-shots are padded with zeros to a fixed length: the padding is not part of the sound.
-        (np.trim_zeros(audio, "b"), f"builtin/one_shot/{one_shots.class_names[cls]}/{i}")
-        for i, (audio, cls) in enumerate(zip(one_shots.audio, one_shots.classes, strict=True))
-    ] + [
-        (audio, f"builtin/texture/{kind}/{i}")
+    named += [
+        # texture i has its own random stream (seed, i): its own group
+        (audio, f"builtin/texture/{kind}/{i}", f"builtin/texture/{seed}/{i}")
         for i, (audio, kind) in enumerate(zip(textures, kinds, strict=True))
     ]
     counts = dict.fromkeys(SKIP_KEYS, 0)
     planned = []
-    for audio, source in named:
-        sound, skip, silent = _plan(audio, source, None, sample_rate, grain_size, hop)
+    for audio, source, group in named:
+        sound, skip, silent = _plan(audio, source, group, None, sample_rate, grain_size, hop)
         counts["silent_grains"] += silent
         if sound is None:
             counts[skip] += 1
         else:
             planned.append(sound)
     return _cut(planned, sample_rate, grain_size, hop, max_grains, counts)
+
+
+def _builtin_one_shots(
+    sample_rate: int, per_class: int, seed: int, log: Callable[[str], None]
+) -> list[tuple[np.ndarray, str, str]]:
+    """(audio, source, group) of the built-in one-shots, as ``corpus.one_shots`` builds them: ``per_class``
+    synthesised then ``per_class`` soundfont sounds of each class. A synthesised sound is its own group; a
+    soundfont sound has its sample's group (``corpus.soundfont_kit``), shared by its augmented variants."""
+    length = int(round(ONE_SHOT_S * sample_rate))
+    log(f"grains: synthesising {2 * per_class} built-in one-shots per class")
+    synth_audio, synth_classes, _ = generate_synth_corpus(per_class, sample_rate, length, seed)
+    kit_audio, kit_classes, _, kit_groups = soundfont_one_shots_per_class(
+        sample_rate, length, per_class, seed + 1
+    )
+    groups = [f"builtin/one_shot/synth/{seed}/{i}" for i in range(len(synth_audio))] + list(kit_groups)
+    return [
+        # The one-shots are padded with zeros to a fixed length: the padding is not part of the sound.
+        (np.trim_zeros(audio, "b"), f"builtin/one_shot/{SYNTH_CLASSES[cls]}/{i}", group)
+        for i, (audio, cls, group) in enumerate(
+            zip(
+                np.concatenate([synth_audio, kit_audio]),
+                np.concatenate([synth_classes, kit_classes]),
+                groups,
+                strict=True,
+            )
+        )
+    ]
 
 
 # -- summary --------------------------------------------------------------------------------------------

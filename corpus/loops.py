@@ -18,6 +18,10 @@ the tempo is unknown, windows of ``length`` samples with a hop of half of it are
 (bpm NaN, loop_samples = length). Crops under -60 dBFS RMS are dropped; each kept crop is
 peak-normalised to :data:`PEAK`. ``examples`` caps the number of crops, spread evenly over all.
 
+Groups: every crop of one file is in the group of that file (its path relative to the folder), and every
+built-in loop is its own group, named after its procedural seed (``builtin/seed7``): a run's split
+(``corpus.splits``) deals whole groups to train, validation and test.
+
 The built-in corpus is :func:`corpus.techno_synth.generate_techno_corpus`. Arrays are cached as
 ``.npz`` in ``cache_dir``, keyed by the settings and, for a folder, its files (path, size, mtime).
 """
@@ -33,7 +37,13 @@ import scipy.fft
 from latentlive.core.errors import UserError
 from latentlive.corpus.audio_folder import list_audio_files, read_audio, read_mono, reading_summary
 from latentlive.corpus.npz_cache import NpzCache, folder_listing
-from latentlive.corpus.techno_synth import BPM_RANGE, PEAK, generate_techno_corpus, loop_samples_for
+from latentlive.corpus.techno_synth import (
+    BPM_RANGE,
+    PEAK,
+    corpus_loop_seed,
+    generate_techno_corpus,
+    loop_samples_for,
+)
 
 __all__ = [
     "MAX_READ_S",
@@ -41,13 +51,15 @@ __all__ = [
     "SKIP_KEYS",
     "LoopCorpus",
     "TempoEstimate",
+    "builtin_group",
+    "builtin_loop_seed",
     "estimate_tempo",
     "load_loops",
     "tempo_from_name",
 ]
 
 # Bump when the reader, the generator or the cache layout change: old caches are then ignored.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 SKIP_KEYS = (
     "unreadable_files",
     "too_short_files",
@@ -73,14 +85,18 @@ class LoopCorpus:
     audio: float32 [N, length], each starting on a downbeat when its tempo is known, peak PEAK.
     bpm: float32 [N] (NaN when unknown). loop_samples: int64 [N], samples in ``bars`` bars at that
     tempo (<= length; length when the tempo is unknown). sources: [N] ``builtin/<index>`` or
-    ``<path relative to the folder>@<start in seconds>``. counts: SKIP_KEYS -> number of files
-    (or crops) skipped.
+    ``<path relative to the folder>@<start in seconds>``. groups: [N] the group of each loop, its file
+    (path relative to the folder) or its procedural seed (:func:`builtin_group`). starts: int64 [N], the
+    crop's first sample in its file at the model rate (0 for built-in loops). counts: SKIP_KEYS -> number
+    of files (or crops) skipped.
     """
 
     audio: np.ndarray
     bpm: np.ndarray
     loop_samples: np.ndarray
     sources: list[str]
+    groups: list[str]
+    starts: np.ndarray
     counts: dict[str, int]
 
     def __len__(self) -> int:
@@ -131,7 +147,9 @@ def load_loops(
             audio, bpm = generate_techno_corpus(examples, sample_rate, bars, length, seed)
             loops = np.array([loop_samples_for(float(b), bars, sample_rate) for b in bpm], dtype=np.int64)
             sources = [f"builtin/{i}" for i in range(examples)]
-            corpus = LoopCorpus(audio, bpm, loops, sources, dict.fromkeys(SKIP_KEYS, 0))
+            groups = [builtin_group(corpus_loop_seed(seed, i)) for i in range(examples)]
+            starts = np.zeros(examples, dtype=np.int64)
+            corpus = LoopCorpus(audio, bpm, loops, sources, groups, starts, dict.fromkeys(SKIP_KEYS, 0))
             _CACHE.save(cache_dir, settings, corpus, log)
         source = "builtin"
     else:
@@ -151,6 +169,17 @@ def load_loops(
         source = str(db)
     _log_summary(source, corpus, log)
     return corpus
+
+
+def builtin_group(loop_seed: int) -> str:
+    """The group of the built-in loop rendered from procedural seed ``loop_seed``: ``builtin/seed<N>``."""
+    return f"builtin/seed{loop_seed}"
+
+
+def builtin_loop_seed(group: str) -> int | None:
+    """The procedural seed of a built-in loop's group (see :func:`builtin_group`); None for a file's group."""
+    prefix = "builtin/seed"
+    return int(group[len(prefix) :]) if group.startswith(prefix) and group[len(prefix) :].isdigit() else None
 
 
 def tempo_from_name(path: Path, root: Path | None = None) -> float | None:
@@ -355,6 +384,8 @@ def _extract(
         bpm=np.array([c.bpm for c in crops], dtype=np.float32),
         loop_samples=np.array([c.loop for c in crops], dtype=np.int64),
         sources=[f"{files[c.file].relative_to(db).as_posix()}@{c.start / sample_rate:.2f}" for c in crops],
+        groups=[files[c.file].relative_to(db).as_posix() for c in crops],
+        starts=np.array([c.start for c in crops], dtype=np.int64),
         counts=counts,
     )
 

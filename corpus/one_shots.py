@@ -14,6 +14,11 @@ The built-in corpus needs no download: the procedural sounds of :mod:`corpus.dru
 their factors of variation) and the General MIDI drum kits of :mod:`corpus.soundfont_kit`, over the
 same eight classes. Tensors are cached as ``.npz`` in ``cache_dir``, keyed by the settings and, for
 a folder, by its file list (relative path, size, mtime), so touching a file rebuilds the cache.
+
+Every sound has a group, the source that a split (:func:`split_one_shots`) keeps on one side: its file
+(``file:kick/a.wav``, relative to the folder), its SoundFont sample (``sf2:TimGM6mb/Acoustic Tom``, shared by
+every augmented variant and every kit and note that plays the sample) or its procedural voice
+(``synth:<corpus seed>/<class>/<index>``, the voice that seed and index draw).
 """
 
 import time
@@ -25,10 +30,10 @@ import numpy as np
 
 from latentlive.core.errors import UserError
 from latentlive.corpus.audio_folder import list_audio_files, read_audio, reading_summary
-from latentlive.corpus.drum_corpus import split_by_index
 from latentlive.corpus.drum_synth import FACTOR_NAMES, PEAK, SYNTH_CLASSES, generate_synth_corpus
 from latentlive.corpus.npz_cache import NpzCache, folder_listing
 from latentlive.corpus.soundfont_kit import default_soundfont, soundfont_one_shots_per_class
+from latentlive.corpus.splits import SIDES, Split, check_fractions, split_groups
 
 __all__ = [
     "ONSET_PREROLL_S",
@@ -37,11 +42,11 @@ __all__ = [
     "OneShotCorpus",
     "load_one_shots",
     "prepare_one_shot",
-    "split_by_index",
+    "split_one_shots",
 ]
 
 # Bump when the reader, the generators or the cache layout change: old caches are then ignored.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: groups
 SKIP_KEYS = ("unreadable_files", "too_short", "silent", "non_audio_files")
 ONSET_THRESHOLD_DB = -40.0  # relative to the peak
 ONSET_PREROLL_S = 0.002  # kept before the onset, so the attack is whole
@@ -58,7 +63,8 @@ class OneShotCorpus:
     audio: float32 [N, L], each starting at its onset and peaking at PEAK. classes: int64 [N],
     indices into class_names. factors: float32 [N, F] over factor_names, normalised 0..1 and NaN
     where unknown (a synthesised sound has values for its class's factors; soundfont and folder
-    sounds are all NaN). source: "builtin" or the folder path. skipped: counts per SKIP_KEYS.
+    sounds are all NaN). groups: [N] the source of each sound (see the module docstring). source:
+    "builtin" or the folder path. skipped: counts per SKIP_KEYS.
     """
 
     audio: np.ndarray
@@ -66,6 +72,7 @@ class OneShotCorpus:
     class_names: list[str]
     factors: np.ndarray
     factor_names: list[str]
+    groups: list[str]
     source: str
     skipped: dict[str, int]
 
@@ -159,9 +166,10 @@ def _builtin_corpus(
     synth_audio, synth_classes, synth_factors = generate_synth_corpus(
         examples_per_class, sample_rate, length, seed
     )
-    kit_audio, kit_classes, _ = soundfont_one_shots_per_class(
+    kit_audio, kit_classes, _, kit_groups = soundfont_one_shots_per_class(
         sample_rate, length, examples_per_class, seed + 1
     )
+    synth_groups = [f"synth:{seed}/{SYNTH_CLASSES[c]}/{i}" for i, c in enumerate(synth_classes)]
     kit_factors = np.full((len(kit_audio), len(FACTOR_NAMES)), np.nan, dtype=np.float32)
     log(f"one-shots: built-in corpus synthesised in {time.perf_counter() - start:.1f} s")
     return OneShotCorpus(
@@ -170,6 +178,7 @@ def _builtin_corpus(
         class_names=list(SYNTH_CLASSES),
         factors=np.concatenate([synth_factors, kit_factors]),
         factor_names=list(FACTOR_NAMES),
+        groups=synth_groups + kit_groups,
         source="builtin",
         skipped=dict.fromkeys(SKIP_KEYS, 0),
     )
@@ -197,7 +206,7 @@ def _folder_corpus(
 ) -> OneShotCorpus:
     skipped = dict.fromkeys(SKIP_KEYS, 0)
     skipped["non_audio_files"] = others
-    sounds: dict[str, list[np.ndarray]] = {}
+    sounds: dict[str, list[tuple[np.ndarray, str]]] = {}
     reads = []
     for path in files:
         read = read_audio(path, sample_rate, length / sample_rate + MAX_LEAD_S)
@@ -210,7 +219,8 @@ def _folder_corpus(
         if isinstance(one_shot, str):
             skipped[one_shot] += 1
             continue
-        sounds.setdefault(path.relative_to(db).parts[0], []).append(one_shot)
+        relative = path.relative_to(db)
+        sounds.setdefault(relative.parts[0], []).append((one_shot, f"file:{relative.as_posix()}"))
     summary = reading_summary("one-shots", reads)
     if summary:
         log(summary)
@@ -221,7 +231,7 @@ def _folder_corpus(
             f"{int(MIN_SIGNAL_S * 1000)} ms in class sub-folders"
         )
     class_names = sorted(sounds)
-    audio = np.stack([x for name in class_names for x in sounds[name]])
+    audio = np.stack([x for name in class_names for x, _ in sounds[name]])
     sizes = [len(sounds[name]) for name in class_names]
     return OneShotCorpus(
         audio=audio,
@@ -229,14 +239,63 @@ def _folder_corpus(
         class_names=class_names,
         factors=np.full((len(audio), len(FACTOR_NAMES)), np.nan, dtype=np.float32),
         factor_names=list(FACTOR_NAMES),
+        groups=[group for name in class_names for _, group in sounds[name]],
         source=str(db),
         skipped=skipped,
     )
 
 
+def split_one_shots(
+    corpus: OneShotCorpus,
+    fractions: tuple[float, float, float],
+    seed: int,
+    log: Callable[[str], None] = print,
+) -> tuple[Split, dict[str, np.ndarray]]:
+    """Deal the groups of ``corpus`` to train / validation / test, so that no group is on two sides and every
+    class keeps held-out sounds where it can.
+
+    The groups are dealt by :func:`corpus.splits.split_groups` (``fractions``, ``seed``) within each stratum:
+    a class (the most common class among a group's sounds) and a kind of source (``synth``, ``sf2``,
+    ``file``), so the held-out sides hold soundfont samples and user files of every class that has two
+    groups or more. A stratum of one group stays in training, and a log line says so; when that leaves
+    nothing held out (every class has one source), the groups are dealt across classes instead. Returns
+    the split and the sound indices (int64, sorted) of each side.
+    """
+    fractions = check_fractions(fractions)
+    strata: dict[tuple[str, str], list[str]] = {}
+    for group, cls in _group_classes(corpus).items():
+        strata.setdefault((corpus.class_names[cls], group.split(":", 1)[0]), []).append(group)
+    sides: dict[str, list[str]] = {side: [] for side in SIDES}
+    alone = []
+    for (class_name, kind), groups in sorted(strata.items()):
+        dealt = split_groups(groups, fractions, seed)
+        for side in SIDES:
+            sides[side] += dealt.groups[side]
+        if len(groups) == 1 and fractions[1] > 0:
+            alone.append(f"class {class_name} has one {kind} source ({groups[0]}): it trains only")
+    split = Split(seed, fractions, {side: tuple(sorted(names)) for side, names in sides.items()})
+    if not split.groups["validation"] and fractions[1] > 0 and len(set(corpus.groups)) >= 2:
+        log(f"one-shots {corpus.source}: no class has two sources; holding out whole classes instead")
+        split, alone = split_groups(corpus.groups, fractions, seed), []
+    for line in alone:
+        log(f"one-shots {corpus.source}: {line}, nothing of it is held out")
+    return split, {side: split.indices(corpus.groups, side) for side in SIDES}
+
+
+def _group_classes(corpus: OneShotCorpus) -> dict[str, int]:
+    """The class of each group: the most common class among its sounds (the lowest index on a tie)."""
+    counts: dict[str, np.ndarray] = {}
+    for group, cls in zip(corpus.groups, corpus.classes, strict=True):
+        counts.setdefault(group, np.zeros(len(corpus.class_names), dtype=np.int64))[cls] += 1
+    return {group: int(np.argmax(count)) for group, count in counts.items()}
+
+
 def _log_summary(corpus: OneShotCorpus, log: Callable[[str], None]) -> None:
     counts = np.bincount(corpus.classes, minlength=len(corpus.class_names))
-    for name, count in zip(corpus.class_names, counts, strict=True):
-        log(f"one-shots {corpus.source}: class {name}: {count} sounds of {corpus.length} samples")
+    sources = np.bincount(list(_group_classes(corpus).values()), minlength=len(corpus.class_names))
+    for name, count, groups in zip(corpus.class_names, counts, sources, strict=True):
+        log(
+            f"one-shots {corpus.source}: class {name}: {count} sounds of {corpus.length} samples, {groups} sources"
+        )
     skips = ", ".join(f"{name}={count}" for name, count in corpus.skipped.items())
     log(f"one-shots {corpus.source}: skipped {skips}")

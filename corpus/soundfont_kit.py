@@ -11,7 +11,10 @@ pan, reverb and chorus are left out: they matter little for a dry mono one-shot.
 The kits' notes map to the classes of :mod:`corpus.drum_synth` (:data:`GM_NOTE_CLASSES`). Variant 0
 of a sound is dry; the others are augmented by a pitch shift (resampling, so the sound also gets
 shorter or longer), an extra exponential decay and a low- or high-pass filter, each drawn at random;
-the parameters are returned with the audio (:data:`SOUNDFONT_PARAM_NAMES`).
+the parameters are returned with the audio (:data:`SOUNDFONT_PARAM_NAMES`), and so is each sound's group
+(``sf2:<soundfont>/<sample>``, the sample of its loudest zone): every variant of a sound, and every note
+and kit that plays the same sample, share it, so a split by group (:mod:`corpus.splits`) never holds out a sound
+whose main sample training heard. Quieter layers (a click, a reverb tail) may still recur in other groups.
 """
 
 import contextlib
@@ -112,12 +115,14 @@ class _Zone:
 
 @dataclass(frozen=True)
 class KitSound:
-    """One drum note of one kit: the zones that sound together, and its class."""
+    """One drum note of one kit: the zones that sound together, its class, and its group (the SoundFont
+    and the sample of its loudest zone, e.g. ``sf2:TimGM6mb/Acoustic Tom``)."""
 
     program: int
     note: int
     class_name: str
     zones: tuple[_Zone, ...]
+    group: str
 
 
 def kit_sounds(
@@ -152,12 +157,14 @@ def soundfont_one_shots(
     seed: int,
     programs: tuple[int, ...] = DRUM_KIT_PROGRAMS,
     soundfont: Path | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every kit sound in `variants_per_note` versions: (audio float32 [N, L], classes int64 [N], params [N, 6]).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Every kit sound in `variants_per_note` versions: (audio float32 [N, L], classes int64 [N], params [N, 6],
+    groups [N]).
 
     classes index :data:`corpus.drum_synth.SYNTH_CLASSES`; params (float32) has the columns
-    :data:`SOUNDFONT_PARAM_NAMES`. Variant 0 is dry; each sound peaks at :data:`PEAK`, with a short
-    fade-out where the clip cuts a ringing sound. The same seed gives the same result.
+    :data:`SOUNDFONT_PARAM_NAMES`; groups name each sound's sample (:class:`KitSound`). Variant 0 is dry;
+    each sound peaks at :data:`PEAK`, with a short fade-out where the clip cuts a ringing sound. The same
+    seed gives the same result.
     """
     sounds = kit_sounds(soundfont, programs)
     plan = [(sound, variant) for sound in sounds for variant in range(variants_per_note)]
@@ -171,7 +178,7 @@ def soundfont_one_shots_per_class(
     seed: int,
     programs: tuple[int, ...] = DRUM_KIT_PROGRAMS,
     soundfont: Path | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """As :func:`soundfont_one_shots`, with exactly `examples_per_class` sounds for each class.
 
     The kits hold few open hats and many toms: a class's sounds share its examples evenly (each
@@ -190,7 +197,7 @@ def soundfont_one_shots_per_class(
 
 def _render_plan(
     plan: list[tuple[KitSound, int]], sample_rate: int, length: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Render (sound, variant) pairs; variant 0 is dry, the others draw an augmentation."""
     rng = np.random.default_rng(seed)
     audio = np.zeros((len(plan), length), dtype=np.float32)
@@ -204,7 +211,7 @@ def _render_plan(
         params[i, :2] = (sound.note, sound.program)
         for name, value in augmentation.items():
             params[i, SOUNDFONT_PARAM_NAMES.index(name)] = value
-    return audio, classes, params
+    return audio, classes, params, [sound.group for sound, _ in plan]
 
 
 def _draw_augmentation(rng: np.random.Generator, sample_rate: int) -> dict[str, float]:
@@ -365,8 +372,16 @@ def _kit_sounds(path: str, programs: tuple[int, ...]) -> tuple[KitSound, ...]:
                             continue
                         seen.add(signature)
                         zones = tuple(_zone(g, s, note, raw, smpl_offset) for g, s in layer)
-                        sounds.append(KitSound(program, note, class_name, zones))
+                        group = f"sf2:{Path(path).stem}/{_loudest_sample(layer, zones)}"
+                        sounds.append(KitSound(program, note, class_name, zones, group))
     return tuple(sounds)
+
+
+def _loudest_sample(layer: list[tuple[dict[int, int], object]], zones: tuple[_Zone, ...]) -> str:
+    """The name of the sample whose zone carries the most energy in the first second of the dry note (at the
+    zone's own rate, so the answer does not depend on the model's settings)."""
+    energies = [float(np.sum(_render_zone(zone, zone.sample_rate, 0.0) ** 2)) for zone in zones]
+    return str(layer[int(np.argmax(energies))][1].name).strip()
 
 
 def _gens(bag) -> dict[int, int]:

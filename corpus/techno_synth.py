@@ -196,18 +196,23 @@ def render_techno_loop(
     return TechnoLoop(audio, sample_rate, exact_bpm, key, scale, bars, loop, style, levels)
 
 
+def corpus_loop_seed(corpus_seed: int, index: int) -> int:
+    """The procedural seed of loop ``index`` of the corpus drawn with ``corpus_seed``."""
+    return corpus_seed * 1_000_003 + index
+
+
 def generate_techno_corpus(
     count: int, sample_rate: int = 16000, bars: int = 2, length: int = 65536, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """`count` loops: (audio float32 [N, length], bpm float32 [N]); each starts on its downbeat.
 
-    Loop i is ``render_techno_loop(seed * 1_000_003 + i, ...)``, so a corpus grows without changing
+    Loop i is ``render_techno_loop(corpus_loop_seed(seed, i), ...)``, so a corpus grows without changing
     its first loops.
     """
     audio = np.zeros((count, length), dtype=np.float32)
     bpm = np.zeros(count, dtype=np.float32)
     for i in range(count):
-        loop = render_techno_loop(seed * 1_000_003 + i, sample_rate, bars, length=length)
+        loop = render_techno_loop(corpus_loop_seed(seed, i), sample_rate, bars, length=length)
         audio[i], bpm[i] = loop.audio, loop.bpm
     return audio, bpm
 

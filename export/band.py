@@ -572,6 +572,7 @@ class BandExport(HostRateModule):
         self.register_attribute("part", 0)
         self.register_attribute("ahead", int(model.ahead))
         self.register_attribute("latency", 0)  # samples; predictions are ready within the buffer
+        self.output_guard = True
         ins, outs = [], []
         for name, voice_count in zip(part_names, self.voices, strict=True):
             for v in range(voice_count):
@@ -629,6 +630,12 @@ class BandExport(HostRateModule):
         """See :meth:`BandEngine.measure_lanes`."""
         return self.engine.measure_lanes(roll)
 
+    @torch.jit.export
+    def guard_output(self, on: bool) -> None:
+        """Nothing to switch: the lanes are read from tables of whole tokens, and ``next`` / ``fill`` answer
+        the raw output whatever ``on`` says (the contract calls this on every export)."""
+        self.output_guard = on
+
     def use_host_rate(self, rate: int) -> None:
         pass  # the band keeps time in sixteenths, not samples
 
@@ -678,5 +685,7 @@ def build_band_export(
         "latency_samples": 0,
         # Output lanes are pitches 0..127, -1 (silence) or -2 (hold).
         "output_bounds": {"next": 127.0, "fill": 127.0},
+        # the last `context` measures, by design: tests/test_band_export.py checks that it recovers from them
+        "state_window": {"next": None, "fill": None},
     }
     return wrapper, metadata

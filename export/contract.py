@@ -15,6 +15,7 @@ from latentlive.export.host import (
     DEFAULT_HOST_RATE,
     UNINITIALISED_RATE,
     HostError,
+    MethodSpec,
     deliver_host_rate,
     load_ts,
     method_spec,
@@ -56,26 +57,118 @@ def check_shapes(module: torch.nn.Module, method: str) -> list[str]:
     return problems
 
 
-def check_extremes(module: torch.nn.Module, method: str, bound: float) -> list[str]:
-    """Finite, bounded outputs for silence, full-scale noise and +-10, and recovery on the next buffer."""
-    spec, call, problems = method_spec(module, method), getattr(module, method), []
-    n = max(2048, spec.ratio) // spec.in_ratio
-    normal = torch.randn(1, spec.in_channels, n) * 0.3
-    cases = {
+EXTREME_CALLS = (
+    4  # buffers of each extreme in a row: enough for a block of grain (6144 host samples) to render
+)
+COMPARED = 2048  # host samples compared at the end of a recovery
+
+
+def normal_input(spec: MethodSpec, n: int, seed: int, scale: float = 0.3) -> torch.Tensor:
+    """A buffer of what a device may send: ``[1, C_in, n]`` of noise ``scale`` wide, seeded."""
+    return torch.randn(1, spec.in_channels, n, generator=torch.Generator().manual_seed(seed)) * scale
+
+
+def extreme_inputs(spec: MethodSpec, n: int) -> dict[str, torch.Tensor]:
+    """The finite extremes every method must survive: silence, full-scale noise, +10 and -10 ``[1, C_in, n]``."""
+    generator = torch.Generator().manual_seed(2)
+    return {
         "silence": torch.zeros(1, spec.in_channels, n),
-        "full-scale noise": torch.rand(1, spec.in_channels, n) * 2 - 1,
+        "full-scale noise": torch.rand(1, spec.in_channels, n, generator=generator) * 2 - 1,
         "+10": torch.full((1, spec.in_channels, n), 10.0),
         "-10": torch.full((1, spec.in_channels, n), -10.0),
     }
-    for name, x in cases.items():
-        with torch.no_grad():
-            y, after = call(x), call(normal)
-        for label, out in ((name, y), (f"normal buffer after {name}", after)):
-            if not torch.isfinite(out).all():
-                problems.append(f"{method}: non-finite output for {label}")
-            elif out.abs().max() > bound:
-                problems.append(f"{method}: output {out.abs().max():.3g} beyond {bound} for {label}")
+
+
+def _buffer(spec: MethodSpec) -> int:
+    """The method's input frames of one host buffer of 2048 samples (or of its ratio, if larger)."""
+    return max(2048, spec.ratio) // spec.in_ratio
+
+
+def _play(call, inputs: list[torch.Tensor]) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([call(x) for x in inputs], dim=-1)
+
+
+def has_raw_output(module: torch.nn.Module) -> list[str]:
+    """Every export exposes its raw output: ``guard_output(False)`` turns its output guard off."""
+    return (
+        [] if hasattr(module, "guard_output") else ["no guard_output(on): its raw output cannot be checked"]
+    )
+
+
+def check_extremes(
+    module: torch.nn.Module, method: str, bound: float, calls: int = EXTREME_CALLS
+) -> list[str]:
+    """The raw output (the guard off) is finite for ``calls`` buffers of silence, full-scale noise, +10 and
+    -10 and for the normal buffer after each; the guarded output, what nn~ gets, is finite and within
+    ``bound``. The module is reset before and left reset, with its guard on."""
+    spec, call, problems = method_spec(module, method), getattr(module, method), []
+    n = _buffer(spec)
+    normal = normal_input(spec, n, seed=0)
+    for guard in (False, True):
+        module.guard_output(guard)
+        module.reset()
+        for name, x in extreme_inputs(spec, n).items():
+            y, after = _play(call, [x] * calls), _play(call, [normal])
+            for label, out in ((name, y), (f"normal buffer after {name}", after)):
+                if not torch.isfinite(out).all():
+                    kind = "output" if guard else "raw output (before the guard)"
+                    problems.append(f"{method}: non-finite {kind} for {label}")
+                elif guard and out.abs().max() > bound:
+                    problems.append(f"{method}: output {out.abs().max():.3g} beyond {bound} for {label}")
+    module.reset()
     return problems
+
+
+def check_recovery(
+    path: str | Path, method: str, rate: int, window: int, calls: int = EXTREME_CALLS
+) -> list[str]:
+    """After ``calls`` buffers of each extreme and ``window`` host samples of normal input (the method's
+    state window), the raw output equals that of a freshly loaded module that heard normal input instead
+    of the extreme for as long (so that both streams keep the same phase of their blocks and resamplers)
+    and then the same normal input; the last ``COMPARED`` host samples are compared."""
+    hurt, fresh = load_ts(path), load_ts(path)
+    for m in (hurt, fresh):
+        deliver_host_rate(m, rate)
+        m.guard_output(False)
+    spec, problems = method_spec(hurt, method), []
+    n = _buffer(spec)
+    buffers = -(-(window + COMPARED) // (n * spec.in_ratio))
+    normal = [normal_input(spec, n, seed=10 + i) for i in range(buffers)]
+    instead = [normal_input(spec, n, seed=1000 + i) for i in range(calls)]
+    tail = COMPARED // spec.out_ratio
+    for name, x in extreme_inputs(spec, n).items():
+        hurt.reset()
+        fresh.reset()
+        _play(getattr(hurt, method), [x] * calls)
+        _play(getattr(fresh, method), instead)
+        got = _play(getattr(hurt, method), normal)[..., -tail:]
+        want = _play(getattr(fresh, method), normal)[..., -tail:]
+        if not torch.allclose(got, want, atol=1e-4, rtol=1e-3):
+            gap = (got - want).abs().max()
+            problems.append(
+                f"{method}: {window} samples after {name}, the output still differs from a fresh module's"
+                f" on the same input (by up to {gap:.3g})"
+            )
+    return problems
+
+
+def check_not_stuck(module: torch.nn.Module, method: str, length: int) -> list[str]:
+    """Two different normal inputs of ``length`` host samples give different raw outputs: a model stuck
+    at zero, at a constant or on its state fails (the module is reset before each and left reset)."""
+    spec, call = method_spec(module, method), getattr(module, method)
+    n = _buffer(spec)
+    buffers = -(-length // (n * spec.in_ratio))
+    module.guard_output(False)
+    outputs = []
+    for seed in (20, 30):
+        module.reset()
+        outputs.append(_play(call, [normal_input(spec, n, seed + i, scale=1.0) for i in range(buffers)]))
+    module.reset()
+    module.guard_output(True)
+    if (outputs[0] - outputs[1]).abs().nan_to_num(0.0).max() > 1e-6:
+        return []
+    return [f"{method}: the same output for two different inputs of {length} samples: the model is stuck"]
 
 
 # Values nn~ can hand a setter: the uninitialised int of ``reload``, zero, negative, rates without a chain.
@@ -197,15 +290,29 @@ def verify_file(path: str | Path, rate: int = DEFAULT_HOST_RATE) -> dict:
             f"the latency attribute does not say the declared {metadata['latency_samples']} samples"
         )
     timings = {}
+    problems += has_raw_output(module)
+    windows, unchecked = metadata.get("state_window", {}), []
+    calls = max(EXTREME_CALLS, int(metadata.get("calls_to_settle", 0)))
     for method in methods:
-        problems += check_warmed_paths(module, method)
-        problems += check_shapes(module, method)
-        problems += check_extremes(module, method, float(metadata["output_bounds"][method]))
+        own = check_warmed_paths(module, method) + check_shapes(module, method)
+        problems += own
         timings[method] = time_per_buffer(module, method, 2048)
+        if own or not hasattr(module, "guard_output"):
+            continue  # in the wrong shapes or without a raw output, the checks below cannot run
+        problems += check_extremes(module, method, float(metadata["output_bounds"][method]), calls)
+        if method not in windows:
+            problems.append(f"{method}: the metadata declares no state_window (None: it keeps a memory)")
+        elif windows[method] is None:
+            unchecked.append(method)
+        else:
+            problems += check_recovery(path, method, rate, int(windows[method]), calls)
+        length = int(windows.get(method) or 0) + int(metadata["latency_samples"]) + 2 * COMPARED
+        problems += check_not_stuck(module, method, length)
     problems += check_setters(path, methods[0], rate)
     return {
         "methods": methods,
         "problems": problems,
+        "recovery_not_checked": unchecked,  # methods that keep what they heard, by design
         "timing_2048": timings,
         "first_calls_ms": first_calls,
         "host_rate": rate,

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from latentlive.export.host_rate import HostRateModule
+from latentlive.export.streams import guarded
 from latentlive.models.drums import PatternVAE
 
 
@@ -42,6 +43,7 @@ class DrumsExport(HostRateModule):
         self.num_styles = len(style_names)
         # Inputs beyond this are no position, style or latent a device sends; clamping keeps casts defined.
         self.input_limit = 1.0e6
+        self.output_guard = True
         # One recorded pattern per batch entry (mc.nn~ runs up to cc.MAX_BATCH_SIZE voices).
         self.register_buffer("recorded", torch.zeros(cc.MAX_BATCH_SIZE, model.instruments, model.steps))
         self.register_attribute("temperature", 1.0)
@@ -77,7 +79,9 @@ class DrumsExport(HostRateModule):
         probs = torch.sigmoid(self.model.decode(z, style) / max(1e-3, self.temperature[0]))
         index = self._step_index(step).unsqueeze(1).expand(-1, self.instruments, -1)
         levels = probs.gather(2, index)
-        return torch.where(levels >= self.threshold[0], levels, torch.zeros_like(levels))
+        # below the threshold is silence; a NaN is not below it, and reaches the raw output
+        levels = torch.where(levels < self.threshold[0], torch.zeros_like(levels), levels)
+        return guarded(levels, 1.0, self.output_guard)
 
     def _record(self, hits: Tensor, step: Tensor) -> Tensor:
         """Write the columns of the steps present in this buffer into the recorded patterns ``[B, I, S]``."""
@@ -103,6 +107,7 @@ class DrumsExport(HostRateModule):
         recorded = self._record(x[:, :i], x[:, i])
         no_style = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
         mean, _ = self.model.encode(recorded, no_style)
+        mean = guarded(mean, 100.0, self.output_guard)
         return mean.unsqueeze(-1).expand(-1, -1, x.shape[-1]).contiguous()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -112,6 +117,11 @@ class DrumsExport(HostRateModule):
         recorded = self._record(x[:, :i], x[:, i])
         mean, _ = self.model.encode(recorded, style)
         return self._hit_levels(mean, style, x[:, i])
+
+    @torch.jit.export
+    def guard_output(self, on: bool) -> None:
+        """Clamp every output to its bound, NaN to 0 (on: for nn~); off: the raw output, for the contract."""
+        self.output_guard = on
 
     def use_host_rate(self, rate: int) -> None:
         pass  # steps come as signals: nothing depends on the rate
@@ -151,5 +161,8 @@ def build_drums_export(
         "latency_samples": 0,
         # Hit levels are probabilities; latents of a posterior mean stay well inside +-100.
         "output_bounds": {"decode": 1.0, "forward": 1.0, "encode": 100.0},
+        # decode reads its latents once per buffer; encode and forward keep the recorded pattern, each step
+        # until it is played again (the contract cannot know the steps; tests/test_export.py checks them)
+        "state_window": {"decode": 0, "encode": None, "forward": None},
     }
     return wrapper, metadata

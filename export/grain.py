@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from latentlive.export.host_rate import HostRateModule
-from latentlive.export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite
+from latentlive.export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite, guarded
 from latentlive.models.grain_vae import GrainVAE, playing_decoder
 from latentlive.models.granular import GranularEngine
 from latentlive.models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
@@ -33,6 +33,7 @@ BLOCK_FRAMES = 24
 KNOB_LIMIT = 10.0
 DEFAULT_SETTINGS = {"density": 40.0, "jitter": 0.0, "spray": 0.0, "grain_length": 1.0, "transpose": 0.0}
 AUDIO_BOUND = 4.0  # dense clouds keep constant power, so a few grains in phase can exceed full scale
+KNOB_BOUND = 100.0  # followed knobs are clamped here (a grain far beyond any the model has seen)
 
 
 class GrainFollower(nn.Module):
@@ -129,7 +130,7 @@ class GrainStreams(nn.Module):
         model = model.eval().requires_grad_(False)
         rate, hop = int(facts["sample_rate"]), int(facts["hop"])
         self.latent_size, self.hop = model.latent_size, hop
-        self.latent_ratio, self.knob_limit, self.audio_bound = LATENT_RATIO, KNOB_LIMIT, AUDIO_BOUND
+        self.latent_ratio, self.knob_limit = LATENT_RATIO, KNOB_LIMIT
         mean = torch.tensor(facts["pca_mean"], dtype=torch.float32)
         components = torch.tensor(facts["pca_components"], dtype=torch.float32)
         std = torch.tensor(facts["pca_std"], dtype=torch.float32).clamp_min(1e-6)
@@ -175,12 +176,12 @@ class GrainStreams(nn.Module):
             if ready > 0:
                 path = self.path_in_44(finite(pending.narrow(-1, 0, ready), self.knob_limit))
                 audio = self.audio_out_44.resampler(self.engine(path, self.hop, path.shape[-1] * self.hop))
-                self.audio_out_44.fifo.push(finite(audio, self.audio_bound))
+                self.audio_out_44.fifo.push(audio)
             return self.audio_out_44.fifo.pop(n)
         if ready > 0:
             path = self.path_in_48(finite(pending.narrow(-1, 0, ready), self.knob_limit))
             audio = self.audio_out_48.resampler(self.engine(path, self.hop, path.shape[-1] * self.hop))
-            self.audio_out_48.fifo.push(finite(audio, self.audio_bound))
+            self.audio_out_48.fifo.push(audio)
         return self.audio_out_48.fifo.pop(n)
 
     @torch.jit.export
@@ -189,10 +190,8 @@ class GrainStreams(nn.Module):
         frames = x.shape[-1] // self.latent_ratio
         audio = finite(x, 10.0)
         if self.host_rate == 44100:
-            knobs = self.knobs_out_44(self.follower(self.audio_in_44(audio)), frames)
-        else:
-            knobs = self.knobs_out_48(self.follower(self.audio_in_48(audio)), frames)
-        return finite(knobs, 100.0)
+            return self.knobs_out_44(self.follower(self.audio_in_44(audio)), frames)
+        return self.knobs_out_48(self.follower(self.audio_in_48(audio)), frames)
 
     @torch.jit.export
     def set_host_rate(self, rate: int) -> None:
@@ -235,6 +234,8 @@ class GrainExport(HostRateModule):
         self.latent_size, self.latent_ratio, self.block_frames = model.latent_size, LATENT_RATIO, plan.block
         for name, value in DEFAULT_SETTINGS.items():
             self.register_attribute(name, value)
+        self.audio_bound, self.knob_bound = AUDIO_BOUND, KNOB_BOUND
+        self.output_guard = True
         self.register_attribute("latency", plan.latency["forward"])
         knobs = [f"(signal) knob {i + 1}" for i in range(self.latent_size)]
         self.register_method("forward", self.latent_size, LATENT_RATIO, 1, 1, knobs, ["(signal) audio out"])
@@ -245,7 +246,7 @@ class GrainExport(HostRateModule):
         """Knobs ``[B, D, n / LATENT_RATIO]`` -> audio ``[B, 1, n]`` at the host rate."""
         if self.rate == 0:
             return self.silence(x, 1, self.latent_ratio, 1)
-        return self.streams.play(
+        audio = self.streams.play(
             x,
             _setting(self.density[0], 40.0),
             _setting(self.jitter[0], 0.0),
@@ -253,13 +254,19 @@ class GrainExport(HostRateModule):
             _setting(self.grain_length[0], 1.0),
             _setting(self.transpose[0], 0.0),
         )
+        return guarded(audio, self.audio_bound, self.output_guard)
 
     @torch.jit.export
     def encode(self, x: Tensor) -> Tensor:
         """Audio ``[B, 1, n]`` -> knobs ``[B, D, n / LATENT_RATIO]`` of the grain ending at each hop."""
         if self.rate == 0:
             return self.silence(x, self.latent_size, 1, self.latent_ratio)
-        return self.streams.encode(x)
+        return guarded(self.streams.encode(x), self.knob_bound, self.output_guard)
+
+    @torch.jit.export
+    def guard_output(self, on: bool) -> None:
+        """Clamp every output to its bound, NaN to 0 (on: for nn~); off: the raw output, for the contract."""
+        self.output_guard = on
 
     def use_host_rate(self, rate: int) -> None:
         self.streams.set_host_rate(rate)
@@ -305,7 +312,10 @@ def build_grain_export(
         "latency_samples": latency,
         "method_latency": plan.latency,
         "primes": {m: {str(r): p for r, p in by_rate.items()} for m, by_rate in plan.primes.items()},
-        "output_bounds": {"forward": AUDIO_BOUND, "encode": 100.0},
+        "output_bounds": {"forward": AUDIO_BOUND, "encode": KNOB_BOUND},
+        # the latency (FIFO prime, a block of knob frames, filters) and as far again for the grains still
+        # ringing and the follower's history, both shorter than a block
+        "state_window": {m: 2 * plan.latency[m] + model.grain_size * 4 for m in ("forward", "encode")},
         "block_frames": plan.block,
         "decoder_parameters": sum(
             p.numel() for module in (model.expand, model.decoder) for p in module.parameters()

@@ -151,15 +151,33 @@ class NNHost:
         return out[..., :n]
 
 
-def time_calls(call: Callable[[], object], repeats: int = 50, warmup: int = 5) -> dict[str, float]:
-    """Wall time of ``call()`` after ``warmup`` calls: p50 and p99 in milliseconds."""
-    times = []
+def time_calls(
+    call: Callable[[], object],
+    repeats: int = 50,
+    warmup: int = 5,
+    between: Callable[[], object] | None = None,
+) -> dict[str, float]:
+    """``call()`` timed ``repeats`` times after ``warmup`` calls, with ``between()`` (untimed) before each:
+    per call the wall clock (``wall_ms_p50``, ``wall_ms_p99``, ``wall_ms_mean``) and the CPU time of the
+    calling thread (``cpu_ms_mean``; a call that waits for the CPU on a shared machine costs wall time but
+    no CPU time), in milliseconds, and the number of ``calls`` timed."""
+    wall, cpu = [], []
     for i in range(warmup + repeats):
-        start = time.perf_counter()
+        if between is not None:
+            between()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         call()
+        end, end_cpu = time.perf_counter(), time.thread_time()
         if i >= warmup:
-            times.append((time.perf_counter() - start) * 1e3)
-    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+            wall.append((end - start) * 1e3)
+            cpu.append((end_cpu - start_cpu) * 1e3)
+    return {
+        "calls": repeats,
+        "wall_ms_p50": float(np.percentile(wall, 50)),
+        "wall_ms_p99": float(np.percentile(wall, 99)),
+        "wall_ms_mean": float(np.mean(wall)),
+        "cpu_ms_mean": float(np.mean(cpu)),
+    }
 
 
 @contextmanager
@@ -176,7 +194,7 @@ def one_thread() -> Iterator[None]:
 def time_per_buffer(
     module: torch.nn.Module, method: str, buffer_size: int = 2048, repeats: int = 50
 ) -> dict[str, float]:
-    """Single-thread wall time of one nn~ call of ``method`` at ``buffer_size``: p50 and p99 in ms."""
+    """One nn~ call of ``method`` at ``buffer_size`` on one thread, timed by :func:`time_calls`."""
     spec = method_spec(module, method)
     call = getattr(module, method)
     x = torch.randn(1, spec.in_channels, buffer_size // spec.in_ratio) * 0.1

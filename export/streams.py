@@ -20,6 +20,13 @@ def finite(x: Tensor, limit: float) -> Tensor:
     return torch.nan_to_num(x, 0.0, 0.0, 0.0).clamp(-limit, limit)
 
 
+def guarded(x: Tensor, limit: float, guard: bool) -> Tensor:
+    """A method's output as nn~ gets it: ``finite(x, limit)`` while ``guard`` (the wrapper's ``output_guard``),
+    else ``x`` as the model gave it, which the contract checks (``guard_output(False)``): a guard that hid a
+    NaN or a silent model would make every check of the guarded output pass."""
+    return finite(x, limit) if guard else x
+
+
 class AudioIn(nn.Module):
     """Host audio ``[B, 1, n]`` -> the whole model blocks that are ready ``[B, 1, k * block]``."""
 

@@ -22,10 +22,10 @@ import torch
 from torch import Tensor, nn
 
 from latentlive.export.host_rate import HostRateModule
-from latentlive.export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite
+from latentlive.export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite, guarded
 from latentlive.models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
 from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase
-from latentlive.models.waveform_vae import WaveformVAE
+from latentlive.models.waveform_vae import SubPixelUpsample, WaveformVAE
 
 HOST_RATES = (44100, 48000)
 MIN_AUDIO_BUFFER = 64
@@ -200,6 +200,12 @@ class Stage1Wrapper(HostRateModule):
         self.latent_size = model.latent_size
         self.latent_limit = 10.0
         self.latent_ratio, self.latent_bound, self.audio_bound = LATENT_RATIO, LATENT_BOUND, AUDIO_BOUND
+        self.output_guard = True
+
+    @torch.jit.export
+    def guard_output(self, on: bool) -> None:
+        """Clamp every output to its bound, NaN to 0 (on: for nn~); off: the raw output, for the contract."""
+        self.output_guard = on
 
     def use_host_rate(self, rate: int) -> None:
         self.streams.set_host_rate(rate)
@@ -221,7 +227,7 @@ class Stage1Wrapper(HostRateModule):
         """Host audio ``[B, 1, n]`` -> latents ``[B, L, n / LATENT_RATIO]`` (posterior mean)."""
         if self.rate == 0:
             return self.silence(x, self.latent_size, 1, self.latent_ratio)
-        return finite(self.streams.encode(finite(x, 10.0)), self.latent_bound)
+        return guarded(self.streams.encode(finite(x, 10.0)), self.latent_bound, self.output_guard)
 
     @torch.jit.export
     def decode(self, x: Tensor) -> Tensor:
@@ -229,7 +235,9 @@ class Stage1Wrapper(HostRateModule):
         if self.rate == 0:
             return self.silence(x, 1, self.latent_ratio, 1)
         n = x.shape[-1] * self.latent_ratio
-        return finite(self.streams.decode(finite(x, self.latent_limit), n), self.audio_bound)
+        return guarded(
+            self.streams.decode(finite(x, self.latent_limit), n), self.audio_bound, self.output_guard
+        )
 
     @torch.jit.export
     def reset(self) -> None:
@@ -253,7 +261,7 @@ class TechnoExport(Stage1Wrapper):
     def forward(self, x: Tensor) -> Tensor:
         if self.rate == 0:
             return self.silence(x, 1, 1, 1)
-        return finite(self.streams.roundtrip(finite(x, 10.0)), self.audio_bound)
+        return guarded(self.streams.roundtrip(finite(x, 10.0)), self.audio_bound, self.output_guard)
 
 
 @torch.jit.interface
@@ -322,20 +330,50 @@ class TechnoLoopsExport(Stage1Wrapper):
         """``[B, M + 1, n]`` (macros, phase) -> stage-1 latents ``[B, L, n / LATENT_RATIO]``."""
         macro = finite(x[:, : self.macro_size, -1], self.macro_limit)
         phase = finite(x[:, self.macro_size, self.latent_ratio - 1 :: self.latent_ratio], 1.0e6)
-        return finite(self.loops.read(macro, phase), self.latent_bound)
+        return guarded(self.loops.read(macro, phase), self.latent_bound, self.output_guard)
 
     @torch.jit.export
     def loop(self, x: Tensor) -> Tensor:
         """``[B, M + 1, n]`` (macros, phase) -> audio ``[B, 1, n]``: ``trajectory`` then ``decode``."""
         if self.rate == 0:
             return self.silence(x, 1, 1, 1)
-        return finite(self.streams.decode(self.trajectory(x), x.shape[-1]), self.audio_bound)
+        return guarded(
+            self.streams.decode(self.trajectory(x), x.shape[-1]), self.audio_bound, self.output_guard
+        )
 
 
 def _stage1(args: dict[str, Any], state: dict[str, Tensor], streaming: bool) -> WaveformVAE:
     model = WaveformVAE(**args, streaming=streaming)
     model.load_state_dict(state)
     return model
+
+
+def receptive_fields(model: WaveformVAE) -> dict[str, int]:
+    """Model samples of input that one output sample of ``encode``, ``decode`` and ``forward`` can depend
+    on (a bound: the span of every convolution in the samples of its layer, centred or causal)."""
+    span, unit = 0, 1  # model samples per sample of the current layer
+    for layer in model.encoder.modules():
+        if isinstance(layer, nn.Conv1d):
+            span += (layer.kernel_size[0] - 1) * layer.dilation[0] * unit
+            unit *= layer.stride[0]
+    fields, span, unit = {"encode": span}, 0, model.ratio
+    for block in model.decoder:
+        for layer in block.modules():
+            if isinstance(layer, nn.Conv1d):
+                span += (layer.kernel_size[0] - 1) * layer.dilation[0] * unit
+        if isinstance(block, SubPixelUpsample):
+            unit //= block.factor
+    fields["decode"] = span
+    fields["forward"] = fields["encode"] + span
+    return fields
+
+
+def state_window(model: WaveformVAE, model_rate: int, plan: StreamPlan, method: str) -> int:
+    """Host samples of input after which ``method``'s output no longer depends on what came before (a
+    bound): the model's receptive field at the fastest host rate, the latency (FIFO prime, filters, the
+    model's delay) twice over for the filters' spans, and a few frames for the latent rate converters."""
+    field = math.ceil(receptive_fields(model)[method] * max(HOST_RATES) / model_rate)
+    return field + 2 * plan.latency[method] + 4 * LATENT_RATIO
 
 
 def _stream_facts(model: WaveformVAE, plan: StreamPlan) -> dict[str, Any]:
@@ -358,8 +396,9 @@ def build_techno_export(
     """Stage 1's wrapper and metadata from a trainer checkpoint (``streaming``: cached-conv layers)."""
     facts = checkpoint["metadata"]
     model = _stage1(checkpoint["model_args"], checkpoint["model_state"], streaming)
-    plan = StreamPlan(model, int(facts["sample_rate"]))
-    wrapper = TechnoExport(model, int(facts["sample_rate"]), plan)
+    rate = int(facts["sample_rate"])
+    plan = StreamPlan(model, rate)
+    wrapper = TechnoExport(model, rate, plan)
     latency = plan.latency["forward"]
     metadata = {
         "model": "techno",
@@ -375,6 +414,7 @@ def build_techno_export(
         "latency": latency,
         **_stream_facts(model, plan),
         "output_bounds": {"encode": LATENT_BOUND, "decode": AUDIO_BOUND, "forward": AUDIO_BOUND},
+        "state_window": {m: state_window(model, rate, plan, m) for m in ("encode", "decode", "forward")},
     }
     return wrapper, metadata
 
@@ -388,8 +428,9 @@ def build_techno_prior_export(
     model = _stage1(facts["stage1_args"], facts["stage1_state"], streaming)
     prior = TrajectoryVAE(**checkpoint["model_args"])
     prior.load_state_dict(checkpoint["model_state"])
-    plan = StreamPlan(model, int(facts["sample_rate"]))
-    wrapper = TechnoLoopsExport(model, prior, int(facts["sample_rate"]), plan)
+    rate = int(facts["sample_rate"])
+    plan = StreamPlan(model, rate)
+    wrapper = TechnoLoopsExport(model, prior, rate, plan)
     latency = plan.latency["decode"]
     metadata = {
         "model": "techno_prior",
@@ -412,6 +453,13 @@ def build_techno_prior_export(
             "decode": AUDIO_BOUND,
             "loop": AUDIO_BOUND,
             "encode": LATENT_BOUND,
+        },
+        # trajectory: the loop of the macros now, decoded again as soon as they change
+        "state_window": {
+            "trajectory": 0,
+            "decode": state_window(model, rate, plan, "decode"),
+            "loop": state_window(model, rate, plan, "decode"),
+            "encode": state_window(model, rate, plan, "encode"),
         },
     }
     return wrapper, metadata

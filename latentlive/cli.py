@@ -189,6 +189,24 @@ def run_export(args: argparse.Namespace) -> None:
     )
 
 
+def run_evaluate(args: argparse.Namespace) -> None:
+    from latentlive.training.evaluation import evaluate_run
+    from latentlive.training.metrics import headline
+
+    result = evaluate_run(Path(args.run), split=args.split, db=args.db)
+    for name, value in sorted(result["metrics"].items()):
+        print(f"{name:48s} {value:.4g}")
+    shown = ", ".join(f"{name} {value:.4g}" for name, value in headline(result["metrics"]).items())
+    print(f"{result['examples']} held-out examples ({result['held_out']}): {shown}")
+    print(f"wrote {result['file']}")
+
+
+def run_report(args: argparse.Namespace) -> None:
+    from latentlive.report import REPORTED_MODELS, build_report
+
+    build_report(args.model or REPORTED_MODELS, args.seeds, runs=args.out / "runs", out=args.out)
+
+
 def run_devices(args: argparse.Namespace) -> None:
     from latentlive.m4l_devices.build import build_devices_for_run
 
@@ -251,6 +269,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output .ts (default: RUN/export/NAME.ts)")
     p.add_argument("--force", action="store_true", help="replace an --out that is not an earlier export")
     p.set_defaults(func=run_export)
+
+    p = _command(
+        sub, "evaluate", "score a trained run on its held-out test split, or on a folder you hold out"
+    )
+    p.add_argument("--run", required=True, type=Path, help="the run folder, e.g. runs/drums")
+    p.add_argument(
+        "--split", choices=("test", "validation"), default="test", help="the side of the run's split.json"
+    )
+    p.add_argument(
+        "--db", type=Path, help="instead: every example of this folder (MIDI or audio of the run's kind)"
+    )
+    p.set_defaults(func=run_evaluate)
+
+    p = _command(
+        sub,
+        "report",
+        "train the demo configs at several seeds and write their held-out quality (README tables)",
+    )
+    p.add_argument(
+        "--model", action="append", help="a model to report (repeatable; default: those of docs/quality.md)"
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    p.add_argument(
+        "--out", type=Path, default=Path("build/report"), help="folder of report.md, report.json, runs/"
+    )
+    p.set_defaults(func=run_report)
 
     p = _command(sub, "devices", "write the Max for Live devices of an exported run")
     p.add_argument("--run", required=True)

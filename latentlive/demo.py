@@ -47,23 +47,27 @@ def _step(argv: list[str]) -> None:
         raise SystemExit(f"demo: `latentlive {' '.join(argv)}` failed")
 
 
-def _band_seed(path: Path, measures: int = 4) -> Path:
-    """The first measures of a chorale the band demo never trained on (the test split), as MIDI."""
+def _band_seed(path: Path, run: RunFolder, measures: int = 4) -> Path:
+    """The first measures of a chorale on the test side of the band demo run's ``split.json``, as MIDI."""
     from latentlive.core.cache import cache_dir
     from latentlive.corpus.band_midi import load_band_corpus, write_band_midi
+    from latentlive.corpus.splits import read_split
 
+    split = read_split(run.split_file)
     corpus = load_band_corpus(None, transpose="none", max_pieces=150, cache_dir=cache_dir(), log=print)
-    piece = corpus.pieces[corpus.split["test"][0]]
+    piece = next(
+        p for p, g in zip(corpus.pieces, corpus.piece_groups(), strict=True) if split.side_of(g) == "test"
+    )
     notes = piece.notes[piece.notes[:, 1] < measures * 16]
     return write_band_midi(notes, corpus.part_names, path)
 
 
-def _render_band(out: Path, models: Path) -> None:
+def _render_band(out: Path, models: Path, run: RunFolder) -> None:
     """A held-out chorale's opening continued for 8 measures, and its alto redone from the other voices."""
     seed = out / "band_seed.mid"
     if (out / "band_fill_alto.mid").exists():  # rendered once
         return
-    _band_seed(seed)
+    _band_seed(seed, run)
     band = ["render", "band", "--model", str(models / "band.ts"), "--seed-midi", str(seed), "--force"]
     _step([*band, "--task", "continue", "--measures", "8", "--out", str(out / "band_continue.mid")])
     _step([*band, "--task", "fill", "--part", "alto", "--out", str(out / "band_fill_alto.mid")])
@@ -139,7 +143,10 @@ def _renders(runs: Path, out: Path) -> list[tuple[str, Callable[[], None]]]:
         ("render a drum loop through the kit (loop.wav)", loop),
         ("sample techno loops from techno_prior (techno/)", techno),
         ("render a grain texture (texture.wav)", texture),
-        ("continue and re-harmonise a held-out chorale (band_*.mid)", lambda: _render_band(out, models)),
+        (
+            "continue and re-harmonise a held-out chorale (band_*.mid)",
+            lambda: _render_band(out, models, RunFolder(runs / "band_demo")),
+        ),
     ]
 
 

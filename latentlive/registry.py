@@ -32,6 +32,7 @@ class ModelSpec:
     play: str | None = None
     bench: str | None = None  # `latentlive bench` module (latentlive.bench)
     demo: bool = True  # `make demo` trains it with gin/<name>_demo.gin (its step count lives there)
+    reported: bool = False  # `make report` trains its demo config at 3 seeds for docs/quality.md
     needs: tuple[tuple[str, str], ...] = ()  # (gin binding, model): runs it trains on, made first
 
     @property
@@ -57,6 +58,7 @@ class ModelSpec:
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="drums",
+        reported=True,
         summary="pattern VAE over 9-instrument drum grids: a latent drum sequencer emitting MIDI",
         task="latentlive.training.tasks.drums:DrumsTask",
         export="latentlive.export.drums:build_drums_export",
@@ -68,6 +70,7 @@ MODELS: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         name="drumsynth",
+        reported=True,
         summary="class-conditional VAE over NSGT magnitudes of one-shots: the drum kit instrument",
         task="latentlive.training.tasks.drumsynth:DrumSynthTask",
         export="latentlive.export.drumsynth:build_drumsynth_export",
@@ -114,6 +117,7 @@ MODELS: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         name="band",
+        reported=True,
         summary="RMVAE over the parts of a measure: the band player that answers what you play",
         task="latentlive.training.tasks.band:BandTask",
         export="latentlive.export.band:build_band_export",

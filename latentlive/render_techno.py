@@ -5,7 +5,8 @@ Written into ``DIR`` (16-bit PCM, mono, at the model rate: 16 kHz), never over a
 * ``seed{S}_sample{i}.wav``: a new loop from the macro prior (``N(0, temperature^2)``), played
   ``repeats`` times in a row, so that the seam where the loop wraps is heard;
 * ``seed{S}_interpolation.wav``: ``steps`` loops along the straight line between the macro latents of two
-  loops that neither stage trained on, one after the other.
+  loops that neither stage trained on (the test side of the run's ``split.json``, then its validation side),
+  one after the other.
 
 Loops are played as LatentLoops plays them: the decoded trajectory is read at the loop phase of every
 stage-1 frame and decoded as one continuous stream, so successive loops join without a restart of the
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gin
 import numpy as np
 import soundfile as sf
 import torch
@@ -27,11 +27,11 @@ from torch import Tensor
 from latentlive.core.errors import UserError
 from latentlive.core.files import atomic_write, check_output_file, check_writable_folder
 from latentlive.core.runs import RunFolder, load_checkpoint
-from latentlive.corpus.drum_corpus import split_by_index
+from latentlive.corpus.loops import builtin_loop_seed
+from latentlive.corpus.splits import Split, read_split
 from latentlive.corpus.techno_synth import loop_samples_for, render_techno_loop
 from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase
 from latentlive.models.waveform_vae import WaveformVAE
-from latentlive.training.config import parse_gin
 from latentlive.training.tasks.techno_prior import loop_positions, resample_frames
 
 SUBTYPE = "PCM_16"
@@ -99,45 +99,49 @@ def macro_of_loops(models: TechnoModels, audio: Tensor, loop_samples: Tensor) ->
 
 
 def unseen_loops(
-    models: TechnoModels, seed: int, log: Callable[[str], None] = print
+    models: TechnoModels, split: Split, seed: int, log: Callable[[str], None] = print
 ) -> tuple[Tensor, Tensor] | None:
     """Two loops that neither stage trained on, ``(audio [2, T], loop_samples [2])``, or None.
 
-    Built-in corpus: loop ``i`` of a corpus of ``examples`` is ``render_techno_loop(i)``, so loops
-    ``examples + 2 * seed`` and the next one are new loops of the same generator. A folder: the first two
-    loops held out by the techno_prior split (``TechnoPriorTask.val_fraction`` of the run, training seed 0);
-    None when the folder is gone or holds too few loops.
+    The held-out loops are those of the test side of ``split`` (the run's ``split.json``), then of its
+    validation side; ``seed`` picks the pair (loops ``2 * seed`` and the next, wrapping). Built-in loops are
+    rendered again from their procedural seeds (the groups); a folder's are read again. None when the folder
+    is gone or fewer than two loops are held out.
     """
     corpus = models.corpus
     length, ratio = int(corpus.get("length", 65536)), models.stage1.ratio
     length -= length % ratio
     if not corpus.get("db"):
-        first = int(corpus.get("examples", 0)) + 2 * seed
-        loops = [
-            render_techno_loop(first + i, models.sample_rate, models.bars, length=length) for i in (0, 1)
-        ]
-        log(f"interpolation between built-in loops {first} and {first + 1} (outside the training corpus)")
+        held_out = [g for side in ("test", "validation") for g in split.groups[side]]
+        if len(held_out) < 2:
+            log("fewer than two held-out loops in the run's split; interpolating between two prior samples")
+            return None
+        first = 2 * (seed % (len(held_out) // 2))
+        pair = held_out[first : first + 2]
+        seeds = [builtin_loop_seed(g) for g in pair]
+        if None in seeds:
+            raise UserError(f"{models.run.split_file}: {pair} are not built-in loops; train the run again")
+        loops = [render_techno_loop(int(s), models.sample_rate, models.bars, length=length) for s in seeds]
+        log(f"interpolation between held-out built-in loops {pair[0]} and {pair[1]}")
         audio = torch.from_numpy(np.stack([loop.audio for loop in loops]).astype(np.float32))
         return audio, torch.tensor([loop.loop_samples for loop in loops])
     db = Path(corpus["db"])
     if not db.is_dir():
         log(f"{db}: the run's corpus folder is gone; interpolating between two prior samples instead")
         return None
-    from latentlive.training.tasks.techno import load_loop_tensors
+    from latentlive.training.tasks.techno import load_loop_tensors, loop_sides
 
     settings = {key: corpus[key] for key in ("sample_rate", "length", "bars", "examples")}
-    data = load_loop_tensors(db, settings, log=lambda _: None)
-    parse_gin([models.run.config])
-    try:
-        val_fraction = float(gin.query_parameter("TechnoPriorTask.val_fraction"))
-    except ValueError:  # not bound in the run's config: the task's default
-        val_fraction = 0.1
-    held_out = split_by_index(len(data), val_fraction, 0)[1][:2]
+    data, groups = load_loop_tensors(db, settings, log=lambda _: None)
+    sides = loop_sides(data, groups, split, int(corpus["length"]), models.run.split_file)
+    held_out = np.concatenate([sides["test"], sides["validation"]])
     if len(held_out) < 2:
         log(f"{db}: fewer than two held-out loops; interpolating between two prior samples instead")
         return None
-    log(f"interpolation between held-out loops {held_out[0]} and {held_out[1]} of {db}")
-    index = torch.as_tensor(held_out)
+    first = 2 * (seed % (len(held_out) // 2))
+    pair = held_out[first : first + 2]
+    log(f"interpolation between two held-out loops of {db} (of {groups[pair[0]]} and {groups[pair[1]]})")
+    index = torch.as_tensor(pair)
     return data.tensors["audio"][index, :length], data.tensors["loop_samples"][index]
 
 
@@ -191,6 +195,7 @@ def render_techno(
             raise UserError(f"{target}: exists; pick another --out or --seed, or pass --force to replace it")
         check_output_file(target, force=True, example="loops")  # a folder of that name: never replaced
     models = load_techno_models(run_path)
+    split = read_split(models.run.split_file)  # before anything is written: a run without one is refused
     loop_samples = loop_samples_for(bpm, models.bars, models.sample_rate)
     prior = models.prior
     generator = torch.Generator().manual_seed(seed)
@@ -201,7 +206,7 @@ def render_techno(
         audio = play_loops(models.stage1, trajectory[None].expand(repeats, -1, -1), loop_samples)
         written.append(_write_wav(target, audio, models.sample_rate))
 
-    ends = unseen_loops(models, seed, log)
+    ends = unseen_loops(models, split, seed, log)
     if ends is None:
         macro_a, macro_b = draws[samples : samples + 1], draws[samples + 1 :]
     else:

@@ -21,7 +21,6 @@ from latentlive.corpus.band_midi import (
     measure_rolls,
     read_seed_midi,
     rolls_to_notes,
-    split_pieces,
     window_rolls,
     write_band_midi,
 )
@@ -321,19 +320,37 @@ def test_key_normalisation_brings_e_major_to_c_major(tmp_path: Path):
     assert estimate_key(a_minor) == (9, "minor")
 
 
-def test_split_is_disjoint_stable_and_grows_without_moving_pieces():
-    names = [f"song{i:03d}.mid" for i in range(50)]
-    split = split_pieces(names, (0.8, 0.1, 0.1), seed=3)
-    assert [len(split[k]) for k in ("train", "validation", "test")] == [40, 5, 5]
-    assert sorted(sum(split.values(), [])) == list(range(50))
-    assert split == split_pieces(names, (0.8, 0.1, 0.1), seed=3) and split != split_pieces(names, seed=4)
-    grown = split_pieces([*names, "zzz.mid"], (0.8, 0.1, 0.1), seed=3)
-    moved = [i for i in range(50) for k in split if i in split[k] and i not in grown[k]]
-    assert len(moved) <= 1  # only where a set's size changes
-    small = split_pieces(["a", "b", "c"])
-    assert all(len(small[k]) == 1 for k in small)
+def test_split_deals_whole_groups_and_copies_of_a_song_share_one(song_folder: Path, tmp_path: Path):
+    """The song in two keys (a_band, b_single_track) and a copy of it are one group; two other songs are
+    their own. The corpus's split is split_examples over the groups: every piece of a group on one side."""
+    type0_song(song_folder / "d_copy.mid")
+    others = [
+        [(0, 4, 72), (4, 4, 76), (8, 4, 79), (12, 4, 84), (16, 8, 83), (24, 8, 79)],
+        [(0, 2, 79), (2, 2, 77), (4, 4, 76), (8, 8, 72), (16, 4, 74), (20, 4, 76), (24, 8, 77)],
+    ]
+    for n, melody in enumerate(others):  # other tunes over the same chords
+        events = [e for s, length, p in melody for e in note(s, length, p, 0)]
+        events += [e for s, length, p in CHORDS for e in note(s, length, p, 1)]
+        events += [e for s, length, p in BASS for e in note(s, length, p, 2)]
+        save(song_folder / f"e_other_{n}.mid", [events])
+    for seed in range(5):
+        corpus = load_band_corpus(song_folder, busiest=3, seed=seed, cache_dir=tmp_path, log=quiet)
+        groups = dict(zip((piece.name for piece in corpus.pieces), corpus.groups, strict=True))
+        assert groups == {
+            "a_band.mid": "a_band.mid",
+            "d_copy.mid": "a_band.mid",
+            "e_other_0.mid": "e_other_0.mid",
+            "e_other_1.mid": "e_other_1.mid",
+            "more/b_single_track.midi": "a_band.mid",
+        }
+        record = corpus.split_record
+        assert record is not None and record.seed == seed
+        assert [len(record.groups[side]) for side in ("train", "validation", "test")] == [1, 1, 1]
+        for side, indices in corpus.split.items():
+            assert {corpus.groups[i] for i in indices} == set(record.groups[side])
+        assert sorted(sum(corpus.split.values(), [])) == list(range(5))
     with pytest.raises(UserError, match="fractions"):
-        split_pieces(names, (0.5, 0.1, 0.1))
+        load_band_corpus(song_folder, busiest=3, fractions=(0.5, 0.1, 0.1), cache_dir=tmp_path, log=quiet)
 
 
 # --- writing and seeds ---------------------------------------------------------------------------
@@ -414,7 +431,10 @@ def test_chorales_load_four_mono_voices_and_come_from_the_cache(tmp_path: Path):
     corpus = load_band_corpus(None, max_pieces=6, cache_dir=tmp_path, log=log)
     assert corpus.part_names == ["soprano", "alto", "tenor", "bass"] and corpus.part_kinds == ["mono"] * 4
     assert len(corpus.pieces) == 6 and sum(corpus.skipped.values()) > 0
-    assert sorted(sum(corpus.split.values(), [])) == list(range(6)) and len(corpus.split["test"]) == 1
+    assert sorted(sum(corpus.split.values(), [])) == list(range(6)) and len(corpus.split["test"]) >= 1
+    names = [piece.name for piece in corpus.pieces]
+    assert corpus.groups[names.index("bwv102.7")] == "bwv101.7"  # both set "Vater unser im Himmelreich"
+    assert len(set(corpus.groups)) == 5
     ranges = {
         "soprano": (50, 88),
         "alto": (45, 81),

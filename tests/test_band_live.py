@@ -15,6 +15,7 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+from bench_fields import assert_common_fields
 from cli_process import killed_if_running
 from jack_midi import API, Recorder, sender_to
 from midi_files import track_notes
@@ -361,11 +362,15 @@ def test_bench_band_writes_the_prediction_times_and_the_jitter(jack_server, band
     out = tmp_path / "band.json"
     assert main(["bench", "band", "--model", str(band_ts), "--out", str(out)]) == 0
     figures = json.loads(out.read_text())
+    assert assert_common_fields(figures) == 3  # per measure, whole history, the 512 buffer of a measure end
     live = figures["next_measure_per_measure_live_one_thread"]
-    assert 0 < live["p50_ms"] <= live["p99_ms"]
-    assert figures["next_measure_p99_over_goal"] == pytest.approx(live["p99_ms"] / 20.0)
-    assert (
-        "goal" in figures["next_measure_goal"] and figures["nn_next_buffer_512_with_a_measure_end_one_thread"]
+    assert live["calls"] == 20 and live["buffer_period_ms"] is None
+    # the goal: the interleaved p99
+    assert figures["next_measure_interleaved_p99_over_goal"] == pytest.approx(
+        live["interleaved"]["wall_ms_p99"] / 20.0
     )
+    assert "goal" in figures["next_measure_goal"]
+    boundary = figures["nn_next_buffer_512_with_a_measure_end_one_thread"]
+    assert boundary["buffer_period_ms"] == pytest.approx(1e3 * 512 / 44100)
     jitter = figures["player_jitter_jack_dummy"]
     assert jitter["note_ons"] > 0 and 0 <= jitter["jitter_ms"]["p50"] <= jitter["jitter_ms"]["max"]

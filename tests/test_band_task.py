@@ -229,6 +229,12 @@ def test_summary_says_whether_the_model_beats_the_baselines() -> None:
     assert metrics["eval/next/acc/b"] == pytest.approx(0.4) and metrics["eval/next/acc"] == pytest.approx(
         0.45
     )
+    assert (metrics["eval/next/beats_baselines/a"], metrics["eval/next/beats_baselines/b"]) == (1.0, 0.0)
+    # fill is also judged against the baseline that hears the other parts, once it is measured
+    sums["fill/baseline_nearest/acc"] = torch.tensor([0.6, 0.4])
+    metrics = summarise(sums, dict.fromkeys(sums, 1), ["a", "b"], [])
+    assert metrics["eval/fill/beats_baselines"] == 0.0
+    assert (metrics["eval/fill/beats_baselines/a"], metrics["eval/fill/beats_baselines/b"]) == (0.0, 1.0)
 
 
 def test_evaluate_reports_every_key(task: BandTask) -> None:

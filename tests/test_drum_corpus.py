@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from latentlive.core.errors import UserError
-from latentlive.corpus.drum_corpus import DrumCorpus, load_drum_corpus, split_by_index
+from latentlive.corpus.drum_corpus import DrumCorpus, load_drum_corpus
 from latentlive.corpus.drum_map import DEFAULT_NOTES, INSTRUMENT_NAMES, NOTE_TO_CLASS, note_to_class
 from latentlive.corpus.drum_midi import UnreadableMidiError, drum_examples_from_midi, read_drum_midi
 from latentlive.corpus.drum_styles import (
@@ -234,9 +234,11 @@ def test_generator_is_deterministic_and_has_enough_styles():
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], other[0])
-    grids, velocities, styles = first
+    grids, velocities, styles, groups = first
     assert grids.shape == (20 * len(STYLE_NAMES), 9, 32) and grids.dtype == np.uint8
     assert velocities.dtype == np.float32 and styles.dtype == np.int64
+    # 2-bar examples: 4 to a performance of 8 bars, so 5 performances of one groove per style
+    assert groups[0] == "techno/performance-0000" and len(set(groups)) == 5 * len(STYLE_NAMES)
     assert np.all((velocities > 0) == (grids == 1)) and velocities.max() <= 1.0
     a, b = (
         generate_pattern("rock", np.random.default_rng(0)),
@@ -246,7 +248,7 @@ def test_generator_is_deterministic_and_has_enough_styles():
 
 
 def test_styles_are_musical_and_distinct():
-    grids, _, styles = generate_style_corpus(120, bars=1, seed=0)
+    grids, _, styles, _ = generate_style_corpus(120, bars=1, seed=0)
     name = {n: i for i, n in enumerate(STYLE_NAMES)}
     by_style = {n: grids[styles == i] for n, i in name.items()}
     # Signatures a listener would name the style by.
@@ -415,15 +417,3 @@ def test_bad_bars_per_example_and_folder_file(tmp_path):
     not_a_folder.write_bytes(raw_midi_with_running_status())
     with pytest.raises(UserError, match="not a folder"):
         load_drum_corpus(not_a_folder, log=quiet)
-
-
-def test_split_by_index_is_deterministic_and_disjoint():
-    train, val = split_by_index(100, 0.1, seed=5)
-    again_train, again_val = split_by_index(100, 0.1, seed=5)
-    np.testing.assert_array_equal(train, again_train)
-    np.testing.assert_array_equal(val, again_val)
-    assert len(val) == 10 and len(train) == 90
-    assert sorted(np.concatenate([train, val]).tolist()) == list(range(100))
-    assert not np.array_equal(val, split_by_index(100, 0.1, seed=6)[1])
-    assert len(split_by_index(5, 0.01, seed=0)[1]) == 1  # never an empty validation set
-    assert len(split_by_index(10, 0.0, seed=0)[1]) == 0

@@ -11,11 +11,14 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from latentlive.cli import main
+from latentlive.core.errors import UserError
 from latentlive.core.runs import load_checkpoint
 from latentlive.corpus.drum_synth import synthesise
+from latentlive.corpus.splits import SIDES, read_split
 from latentlive.models.drum_classifier import classify
 from latentlive.models.drumsynth import DrumSynthVAE
 from latentlive.training.drum_classifier_fit import train_classifier
+from latentlive.training.drumsynth_judge import judge_report
 from latentlive.training.metrics import (
     log_spectral_distance,
     mutual_information_gap,
@@ -225,6 +228,11 @@ def test_tiny_run_writes_metrics_media_and_the_pca_of_the_knobs(drumsynth_run: P
     assert any(tag.startswith("audio/input/") for tag in audio)
 
     checkpoint = load_checkpoint(drumsynth_run / "checkpoints" / "last.pt")
+    split = read_split(drumsynth_run / "split.json")
+    assert checkpoint["split"] == split.to_json() and split.fractions == (0.4, 0.5, 0.1)
+    sides = [set(split.groups[side]) for side in SIDES]
+    assert all(sides) and not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    assert any(group.startswith("sf2:") for group in split.groups["validation"])
     meta, args = checkpoint["metadata"], checkpoint["model_args"]
     classes, dim = len(meta["class_names"]), args["latent_size"]
     assert meta["class_names"][0] == "kick" and meta["sample_rate"] == 22050 and meta["length"] == 4096
@@ -252,3 +260,56 @@ def test_trains_on_a_user_folder_of_one_shots(tmp_path: Path) -> None:
     checkpoint = load_checkpoint(tmp_path / "runs" / "mine" / "checkpoints" / "last.pt")
     assert checkpoint["metadata"]["class_names"] == ["closed_hat", "kick", "snare"]
     assert checkpoint["model_args"]["num_classes"] == 3
+
+
+def _write_kit(db: Path, files_per_class: dict[str, int]) -> None:
+    for class_name, count in files_per_class.items():
+        (db / class_name).mkdir(parents=True)
+        for i in range(count):
+            factors = {"decay": 0.1 + 0.2 * i} if class_name in ("kick", "snare", "clap") else {}
+            sound = synthesise(class_name if class_name != "cowbell" else "rim", factors, 22050, 4096, seed=i)
+            sf.write(str(db / class_name / f"{i}.wav"), sound, 22050)
+
+
+def test_load_data_deals_files_and_fits_the_statistics_on_the_training_side(tmp_path: Path) -> None:
+    _write_kit(tmp_path / "kit", {"kick": 5, "snare": 5, "clap": 5})
+    task = _small_task()
+    data = task.load_data(tmp_path / "kit", seed=1, log=lambda _: None)
+    assert task.class_names == ["clap", "kick", "snare"]
+    groups = {side: set(data.split.groups[side]) for side in SIDES}
+    assert not (groups["train"] & groups["validation"]) and not (groups["train"] & groups["test"])
+    assert sum(len(data.side(side)) for side in SIDES) == 15 and len(groups["validation"]) >= 3
+    assert set(data.validation.tensors["cls"].tolist()) == {0, 1, 2}  # every class holds sounds out
+    assert "audio" in data.validation.tensors and "audio" not in data.train.tensors
+    train_logmag = data.train.tensors["logmag"]
+    assert task.logmag_mean == pytest.approx(float(train_logmag.mean()))
+    assert task._train is data.train  # the judge and the PCA of the knobs read this side only
+
+
+def test_load_held_out_reads_every_sound_of_the_known_classes(tmp_path: Path) -> None:
+    _write_kit(tmp_path / "kit", {"kick": 3, "snare": 3, "clap": 3})
+    _write_kit(tmp_path / "mine", {"snare": 2, "kick": 1, "cowbell": 2})
+    task = _small_task()
+    task.load_data(tmp_path / "kit", seed=0, log=lambda _: None)
+    lines: list[str] = []
+    held_out = task.load_held_out(tmp_path / "mine", log=lines.append)
+    assert sorted(held_out.tensors["cls"].tolist()) == [1, 2, 2]  # kick, snare, snare in the model's order
+    assert held_out.tensors["logmag"].shape == (3, 1, task.bins, task.frames)
+    assert held_out.tensors["audio"].shape == (3, task.length)
+    assert any("cowbell" in line and "not classes of this model" in line for line in lines)
+    _write_kit(tmp_path / "strange", {"cowbell": 2})
+    with pytest.raises(UserError) as caught:
+        task.load_held_out(tmp_path / "strange", log=lambda _: None)
+    message = str(caught.value)
+    assert str(tmp_path / "strange") in message and "clap, kick, snare" in message and "\n" not in message
+
+
+def test_the_judge_report_scores_each_held_out_side_by_kind_and_class(tmp_path: Path) -> None:
+    _write_kit(tmp_path / "kit", {"kick": 4, "snare": 4, "clap": 4})
+    task = _small_task(classifier_steps=5, classifier_channels=(4,))
+    data = task.load_data(tmp_path / "kit", seed=0, log=lambda _: None)
+    report = judge_report(task, data)
+    for side in ("validation", "test"):
+        assert report[f"{side}/count"] == len(data.side(side)) == report[f"{side}/count/other"]
+        assert 0 <= report[f"{side}/accuracy"] <= 1 and f"{side}/accuracy/synth" not in report
+    assert {f"validation/accuracy/class/{name}" for name in ("clap", "kick", "snare")} <= set(report)

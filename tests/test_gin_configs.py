@@ -1,5 +1,7 @@
-"""Every gin file builds, trains a step, exports and reloads at tiny size (its model's *_tiny.gin sizes)."""
+"""Every gin file builds, trains a step, is scored on its test split (``latentlive evaluate``), exports and
+reloads at tiny size (its model's *_tiny.gin sizes)."""
 
+import math
 from pathlib import Path
 
 import gin
@@ -11,6 +13,7 @@ from latentlive.core.errors import UserError
 from latentlive.core.runs import RunFolder
 from latentlive.export.exporter import export_run
 from latentlive.training.config import parse_gin
+from latentlive.training.evaluation import evaluate_run
 from latentlive.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +50,9 @@ def test_gin_file_trains_exports_and_reloads(gin_file: str, tmp_path: Path) -> N
     run = RunFolder(tmp_path / gin_file.removesuffix(".gin"))
     run.root.mkdir()
     train(run, device="cpu")
+    scored = evaluate_run(run.root, "test", log=lambda _: None)
+    assert scored["examples"] > 0 and scored["metrics"]
+    assert all(math.isfinite(value) for value in scored["metrics"].values()), scored["metrics"]
     if registry.find(task).export is None:  # trained and evaluated, not (yet) exported for nn~
         with pytest.raises(UserError, match=f"no exporter for task '{task}'"):
             export_run(run.root, streaming=True)

@@ -115,7 +115,7 @@ def test_resynthesis_by_a_perfect_model_reproduces_the_sound() -> None:
 def test_evaluate_scores_a_perfect_model_near_zero() -> None:
     task = GrainTask(grain_size=GRAIN)
     sound = chirp(0.3, RATE, 300, 3000).astype(np.float32)
-    task._held_out_sounds = [sound]  # what load_data keeps of the held-out sounds
+    task._held_out_sounds = {0: sound}  # what load_data keeps of the held-out sounds
     grains = torch.from_numpy(frame_sound(sound, GRAIN, HOP))
     metrics = task.evaluate(PassThrough(), TensorData({"grain": grains, "sound": torch.zeros(len(grains))}))
     assert metrics["eval/lsd"] < 1e-3 and metrics["eval/sc"] < 1e-5

@@ -126,7 +126,7 @@ def test_builtin_shapes_hop_and_bookkeeping(builtin: grains_module.GrainCorpus) 
 def test_builtin_is_deterministic(builtin: grains_module.GrainCorpus) -> None:
     again = load_grains(None, sample_rate=SR, sounds=24, max_grains=1500, seed=3, log=_quiet)
     assert np.array_equal(builtin.grains, again.grains) and np.array_equal(builtin.sound, again.sound)
-    assert builtin.sources == again.sources
+    assert builtin.sources == again.sources and builtin.groups == again.groups
 
 
 def test_max_grains_spreads_evenly_over_all_sounds(builtin: grains_module.GrainCorpus) -> None:
@@ -154,7 +154,8 @@ def test_folder_skips_and_counts_files_and_drops_silent_grains(tmp_path: Path) -
     (db / "notes.txt").write_text("not audio")
     (db / ".hidden.wav").write_bytes(b"ignored")
     corpus = load_grains(db, sample_rate=SR, log=_quiet)
-    assert corpus.sources == ["a/gap.wav", "b/tone.flac"]
+    assert corpus.sources == corpus.groups == ["a/gap.wav", "b/tone.flac"]  # a file is its group
+    assert corpus.grain_groups().tolist() == [corpus.groups[s] for s in corpus.sound]
     assert corpus.counts["unreadable_files"] == 1 and corpus.counts["too_short_files"] == 1
     assert corpus.counts["silent_files"] == 1 and corpus.counts["non_audio_files"] == 1
     assert set(corpus.counts) == set(SKIP_KEYS)
@@ -226,7 +227,9 @@ def test_cache_hit_and_rebuild_on_change(tmp_path: Path) -> None:
     hit = load_grains(db, sample_rate=SR, cache_dir=cache, log=hit_log.append)
     assert any("loaded cache" in line for line in hit_log)
     assert np.array_equal(hit.grains, first.grains) and np.array_equal(hit.position, first.position)
-    assert np.array_equal(hit.sound, first.sound) and hit.sources == first.sources
+    assert (
+        np.array_equal(hit.sound, first.sound) and hit.sources == first.sources and hit.groups == first.groups
+    )
     assert all(np.array_equal(a, b) for a, b in zip(hit.sounds, first.sounds, strict=True))
     assert hit.counts == first.counts and hit.hop == first.hop
     _write(db / "b.wav", _sine(0.8, 330.0))  # a changed file changes the key

@@ -1,21 +1,24 @@
-"""grain_prior, the prior of the grain VAE: windows of grain latents, the split by sound, both objectives, the tiny run's
-metrics and audio, and bad grain runs through the CLI."""
+"""grain_prior, the prior of the grain VAE: windows of grain latents, the grain run's split (read, never redrawn), both
+objectives, the tiny run's metrics and audio, and bad grain runs through the CLI."""
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import Tensor, nn
 
 from latentlive.cli import main
 from latentlive.core.cache import cache_dir
+from latentlive.core.errors import UserError
 from latentlive.core.runs import load_checkpoint
-from latentlive.corpus.drum_corpus import split_by_group
 from latentlive.corpus.grains import frame_sound, load_grains
+from latentlive.corpus.splits import SIDES, Split, read_split
 from latentlive.models.grain_vae import GrainVAE
 from latentlive.training.config import parse_gin
 from latentlive.training.loop import weighted_total
@@ -54,8 +57,8 @@ def prior_data(grain_run: Path) -> tuple[GrainPriorTask, TensorData, TensorData]
     """A grain_prior task of gin/grain_prior_tiny.gin on the tiny grain run, with its encoded windows."""
     _prior_gin(grain_run)
     task = GrainPriorTask()
-    train, val = task.load_data(None, seed=0, log=lambda *_: None)
-    return task, train, val
+    data = task.load_data(None, seed=0, log=lambda *_: None)
+    return task, data.train, data.validation
 
 
 # -- windows -------------------------------------------------------------------------------------------
@@ -98,12 +101,13 @@ def test_windows_hold_the_grain_posteriors_in_order_and_the_split_is_the_grain_r
     latent = task.grain_vae.latent_size
     for data in (train, val):
         assert data.tensors["mean"].shape == data.tensors["logvar"].shape == (len(data), latent, FRAMES)
-    # held out: exactly the windows of the sounds the grain run held out (its corpus, split and seed)
+    # held out: exactly the windows of the sounds the grain run held out (its split.json)
     corpus = load_grains(
         None, sample_rate=22050, grain_size=256, hop=64, max_grains=300, sounds=8, cache_dir=cache_dir()
     )
-    _, val_grains = split_by_group(corpus.sound, 0.25, seed=0)
-    assert set(val.tensors["sound"].tolist()) == set(corpus.sound[val_grains].tolist())
+    split = read_split(Path(task.grain_run) / "split.json")
+    val_sounds = {i for i, group in enumerate(corpus.groups) if group in split.groups["validation"]}
+    assert set(val.tensors["sound"].tolist()) == val_sounds
     assert not set(val.tensors["sound"].tolist()) & set(train.tensors["sound"].tolist())
     # frame k of a window is the grain VAE's posterior of grain start + k of its sound
     for i in (0, len(val) - 1):
@@ -113,6 +117,65 @@ def test_windows_hold_the_grain_posteriors_in_order_and_the_split_is_the_grain_r
             mean, logvar = task.grain_vae.encode(grains.unsqueeze(1))
         assert torch.allclose(val.tensors["mean"][i], mean.T, atol=1e-5)
         assert torch.allclose(val.tensors["logvar"][i], logvar.T, atol=1e-5)
+
+
+def test_the_split_is_exactly_the_grain_runs_whatever_the_seed(grain_run: Path) -> None:
+    _prior_gin(grain_run)
+    task = GrainPriorTask()
+    recorded = read_split(grain_run / "split.json")
+    corpus = load_grains(
+        None, sample_rate=22050, grain_size=256, hop=64, max_grains=300, sounds=8, cache_dir=cache_dir()
+    )
+    for seed in (0, 7):  # the prior's own seed draws nothing
+        data = task.load_data(None, seed=seed, log=lambda *_: None)
+        assert data.split == recorded
+        for side in SIDES:
+            groups = {corpus.groups[int(s)] for s in data.side(side).tensors["sound"]}
+            assert groups <= set(recorded.groups[side]), side
+        assert len(data.train) and len(data.validation) and len(data.test)
+
+
+def test_a_grain_run_split_in_time_gives_windows_that_share_no_samples(
+    grain_run: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "one"
+    folder.mkdir()
+    t = np.arange(4 * 22050) / 22050
+    sf.write(str(folder / "long.wav"), (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 22050)
+    _prior_gin(grain_run)
+    task = GrainPriorTask()
+    # as the grain run's split.json reads after a run on this one-file folder
+    task.split = Split(0, (0.5, 0.25, 0.25), {side: ("long.wav",) for side in SIDES}, by_time=True)
+    data = task.load_data(folder, seed=0, log=lambda *_: None)
+    assert all(len(data.side(side)) for side in SIDES)
+    # a window from grain s covers samples (s + 1) * hop - grain_size to (s + FRAMES) * hop
+    first = {side: data.side(side).tensors["start"].numpy() for side in SIDES}
+    for earlier, later in zip(SIDES[:-1], SIDES[1:], strict=True):
+        assert (first[earlier].max() + FRAMES) * 64 <= (first[later].min() + 1) * 64 - 256, (earlier, later)
+    # and a folder the grain run never split is refused, not split anew
+    with pytest.raises(UserError, match="not the sounds the grain run"):
+        task.load_data(tmp_path, seed=0, log=lambda *_: None)
+
+
+def test_a_held_out_folder_gives_the_windows_of_all_its_sounds(
+    prior_data: tuple[GrainPriorTask, TensorData, TensorData], tmp_path: Path
+) -> None:
+    first, _, _ = prior_data
+    _prior_gin(Path(first.grain_run))
+    task = GrainPriorTask()
+    data = task.load_data(None, seed=0, log=lambda *_: None)
+    folder = tmp_path / "held_out"
+    folder.mkdir()
+    t = np.arange(22050) / 22050
+    for i in range(2):
+        sf.write(
+            str(folder / f"s{i}.wav"), (0.5 * np.sin(2 * np.pi * 300 * (i + 1) * t)).astype(np.float32), 22050
+        )
+    held_out = task.load_held_out(folder, log=lambda *_: None)
+    seen = {int(s) for side in SIDES for s in data.side(side).tensors["sound"]}
+    assert len(set(held_out.tensors["sound"].tolist())) == 2 and min(held_out.tensors["sound"]) > max(seen)
+    model, _ = task.build_model()
+    assert math.isfinite(task.evaluate(model.eval(), held_out)["eval/window_lsd"])
 
 
 @pytest.mark.parametrize(("objective", "target"), [("kl", "mean"), ("nll", "mean"), ("nll", "sample")])
@@ -161,14 +224,20 @@ def test_tiny_run_writes_metrics_audio_and_carries_the_grain_vae(grain_run: Path
     original = load_checkpoint(grain_run / "checkpoints" / "last.pt")["model_state"]
     assert all(torch.equal(original[key], value) for key, value in grain_vae.state_dict().items())
     assert meta["frames"] == FRAMES and meta["hop"] == 64 and "pca_components" in meta["grain_metadata"]
+    # the prior's split.json is its grain run's
+    assert json.loads((run / "split.json").read_text()) == json.loads((grain_run / "split.json").read_text())
 
 
-@pytest.mark.parametrize("case", ["missing", "not a grain run"])
+@pytest.mark.parametrize("case", ["missing", "not a grain run", "no split.json"])
 def test_a_bad_grain_run_gets_one_clear_line(
     case: str, grain_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     if case == "missing":
         bad, expected = tmp_path / "no_such_run", "no such run"
+    elif case == "no split.json":  # a grain run trained before splits were recorded
+        bad, expected = tmp_path / "old_grain", "no split.json"
+        shutil.copytree(grain_run, bad, ignore=shutil.ignore_patterns("events.*", "export"))
+        (bad / "split.json").unlink()
     else:  # a trained run of another model: its checkpoint names its task
         bad, expected = tmp_path / "drums", "must be a grain VAE run"
         (bad / "checkpoints").mkdir(parents=True)

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from bench_fields import assert_common_fields
 
 from latentlive.bench.nsgt import NumpyWithIntegerClip
 from latentlive.models.nsgt import NSGT, LogScale, MelScale, OctaveScale, fast_length, make_scale, mel_to_hz
@@ -175,6 +176,10 @@ def test_bench_reports_times_and_ratios_for_both_implementations():
     from latentlive.bench.nsgt import bench_nsgt
 
     report = bench_nsgt(length=4096, repeats=1, bins=6)
+    assert assert_common_fields(report) == 2 + 3 * 2  # forward and inverse of the reference and of ours x3
     for name in ("float32", "float64", "float32_fast_frames"):
-        assert report[f"ours_{name}_forward_ms"] > 0 and report[f"{name}_inverse_speedup"] > 0
-    assert report["reference_forward_ms"] > 0 and report["ours_float32_bins_frames"][0] > 2
+        ours, reference = report[f"ours_{name}_inverse"], report["reference_inverse"]
+        assert report[f"{name}_inverse_speedup"] == pytest.approx(
+            reference["wall_ms_mean"] / ours["wall_ms_mean"]
+        )
+    assert report["ours_float32_bins_frames"][0] > 2

@@ -15,7 +15,14 @@ from latentlive.corpus.drum_synth import (
     generate_synth_corpus,
     synthesise,
 )
-from latentlive.corpus.one_shots import ONSET_PREROLL_S, SKIP_KEYS, load_one_shots, prepare_one_shot
+from latentlive.corpus.one_shots import (
+    ONSET_PREROLL_S,
+    SKIP_KEYS,
+    OneShotCorpus,
+    load_one_shots,
+    prepare_one_shot,
+    split_one_shots,
+)
 from latentlive.corpus.soundfont_kit import (
     SOUNDFONT_PARAM_NAMES,
     kit_sounds,
@@ -23,6 +30,7 @@ from latentlive.corpus.soundfont_kit import (
     soundfont_one_shots,
     soundfont_one_shots_per_class,
 )
+from latentlive.corpus.splits import SIDES
 
 SR = 22050
 LENGTH = 4096
@@ -125,7 +133,9 @@ def test_soundfont_notes_play_at_their_pitch():
 
 
 def test_soundfont_variants_are_augmented_and_their_parameters_stored():
-    audio, classes, params = soundfont_one_shots(SR, LENGTH, variants_per_note=2, seed=0, programs=(0,))
+    audio, classes, params, groups = soundfont_one_shots(
+        SR, LENGTH, variants_per_note=2, seed=0, programs=(0,)
+    )
     assert audio.shape == (len(classes), LENGTH) and params.shape == (
         len(classes),
         len(SOUNDFONT_PARAM_NAMES),
@@ -137,14 +147,27 @@ def test_soundfont_variants_are_augmented_and_their_parameters_stored():
     assert np.all(np.abs(pitch) <= 3.0) and np.all(pitch != 0)
     assert np.all(np.abs(audio[0::2] - audio[1::2]).max(axis=1) > 0.05)
     np.testing.assert_array_equal(classes[0::2], classes[1::2])
+    assert groups[0::2] == groups[1::2]  # a variant keeps the group of its sound
     for name in ("decay_t60_s", "lowpass_hz", "highpass_hz"):  # each augmentation is drawn somewhere
         assert np.any(~np.isnan(augmented[:, SOUNDFONT_PARAM_NAMES.index(name)])), name
 
 
 def test_soundfont_per_class_is_balanced():
-    audio, classes, _ = soundfont_one_shots_per_class(SR, 2048, examples_per_class=5, seed=1)
+    audio, classes, _, groups = soundfont_one_shots_per_class(SR, 2048, examples_per_class=5, seed=1)
     np.testing.assert_array_equal(np.bincount(classes), [5] * len(SYNTH_CLASSES))
     assert np.all(np.abs(audio).max(axis=1) > 0.5)
+    assert len(groups) == len(audio) and all(group.startswith("sf2:TimGM6mb/") for group in groups)
+
+
+def test_soundfont_groups_are_samples_shared_across_notes_and_kits():
+    sounds = kit_sounds()
+    # the Standard kit plays one tom sample on six notes, and the Power, Room and Brush kits play it again
+    toms = [s for s in sounds if s.class_name == "tom" and s.program in (0, 8, 16, 40)]
+    assert len(toms) >= 12 and {s.group for s in toms} == {"sf2:TimGM6mb/Acoustic Tom"}
+    # a layered sound goes with its loudest sample (the Power kit's toms add a quiet reverb layer)
+    power_tom = next(s for s in sounds if s.program == 8 and s.note == 45)
+    assert len(power_tom.zones) == 2 and power_tom.group == "sf2:TimGM6mb/Acoustic Tom"
+    assert len({s.group for s in sounds}) > len(SYNTH_CLASSES)  # enough samples to hold some out
 
 
 # --- preparing a sound ------------------------------------------------------------------------------
@@ -283,3 +306,102 @@ def test_bad_settings_fail_with_one_line():
         load_one_shots(None, sample_rate=1000, log=lambda _: None)
     with pytest.raises(UserError, match="examples_per_class"):
         load_one_shots(None, examples_per_class=0, log=lambda _: None)
+
+
+# --- splits by source -------------------------------------------------------------------------------
+
+
+def _groups_on_two_sides(groups: list[str], indices: dict[str, np.ndarray]) -> set[str]:
+    """The groups that have sounds on more than one side of a split."""
+    seen: dict[str, set[str]] = {}
+    for side, index in indices.items():
+        for i in index:
+            seen.setdefault(groups[i], set()).add(side)
+    return {group for group, sides in seen.items() if len(sides) > 1}
+
+
+def _check_split(corpus: OneShotCorpus, indices: dict[str, np.ndarray], kind: str) -> None:
+    """No group of ``kind`` on two sides; every sound on one side; held-out sounds of that kind exist."""
+    mine = [i for i, group in enumerate(corpus.groups) if group.startswith(kind + ":")]
+    assert mine, kind
+    sides = {side: np.intersect1d(index, mine) for side, index in indices.items()}
+    assert _groups_on_two_sides(corpus.groups, sides) == set(), kind
+    assert sorted(np.concatenate(list(indices.values())).tolist()) == list(range(len(corpus)))
+    assert len(sides["validation"]) and len(sides["test"]), kind
+
+
+@pytest.fixture(scope="module")
+def builtin_corpus() -> OneShotCorpus:
+    return load_one_shots(None, sample_rate=SR, length=2048, examples_per_class=24, log=lambda _: None)
+
+
+def test_the_leak_check_fails_on_a_split_of_sounds_at_random(builtin_corpus: OneShotCorpus):
+    """The old split (sounds shuffled, 10 % held out) puts variants of one soundfont sample on both sides."""
+    order = np.random.default_rng(0).permutation(len(builtin_corpus))
+    held = len(order) // 10
+    leaky = {"train": order[2 * held :], "validation": order[:held], "test": order[held : 2 * held]}
+    assert any(g.startswith("sf2:") for g in _groups_on_two_sides(builtin_corpus.groups, leaky))
+    with pytest.raises(AssertionError):
+        _check_split(builtin_corpus, leaky, "sf2")
+
+
+@pytest.mark.parametrize("kind", ["synth", "sf2"])
+def test_no_procedural_voice_or_soundfont_sample_is_on_two_sides(builtin_corpus: OneShotCorpus, kind: str):
+    lines: list[str] = []
+    split, indices = split_one_shots(builtin_corpus, (0.8, 0.1, 0.1), seed=3, log=lines.append)
+    _check_split(builtin_corpus, indices, kind)
+    assert split.seed == 3 and set(split.groups) == set(SIDES)
+    for side in SIDES:  # the split names the groups of the sounds on each side
+        assert set(split.groups[side]) == {builtin_corpus.groups[i] for i in indices[side]}
+    # every class keeps procedural sounds on each held-out side
+    for side in ("validation", "test"):
+        assert len(set(builtin_corpus.classes[indices[side]].tolist())) == len(SYNTH_CLASSES)
+    again, _ = split_one_shots(builtin_corpus, (0.8, 0.1, 0.1), seed=3, log=lambda _: None)
+    other, _ = split_one_shots(builtin_corpus, (0.8, 0.1, 0.1), seed=4, log=lambda _: None)
+    assert again == split and other.groups != split.groups
+
+
+def _write_kit(db: Path, files_per_class: dict[str, int]) -> None:
+    for c, (class_name, count) in enumerate(files_per_class.items()):
+        for i in range(count):
+            folder = db / class_name / ("layered" if i % 2 else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            soundfile.write(folder / f"{i}.wav", _tone(22050, 0.2, 200.0 * (c + 1) + 30 * i), 22050)
+
+
+def test_no_user_file_is_on_two_sides_and_every_class_holds_some_out(tmp_path: Path):
+    _write_kit(tmp_path / "kit", {"kick": 4, "snare": 5, "closed_hat": 3, "cowbell": 1})
+    lines: list[str] = []
+    corpus = load_one_shots(tmp_path / "kit", sample_rate=SR, length=LENGTH, log=lines.append)
+    assert "file:snare/layered/1.wav" in corpus.groups and len(set(corpus.groups)) == len(corpus)
+    split, indices = split_one_shots(corpus, (0.8, 0.1, 0.1), seed=0, log=lines.append)
+    _check_split(corpus, indices, "file")
+    held_out = {corpus.class_names[c] for c in corpus.classes[indices["validation"]]}
+    assert held_out == {"kick", "snare", "closed_hat"}  # the lone cowbell trains, and a line says so
+    assert any("class cowbell has one file source (file:cowbell/0.wav)" in line for line in lines)
+
+
+def test_classes_of_one_file_each_hold_out_a_whole_class(tmp_path: Path):
+    _write_kit(tmp_path / "kit", {"kick": 1, "snare": 1})
+    lines: list[str] = []
+    corpus = load_one_shots(tmp_path / "kit", sample_rate=SR, length=LENGTH, log=lines.append)
+    _, indices = split_one_shots(corpus, (0.8, 0.2, 0.0), seed=0, log=lines.append)
+    assert [len(indices[side]) for side in SIDES] == [1, 1, 0]
+    assert any("holding out whole classes" in line for line in lines)
+
+
+def test_the_cache_keeps_the_groups(tmp_path: Path):
+    _write_kit(tmp_path / "kit", {"kick": 2, "snare": 2})
+    first = load_one_shots(
+        tmp_path / "kit", sample_rate=SR, length=LENGTH, cache_dir=tmp_path / "c", log=print
+    )
+    lines: list[str] = []
+    cached = load_one_shots(
+        tmp_path / "kit", sample_rate=SR, length=LENGTH, cache_dir=tmp_path / "c", log=lines.append
+    )
+    assert any("loaded cache" in line for line in lines)
+    assert (
+        cached.groups
+        == first.groups
+        == ["file:kick/0.wav", "file:kick/layered/1.wav", "file:snare/0.wav", "file:snare/layered/1.wav"]
+    )

@@ -13,8 +13,7 @@ from midi_files import save_midi
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from latentlive.cli import main
-from latentlive.corpus.band_midi import split_pieces
-from latentlive.corpus.drum_corpus import split_in_time, split_unseen_patterns
+from latentlive.corpus.splits import SIDES, split_groups, split_in_time
 
 ROOT = Path(__file__).resolve().parents[1]
 TPQ = 96
@@ -88,16 +87,14 @@ def write_noise(path: Path, seconds: float, rate: int, channels: int = 1, beat_h
 
 
 def test_splits_hold_out_one_example_of_two_and_never_overlap_in_time() -> None:
-    distinct = np.arange(3 * 4).reshape(3, 4) % 5
-    train_idx, val_idx = split_unseen_patterns(distinct, 0.1, seed=0)
-    assert len(val_idx) == 1 and len(train_idx) == 2  # round(0.3) = 0 held out before
-    same = np.zeros((4, 9, 16), dtype=np.uint8)
-    assert [len(part) for part in split_unseen_patterns(same, 0.1, seed=0)] == [3, 1]
-    assert [len(part) for part in split_unseen_patterns(same[:1], 0.1, seed=0)] == [1, 0]
-    # crops of 100 samples every 50: the held-out end, and no training crop reaching into it
-    train_idx, val_idx = split_in_time(np.arange(10) * 50, 100, 0.2)
-    assert list(val_idx) == [8, 9] and list(train_idx) == [0, 1, 2, 3, 4, 5, 6]
-    assert [len(split_pieces(["a", "b"])[name]) for name in ("train", "validation", "test")] == [1, 1, 0]
+    # two sources: one trains, one is held out; a third is the test side
+    assert [len(split_groups(["a", "b"]).groups[side]) for side in SIDES] == [1, 1, 0]
+    assert [len(split_groups(["a", "b", "c"]).groups[side]) for side in SIDES] == [1, 1, 1]
+    # one source, crops of 100 samples every 50: each side ends before the next one starts
+    sides = split_in_time(np.arange(10) * 50, 100, (0.8, 0.2, 0.0))
+    assert list(sides["validation"]) == [8, 9] and list(sides["train"]) == [0, 1, 2, 3, 4, 5, 6]
+    # two crops that do not overlap: one trains, one is held out
+    assert [len(split_in_time([0, 100], 100)[side]) for side in SIDES] == [1, 1, 0]
 
 
 # -- drums ---------------------------------------------------------------------------------------------
@@ -148,8 +145,12 @@ def test_one_recording_trains_the_techno_model_split_in_time(
 ) -> None:
     write_noise(tmp_path / "db" / "jam 120bpm.wav", 20.0, 16000)
     assert train("techno_tiny.gin", tmp_path / "db", tmp_path / "runs") == 0
-    # loops of 4.1 s every 2 bars (4 s): the last 2 of 5 held out, the 2 that end before them trained on
-    assert "loops: 2 for training, 2 held out" in capsys.readouterr().out
+    # loops of 4.1 s every 2 bars (4 s): the last one is the test side, the last one that ends before it
+    # starts validation, and the one that ends before that trains
+    assert (
+        "loops: 1 for training, 1 for validation, 1 for test (one file split in time)"
+        in capsys.readouterr().out
+    )
     run = tmp_path / "runs" / "small"
     assert np.isfinite(held_out_metrics(run)["eval/spectral_distance"])
     assert {"latent/spearman", "interpolation/features"} <= image_tags(run)
@@ -160,8 +161,9 @@ def test_one_sound_trains_the_grain_model_split_in_time_and_exports(
 ) -> None:
     write_noise(tmp_path / "db" / "texture.wav", 1.5, 22050, channels=2)
     assert train("grain_tiny.gin", tmp_path / "db", tmp_path / "runs") == 0
-    # 287 loud grains, a quarter held out at the end, none of the others within a grain of the first of them
-    assert "grains: 215 for training, 72 held out (0 whole sounds)" in capsys.readouterr().out
+    # 287 loud grains: the last quarter is the test side, the quarter before it validation (gin/grain_tiny.gin),
+    # and no grain of one side reaches into the next
+    assert "grains: 140 train, 72 validation, 72 test (one sound split in time)" in capsys.readouterr().out
     run = tmp_path / "runs" / "small"
     assert np.isfinite(held_out_metrics(run)["eval/lsd"])
     assert "latent/map_by_sound" in image_tags(run)
@@ -202,8 +204,10 @@ def test_one_band_piece_trains_split_in_time_and_logs_piano_rolls(
         train("band_tiny.gin", tmp_path / "db", tmp_path / "runs", *(w for b in binds for w in ("--bind", b)))
         == 0
     )
-    # 12 windows of 5 measures: the last held out, the 7 that end before it starts trained on
-    assert "band: 7 training windows, 1 validation windows of 5 measures" in capsys.readouterr().out
+    # 16 measures in blocks of 5 (one window): the last block is the test side, the one before it validation,
+    # and training keeps the windows that end before validation starts
+    out = capsys.readouterr().out
+    assert "band: 2 training windows, 1 validation windows, 1 test windows of 5 measures (one group" in out
     run = tmp_path / "runs" / "small"
     metrics = held_out_metrics(run)
     assert metrics and all(np.isfinite(value) for value in metrics.values())

@@ -3,6 +3,7 @@ and the pure functions behind their metrics and data."""
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +12,17 @@ import soundfile as sf
 import torch
 from cli_process import assert_one_clear_line, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
 
 from latentlive.cli import main
-from latentlive.core.runs import load_checkpoint
+from latentlive.core.runs import RunFolder, load_checkpoint
+from latentlive.corpus.splits import SIDES, read_split
 from latentlive.corpus.techno_synth import loop_samples_for
 from latentlive.models.vae import kl_standard_normal
 from latentlive.training.config import parse_gin
 from latentlive.training.loop import weighted_total
-from latentlive.training.metrics import roughness, spearman_per_dimension
-from latentlive.training.tasks.base import TensorData
+from latentlive.training.metrics import latent_sensitivity, roughness, spearman_per_dimension
+from latentlive.training.tasks.base import SplitData, TensorData
 from latentlive.training.tasks.techno import TechnoTask, latent_frames_mmd, load_loop_tensors
 from latentlive.training.tasks.techno_prior import TechnoPriorTask, loop_positions, resample_frames
 
@@ -54,6 +57,16 @@ def test_roughness_is_the_mean_absolute_second_difference_over_the_range() -> No
     assert roughness(np.array([0.0, 10.0, 0.0, 10.0, 0.0])) == pytest.approx(2.0)  # |(-20, 20, -20)| / 10
     assert roughness(np.array([40.0, 40.0, 40.0])) == 0.0  # flat: no range to divide by
     assert roughness(np.array([0.0, 1.0])) == 0.0  # too short for a second difference
+
+
+def test_latent_sensitivity_is_zero_for_a_decoder_that_ignores_its_latent() -> None:
+    codes = torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(2))
+    distance = lambda a, b: (a - b).abs().mean()  # noqa: E731
+    ignoring = latent_sensitivity(lambda z: torch.ones(len(z), 1, 64), codes, distance)
+    assert ignoring.shape == (4,) and np.all(ignoring == 0.0)
+    weights = torch.tensor([1.0, 0.5, 0.0, 2.0])  # dimension 2 is ignored, dimension 3 matters most
+    linear = lambda z: (weights[None, :, None] * z).sum(1, keepdim=True)  # noqa: E731
+    assert latent_sensitivity(linear, codes, distance, step=0.5) == pytest.approx([1.0, 0.5, 0.0, 2.0])
 
 
 def test_loop_positions_put_k_of_K_frames_at_bar_phase_k_over_K() -> None:
@@ -165,12 +178,22 @@ def test_tiny_run_writes_metrics_audio_and_figures(techno_run: Path) -> None:
         "eval/interpolation_roughness_loudness",
         "eval/interpolation_roughness_centroid",
         "eval/kl_per_frame",
+        "eval/latent_sensitivity",
+        *(
+            f"eval/per_dimension/{m}/z{d}"
+            for m in ("spearman_loudness", "latent_sensitivity")
+            for d in range(4)
+        ),
     ]
     assert set(names) <= set(evaluation)
     assert all(math.isfinite(evaluation[name]) for name in names)
     assert evaluation["eval/spectral_distance"] > 0 and evaluation["eval/kl_per_frame"] >= 0
     assert 0 <= evaluation["eval/spearman_loudness"] <= 1 and 0 <= evaluation["eval/spearman_centroid"] <= 1
     assert evaluation["eval/interpolation_roughness_loudness"] >= 0
+    best = max(abs(evaluation[f"eval/per_dimension/spearman_loudness/z{d}"]) for d in range(4))
+    assert evaluation["eval/spearman_loudness"] == pytest.approx(best)  # the best of the logged dimensions
+    sensitivity = [evaluation[f"eval/per_dimension/latent_sensitivity/z{d}"] for d in range(4)]
+    assert evaluation["eval/latent_sensitivity"] == pytest.approx(np.mean(sensitivity))
 
     events = EventAccumulator(str(techno_run), size_guidance={"images": 0, "audio": 0}).Reload()
     audio = set(events.Tags()["audio"])
@@ -178,7 +201,7 @@ def test_tiny_run_writes_metrics_audio_and_figures(techno_run: Path) -> None:
     clip = events.Audio("audio/reconstruction/0")[-1]
     assert clip.sample_rate == 16000 and clip.length_frames == 65536  # one whole example at the model rate
     assert events.Audio("audio/interpolation")[-1].length_frames == 5 * 65536  # five points from A to B
-    assert {"latent/spearman", "interpolation/features"} <= set(events.Tags()["images"])
+    assert {"latent/spearman", "latent/sensitivity", "interpolation/features"} <= set(events.Tags()["images"])
     betas = [e.value for e in events.Scalars("weight/loss/divergence")]
     assert betas == pytest.approx([0.05, 0.1])  # steps 2 and 4 of a 2-step warm-up to 0.1
 
@@ -233,6 +256,35 @@ def test_adversarial_phase_freezes_the_encoder_and_resumes_the_discriminator(tmp
     assert [e.step for e in events.Scalars("loss/divergence")] == [2]
 
 
+class IgnoresItsLatent(nn.Module):
+    """A stage-1 model whose decoder plays the same loop whatever its latent."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.encode(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(torch.zeros_like(z))
+
+
+@pytest.mark.usefixtures("tiny_gin")
+def test_a_decoder_that_ignores_its_latent_is_smooth_but_has_no_sensitivity() -> None:
+    task = TechnoTask()
+    model, _ = task.build_model()
+    generator = torch.Generator().manual_seed(4)
+    gains = torch.tensor([0.05, 0.2, 0.4, 0.8])[:, None]
+    data = TensorData({"audio": gains * torch.randn(4, 8192, generator=generator)})
+    normal = task.evaluate(model.eval(), data)
+    ignoring = task.evaluate(IgnoresItsLatent(model).eval(), data)
+    assert ignoring["eval/interpolation_roughness_loudness"] == 0.0  # it looks perfectly smooth ...
+    assert ignoring["eval/latent_sensitivity"] == pytest.approx(0.0, abs=1e-6)  # ... as nothing moves
+    assert normal["eval/latent_sensitivity"] > 0.01
+    assert all(normal[f"eval/per_dimension/latent_sensitivity/z{d}"] > 0 for d in range(4))
+
+
 # -- stage 1 on a folder of loops --------------------------------------------------------------------
 
 
@@ -266,7 +318,12 @@ def test_stage1_trains_on_a_folder_of_named_loops(tmp_path: Path) -> None:
     assert math.isfinite(
         json.loads((tmp_path / "user" / "metrics.json").read_text())["eval"]["eval/kl_per_frame"]
     )
-    data = load_loop_tensors(folder, {k: meta[k] for k in ("sample_rate", "length", "bars", "examples")})
+    data, groups = load_loop_tensors(
+        folder, {k: meta[k] for k in ("sample_rate", "length", "bars", "examples")}
+    )
+    assert sorted(set(groups)) == [f"groove {i} 124bpm.wav" for i in range(3)]
+    split = read_split(tmp_path / "user" / "split.json")
+    assert sorted(g for side in SIDES for g in split.groups[side]) == sorted(set(groups))  # each file once
     assert 3 <= len(data) <= 8 and data.tensors["audio"].shape[1] == 32768
     assert torch.all(data.tensors["bpm"] == 124.0)  # the tempo of the names
     assert torch.all(data.tensors["loop_samples"] == loop_samples_for(124.0, 1, 16000))
@@ -294,8 +351,41 @@ def prior_data(techno_run: Path) -> tuple[TechnoPriorTask, TensorData, TensorDat
     """A techno_prior task of gin/techno_prior_tiny.gin on the tiny stage-1 run, with its encoded loops."""
     _prior_gin(techno_run)
     task = TechnoPriorTask()
-    train, val = task.load_data(None, seed=0, log=lambda *_: None)
-    return task, train, val
+    sides = task.load_data(None, seed=0, log=lambda *_: None)
+    return task, sides.train, sides.validation
+
+
+def test_techno_prior_deals_the_loops_exactly_as_its_stage1_run(
+    techno_run: Path, techno_prior_run: Path, tmp_path: Path
+) -> None:
+    assert read_split(RunFolder(techno_prior_run).split_file) == read_split(RunFolder(techno_run).split_file)
+    # a stage-1 run whose split no seed would draw (validation and test swapped): the prior follows the file
+    stage1 = tmp_path / "techno"
+    shutil.copytree(techno_run, stage1)
+    recorded = json.loads((stage1 / "split.json").read_text())
+    groups = recorded["groups"]
+    groups["validation"], groups["test"] = groups["test"], groups["validation"]
+    (stage1 / "split.json").write_text(json.dumps(recorded))
+    _prior_gin(stage1)
+    sides: SplitData = TechnoPriorTask().load_data(None, seed=7, log=lambda *_: None)
+    split = read_split(stage1 / "split.json")
+    assert sides.split == split and not split.by_time
+    meta = load_checkpoint(stage1 / "checkpoints" / "last.pt")["metadata"]
+    data, names = load_loop_tensors(None, {k: meta[k] for k in ("sample_rate", "length", "bars", "examples")})
+    for side in ("validation", "test"):  # the held-out loops are those of the recorded held-out groups
+        expected = data.tensors["audio"][split.indices(names, side)]
+        assert len(expected) and torch.equal(sides.side(side).tensors["audio"], expected)
+    assert len(sides.train) == len(split.indices(names, "train"))
+
+
+def test_techno_prior_refuses_a_stage1_run_without_a_split(techno_run: Path, tmp_path: Path) -> None:
+    stage1 = tmp_path / "old_techno"
+    shutil.copytree(techno_run, stage1)
+    (stage1 / "split.json").unlink()
+    binding = f"TechnoPriorTask.stage1_run = '{stage1}'"
+    done = run_cli("train", "--gin", PRIOR_TINY, "--bind", binding, "--out", str(tmp_path / "runs"), cwd=ROOT)
+    assert_one_clear_line(done, str(stage1 / "split.json"), "no split.json")
+    assert not any((tmp_path / "runs").rglob("last.pt"))
 
 
 def test_techno_prior_data_are_phase_indexed_trajectories_of_K_frames(

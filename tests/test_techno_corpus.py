@@ -8,15 +8,19 @@ import soundfile
 
 from latentlive.core.errors import UserError
 from latentlive.corpus import loops, techno_synth
-from latentlive.corpus.loops import estimate_tempo, load_loops, tempo_from_name
+from latentlive.corpus.loops import builtin_loop_seed, estimate_tempo, load_loops, tempo_from_name
+from latentlive.corpus.splits import SIDES
 from latentlive.corpus.techno_synth import (
     BPM_RANGE,
     PART_NAMES,
     PEAK,
+    corpus_loop_seed,
     generate_techno_corpus,
     loop_samples_for,
     render_techno_loop,
 )
+from latentlive.training.tasks.base import TensorData
+from latentlive.training.tasks.techno import load_loop_tensors, split_loops
 
 SR = 16000
 
@@ -269,3 +273,62 @@ def test_a_one_bar_named_loop_is_repeated_and_slow_loops_become_windows(tmp_path
     slow = [i for i, source in enumerate(corpus.sources) if source.startswith("slow")]
     assert slow and np.all(np.isnan(corpus.bpm[slow])) and np.all(corpus.loop_samples[slow] == 65536)
     assert corpus.counts["loop_longer_than_length_files"] == 1
+
+
+# -- groups and the split ---------------------------------------------------------------------------------
+
+
+def groups_on_two_sides(groups: list[str], sides: dict[str, np.ndarray]) -> set[str]:
+    """The groups with examples on more than one side of ``sides`` (side -> example indices)."""
+    seen: dict[str, set[str]] = {}
+    for side, indices in sides.items():
+        for index in indices:
+            seen.setdefault(groups[int(index)], set()).add(side)
+    return {group for group, where in seen.items() if len(where) > 1}
+
+
+def _tensors(db: Path | None, **settings: int) -> tuple[TensorData, list[str]]:
+    return load_loop_tensors(
+        db, {"sample_rate": SR, "length": 32768, "bars": 1, **settings}, log=lambda _: None
+    )
+
+
+def test_the_leak_check_fails_on_a_split_by_loop() -> None:
+    groups = ["a.wav", "a.wav", "b.wav", "b.wav", "c.wav", "c.wav"]
+    by_loop = {"train": np.array([0, 2, 4]), "validation": np.array([1, 3]), "test": np.array([5])}
+    assert groups_on_two_sides(groups, by_loop) == {"a.wav", "b.wav", "c.wav"}
+    by_file = {"train": np.array([0, 1, 2, 3]), "validation": np.array([4, 5]), "test": np.array([], int)}
+    assert groups_on_two_sides(groups, by_file) == set()
+
+
+def test_every_built_in_loop_is_the_group_of_its_seed_and_on_one_side() -> None:
+    data, groups = _tensors(None, examples=12)
+    assert groups == [f"builtin/seed{corpus_loop_seed(0, i)}" for i in range(12)]
+    assert [builtin_loop_seed(g) for g in groups] == list(range(12)) and builtin_loop_seed("a.wav") is None
+    split, sides = split_loops(data, groups, 32768, (0.6, 0.2, 0.2), seed=3)
+    assert [len(sides[side]) for side in SIDES] == [8, 2, 2] and not split.by_time
+    assert groups_on_two_sides(groups, sides) == set()
+    for side in SIDES:
+        assert {groups[i] for i in sides[side]} == set(split.groups[side])
+
+
+def test_no_file_of_a_folder_is_on_two_sides(tmp_path: Path) -> None:
+    for i in range(5):  # 8 s each: 3 or 4 one-bar crops per file
+        soundfile.write(tmp_path / f"take {i} 125bpm.wav", _click_track(125.0, 8.0) * (0.5 + 0.1 * i), SR)
+    data, groups = _tensors(tmp_path)
+    assert sorted(set(groups)) == [f"take {i} 125bpm.wav" for i in range(5)]
+    assert all(groups.count(g) >= 3 for g in groups)  # several crops per file: a split by crop would leak
+    split, sides = split_loops(data, groups, 32768, (0.8, 0.1, 0.1), seed=0)
+    assert [len(split.groups[side]) for side in SIDES] == [3, 1, 1]
+    assert sum(len(sides[side]) for side in SIDES) == len(groups)
+    assert groups_on_two_sides(groups, sides) == set()
+
+
+def test_one_file_is_split_in_time_without_overlap(tmp_path: Path) -> None:
+    soundfile.write(tmp_path / "set 125bpm.wav", _click_track(125.0, 24.0), SR)
+    data, groups = _tensors(tmp_path)
+    split, sides = split_loops(data, groups, 32768, (0.6, 0.2, 0.2), seed=0)
+    assert split.by_time and all(len(sides[side]) for side in SIDES)
+    starts = data.tensors["start"].numpy()
+    for earlier, later in (("train", "validation"), ("validation", "test")):
+        assert starts[sides[earlier]].max() + 32768 <= starts[sides[later]].min()

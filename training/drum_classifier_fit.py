@@ -1,4 +1,5 @@
-"""Fitting the drum classifier (``models.drum_classifier``), the judge of the drum synth's class metric."""
+"""Fitting the drum classifier (``models.drum_classifier``), the judge of the drum synth's class metric
+(measured alone by ``training/drumsynth_judge.py``)."""
 
 import torch
 from torch import Tensor

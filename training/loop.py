@@ -36,8 +36,9 @@ from latentlive.core.runs import (
     load_checkpoint,
     training_lock,
 )
+from latentlive.corpus.splits import Split, write_split
 from latentlive.training.run_plan import RunPlan, TrainRequest, plan_run
-from latentlive.training.tasks import Task, TensorData
+from latentlive.training.tasks import SplitData, Task, TensorData
 
 
 class TrainingInterrupted(Exception):
@@ -65,6 +66,7 @@ class TrainState:
     trained: nn.Module  # the model, or its DDP wrapper
     optimizer: torch.optim.Optimizer
     model_args: dict[str, Any]
+    split: Split | None = None
     discriminator: nn.Module | None = None
     discriminator_optimizer: torch.optim.Optimizer | None = None
     step: int = 0
@@ -129,6 +131,19 @@ def _rng_states() -> dict[str, Any]:
     return states
 
 
+def restore_rng_states(checkpoint: dict[str, Any]) -> None:
+    """Set the CPU generator and, on a machine with as many CUDA devices as the run had, every CUDA
+    generator back to the checkpoint's states (``reparameterize`` and the tasks draw from them on a GPU)."""
+    torch.set_rng_state(checkpoint["rng_state"])
+    cuda_states = checkpoint.get("cuda_rng_states")
+    if (
+        cuda_states is not None
+        and torch.cuda.is_available()
+        and len(cuda_states) == torch.cuda.device_count()
+    ):
+        torch.cuda.set_rng_state_all(cuda_states)
+
+
 def save_checkpoint(
     state: TrainState,
     run: RunFolder,
@@ -150,6 +165,7 @@ def save_checkpoint(
         **_rng_states(),
         **_discriminator_states(state),
         "metadata": state.task.metadata(),
+        "split": None if state.split is None else state.split.to_json(),
         "config": config_text,
         "run": run_settings,
         "last_eval": state.last_eval,
@@ -204,19 +220,18 @@ def restore_checkpoint(state: TrainState, run: RunFolder, run_settings: dict[str
             f"{run.checkpoint}: written with --seed {recorded.get('seed')}, not {run_settings['seed']}; "
             f"restore {run.settings_file} or train a new --name"
         )
+    recorded_split = checkpoint.get("split")
+    if recorded_split is not None and state.split is not None and recorded_split != state.split.to_json():
+        raise UserError(
+            f"{run.checkpoint}: the data no longer splits as when the run started (files added, removed or "
+            f"renamed in {run_settings['db'] or 'the built-in corpus'}); restore the data or train a new --name"
+        )
     state.model.load_state_dict(checkpoint["model_state"])
     state.optimizer.load_state_dict(checkpoint["optimizer_state"])
     if state.discriminator is not None and "discriminator_state" in checkpoint:
         state.discriminator.load_state_dict(checkpoint["discriminator_state"])
         state.discriminator_optimizer.load_state_dict(checkpoint["discriminator_optimizer_state"])
-    torch.set_rng_state(checkpoint["rng_state"])
-    cuda_states = checkpoint.get("cuda_rng_states")
-    if (
-        cuda_states is not None
-        and torch.cuda.is_available()
-        and len(cuda_states) == torch.cuda.device_count()
-    ):
-        torch.cuda.set_rng_state_all(cuda_states)
+    restore_rng_states(checkpoint)
     state.step = checkpoint["step"]
     state.last_eval = checkpoint.get("last_eval", {})
 
@@ -347,12 +362,13 @@ def train(
     torch.manual_seed(seed)
     the_task = registry.load(spec.task)()
     log = print if dist_info.is_main else (lambda *_: None)
-    train_data, val_data = the_task.load_data(db, seed, log)
+    data: SplitData = the_task.load_data(db, seed, log)
+    train_data, val_data = data.train, data.validation
     model, model_args = the_task.build_model()
     model.to(device)
     trained = nn.parallel.DistributedDataParallel(model) if dist_info.world_size > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    state = TrainState(the_task, model, trained, optimizer, model_args)
+    state = TrainState(the_task, model, trained, optimizer, model_args, split=data.split)
     build_discriminator = getattr(the_task, "build_discriminator", None)
     discriminator = build_discriminator() if build_discriminator else None
     if discriminator is not None:
@@ -370,6 +386,7 @@ def train(
     writer = SummaryWriter(str(run.root)) if dist_info.is_main else None
     if dist_info.is_main and not resume:
         atomic_write_text(run.config, config_text)
+        write_split(run.split_file, data.split)
         writer.add_text("config", as_markdown_code(config_text), 0)
     if dist_info.is_main and resume:
         given = request or TrainRequest()

@@ -5,7 +5,8 @@ Each model's bench is a module of this package with the same small interface:
 gin bindings of the short run of the model's full-size gin file trained when no run is given: speed does
 not depend on how well the model has learned; empty where the model is measured from a file only),
 ``FROM_FILE`` (whether ``--model FILE.ts`` is measured without a run) and ``REUSE_CURRENT_EXPORT`` (whether
-a streaming export newer than the checkpoint is measured as it is rather than exported again).
+a streaming export newer than the checkpoint is measured as it is rather than exported again). Every timed
+call is reported by ``common.call_figures``, with the same fields in every bench (docs/development.md).
 """
 
 import tempfile
@@ -15,7 +16,13 @@ from typing import Any
 
 import torch
 
-from latentlive.bench.common import export_is_current, first_call_figures, train_tiny_run, write_and_print
+from latentlive.bench.common import (
+    INTERLEAVED_WITH,
+    export_is_current,
+    first_call_figures,
+    train_tiny_run,
+    write_and_print,
+)
 from latentlive.bench.nsgt import bench_transform
 from latentlive.core.errors import UserError
 from latentlive.core.runs import RunFolder
@@ -37,7 +44,12 @@ def bench_model(
     if model is not None:
         if not bench.FROM_FILE:
             raise UserError(f"--model: bench {model_name} measures a run; pass --run RUN instead")
-        results = {"model": model_name, "torch_version": torch.__version__, "path": str(model)}
+        results = {
+            "model": model_name,
+            "torch_version": torch.__version__,
+            "path": str(model),
+            "interleaved_with": INTERLEAVED_WITH,
+        }
         results.update(bench.bench(Path(model), None), **first_call_figures(Path(model)))
         return write_and_print(model_name, results, out)
     if run is None and not bench.TRAINING_BINDINGS:
@@ -53,6 +65,7 @@ def bench_model(
             "model": model_name,
             "torch_version": torch.__version__,
             "device_for_training": "cuda" if torch.cuda.is_available() else "cpu",
+            "interleaved_with": INTERLEAVED_WITH,
             **bench.bench(the_run.exported_model, the_run),
             **first_call_figures(the_run.exported_model),
         }

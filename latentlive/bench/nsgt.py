@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentlive.bench.common import write_and_print
+from latentlive.bench.common import INTERLEAVED_WITH, call_figures, write_and_print
 from latentlive.core.errors import UserError
-from latentlive.export.host import one_thread, time_calls
+from latentlive.export.host import one_thread
 from latentlive.models.nsgt import NSGT, fast_length, make_scale
 
 
@@ -57,8 +57,8 @@ def reference_nsgt_module() -> Iterator[object]:
         windows.np = saved
 
 
-def _p50_ms(function: Callable[[], object], repeats: int) -> float:
-    return time_calls(function, repeats, warmup=1)["p50_ms"]
+def _figures(function: Callable[[], object], repeats: int) -> dict[str, Any]:
+    return call_figures(function, repeats, None, warmup=1)
 
 
 def bench_nsgt(
@@ -70,11 +70,12 @@ def bench_nsgt(
     fmax: float = 10000.0,
     bins: int = 24,
 ) -> dict:
-    """Median forward and inverse times (ms) of ours and of the reference, for one signal, and ratios.
+    """Forward and inverse times of ours and of the reference for one signal (``call_figures``, no buffer
+    period), and ratios.
 
     Ours runs on one thread in float32 (and float64, the reference's precision) with the reference's
     frame count, and in float32 with a fast frame count (``fast_length(min_frames, 16)``).
-    ``*_speedup`` is reference time / our time (above 1: ours is faster).
+    ``*_speedup`` is the reference's ``wall_ms_mean`` / ours (above 1: ours is faster).
     """
     signal = np.random.default_rng(0).standard_normal(length)
     with one_thread():
@@ -90,8 +91,8 @@ def bench_nsgt(
                 "sample_rate": sample_rate,
                 "scale": f"{scale}({fmin}, {fmax}, {bins})",
                 "repeats": repeats,
-                "reference_forward_ms": _p50_ms(lambda: reference.forward(signal), repeats),
-                "reference_inverse_ms": _p50_ms(lambda: reference.backward(ref_coefficients), repeats),
+                "reference_forward": _figures(lambda: reference.forward(signal), repeats),
+                "reference_inverse": _figures(lambda: reference.backward(ref_coefficients), repeats),
             }
         ours_scale = make_scale(scale, fmin, fmax, bins)
         reference_frames = NSGT(length, sample_rate, ours_scale).num_frames
@@ -105,16 +106,19 @@ def bench_nsgt(
                 module = torch.jit.script(NSGT(length, sample_rate, ours_scale, frames=frames, dtype=dtype))
                 x = torch.from_numpy(signal).to(dtype)[None]
                 c = module(x)
-                forward_ms = _p50_ms(lambda m=module, x=x: m(x), repeats)
-                inverse_ms = _p50_ms(lambda m=module, c=c: m.inverse(c), repeats)
                 result[f"ours_{name}_bins_frames"] = list(c.shape[-2:])
-                result[f"ours_{name}_forward_ms"] = forward_ms
-                result[f"ours_{name}_inverse_ms"] = inverse_ms
-                result[f"{name}_forward_speedup"] = result["reference_forward_ms"] / forward_ms
-                result[f"{name}_inverse_speedup"] = result["reference_inverse_ms"] / inverse_ms
+                for way, call in (
+                    ("forward", lambda m=module, x=x: m(x)),
+                    ("inverse", lambda m=module, c=c: m.inverse(c)),
+                ):
+                    figures = result[f"ours_{name}_{way}"] = _figures(call, repeats)
+                    result[f"{name}_{way}_speedup"] = (
+                        result[f"reference_{way}"]["wall_ms_mean"] / figures["wall_ms_mean"]
+                    )
     return result
 
 
 def bench_transform(out: Path | None = None) -> dict[str, Any]:
     """The TorchScript NSGT against the reference ``nsgt`` package (one thread), printed and written as JSON."""
-    return write_and_print("nsgt", {"torch_version": torch.__version__, **bench_nsgt()}, out)
+    results = {"torch_version": torch.__version__, "interleaved_with": INTERLEAVED_WITH, **bench_nsgt()}
+    return write_and_print("nsgt", results, out)

@@ -3,7 +3,7 @@
 A run holds ``config.gin`` (the bindings it started with, re-read by export and ``--resume``), ``run.json`` (the seed,
 the ``--db`` folder, the gin files and bindings it was started with, and each resume), ``checkpoints/last.pt``
 with ``checkpoints/operative_config-STEP.gin`` beside it for each checkpoint written (what gin actually used),
-TensorBoard events, ``metrics.json`` and, after export, ``export/NAME.ts`` and ``export/report.json``.
+TensorBoard events, ``metrics.json``, ``split.json`` (the groups on each side of its data split) and, after export, ``export/NAME.ts`` and ``export/report.json``.
 
 While a process trains in a run, the run is locked (an ``flock`` on ``.train.lock``, released by the kernel
 when the process ends, however it ends). What ``--resume`` may change is decided in
@@ -70,6 +70,15 @@ class RunFolder:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
+
+    @property
+    def split_file(self) -> Path:
+        """``split.json``: the seed, fractions and groups on each side of the run's data split."""
+        return self.root / "split.json"
+
+    def evaluation(self, held_out: str) -> Path:
+        """``eval_<held_out>.json``: what ``latentlive evaluate`` measured on a split or a folder."""
+        return self.root / f"eval_{held_out}.json"
 
     @property
     def settings_file(self) -> Path:

@@ -8,11 +8,11 @@ logs figures. The trainer (``latentlive.training.loop``) is the same for every t
 import importlib
 import pkgutil
 
-from latentlive.training.tasks.base import Task, TensorData
+from latentlive.training.tasks.base import SplitData, Task, TensorData
 
 # Every task module, imported so that gin knows each configurable before a config is parsed. Which task
 # trains which model is said in latentlive.registry.
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["Task", "TensorData"]
+__all__ = ["SplitData", "Task", "TensorData"]

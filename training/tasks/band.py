@@ -13,6 +13,7 @@ encoder; ``"no_music_losses"``) are trained beside the main model on the same ba
 one module (:class:`BandModels`) and stores the main model's arguments.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,15 @@ from torch.utils.tensorboard import SummaryWriter
 
 from latentlive.core.cache import cache_dir
 from latentlive.core.errors import UserError
-from latentlive.corpus.band_midi import KEY_SPAN, BandCorpus, load_band_corpus, window_rolls
-from latentlive.corpus.drum_corpus import split_in_time
+from latentlive.corpus.band_midi import (
+    KEY_SPAN,
+    BandCorpus,
+    BandPiece,
+    load_band_corpus,
+    read_held_out_pieces,
+    window_rolls,
+)
+from latentlive.corpus.splits import SIDES, Split, split_in_time
 from latentlive.models.band import STEPS, BandRMVAE, gaussian_product
 from latentlive.models.band_objective import (
     duration_error,
@@ -43,11 +51,10 @@ from latentlive.models.vae import BetaSchedule, kl_gaussians, reparameterize
 from latentlive.training.config import configured_arguments
 from latentlive.training.plots import piano_roll_figure
 from latentlive.training.tasks.band_eval import baseline_scores, evaluate_windows, summarise
-from latentlive.training.tasks.base import TensorData, require_enough_data
+from latentlive.training.tasks.base import SplitData, TensorData, require_enough_data, split_fractions
 
 ABLATIONS = ("no_poe", "no_music_losses")
 MUSIC_LOSSES = ("scale", "rhythm", "harmony")
-ONE_PIECE_HELD_OUT = 0.1  # share of the windows of a lone piece held out, as validation's share of pieces
 PITCH_MARGIN = 3  # semitones beyond the corpus (and its shifts) that the decoders can still play
 
 
@@ -127,6 +134,7 @@ class BandTask:
         self.ablations = tuple(ablations)
         self.eval_windows, self.eval_samples = eval_windows, eval_samples
         self.corpus: BandCorpus | None = None
+        self.held_out_pieces: list[BandPiece] = []  # a user's folder read by load_held_out, after the corpus
         self.part_names: list[str] = []
         self.part_kinds: list[str] = []
 
@@ -136,7 +144,10 @@ class BandTask:
 
     # Data.
 
-    def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
+    def load_data(self, db: Path | None, seed: int, log: Any = print) -> SplitData:
+        """The corpus's windows dealt to train / validation / test by groups of pieces (versions of one tune
+        together); a corpus of one group is split in time (:meth:`split_one_group`)."""
+        fractions = split_fractions()
         self.corpus = load_band_corpus(
             db,
             parts=list(self.parts) or None,
@@ -146,48 +157,99 @@ class BandTask:
             max_pieces=self.max_pieces or None,
             cache_dir=cache_dir(),
             seed=seed,
+            fractions=fractions,
             log=log,
         )
         self.part_names, self.part_kinds = list(self.corpus.part_names), list(self.corpus.part_kinds)
-        train = self.windows("train")
-        validation = self.windows("validation")
-        if len(validation) == 0 and len(self.corpus.split["train"]) == 1:
-            train, validation = self.split_one_piece(train)
+        groups = self.corpus.piece_groups()
+        if len(set(groups)) >= 2 and self.corpus.split_record is not None:
+            sides = [self.windows(side) for side in SIDES]
+            data = SplitData(*sides, split=self.corpus.split_record)
+        else:
+            data = self.split_one_group(groups[0], fractions, seed)
         require_enough_data(
             self.corpus.source,
-            train,
-            validation,
+            data.train,
+            data.validation,
             f"windows of {self.window} measures",
             f"add pieces (two or more, of {self.window} measures or more), or lower BandTask.context",
         )
         log(
-            f"band: {len(train)} training windows, {len(validation)} validation windows of {self.window} measures"
+            f"band: {len(data.train)} training windows, {len(data.validation)} validation windows, "
+            f"{len(data.test)} test windows of {self.window} measures"
+            + (" (one group, split in time)" if data.split.by_time else "")
         )
-        return train, validation
+        return data
 
     def windows(self, split: str) -> TensorData:
         """Every window of ``W`` measures of the pieces of ``split``: piece, start, shift range (train only)."""
         assert self.corpus is not None
-        shift_ranges = self.corpus.shift_ranges() if split == "train" else None
+        return self._windows(self.corpus.split[split], shifted=split == "train")
+
+    def _piece(self, index: int) -> BandPiece:
+        """Piece ``index`` of the corpus, or of the held-out folder after it (see :meth:`load_held_out`)."""
+        assert self.corpus is not None
+        pieces = self.corpus.pieces
+        return pieces[index] if index < len(pieces) else self.held_out_pieces[index - len(pieces)]
+
+    def _windows(
+        self, indices: Sequence[int], shifted: bool, bounds: dict[int, tuple[int, int]] | None = None
+    ) -> TensorData:
+        """The windows of the pieces ``indices`` (within the measures ``bounds[piece]`` when given), with the
+        augmentation's shift range when ``shifted`` (else 0, 0)."""
+        assert self.corpus is not None
+        shift_ranges = self.corpus.shift_ranges() if shifted else None
         rows = []
-        for index in self.corpus.split[split]:
+        for index in indices:
             low, high = (0, 0) if shift_ranges is None else shift_ranges[index]
-            for start in range(self.corpus.pieces[index].measures - self.window + 1):
+            begin, end = (bounds or {}).get(index, (0, self._piece(index).measures))
+            for start in range(begin, end - self.window + 1):
                 rows.append((index, start, low, high))
         table = torch.as_tensor(np.array(rows, np.int64).reshape(-1, 4))
         names = ("piece", "start", "shift_low", "shift_high")
         return TensorData({name: table[:, i].contiguous() for i, name in enumerate(names)})
 
-    def split_one_piece(self, windows: TensorData) -> tuple[TensorData, TensorData]:
-        """A corpus of one piece is split in time: its last windows (a tenth, at least one) are held out and
-        training keeps the windows that end before the first of them starts, so no held-out measure is
-        trained on. The held-out windows are not transposed. (The token frequencies that weigh the losses are
-        a property of the corpus and still count the whole piece.)"""
-        train_idx, val_idx = split_in_time(windows.tensors["start"].numpy(), self.window, ONE_PIECE_HELD_OUT)
-        validation = TensorData(windows.take(torch.as_tensor(val_idx)))
-        validation.tensors["shift_low"].zero_()
-        validation.tensors["shift_high"].zero_()
-        return TensorData(windows.take(torch.as_tensor(train_idx))), validation
+    def split_one_group(self, group: str, fractions: tuple[float, float, float], seed: int) -> SplitData:
+        """A corpus of one group (one piece, or versions of one tune) is split in time: each piece is cut
+        into blocks of ``W`` measures ending at its last measure, ``corpus.splits.split_in_time`` deals the
+        blocks (the last to test, those before to validation), and each side takes the windows within its
+        measures, so no held-out measure is trained on. Held-out windows are not transposed. (The token
+        frequencies that weigh the losses are a property of the corpus and still count every piece.)"""
+        assert self.corpus is not None
+        bounds: dict[str, dict[int, tuple[int, int]]] = {side: {} for side in SIDES}
+        for index, piece in enumerate(self.corpus.pieces):
+            blocks = np.arange(piece.measures % self.window, piece.measures - self.window + 1, self.window)
+            dealt = split_in_time(blocks, self.window, fractions)
+            firsts = [int(blocks[dealt[side]].min()) if len(dealt[side]) else None for side in SIDES]
+            firsts[0] = 0
+            for i, side in enumerate(SIDES):
+                if firsts[i] is not None:
+                    end = next((f for f in firsts[i + 1 :] if f is not None), piece.measures)
+                    bounds[side][index] = (firsts[i], end)
+        sides = [
+            self._windows(list(bounds[side]), shifted=side == "train", bounds=bounds[side]) for side in SIDES
+        ]
+        return SplitData(
+            *sides, split=Split(seed, fractions, {side: (group,) for side in SIDES}, by_time=True)
+        )
+
+    def load_held_out(self, db: Path, log: Any = print) -> TensorData:
+        """Every window of the pieces of folder ``db`` with the model's parts (named as the run's, else the
+        busiest), moved to C major / A minor when the run normalised keys; never transposed at random."""
+        if self.corpus is None or not self.part_names:
+            raise UserError("BandTask.load_held_out: load the run's corpus first (load_data)")
+        transpose = "normalise" if self.transpose == "normalise" else "none"
+        self.held_out_pieces = read_held_out_pieces(
+            db, self.part_names, self.part_kinds, transpose=transpose, cache_dir=cache_dir(), log=log
+        )
+        first = len(self.corpus.pieces)
+        held_out = self._windows(range(first, first + len(self.held_out_pieces)), shifted=False)
+        if len(held_out) == 0:
+            raise UserError(
+                f"{db}: no piece of {self.window} measures or more to evaluate; hold out longer pieces"
+            )
+        log(f"band held out {db}: {len(held_out)} windows of {len(self.held_out_pieces)} pieces")
+        return held_out
 
     def rolls(self, batch: dict[str, Tensor], augment: bool) -> Tensor:
         """The windows of ``batch`` as float rolls ``[B, W, P, 3, 128, 16]``, shifted at random within each
@@ -197,7 +259,7 @@ class BandTask:
         shifts = torch.zeros_like(low)
         if augment:
             shifts = torch.minimum(low + (torch.rand(low.shape) * (high - low + 1)).long(), high)
-        pieces = [self.corpus.pieces[int(i)] for i in batch["piece"].cpu()]
+        pieces = [self._piece(int(i)) for i in batch["piece"].cpu()]
         rolls = window_rolls(
             pieces, batch["start"].cpu().numpy(), self.window, len(self.part_names), shifts.numpy()
         )
@@ -422,13 +484,42 @@ class BandTask:
         count = min(len(data), self.eval_windows)
         return torch.linspace(0, len(data) - 1, count).round().long().unique()
 
+    def training_ranges(self) -> list[tuple[int, int]]:
+        """The lowest and highest pitch of each part in the training pieces, as read (what a baseline may
+        know of a part's range)."""
+        assert self.corpus is not None
+        pieces = [self.corpus.pieces[i] for i in self.corpus.split["train"]]
+        notes = np.concatenate([piece.notes for piece in pieces]) if pieces else np.zeros((0, 4), np.int32)
+        ranges = []
+        for part in range(len(self.part_names)):
+            pitches = notes[notes[:, 0] == part, 3]
+            ranges.append((int(pitches.min()), int(pitches.max())) if len(pitches) else (0, 127))
+        return ranges
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: TensorData) -> dict[str, float]:
-        """Note and token accuracy per part and NLL per step on held-out windows, for next-measure
-        prediction and fill, for the main model (``eval/next/acc/soprano``), the baselines
-        (``eval/next/baseline_repeat/acc/soprano``) and the ablations (``eval/next/no_poe/acc/soprano``)."""
+        """Note and token accuracy per part and NLL per step on held-out windows (``eval_windows`` of them,
+        evenly spread), for next-measure prediction and fill, for the main model (``eval/next/acc/soprano``),
+        the baselines (``eval/next/baseline_repeat/acc/soprano``, ``eval/fill/baseline_nearest/...``) and the
+        ablations (``eval/next/no_poe/acc/soprano``)."""
+        return self._scores(model, data, self._eval_rows(data))
+
+    @torch.no_grad()
+    def evaluate_held_out(self, model: nn.Module, held_out: TensorData, data: SplitData) -> dict[str, float]:
+        """The metrics of :meth:`evaluate` on every window of ``held_out`` (a test split or a user's folder),
+        and ``eval/windows``; the fill baselines take the parts' ranges from the training side."""
+        if len(held_out) == 0:
+            raise UserError(
+                f"band: no held-out window of {self.window} measures to evaluate; hold out longer pieces "
+                "(or more of them: a split of fewer than three groups has no test side)"
+            )
+        metrics = self._scores(model, held_out, torch.arange(len(held_out)))
+        return {**metrics, "eval/windows": float(len(held_out))}
+
+    def _scores(self, model: nn.Module, data: TensorData, rows: Tensor) -> dict[str, float]:
         members = getattr(model, "module", model)
         device = next(members.parameters()).device
+        ranges = self.training_ranges()
         sums: dict[str, Tensor] = {}
         counts: dict[str, int] = {}
 
@@ -444,11 +535,10 @@ class BandTask:
                     value.shape[2] if value.dim() == 3 else 1
                 )
 
-        rows = self._eval_rows(data)
         for chunk in rows.split(64):
             rolls = self.rolls(data.take(chunk, device), augment=False)
             history, next_truth, fill_truth = rolls[:, : self.context], rolls[:, -1], rolls[:, self.context]
-            add("", baseline_scores(history, next_truth, fill_truth, self.part_kinds))
+            add("", baseline_scores(history, next_truth, fill_truth, self.part_kinds, ranges))
             for name, member in members.items():
                 scores = evaluate_windows(member, history, next_truth, fill_truth, self.eval_samples)
                 add("" if name == "main" else f"{name}/", scores)

@@ -1,4 +1,6 @@
-"""Held-out evaluation of the band RMVAE: next-measure prediction and fill, against two baselines.
+"""Held-out evaluation of the band RMVAE: next-measure prediction and fill, against baselines that see what
+the model sees: the part's own history (repeat the last measure, hold the most frequent pitch) and, for fill,
+also the other parts of the measure (their pitches moved into the part's range, nearest its last pitch).
 
 Rolls are ``[N, P, 3, 128, S]``, histories ``[N, M, P, 3, 128, S]``. Per-step scores are ``[N, P, S]``
 (bool), likelihoods ``[N, P]``. A step of a mono part is right when its sounding pitch (or silence) is the
@@ -11,10 +13,14 @@ import math
 import torch
 from torch import Tensor
 
-from latentlive.models.band import BandRMVAE, roll_to_tokens, sounding_pitch
+from latentlive.models.band import HOLD, REST, BandRMVAE, roll_to_tokens, sounding_pitch, tokens_to_roll
 from latentlive.models.band_objective import part_log_likelihood
 
-BASELINES = ("baseline_repeat", "baseline_frequent")
+# The baselines each task is judged against (``eval/<task>/beats_baselines``).
+BASELINES = {
+    "next": ("baseline_repeat", "baseline_frequent"),
+    "fill": ("baseline_repeat", "baseline_frequent", "baseline_nearest"),
+}
 
 
 def note_correct(predicted: Tensor, truth: Tensor, kinds: list[str]) -> Tensor:
@@ -59,6 +65,58 @@ def frequent_pitch_baseline(history: Tensor) -> Tensor:
     roll[:, :, 1] = one_hot.unsqueeze(-1).expand(-1, -1, -1, steps)
     roll[:, :, 2, :, 0] = one_hot * steps
     return roll
+
+
+def last_pitches(history: Tensor) -> Tensor:
+    """The last sounding pitch of each part in ``history [N, M, P, 3, 128, S]``: ``[N, P]`` (long, -1 if none)."""
+    pitches = sounding_pitch(history).permute(0, 2, 1, 3).flatten(2)  # [N, P, M * S]
+    steps = torch.arange(pitches.shape[-1], device=history.device)
+    last = torch.where(pitches >= 0, steps, torch.full_like(steps, -1)).amax(-1)  # [N, P]
+    return torch.where(last >= 0, pitches.gather(-1, last.clamp(min=0).unsqueeze(-1)).squeeze(-1), -1)
+
+
+def nearest_part_baseline(
+    history: Tensor, truth: Tensor, kinds: list[str], ranges: list[tuple[int, int]]
+) -> Tensor:
+    """Each part filled from the other parts of ``truth [N, P, 3, 128, S]``, step by step: the pitch classes
+    sounding in the other parts, moved by octaves into the part's ``ranges[p]`` (lowest, highest pitch in
+    the training data), and of those the pitch nearest the part's last pitch in ``history`` (the middle of
+    its range when it never sounded); a mono part plays that pitch, a poly part the nearest pitch of each
+    class. Silent where the others are. Returns rolls ``[N, P, 3, 128, S]``."""
+    count, parts, _, _, steps = truth.shape
+    sounding = truth[:, :, 1] > 0.5  # [N, P, 128, S]
+    onsets = truth[:, :, 0] > 0.5
+    pitches = torch.arange(128, device=truth.device)
+    last = last_pitches(history)
+    out = torch.zeros_like(truth)
+    for part, kind in enumerate(kinds):
+        others = torch.arange(parts, device=truth.device) != part
+        heard = torch.nn.functional.pad(sounding[:, others].any(1), (0, 0, 0, 4))  # [N, 132, S]
+        classes = heard.view(count, 11, 12, steps).any(1)  # [N, 12, S]: the classes the others sound
+        low, high = ranges[part]
+        reference = torch.where(last[:, part] >= 0, last[:, part], (low + high) // 2)  # [N]
+        distance = (pitches.view(1, 128) - reference.view(-1, 1)).abs().float()  # [N, 128]
+        distance = distance.masked_fill((pitches < low) | (pitches > high), float("inf"))
+        of_class = (pitches % 12).view(1, 1, 128) == torch.arange(12, device=truth.device).view(1, 12, 1)
+        nearest = distance.unsqueeze(1).masked_fill(~of_class, float("inf")).argmin(-1)  # [N, 12]
+        reachable = distance.gather(1, nearest).isfinite().unsqueeze(-1) & classes  # [N, 12, S]
+        if kind == "mono":
+            gap = (
+                distance.gather(1, nearest).unsqueeze(-1).masked_fill(~reachable, float("inf"))
+            )  # [N, 12, S]
+            best = gap.argmin(1)  # [N, S]
+            pitch = torch.where(reachable.any(1), nearest.gather(1, best), -1)  # [N, S]
+            before = torch.cat([torch.full_like(pitch[:, :1], -1), pitch[:, :-1]], 1)
+            starts = onsets[:, others].flatten(1, 2).any(1) | (pitch != before)
+            tokens = torch.where(pitch < 0, REST, torch.where(starts, pitch, HOLD))
+            out[:, part] = tokens_to_roll(tokens, torch.full_like(reference, -1)).to(truth.dtype)
+        else:
+            roll = torch.zeros(count, 128, steps, dtype=truth.dtype, device=truth.device)
+            roll.scatter_add_(1, nearest.unsqueeze(-1).expand(-1, -1, steps), reachable.to(truth.dtype))
+            out[:, part, 1] = roll.clamp(max=1)
+            before = torch.cat([torch.zeros_like(roll[..., :1]), out[:, part, 1, :, :-1]], -1)
+            out[:, part, 0] = (out[:, part, 1] > before).to(truth.dtype)
+    return out
 
 
 def sampled_nll(
@@ -137,18 +195,26 @@ def accompaniment_scores(model: BandRMVAE, history: Tensor, truth: Tensor, carry
 
 
 def baseline_scores(
-    history: Tensor, next_truth: Tensor, fill_truth: Tensor, kinds: list[str]
+    history: Tensor,
+    next_truth: Tensor,
+    fill_truth: Tensor,
+    kinds: list[str],
+    ranges: list[tuple[int, int]] | None = None,
 ) -> dict[str, Tensor]:
-    """Per-step bools ``[N, P, S]`` of both baselines for next and fill, keyed like
-    ``next/baseline_repeat/acc``."""
+    """Per-step bools ``[N, P, S]`` of the baselines of next and fill (``BASELINES``), keyed like
+    ``next/baseline_repeat/acc``; the nearest-part fill baseline needs the parts' ``ranges``."""
+    rolls = {
+        "baseline_repeat": repeat_baseline(history),
+        "baseline_frequent": frequent_pitch_baseline(history),
+    }
+    if ranges is not None:
+        rolls["baseline_nearest"] = nearest_part_baseline(history, fill_truth, kinds, ranges)
     out = {}
-    for name, roll in (
-        ("baseline_repeat", repeat_baseline(history)),
-        ("baseline_frequent", frequent_pitch_baseline(history)),
-    ):
-        for task, truth in (("next", next_truth), ("fill", fill_truth)):
-            out[f"{task}/{name}/acc"] = note_correct(roll, truth, kinds)
-            out[f"{task}/{name}/token_acc"] = token_correct(roll, truth, kinds)
+    for task, truth in (("next", next_truth), ("fill", fill_truth)):
+        for name in BASELINES[task]:
+            if name in rolls:
+                out[f"{task}/{name}/acc"] = note_correct(rolls[name], truth, kinds)
+                out[f"{task}/{name}/token_acc"] = token_correct(rolls[name], truth, kinds)
     return out
 
 
@@ -156,28 +222,28 @@ def summarise(
     sums: dict[str, Tensor], counts: dict[str, int], part_names: list[str], ablations: list[str]
 ) -> dict[str, float]:
     """Metrics ``eval/<key>/<part>`` and ``eval/<key>`` (mean over parts) from per-part sums ``[P]`` and
-    their counts, and ``eval/<task>/beats_baselines``: 1.0 when the model's note accuracy beats both
-    baselines on every part."""
+    their counts, and the claims: ``eval/<task>/beats_baselines/<part>`` is 1.0 when the model's note
+    accuracy on that part beats every baseline of the task (``BASELINES``, those measured) and
+    ``eval/<task>/beats_baselines`` when it does on every part (likewise for each ablation)."""
     metrics: dict[str, float] = {}
     for key, total in sums.items():
         per_part = (total / max(1, counts[key])).tolist()
         for name, value in zip(part_names, per_part, strict=True):
             metrics[f"eval/{key}/{name}"] = value
         metrics[f"eval/{key}"] = sum(per_part) / len(per_part)
-    for task in ("next", "fill"):
-        beats = all(
-            metrics[f"eval/{task}/acc/{name}"] > metrics[f"eval/{task}/{baseline}/acc/{name}"]
-            for name in part_names
-            for baseline in BASELINES
-        )
-        metrics[f"eval/{task}/beats_baselines"] = float(beats)
-        for ablation in ablations:
-            metrics[f"eval/{task}/{ablation}/beats_baselines"] = float(
-                all(
-                    metrics[f"eval/{task}/{ablation}/acc/{name}"]
-                    > metrics[f"eval/{task}/{baseline}/acc/{name}"]
-                    for name in part_names
-                    for baseline in BASELINES
+    for task, baselines in BASELINES.items():
+        measured = [b for b in baselines if f"eval/{task}/{b}/acc" in metrics]
+        for who in ("", *(f"{ablation}/" for ablation in ablations)):
+            flags = [
+                float(
+                    all(
+                        metrics[f"eval/{task}/{who}acc/{name}"] > metrics[f"eval/{task}/{b}/acc/{name}"]
+                        for b in measured
+                    )
                 )
-            )
+                for name in part_names
+            ]
+            for name, flag in zip(part_names, flags, strict=True):
+                metrics[f"eval/{task}/{who}beats_baselines/{name}"] = flag
+            metrics[f"eval/{task}/{who}beats_baselines"] = float(all(flags))
     return metrics

@@ -12,7 +12,7 @@ The signal path, shared by training, evaluation and the metadata that export rea
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gin
 import numpy as np
@@ -23,7 +23,8 @@ from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 
 from latentlive.core.cache import cache_dir
-from latentlive.corpus.drum_corpus import split_by_index
+from latentlive.core.errors import UserError
+from latentlive.corpus.splits import SIDES
 from latentlive.models.drum_classifier import DrumClassifier, classify
 from latentlive.models.drumsynth import DrumSynthVAE, full_rate_magnitude
 from latentlive.models.nsgt import NSGT, fast_length, make_scale
@@ -37,7 +38,16 @@ from latentlive.training.metrics import (
     spectral_convergence,
 )
 from latentlive.training.plots import latent_map_figure
-from latentlive.training.tasks.base import TensorData, require_enough_data
+from latentlive.training.tasks.base import (
+    SplitData,
+    TensorData,
+    require_enough_data,
+    split_fractions,
+    take_sides,
+)
+
+if TYPE_CHECKING:
+    from latentlive.corpus.one_shots import OneShotCorpus
 
 DIVERGENCES = ("kl", "mmd")
 
@@ -111,8 +121,7 @@ class DrumSynthTask:
     Args:
         sample_rate: rate of the model's audio (Hz).
         length: samples per one-shot.
-        examples_per_class: size of each class of the built-in corpus (a cap for ``--db`` folders).
-        val_fraction: share of the sounds held out for evaluation.
+        examples_per_class: size of each class of the built-in corpus (procedural and soundfont sounds each).
         scale: NSGT frequency scale, ``octave``, ``log`` or ``mel`` (see ``models.nsgt.make_scale``).
         fmin, fmax: range of the scale (Hz).
         scale_bins: bands per octave (``octave``) or in all (``log``, ``mel``).
@@ -140,7 +149,6 @@ class DrumSynthTask:
         sample_rate: int = 22050,
         length: int = 16384,
         examples_per_class: int = 200,
-        val_fraction: float = 0.1,
         scale: str = "octave",
         fmin: float = 40.0,
         fmax: float = 10000.0,
@@ -164,7 +172,7 @@ class DrumSynthTask:
         if divergence not in DIVERGENCES:
             raise ValueError(f"DrumSynthTask.divergence must be one of {DIVERGENCES}, got {divergence!r}")
         self.sample_rate, self.length, self.examples_per_class = sample_rate, length, examples_per_class
-        self.val_fraction, self.divergence, self.class_dropout = val_fraction, divergence, class_dropout
+        self.divergence, self.class_dropout = divergence, class_dropout
         self.scale_settings = {"scale": scale, "fmin": fmin, "fmax": fmax, "scale_bins": scale_bins}
         self.time_pool, self.log_floor = time_pool, log_floor
         self.beta = BetaSchedule(beta_schedule, 0.0, beta, warmup_steps)
@@ -209,10 +217,61 @@ class DrumSynthTask:
 
     # -- the Task protocol -------------------------------------------------------------------------
 
-    def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
+    def load_data(self, db: Path | None, seed: int, log: Any = print) -> SplitData:
+        """The one-shots of ``db`` (or the built-in ones), dealt by group (file, soundfont sample, procedural
+        voice; ``corpus.one_shots.split_one_shots``) with the run's seed; the level statistics, the judge and
+        the PCA of the knobs come from the training side only."""
+        from latentlive.corpus.one_shots import split_one_shots
+
+        corpus = self._read(db, log)
+        self.class_names, self.factor_names = list(corpus.class_names), list(corpus.factor_names)
+        split, indices = split_one_shots(corpus, split_fractions(), seed, log)
+        data, audio = self._prepare(corpus, log)
+        sides = take_sides(data, indices, split)
+        for side in ("validation", "test"):  # audio only where media are drawn from
+            sides.side(side).tensors["audio"] = audio[torch.as_tensor(indices[side], dtype=torch.long)]
+        counts = ", ".join(
+            f"{len(sides.side(side))} {side} ({len(split.groups[side])} sources)" for side in SIDES
+        )
+        log(f"one-shots {corpus.source}: split by source (seed {seed}): {counts}")
+        require_enough_data(
+            corpus.source,
+            sides.train,
+            sides.validation,
+            "one-shots",
+            "add sounds to the class sub-folders (two files or more in all)",
+        )
+        train = sides.train
+        self.logmag_mean = float(train.tensors["logmag"].mean())
+        self.logmag_std = float(train.tensors["logmag"].std())
+        self._train, self._classifier = train, None
+        return sides
+
+    def load_held_out(self, db: Path, log: Any = print) -> TensorData:
+        """Every one-shot of the folder ``db`` whose class sub-folder names a class of the model (others are
+        left out, and said so), prepared like the training sounds."""
+        corpus = self._read(db, log)
+        known = [name for name in corpus.class_names if name in self.class_names]
+        if not known:
+            raise UserError(
+                f"{db}: no sub-folder names a class of this model ({', '.join(corpus.class_names)}); "
+                f"name the class folders after its classes: {', '.join(self.class_names)}"
+            )
+        unknown = sorted(set(corpus.class_names) - set(known))
+        if unknown:
+            log(f"one-shots {db}: left out sub-folder(s) {', '.join(unknown)}: not classes of this model")
+        data, audio = self._prepare(corpus, log)
+        to_model = torch.tensor([self.class_names.index(n) if n in known else -1 for n in corpus.class_names])
+        mapped = to_model[data.tensors["cls"]]
+        keep = mapped >= 0
+        held_out = TensorData({key: value[keep] for key, value in data.tensors.items()})
+        held_out.tensors["cls"], held_out.tensors["audio"] = mapped[keep], audio[keep]
+        return held_out
+
+    def _read(self, db: Path | None, log: Any) -> "OneShotCorpus":
         from latentlive.corpus.one_shots import load_one_shots
 
-        corpus = load_one_shots(
+        return load_one_shots(
             db,
             sample_rate=self.sample_rate,
             length=self.length,
@@ -221,7 +280,9 @@ class DrumSynthTask:
             cache_dir=cache_dir(),
             log=log,
         )
-        self.class_names, self.factor_names = list(corpus.class_names), list(corpus.factor_names)
+
+    def _prepare(self, corpus: "OneShotCorpus", log: Any) -> tuple[TensorData, Tensor]:
+        """The model's view of ``corpus``: log-magnitudes, classes (the corpus's own) and factors; and the audio."""
         audio = torch.from_numpy(np.asarray(corpus.audio, dtype=np.float32))
         log(f"analysing {len(audio)} one-shots: NSGT {self.bins} bands x {self.frames} frames")
         data = {
@@ -229,16 +290,7 @@ class DrumSynthTask:
             "cls": torch.from_numpy(np.asarray(corpus.classes, dtype=np.int64)),
             "factors": torch.from_numpy(np.asarray(corpus.factors, dtype=np.float32).reshape(len(audio), -1)),
         }
-        train_idx, val_idx = (torch.as_tensor(i) for i in split_by_index(len(audio), self.val_fraction, seed))
-        train = TensorData({key: value[train_idx] for key, value in data.items()})
-        val = TensorData({**{key: value[val_idx] for key, value in data.items()}, "audio": audio[val_idx]})
-        require_enough_data(
-            corpus.source, train, val, "one-shots", "add sounds to the class sub-folders (two or more in all)"
-        )
-        self.logmag_mean = float(train.tensors["logmag"].mean())
-        self.logmag_std = float(train.tensors["logmag"].std())
-        self._train, self._classifier = train, None
-        return train, val
+        return TensorData(data), audio
 
     def build_model(self) -> tuple[DrumSynthVAE, dict[str, Any]]:
         args = configured_arguments(DrumSynthVAE)

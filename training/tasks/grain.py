@@ -1,9 +1,12 @@
 """Training task of the grain VAE: windowed waveform grains of any sounds (22.05 kHz by default).
 
 The loss is a Gaussian negative log-likelihood of the grain's samples plus a multi-scale spectral distance
-(weights in gin) and the KL divergence with warm-up. Sounds, not grains, are held out, so the held-out metrics
-score sounds the model never heard: log-spectral distance and spectral convergence of grain reconstructions,
-and of whole sounds re-synthesised by encoding every grain, decoding it and overlap-adding. The latents are
+(weights in gin) and the KL divergence with warm-up. Sounds, not grains, are held out: each grain's group is its
+source (a file of the folder, a built-in texture's seed, a soundfont sample and all its variants), and the groups
+are dealt to train / validation / test (``corpus.splits``, the run's ``split.json``); a folder of one sound is
+split in time. The held-out metrics score sounds the model never heard: log-spectral distance and spectral
+convergence of grain reconstructions, and of whole held-out sounds re-synthesised by encoding every grain,
+decoding it and overlap-adding. The latents are
 ordered by a PCA of the training codes, stored with the model: the instrument's knobs are its axes.
 """
 
@@ -17,14 +20,20 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
 from latentlive.core.cache import cache_dir
-from latentlive.corpus.drum_corpus import split_by_group_or_time
+from latentlive.corpus.splits import SIDES, split_examples
 from latentlive.models.grain_vae import GrainVAE
 from latentlive.models.spectral import multiscale_spectral_distance, stft_magnitude
 from latentlive.models.vae import BetaSchedule, gaussian_nll, kl_standard_normal
 from latentlive.training.config import configured_arguments
 from latentlive.training.metrics import log_spectral_distance, spectral_convergence
 from latentlive.training.plots import latent_map_figure
-from latentlive.training.tasks.base import TensorData, require_enough_data
+from latentlive.training.tasks.base import (
+    SplitData,
+    TensorData,
+    require_enough_data,
+    split_fractions,
+    take_sides,
+)
 
 METRIC_FFT = 256  # STFT of the grain metrics: 11.6 ms windows at 22.05 kHz
 SOUND_FFT = 1024  # STFT of the whole-sound metrics
@@ -64,8 +73,7 @@ class GrainTask:
         grain_size: samples per grain (1024; 2048 as an option).
         hop: analysis hop (default a quarter grain).
         max_grains: grains kept of the corpus (spread evenly).
-        sounds: sounds in the built-in corpus.
-        val_fraction: share of the sounds held out; with one sound, share of its grains held out at its end.
+        sounds: sounds in the built-in corpus (held out by group with ``split_fractions``).
         gaussian_weight, spectral_weight: weights of the Gaussian likelihood and the spectral distance.
         spectral_scales: FFT sizes of the spectral distance.
         spectral_floor: magnitude floor of its log term. Windowed grains are mostly quiet bins; a floor far
@@ -84,7 +92,6 @@ class GrainTask:
         hop: int | None = None,
         max_grains: int = 50000,
         sounds: int = 512,
-        val_fraction: float = 0.1,
         gaussian_weight: float = 1.0,
         spectral_weight: float = 1.0,
         spectral_scales: tuple[int, ...] = (1024, 512, 256, 128, 64),
@@ -97,7 +104,7 @@ class GrainTask:
     ) -> None:
         self.sample_rate, self.grain_size = sample_rate, grain_size
         self.hop = hop or grain_size // 4
-        self.max_grains, self.sounds, self.val_fraction = max_grains, sounds, val_fraction
+        self.max_grains, self.sounds = max_grains, sounds
         self.gaussian_weight, self.spectral_weight = gaussian_weight, spectral_weight
         self.spectral_scales = tuple(s for s in spectral_scales if s <= grain_size)
         self.spectral_floor = spectral_floor
@@ -105,13 +112,15 @@ class GrainTask:
         self.eval_sounds, self.pca_examples = eval_sounds, pca_examples
         self._train: TensorData | None = None
         self._model: GrainVAE | None = None
-        self._held_out_sounds: list[np.ndarray] = []
+        # the sounds no training grain came from, by the data's "sound" index: re-synthesised whole
+        self._held_out_sounds: dict[int, np.ndarray] = {}
+        self._sound_count = 0  # sounds read so far: the "sound" index of the next corpus's first sound
         self.db: str | None = None
 
-    def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
+    def _corpus(self, db: Path | None, log: Any) -> Any:
         from latentlive.corpus.grains import load_grains
 
-        corpus = load_grains(
+        return load_grains(
             db,
             sample_rate=self.sample_rate,
             grain_size=self.grain_size,
@@ -122,30 +131,60 @@ class GrainTask:
             cache_dir=cache_dir(),
             log=log,
         )
+
+    def _tensors(self, corpus: Any) -> TensorData:
+        """``grain [N, G]``, ``sound [N]`` (the corpus's sounds numbered on from earlier corpora) and ``position
+        [N]`` (the grain's index in its sound: it covers samples from ``(position + 1) * hop - grain_size`` on)."""
+        offset, self._sound_count = self._sound_count, self._sound_count + len(corpus.sounds)
+        return TensorData(
+            {
+                "grain": torch.from_numpy(np.asarray(corpus.grains, dtype=np.float32)),
+                "sound": torch.from_numpy(np.asarray(corpus.sound, dtype=np.int64) + offset),
+                "position": torch.from_numpy(np.asarray(corpus.position, dtype=np.int64)),
+            }
+        )
+
+    def load_data(self, db: Path | None, seed: int, log: Any = print) -> SplitData:
+        """The grains of ``db`` (or the built-in sounds), their sounds' groups dealt to the sides with ``seed``."""
+        corpus = self._corpus(db, log)
         self.db = str(db) if db is not None else None
-        sound = np.asarray(corpus.sound)
-        # one sound alone is split in time: its last grains are held out, those overlapping them left out
+        self._held_out_sounds, self._sound_count = {}, 0
+        # grain p covers samples p * hop - (grain_size - hop) onwards: one sound alone is split in time at
+        # sample boundaries, so no sample of a held-out grain lies in a training grain
         starts = np.asarray(corpus.position) * self.hop
-        train_idx, val_idx = split_by_group_or_time(sound, starts, self.grain_size, self.val_fraction, seed)
-        data = {
-            "grain": torch.from_numpy(np.asarray(corpus.grains, dtype=np.float32)),
-            "sound": torch.from_numpy(sound),
-        }
-        train = TensorData({k: v[torch.as_tensor(train_idx)] for k, v in data.items()})
-        val = TensorData({k: v[torch.as_tensor(val_idx)] for k, v in data.items()})
-        held_out = sorted(set(sound[val_idx].tolist()) - set(sound[train_idx].tolist()))
-        # whole sounds are re-synthesised only when held out whole (not the end of a sound split in time)
-        self._held_out_sounds = [corpus.sounds[i] for i in held_out[: self.eval_sounds]]
-        self._train = train
-        log(f"grains: {len(train)} for training, {len(val)} held out ({len(held_out)} whole sounds)")
+        split, sides = split_examples(corpus.grain_groups(), starts, self.grain_size, split_fractions(), seed)
+        data = take_sides(self._tensors(corpus), sides, split)
+        if not split.by_time:
+            self._held_out_sounds = {
+                i: sound
+                for i, (sound, group) in enumerate(zip(corpus.sounds, corpus.groups, strict=True))
+                if split.side_of(group) != "train"
+            }
+        self._train = data.train
+        counts = ", ".join(f"{len(data.side(side))} {side}" for side in SIDES)
+        how = "/".join(str(len(split.groups[side])) for side in SIDES) + " sounds held out whole"
+        log(f"grains: {counts} ({'one sound split in time' if split.by_time else how})")
         require_enough_data(
             str(db) if db is not None else "built-in sounds",
-            train,
-            val,
+            data.train,
+            data.validation,
             "grains",
             f"add sounds (one of {4 * self.grain_size / self.sample_rate:.1f} s or more is enough)",
         )
-        return train, val
+        return data
+
+    def load_held_out(self, db: Path, log: Any = print) -> TensorData:
+        """Every grain of the folder ``db`` (at most ``max_grains``, spread evenly), its sounds re-synthesised whole
+        by :meth:`evaluate`."""
+        corpus = self._corpus(db, log)
+        first = self._sound_count
+        self._held_out_sounds.update({first + i: sound for i, sound in enumerate(corpus.sounds)})
+        return self._tensors(corpus)
+
+    def _whole_sounds(self, data: TensorData, count: int) -> list[np.ndarray]:
+        """Up to ``count`` sounds of ``data`` held out whole (none of a sound split in time)."""
+        present = sorted(set(data.tensors["sound"].tolist()) & set(self._held_out_sounds))
+        return [self._held_out_sounds[int(i)] for i in present[:count]]
 
     def build_model(self) -> tuple[GrainVAE, dict[str, Any]]:
         args = configured_arguments(GrainVAE)
@@ -205,7 +244,7 @@ class GrainTask:
             "eval/kl": torch.cat(kl).mean().item(),
         }
         sound_lsd, sound_sc = [], []
-        for sound in self._held_out_sounds:
+        for sound in self._whole_sounds(data, self.eval_sounds):
             original = torch.from_numpy(sound)[None]
             rebuilt = torch.from_numpy(self.resynthesise(model, sound))[None]
             reference = stft_magnitude(original, SOUND_FFT, SOUND_FFT // 4)
@@ -219,7 +258,7 @@ class GrainTask:
 
     @torch.no_grad()
     def log_media(self, writer: SummaryWriter, model: nn.Module, data: TensorData, step: int) -> None:
-        for i, sound in enumerate(self._held_out_sounds[:4]):
+        for i, sound in enumerate(self._whole_sounds(data, 4)):
             writer.add_audio(
                 f"audio/input/{i}", torch.from_numpy(sound)[None], step, sample_rate=self.sample_rate
             )

@@ -17,11 +17,14 @@ first. The frames near both ends of a window are therefore shaped by the other e
 attack sits next to its tail), and sequences sampled from the macro prior tend to end where they start: they
 loop smoothly, which suits a texture played in a loop more than a one-shot.
 
-The held-out windows are those of the sounds the grain run held out (same corpus, same split by sound with
-``corpus.drum_corpus.split_by_group``, for the same training seed), so the metrics score sounds neither level
-heard. A window is re-synthesised through both levels (macro posterior mean -> latent sequence -> grain
-decoder -> :func:`corpus.grains.overlap_add` at the analysis hop) and compared, as log-spectral distance, with
-the original audio of the samples that all its grains cover. The grain run's weights travel in this run's
+The split is the grain run's own, read from its ``split.json`` and never drawn anew: the grain run's corpus is
+read again with its settings (and its ``--db``), and a window is on the side of its sound's group, so the
+metrics score sounds neither level heard. When the grain run split its one sound in time, a window is on the
+side whose span of samples holds all of its grains' samples (the grain run's boundaries, recomputed from its
+corpus and the recorded fractions); a window across a boundary is left out. A window is re-synthesised through
+both levels (macro posterior mean -> latent sequence -> grain decoder -> :func:`corpus.grains.overlap_add` at
+the analysis hop) and compared, as log-spectral distance, with the original audio of the samples that all its
+grains cover. The grain run's weights travel in this run's
 checkpoint. The sequences are in the grain VAE's own latent space, not in knob units: the knob PCA is in
 ``grain_metadata`` for a later export.
 """
@@ -39,18 +42,23 @@ from torch.utils.tensorboard import SummaryWriter
 
 from latentlive.core.cache import cache_dir
 from latentlive.core.errors import UserError
-from latentlive.corpus.drum_corpus import split_by_group
+from latentlive.core.runs import RunFolder
+from latentlive.corpus.splits import SIDES, split_in_time
 from latentlive.models.grain_vae import GrainVAE
 from latentlive.models.spectral import stft_magnitude
 from latentlive.models.trajectory_vae import TrajectoryVAE
 from latentlive.training.metrics import log_spectral_distance
 from latentlive.training.plots import trajectory_rows_figure
-from latentlive.training.tasks.base import TensorData
+from latentlive.training.tasks.base import SplitData, TensorData, take_sides
 from latentlive.training.tasks.grain import LSD_FLOOR, SOUND_FFT, GrainTask
-from latentlive.training.tasks.trajectory_prior import TrajectoryPriorTask, load_first_level
+from latentlive.training.tasks.trajectory_prior import (
+    TrajectoryPriorTask,
+    first_level_split,
+    load_first_level,
+)
 
-# Settings of the grain corpus read back from the grain run, so the same sounds and the same split come back.
-CORPUS_SETTINGS = ("sample_rate", "grain_size", "hop", "max_grains", "sounds", "val_fraction")
+# Settings of the grain corpus read back from the grain run, so the same sounds come back (its split: split.json).
+CORPUS_SETTINGS = ("sample_rate", "grain_size", "hop", "max_grains", "sounds")
 ENCODE_BATCH = 1024  # grains encoded at once
 
 
@@ -73,12 +81,13 @@ def grain_run_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
     meta = checkpoint.get("metadata", {})
     settings = {key: meta.get(key, bound.get(key, defaults[key])) for key in CORPUS_SETTINGS}
     settings["hop"] = settings["hop"] or settings["grain_size"] // 4
+    settings["db"] = (checkpoint.get("run") or {}).get("db")  # the folder the grain run trained on, or None
     return settings
 
 
 def load_grain_run(run_path: str | Path) -> tuple[GrainVAE, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The trained grain VAE of ``run_path`` (eval mode, CPU), its constructor arguments, its metadata and its
-    corpus settings (:func:`grain_run_settings`)."""
+    corpus settings (:func:`grain_run_settings`, with ``db``)."""
     model, checkpoint = load_first_level(
         run_path,
         "grain",
@@ -152,7 +161,6 @@ class GrainPriorTask(TrajectoryPriorTask):
         objective: ``nll`` or ``kl`` (see :mod:`latentlive.training.tasks.techno_prior`).
         target: with ``nll``, fit the grain posterior ``mean`` or a fresh ``sample`` of it.
         beta, beta_schedule, warmup_steps: the weight of the macro KL and its warm-up.
-        val_fraction: share of the sounds held out; None: the grain run's (the same sounds, for the same seed).
         max_windows: windows kept of the corpus (spread evenly), to bound memory with folders of long sounds.
         eval_windows: held-out windows re-synthesised for the spectral metric (spread evenly).
         media_examples: sampled and re-synthesised sequences played in TensorBoard.
@@ -170,7 +178,6 @@ class GrainPriorTask(TrajectoryPriorTask):
         beta: float = 1.0,
         beta_schedule: str = "linear",
         warmup_steps: int = 2000,
-        val_fraction: float | None = None,
         max_windows: int = 20000,
         eval_windows: int = 64,
         media_examples: int = 4,
@@ -182,8 +189,7 @@ class GrainPriorTask(TrajectoryPriorTask):
         self.media_examples = media_examples
         self.grain_vae, self.grain_args, self.grain_meta, self.settings = load_grain_run(grain_run)
         self.source_latent_size = self.grain_vae.latent_size
-        if val_fraction is not None:
-            self.settings["val_fraction"] = val_fraction
+        self.split, _ = first_level_split(grain_run)
         self.sample_rate = int(self.settings["sample_rate"])
         self.grain_size, self.hop = int(self.settings["grain_size"]), int(self.settings["hop"])
         if window_samples(frames, self.grain_size, self.hop) <= 0 or self.window_hop < 1:
@@ -193,42 +199,103 @@ class GrainPriorTask(TrajectoryPriorTask):
                 "use e.g. frames = 64, window_hop = 32"
             )
         self._sounds: dict[int, np.ndarray] = {}  # the held-out sounds, for the audio of their windows
+        self._sound_count = 0  # sounds read so far: the "sound" index of a held-out folder's first sound
 
-    @torch.no_grad()
-    def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
+    def _corpus(self, db: Path | None, log: Any) -> Any:
         from latentlive.corpus.grains import load_grains
 
-        if db is None and self.grain_meta.get("db"):
-            db = Path(self.grain_meta["db"])
         settings = {key: self.settings[key] for key in ("sample_rate", "grain_size", "hop", "max_grains")}
-        corpus = load_grains(
+        return load_grains(
             db, sounds=self.settings["sounds"], seed=0, cache_dir=cache_dir(), log=log, **settings
         )
-        # the grain run's own split: its held-out sounds stay held out here
-        _, val_grains = split_by_group(np.asarray(corpus.sound), self.settings["val_fraction"], seed)
-        held_out = set(np.asarray(corpus.sound)[val_grains].tolist())
+
+    @torch.no_grad()
+    def _windows(self, corpus: Any, log: Any) -> dict[str, Tensor]:
+        """Every window of every sound of ``corpus`` (:meth:`_sound_windows`, at most ``max_windows``), the
+        sounds numbered from ``self._sound_count`` on."""
         log(f"encoding every grain of {len(corpus.sounds)} sounds with the grain VAE of {self.grain_run}")
         parts: dict[str, list[Tensor]] = {"mean": [], "logvar": [], "sound": [], "start": []}
         for index, sound in enumerate(corpus.sounds):
-            for key, value in self._sound_windows(sound, index).items():
+            for key, value in self._sound_windows(sound, self._sound_count + index).items():
                 parts[key].append(value)
+        self._sound_count += len(corpus.sounds)
         data = {key: torch.cat(value) for key, value in parts.items()}
         if len(data["sound"]) > self.max_windows:
             keep = torch.linspace(0, len(data["sound"]) - 1, self.max_windows).round().long()
             data = {key: value[keep] for key, value in data.items()}
-        in_val = torch.as_tensor(np.isin(data["sound"].numpy(), sorted(held_out)))
-        if not in_val.any() or in_val.all():
-            raise UserError(
-                f"{db or 'built-in corpus'}: the windows of {self.frames} grains fall all on one side of the "
-                f"split by sound ({int(in_val.sum())} held out of {len(in_val)}); use more sounds or fewer frames"
+        return data
+
+    def _window_sides(self, corpus: Any, data: dict[str, Tensor], source: str) -> np.ndarray:
+        """The side (str, ``""`` for none) of each window: its sound's group's side in the grain run's split,
+        or for a split in time the side whose samples hold the window's (see the module docstring)."""
+        groups = np.asarray(corpus.groups, dtype=object)
+        unknown = sorted({g for g in corpus.groups if self.split.side_of(g) is None})
+        if unknown or (self.split.by_time and len(groups) != 1):
+            why = (
+                f"{unknown[0]!r} is not in its split.json"
+                if unknown
+                else f"it split one sound, not {len(groups)}"
             )
-        train = TensorData({key: value[~in_val] for key, value in data.items()})
-        val = TensorData({key: value[in_val] for key, value in data.items()})
-        self._sounds = {i: corpus.sounds[i] for i in held_out}
-        log(
-            f"grain sequences: {len(train)} windows of {self.frames} grains for training, {len(val)} held out"
+            raise UserError(
+                f"{source}: not the sounds the grain run {self.grain_run} split ({why}); "
+                "train grain_prior on the grain run's own data (no --db)"
+            )
+        sound = data["sound"].numpy()
+        if not self.split.by_time:
+            return np.array([self.split.side_of(g) for g in groups[sound]], dtype=object)
+        # the grain run's sides in time (grain starts at position * hop, as GrainTask.load_data)
+        starts = np.asarray(corpus.position) * self.hop
+        sides = split_in_time(starts, self.grain_size, self.split.fractions)
+        firsts = [int(starts[sides[side]].min()) if len(sides[side]) else None for side in SIDES]
+        first = data["start"].numpy() * self.hop
+        last = (data["start"].numpy() + self.frames - 1) * self.hop + self.grain_size
+        result = np.full(len(first), "", dtype=object)
+        for k, side in enumerate(SIDES):
+            if firsts[k] is None:
+                continue
+            begin = 0 if k == 0 else firsts[k]
+            end = next((f for f in firsts[k + 1 :] if f is not None), None)
+            inside = (first >= begin) & ((last <= end) if end is not None else True)
+            result[inside] = side
+        return result
+
+    @torch.no_grad()
+    def load_data(self, db: Path | None, seed: int, log: Any = print) -> SplitData:
+        """The windows of the grain run's corpus on the sides of the grain run's split (``seed`` is not used:
+        the split is the grain run's)."""
+        if db is None and self.settings.get("db"):
+            db = Path(self.settings["db"])
+        source = str(db) if db is not None else "built-in corpus"
+        corpus = self._corpus(db, log)
+        self._sound_count, self._sounds = 0, {}
+        data = self._windows(corpus, log)
+        window_side = self._window_sides(corpus, data, source)
+        indices = {side: np.flatnonzero(window_side == side) for side in SIDES}
+        if not len(indices["train"]) or not len(indices["validation"]):
+            raise UserError(
+                f"{source}: no windows of {self.frames} grains on the "
+                f"{'train' if not len(indices['train']) else 'validation'} side of the grain run's split "
+                f"({', '.join(f'{len(indices[side])} {side}' for side in SIDES)}); use more sounds or fewer frames"
+            )
+        held_out = set(
+            data["sound"][torch.as_tensor(np.concatenate([indices["validation"], indices["test"]]))].tolist()
         )
-        return train, val
+        self._sounds = {i: corpus.sounds[i] for i in held_out}
+        split_data = take_sides(TensorData(data), indices, self.split)
+        log(
+            f"grain sequences: windows of {self.frames} grains, "
+            + ", ".join(f"{len(indices[side])} {side}" for side in SIDES)
+            + f" (the split of {RunFolder(Path(self.grain_run)).split_file})"
+        )
+        return split_data
+
+    def load_held_out(self, db: Path, log: Any = print) -> TensorData:
+        """The windows of every sound of the folder ``db``, encoded by the grain run's VAE."""
+        corpus = self._corpus(db, log)
+        first = self._sound_count
+        data = self._windows(corpus, log)
+        self._sounds.update({first + i: sound for i, sound in enumerate(corpus.sounds)})
+        return TensorData(data)
 
     def _sound_windows(self, sound: np.ndarray, index: int) -> dict[str, Tensor]:
         """The windows of one sound: ``mean``, ``logvar`` ``[W, D, K]``, ``sound``, ``start`` ``[W]``."""

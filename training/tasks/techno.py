@@ -4,6 +4,10 @@ Each step trains on a random crop of every loop in the batch (``crop`` samples, 
 ratio). The reconstruction loss is the multi-scale spectral distance; the divergence is KL or WAE-MMD over
 the latent frames, with warm-up. From ``adversarial_after`` on (0: never) the encoder is frozen and the
 decoder is fine-tuned against a multi-scale discriminator (hinge loss and feature matching).
+
+Held out: whole files of a ``--db`` folder (every crop of a file on one side), or whole built-in loops (each
+its own procedural seed), dealt to train / validation / test by ``split_fractions`` and the run's seed; a
+folder of one file is split in time. techno_prior and ``render techno`` read the run's ``split.json``.
 """
 
 from pathlib import Path
@@ -17,7 +21,8 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
 from latentlive.core.cache import cache_dir
-from latentlive.corpus.drum_corpus import split_by_group_or_time
+from latentlive.core.errors import UserError
+from latentlive.corpus.splits import SIDES, Split, split_examples, split_in_time
 from latentlive.models.discriminator import (
     MultiScaleDiscriminator,
     feature_matching_loss,
@@ -28,11 +33,17 @@ from latentlive.models.spectral import loudness, multiscale_spectral_distance, s
 from latentlive.models.vae import BetaSchedule, kl_standard_normal, mmd_imq, reparameterize
 from latentlive.models.waveform_vae import WaveformVAE
 from latentlive.training.config import configured_arguments
-from latentlive.training.metrics import roughness, spearman_per_dimension
-from latentlive.training.tasks.base import TensorData, require_enough_data
+from latentlive.training.metrics import latent_sensitivity, roughness, spearman_per_dimension
+from latentlive.training.plots import latent_sensitivity_figure
+from latentlive.training.tasks.base import (
+    SplitData,
+    TensorData,
+    require_enough_data,
+    split_fractions,
+    take_sides,
+)
 
 DIVERGENCES = ("kl", "mmd")
-START_SECONDS = 0.01  # corpus.loops names a crop "path@seconds" with two decimals
 
 
 def latent_frames_mmd(z: Tensor, frames: int = 512) -> Tensor:
@@ -89,8 +100,6 @@ class TechnoTask:
         length: samples per loop example (crops of ``bars`` bars start on a downbeat when the tempo is known).
         bars: bars per loop (1, 2 or 4).
         examples: loops in the built-in corpus (a cap for ``--db`` folders).
-        val_fraction: share of the files held out for evaluation; with one file, share of its loops held out
-            at its end (``corpus.drum_corpus.split_in_time``).
         crop: samples of each loop seen per training step (a multiple of the model's ratio).
         divergence: ``kl`` or ``mmd`` (WAE: MMD between latent frames and N(0, I)).
         beta: final weight of the divergence, reached by the warm-up.
@@ -112,7 +121,6 @@ class TechnoTask:
         length: int = 65536,
         bars: int = 2,
         examples: int = 512,
-        val_fraction: float = 0.1,
         crop: int = 16384,
         divergence: str = "kl",
         beta: float = 0.1,
@@ -132,7 +140,7 @@ class TechnoTask:
         if bars not in (1, 2, 4):
             raise ValueError(f"TechnoTask.bars must be 1, 2 or 4, got {bars}")
         self.sample_rate, self.length, self.bars, self.examples = sample_rate, length, bars, examples
-        self.val_fraction, self.crop, self.divergence = val_fraction, crop, divergence
+        self.crop, self.divergence = crop, divergence
         self.beta = BetaSchedule(beta_schedule, 0.0, beta, warmup_steps)
         self.adversarial_after = adversarial_after
         self.adversarial_weight, self.feature_matching_weight = adversarial_weight, feature_matching_weight
@@ -154,19 +162,29 @@ class TechnoTask:
             "examples": self.examples,
         }
 
-    def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
-        data = load_loop_tensors(db, self.corpus_settings(), log)
+    def load_data(self, db: Path | None, seed: int, log: Any = print) -> SplitData:
+        data, groups = load_loop_tensors(db, self.corpus_settings(), log)
         self.db = str(db) if db is not None else None
-        train, val = split_loops(data, self.val_fraction, seed, self.length, self.sample_rate)
-        log(f"loops: {len(train)} for training, {len(val)} held out")
+        split, indices = split_loops(data, groups, self.length, split_fractions(), seed)
+        sides = take_sides(data, indices, split)
+        source = f"{len(set(groups))} {'files' if db is not None else 'built-in loops'}"
+        log(
+            f"loops: {len(sides.train)} for training, {len(sides.validation)} for validation, "
+            f"{len(sides.test)} for test ({'one file split in time' if split.by_time else source})"
+        )
         require_enough_data(
             str(db) if db is not None else "built-in loops",
-            train,
-            val,
+            sides.train,
+            sides.validation,
             f"loops of {self.length} samples",
-            f"add loops or tracks (one track of {2 * self.length / self.sample_rate:.0f} s or more is enough)",
+            "add loops or tracks (a folder of one recording is split in time: at the default split_fractions "
+            "it needs about a minute)",
         )
-        return train, val
+        return sides
+
+    def load_held_out(self, db: Path, log: Any = print) -> TensorData:
+        """Every loop of the folder ``db``, cut with this run's settings."""
+        return load_loop_tensors(db, self.corpus_settings(), log)[0]
 
     def build_model(self) -> tuple[WaveformVAE, dict[str, Any]]:
         args = configured_arguments(WaveformVAE)
@@ -255,8 +273,11 @@ class TechnoTask:
     def evaluate(self, model: nn.Module, data: TensorData) -> dict[str, float]:
         """Held-out multi-scale spectral distance of reconstructions from the posterior mean, the KL per latent
         frame, the Spearman correlation of each latent dimension with loudness and spectral centroid (the
-        best dimension's |rho| is logged), and the roughness of loudness and centroid along linear
-        interpolations between pairs of held-out loops (0 for a straight line)."""
+        best dimension's |rho|, and each dimension's rho under ``eval/per_dimension/``), the roughness of
+        loudness and centroid along linear interpolations between pairs of held-out loops (0 for a straight
+        line), and the latent sensitivity: the spectral distance the decoded loops move per unit move of each
+        latent dimension (mean and per dimension; ~0 for a decoder that ignores its latent, whose
+        interpolations are also perfectly smooth)."""
         device = next(model.parameters()).device
         x = data.tensors["audio"].to(device).unsqueeze(1)
         mean, logvar, recon = self._reconstruct(model, x)
@@ -272,6 +293,12 @@ class TechnoTask:
             metrics[f"eval/spearman_{name}"] = (
                 float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
             )
+            for dimension, value in enumerate(values):  # NaN (a constant dimension) reads as no correlation
+                metrics[f"eval/per_dimension/spearman_{name}/z{dimension}"] = float(np.nan_to_num(value))
+        sensitivity = self.latent_sensitivity(model, mean)
+        metrics["eval/latent_sensitivity"] = float(sensitivity.mean())
+        for dimension, value in enumerate(sensitivity):
+            metrics[f"eval/per_dimension/latent_sensitivity/z{dimension}"] = float(value)
         curves = self.interpolation_curves(model, mean)
         for name, values in curves.items():
             if len(values):  # pairs need at least two held-out loops
@@ -300,6 +327,19 @@ class TechnoTask:
             "loudness": spearman_per_dimension(codes, level[:, :frames].reshape(-1).cpu().numpy()),
             "centroid": spearman_per_dimension(codes, centroid[:, :frames].reshape(-1).cpu().numpy()),
         }
+
+    def latent_sensitivity(self, model: nn.Module, mean: Tensor) -> np.ndarray:
+        """Spectral distance per unit move of each latent dimension ``[L]`` (``training.metrics.latent_sensitivity``),
+        every frame of the posterior means ``mean [B, L, T]`` of up to ``interpolation_pairs`` (at least 2)
+        held-out loops moved together (a decode of them per dimension: the cost of the metric)."""
+        codes = mean[: max(self.interpolation_pairs, 2)]
+        return latent_sensitivity(
+            lambda z: torch.cat([model.decode(part) for part in z.split(8)]),
+            codes,
+            lambda moved, base: torch.stack(
+                [multiscale_spectral_distance(m[None], b[None]) for m, b in zip(moved, base, strict=True)]
+            ).mean(),
+        )
 
     def _pairs(self, count: int) -> list[tuple[int, int]]:
         half = count // 2
@@ -340,6 +380,10 @@ class TechnoTask:
         curves = self.interpolation_curves(model, mean)
         steps = np.linspace(0, 1, self.interpolation_steps)
         writer.add_figure("interpolation/features", curves_figure(steps, curves), step)
+        rough = {name: float(np.mean([roughness(c) for c in v])) for name, v in curves.items() if len(v)}
+        writer.add_figure(
+            "latent/sensitivity", latent_sensitivity_figure(self.latent_sensitivity(model, mean), rough), step
+        )
         pairs = self._pairs(len(mean))
         if pairs:
             a, b = pairs[0]
@@ -356,42 +400,48 @@ class TechnoTask:
 
 
 def split_loops(
-    data: TensorData, val_fraction: float, seed: int, length: int, sample_rate: int
-) -> tuple[TensorData, TensorData]:
-    """``(train, validation)``: crops of one file stay together (``group``), the same split for both stages. A
-    folder of one recording is split in time instead (``start``): crops of ``length`` samples that overlap the
-    held-out end of the file are left out of training."""
-    # starts are known to START_SECONDS: a crop is taken to reach that much further, so none overlaps unseen
-    extent = length + int(np.ceil(START_SECONDS * sample_rate))
-    train_idx, val_idx = split_by_group_or_time(
-        data.tensors["group"].numpy(), data.tensors["start"].numpy(), extent, val_fraction, seed
-    )
-    return TensorData(data.take(torch.as_tensor(train_idx))), TensorData(data.take(torch.as_tensor(val_idx)))
+    data: TensorData, groups: list[str], length: int, fractions: tuple[float, float, float], seed: int
+) -> tuple[Split, dict[str, np.ndarray]]:
+    """A new split of the loops ``data`` (of :func:`load_loop_tensors`) and the example indices of each side:
+    whole groups (files, built-in seeds) to train / validation / test; a folder of one file is split in time
+    (``start``): a crop that overlaps a later side's first crop is left out of its side."""
+    return split_examples(groups, data.tensors["start"].numpy(), length, fractions, seed)
 
 
-def load_loop_tensors(db: Path | None, settings: dict[str, Any], log: Any = print) -> TensorData:
+def loop_sides(
+    data: TensorData, groups: list[str], split: Split, length: int, split_file: Path
+) -> dict[str, np.ndarray]:
+    """The example indices of each side of a recorded ``split`` (a stage-1 run's ``split_file``) in the loops
+    ``data``; one UserError line when a loop's group is on no side (the folder changed since the split)."""
+    unknown = sorted({g for g in groups if split.side_of(g) is None})
+    if unknown:
+        raise UserError(
+            f"{split_file}: {len(unknown)} file(s) of the corpus (such as {unknown[0]!r}) were not in the "
+            "run's split; restore the run's folder or train stage 1 again on this one"
+        )
+    if split.by_time:
+        return split_in_time(data.tensors["start"].numpy(), length, split.fractions)
+    return {side: split.indices(groups, side) for side in SIDES}
+
+
+def load_loop_tensors(
+    db: Path | None, settings: dict[str, Any], log: Any = print
+) -> tuple[TensorData, list[str]]:
     """The loop corpus (``db`` or the built-in one, read with ``settings``, see ``corpus_settings``) as
-    tensors: ``audio [N, T]``, ``bpm [N]`` (NaN when unknown), ``loop_samples [N]``, ``group [N]`` (the
-    index of the file each crop comes from; every built-in loop is its own) and ``start [N]`` (the crop's
-    first sample in its file, to START_SECONDS: the corpus names crops ``path@seconds``)."""
+    tensors: ``audio [N, T]``, ``bpm [N]`` (NaN when unknown), ``loop_samples [N]``, ``group [N]`` (an index
+    into the group names) and ``start [N]`` (the crop's first sample in its file); with the group name of
+    each loop (its file relative to the folder, or ``builtin/seed<N>``)."""
     from latentlive.corpus.loops import load_loops
 
     corpus = load_loops(db, seed=0, cache_dir=cache_dir(), log=log, **settings)
-    places = [_file_and_start(source) for source in corpus.sources]
-    files = np.asarray([file for file, _ in places], dtype=str)
-    seconds = np.asarray([start for _, start in places], dtype=np.float64)
-    return TensorData(
+    groups = [str(g) for g in corpus.groups]
+    data = TensorData(
         {
             "audio": torch.from_numpy(np.asarray(corpus.audio, dtype=np.float32)),
             "bpm": torch.from_numpy(np.asarray(corpus.bpm, dtype=np.float32)),
             "loop_samples": torch.from_numpy(np.asarray(corpus.loop_samples, dtype=np.int64)),
-            "group": torch.from_numpy(np.unique(files, return_inverse=True)[1].reshape(-1).astype(np.int64)),
-            "start": torch.from_numpy(np.round(seconds * int(settings["sample_rate"])).astype(np.int64)),
+            "group": torch.from_numpy(np.unique(groups, return_inverse=True)[1].reshape(-1).astype(np.int64)),
+            "start": torch.from_numpy(np.asarray(corpus.starts, dtype=np.int64)),
         }
     )
-
-
-def _file_and_start(source: str) -> tuple[str, float]:
-    """``"dir/file.wav@12.50"`` -> ``("dir/file.wav", 12.5)``; a built-in loop (no ``@``) starts at 0."""
-    name, at, seconds = source.rpartition("@")
-    return (name, float(seconds)) if at else (source, 0.0)
+    return data, groups

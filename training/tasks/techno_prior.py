@@ -9,7 +9,9 @@ those trajectories with a macro latent per loop (or a few per loop) and one of t
   ``'sample'`` of the stage-1 posterior each step);
 * ``kl``: the KL divergence from the stage-1 posterior to the decoded Gaussian.
 
-The stage-1 weights travel in this run's checkpoint, so export and rendering need this run alone.
+The stage-1 weights travel in this run's checkpoint, so export and rendering need this run alone. The loops
+are dealt to train / validation / test exactly as the stage-1 run dealt them: its ``split.json`` is read, never
+drawn again, so no loop stage 1 trained on is held out here.
 """
 
 from pathlib import Path
@@ -25,9 +27,13 @@ from latentlive.models.spectral import multiscale_spectral_distance
 from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase
 from latentlive.models.waveform_vae import WaveformVAE
 from latentlive.training.plots import trajectory_rows_figure
-from latentlive.training.tasks.base import TensorData, require_enough_data
-from latentlive.training.tasks.techno import load_loop_tensors, split_loops
-from latentlive.training.tasks.trajectory_prior import TrajectoryPriorTask, load_first_level
+from latentlive.training.tasks.base import SplitData, TensorData, require_enough_data, take_sides
+from latentlive.training.tasks.techno import load_loop_tensors, loop_sides
+from latentlive.training.tasks.trajectory_prior import (
+    TrajectoryPriorTask,
+    first_level_split,
+    load_first_level,
+)
 
 
 def load_stage1(run_path: str | Path) -> tuple[WaveformVAE, dict[str, Any], dict[str, Any]]:
@@ -80,7 +86,6 @@ class TechnoPriorTask(TrajectoryPriorTask):
         objective: ``nll`` or ``kl`` (see the module docstring).
         target: with ``nll``, fit the stage-1 posterior ``mean`` or a fresh ``sample`` of it.
         beta, beta_schedule, warmup_steps: the weight of the macro KL and its warm-up.
-        val_fraction: share of the loops held out.
         media_examples: sampled and reconstructed loops played in TensorBoard.
     """
 
@@ -95,24 +100,24 @@ class TechnoPriorTask(TrajectoryPriorTask):
         beta: float = 1.0,
         beta_schedule: str = "linear",
         warmup_steps: int = 2000,
-        val_fraction: float = 0.1,
         media_examples: int = 4,
     ) -> None:
         self._set_objective(objective, target, beta, beta_schedule, warmup_steps)
         self.stage1_run, self.frames_per_bar = stage1_run, frames_per_bar
-        self.val_fraction, self.media_examples = val_fraction, media_examples
+        self.media_examples = media_examples
         self.stage1, self.stage1_args, self.stage1_meta = load_stage1(stage1_run)
         self.source_latent_size = self.stage1.latent_size
         self.bars = int(self.stage1_meta["bars"])
         self.frames = frames_per_bar * self.bars
         self.sample_rate = int(self.stage1_meta["sample_rate"])
 
+    def _settings(self) -> dict[str, Any]:
+        return {key: self.stage1_meta[key] for key in ("sample_rate", "length", "bars", "examples")}
+
     @torch.no_grad()
-    def load_data(self, db: Path | None, seed: int, log: Any = print) -> tuple[TensorData, TensorData]:
-        settings = {key: self.stage1_meta[key] for key in ("sample_rate", "length", "bars", "examples")}
-        if db is None and self.stage1_meta.get("db"):
-            db = Path(self.stage1_meta["db"])
-        corpus = load_loop_tensors(db, settings, log)
+    def _trajectories(self, corpus: TensorData, log: Any) -> TensorData:
+        """The loops ``corpus`` (of ``load_loop_tensors``) with their stage-1 posteriors read at ``frames`` bar
+        phases: ``mean``, ``logvar`` ``[N, L, K]`` beside ``audio``, ``loop_samples``, ``group``, ``start``."""
         audio, loop_samples = corpus.tensors["audio"], corpus.tensors["loop_samples"]
         log(f"encoding {len(audio)} loops with the stage-1 model of {self.stage1_run}")
         means, logvars = [], []
@@ -121,26 +126,40 @@ class TechnoPriorTask(TrajectoryPriorTask):
             means.append(mean)
             logvars.append(logvar)
         positions = loop_positions(loop_samples, self.stage1.ratio, self.frames)
-        data = {
-            "mean": resample_frames(torch.cat(means), positions),
-            "logvar": resample_frames(torch.cat(logvars), positions),
-            "audio": audio,
-            "loop_samples": loop_samples,
-            "group": corpus.tensors["group"],
-            "start": corpus.tensors["start"],
-        }
-        train, val = split_loops(
-            TensorData(data), self.val_fraction, seed, int(settings["length"]), int(settings["sample_rate"])
+        return TensorData(
+            {
+                "mean": resample_frames(torch.cat(means), positions),
+                "logvar": resample_frames(torch.cat(logvars), positions),
+                **{key: corpus.tensors[key] for key in ("audio", "loop_samples", "group", "start")},
+            }
+        )
+
+    def load_data(self, db: Path | None, seed: int, log: Any = print) -> SplitData:
+        """The stage-1 run's loops, on the sides of its ``split.json`` (``seed`` does not apply)."""
+        split, split_file = first_level_split(self.stage1_run)
+        settings = self._settings()
+        if db is None and self.stage1_meta.get("db"):
+            db = Path(self.stage1_meta["db"])
+        corpus, groups = load_loop_tensors(db, settings, log)
+        indices = loop_sides(corpus, groups, split, int(settings["length"]), split_file)
+        sides = take_sides(self._trajectories(corpus, log), indices, split)
+        log(
+            f"loops of {split_file}: {len(sides.train)} for training, {len(sides.validation)} for validation, "
+            f"{len(sides.test)} for test"
         )
         require_enough_data(
             str(db) if db is not None else "built-in loops",
-            train,
-            val,
+            sides.train,
+            sides.validation,
             "loops",
-            "train stage 1 on more loops (one file of twice TechnoTask.length or more is enough)",
+            "train stage 1 on more loops (more files, or a longer recording)",
         )
-        del train.tensors["audio"]  # only held-out loops are listened to
-        return train, val
+        del sides.train.tensors["audio"]  # only held-out loops are listened to
+        return sides
+
+    def load_held_out(self, db: Path, log: Any = print) -> TensorData:
+        """Every loop of the folder ``db`` (cut with the stage-1 run's settings) as stage-1 trajectories."""
+        return self._trajectories(load_loop_tensors(db, self._settings(), log)[0], log)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: TensorData) -> dict[str, float]:

@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from latentlive.core.errors import UserError
 from latentlive.core.runs import RunFolder, load_checkpoint
+from latentlive.corpus.splits import Split, read_split
 from latentlive.models.trajectory_vae import OBJECTIVES, TARGETS, TrajectoryVAE, objective_terms
 from latentlive.models.vae import BetaSchedule
 from latentlive.training.config import configured_arguments
@@ -26,6 +27,13 @@ def load_first_level(
     model = model_class(**checkpoint["model_args"])
     model.load_state_dict(checkpoint["model_state"])
     return model.eval(), checkpoint
+
+
+def first_level_split(run_path: str | Path) -> tuple[Split, Path]:
+    """The split a prior trains on: the one its first-level run recorded (``split.json``), never a new draw;
+    with the file's path. One UserError line when the run has none."""
+    split_file = RunFolder(Path(run_path)).split_file
+    return read_split(split_file), split_file
 
 
 class TrajectoryPriorTask:

@@ -1,0 +1,205 @@
+"""``latentlive report`` (``make report``): the quality tables of the README and docs, over seeds.
+
+Each model's demo config is trained once per seed (each seed also deals its own split), scored on its test
+split with ``latentlive evaluate``, and every metric is summarised as mean ± standard deviation with its
+range. A claim (a metric named ``beats_...``) counts only when it holds for every seed. Runs are reused
+when already trained, so a second call only summarises again.
+
+Writes ``OUT/report.json`` and ``OUT/report.md``; the README and docs quote ``report.md``.
+"""
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from latentlive import registry
+from latentlive.core.errors import UserError
+from latentlive.core.runs import RunFolder, atomic_write_json, atomic_write_text, load_checkpoint
+from latentlive.training.config import parse_gin
+
+# The models whose held-out figures the docs quote (``reported`` in the registry); others with --model.
+REPORTED_MODELS = tuple(spec.name for spec in registry.MODELS if spec.reported)
+SEEDS = (0, 1, 2)
+
+
+def _trained(run: RunFolder, steps: int) -> bool:
+    return run.checkpoint.is_file() and load_checkpoint(run.checkpoint).get("step", 0) >= steps
+
+
+def _demo_steps(spec: registry.ModelSpec) -> int:
+    import gin
+
+    parse_gin([spec.demo_gin])
+    return int(gin.query_parameter("train.max_steps"))
+
+
+def train_seed(
+    spec: registry.ModelSpec, seed: int, runs: Path, log: Callable[[str], None] = print
+) -> RunFolder:
+    """The demo run of ``spec`` at ``seed`` in ``runs``: trained, resumed, or reused when complete."""
+    import torch
+
+    from latentlive.training.loop import train_run
+    from latentlive.training.run_plan import TrainRequest
+
+    if spec.needs:
+        raise UserError(f"--model {spec.name}: it trains on another run; report the model it needs instead")
+    run = RunFolder(runs / f"{spec.name}_seed{seed}")
+    if _trained(run, _demo_steps(spec)):
+        log(f"{run.root}: already trained")
+        return run
+    resume = run.checkpoint.is_file()
+    request = TrainRequest(gin=(spec.demo_gin,), seed=seed, resume=resume)
+    train_run(run, request, "cuda" if torch.cuda.is_available() else "cpu", log=log)
+    return run
+
+
+def summarise(per_seed: dict[int, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """For each metric every seed has, in the order the first seed's evaluation gave them: mean, std (sample;
+    0 for one seed), min, max and the values by seed."""
+    seeds = sorted(per_seed)
+    shared = set.intersection(*(set(per_seed[s]) for s in seeds)) if seeds else set()
+    summary = {}
+    measured = [name for name in per_seed[seeds[0]] if name in shared] if seeds else []
+    for name in measured:
+        values = [float(per_seed[s][name]) for s in seeds]
+        summary[name] = {
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values),
+            "max": max(values),
+            "by_seed": dict(zip((str(s) for s in seeds), values, strict=True)),
+        }
+    return summary
+
+
+def holds_for_every_seed(entry: dict[str, Any]) -> bool:
+    """Whether a claim (a 0/1 metric) held on every seed."""
+    return entry["min"] >= 1.0
+
+
+def _number(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def _cell(value: dict[str, Any]) -> str:
+    return f"{_number(value['mean'])} ± {_number(value['std'])}"
+
+
+def per_member_tables(metrics: dict[str, Any]) -> tuple[list[tuple[list[str], list[str]]], set[str]]:
+    """Metrics that differ only in their last name (``eval/next/acc/soprano`` .. ``/bass``, ``eval/f1/kick`` ..)
+    gathered into tables: ``[(members, prefixes)]``, one per set of three or more members shared by two or
+    more prefixes, and the metric names they hold."""
+    by_prefix: dict[str, list[str]] = {}
+    for name in metrics:
+        prefix, _, member = name.rpartition("/")
+        by_prefix.setdefault(prefix, []).append(member)
+    sets: dict[tuple[str, ...], list[str]] = {}
+    for prefix, members in by_prefix.items():
+        if len(members) >= 3:
+            sets.setdefault(tuple(members), []).append(prefix)
+    tables = [(list(members), prefixes) for members, prefixes in sets.items() if len(prefixes) >= 2]
+    held = {f"{prefix}/{m}" for members, prefixes in tables for prefix in prefixes for m in members}
+    return tables, held
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """``report.md``: per model, the claims (held on every seed or not), then each metric as mean ± std over the
+    seeds (per part or per class in one table where metrics differ only in that), with the range of the rest."""
+    lines = [
+        "# Held-out quality over seeds",
+        "",
+        f"Regenerated by `{report['command']}` (seeds {', '.join(map(str, report['seeds']))}): each seed trains "
+        "the model's demo config and scores it with `latentlive evaluate` on that seed's test split, held out by "
+        "source. Every cell is mean ± standard deviation over the seeds.",
+        "",
+    ]
+    for model, entry in report["models"].items():
+        lines += [
+            f"## {model}",
+            "",
+            f"`{entry['gin']}` ({entry['steps']} steps), {entry['test_examples']} test examples per seed (mean).",
+            "",
+        ]
+        metrics = entry["metrics"]
+        claims = {k: v for k, v in metrics.items() if "beats_" in k}
+        if claims:
+            lines += ["| claim | holds on every seed | seeds where it holds |", "| --- | --- | --- |"]
+            for name, value in claims.items():
+                held = sum(v >= 1.0 for v in value["by_seed"].values())
+                verdict = "yes" if holds_for_every_seed(value) else "**no**"
+                lines.append(f"| `{name}` | {verdict} | {held} of {len(value['by_seed'])} |")
+            lines.append("")
+        rest = {k: v for k, v in metrics.items() if k not in claims}
+        tables, in_tables = per_member_tables(rest)
+        lines += ["| metric | mean ± std | range |", "| --- | --- | --- |"]
+        for name, value in rest.items():
+            if name not in in_tables:
+                lines.append(
+                    f"| `{name}` | {_cell(value)} | {_number(value['min'])} .. {_number(value['max'])} |"
+                )
+        lines.append("")
+        for members, prefixes in tables:
+            lines += ["| metric | " + " | ".join(members) + " |", "| --- |" + " --- |" * len(members)]
+            for prefix in prefixes:
+                cells = " | ".join(_cell(rest[f"{prefix}/{m}"]) for m in members)
+                lines.append(f"| `{prefix}/...` | {cells} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def report_command(models: Sequence[str], seeds: Sequence[int]) -> str:
+    """The command that regenerates a report of ``models`` at ``seeds``: ``make report`` for the defaults."""
+    if tuple(models) == REPORTED_MODELS and tuple(seeds) == SEEDS:
+        return "make report"
+    return " ".join(["latentlive report", *(f"--model {m}" for m in models), "--seeds", *map(str, seeds)])
+
+
+def build_report(
+    models: Sequence[str] = REPORTED_MODELS,
+    seeds: Sequence[int] = SEEDS,
+    runs: Path = Path("build/report/runs"),
+    out: Path = Path("build/report"),
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train (or reuse) every model at every seed, evaluate each on its test split, write the summary."""
+    from latentlive.training.evaluation import evaluate_run
+
+    specs = []
+    for name in models:
+        spec = registry.find(name)
+        if spec is None:
+            raise UserError(f"--model {name}: unknown; use one of {', '.join(registry.names())}")
+        specs.append(spec)
+    if not seeds:
+        raise UserError("--seeds: give at least one seed, e.g. --seeds 0 1 2")
+    started = time.monotonic()
+    report: dict[str, Any] = {
+        "command": report_command(models, seeds),
+        "seeds": list(seeds),
+        "models": {},
+    }
+    for spec in specs:
+        per_seed, examples = {}, []
+        for seed in seeds:
+            log(f"report: {spec.name}, seed {seed}")
+            run = train_seed(spec, seed, runs, log)
+            result = evaluate_run(run.root, "test", log=log)
+            per_seed[seed], examples = result["metrics"], [*examples, result["examples"]]
+        report["models"][spec.name] = {
+            "gin": spec.demo_gin,
+            "steps": _demo_steps(spec),
+            "test_examples": round(statistics.fmean(examples)),
+            "metrics": summarise(per_seed),
+        }
+    report["minutes"] = round((time.monotonic() - started) / 60, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "report.json", report)
+    atomic_write_text(out / "report.md", markdown(report))
+    log(f"wrote {out / 'report.md'} and {out / 'report.json'} ({report['minutes']} min)")
+    return report
