@@ -8,8 +8,13 @@ attribute, see ``export.host_rate``):
 | output | the mono mix of up to ``VOICES`` hits |
 
 A hit plays at once the sound already rendered for its class. When the knobs of the class heard last
-differ from the ones its sound was rendered with, a render job starts: one stage per call (decode, each
-half of each Griffin-Lim iteration, the inverse transform, the resampling), so no call does more than one.
+differ from the ones its sound was rendered with, a render job starts, a fixed amount of work per call:
+the call that reads the knobs decodes the magnitude and warm-starts Griffin-Lim from the phase of the
+sound of that class heard until then; each later call runs one iteration. After ``PREVIEW_ITERATIONS``
+the sound is swapped in (a knob moved in call k is heard on a hit in call k + 2), then refined in the
+background until the job has run the model's ``griffin_lim.iterations``, when it is swapped in again.
+A preview runs to its end; knobs moved while a sound is being refined start a new job at once, and a
+sound left unrefined (its class was left, or the host rate changed) is refined when nothing else runs.
 Gates and classes are read per sample (a hit plays the class of its onset sample; two hits need two
 rises of the gate); the knobs, and the class whose sound they re-render, once per buffer.
 """
@@ -29,6 +34,7 @@ VOICES = 4
 HOST_RATES = (44100, 48000, 88200, 96000)  # the sounds are resampled whole: any rate works
 KNOB_LIMIT = 4.0  # the device's knobs span -3..3; beyond this the decoder is asked for what it never saw
 PEAK = 0.9  # rendered one-shots are peak-normalised like the training sounds
+PREVIEW_ITERATIONS = 2  # warm-started Griffin-Lim iterations before a moved knob is heard (one per call)
 
 
 def fft_resample(audio: Tensor, length: int) -> Tensor:
@@ -98,8 +104,10 @@ class DrumKit(nn.Module):
         self.register_buffer("rendered_model_rate", centre)
         self.register_buffer("rendered", self._to_host(centre, host_rate))
         self.register_buffer("rendered_knobs", torch.zeros(self.num_classes, self.latent_size))
-        # The render job (0: idle, 1 and 2: halves of a Griffin-Lim iteration, 3: inverse NSGT, 4: to the host rate).
+        # The render job (0: idle, 1: before its preview is heard, 2: refining the sound heard).
         self.job_stage, self.job_class, self.job_iteration = 0, 0, 0
+        self.preview_iterations = min(PREVIEW_ITERATIONS, self.iterations)
+        self.register_buffer("refined", torch.ones(self.num_classes, dtype=torch.bool))
         self.register_buffer("job_knobs", torch.zeros(self.latent_size))
         frames = nsgt.num_frames
         self.register_buffer("job_magnitude", torch.zeros(1, nsgt.num_bins, frames))
@@ -121,7 +129,8 @@ class DrumKit(nn.Module):
         knobs = knobs.clamp(-self.knob_limit, self.knob_limit) * self.pca_std[classes]
         return self.pca_mean[classes] + torch.bmm(knobs.unsqueeze(1), self.pca_components[classes]).squeeze(1)
 
-    def _magnitude(self, classes: Tensor, knobs: Tensor) -> Tensor:
+    @torch.jit.export
+    def magnitude(self, classes: Tensor, knobs: Tensor) -> Tensor:
         """Decoded NSGT magnitudes ``[B, F, M]`` at the full frame rate."""
         logmag = self.model.decode(self._knobs_to_latent(classes, knobs), classes)[0]
         return full_rate_magnitude(logmag, self.time_pool)
@@ -140,7 +149,7 @@ class DrumKit(nn.Module):
     @torch.jit.export
     def render(self, classes: Tensor, knobs: Tensor) -> Tensor:
         """One-shots ``[B, T]`` at the model rate for ``classes [B]`` (long) and ``knobs [B, D]``, all at once."""
-        magnitude = self._magnitude(classes, knobs)
+        magnitude = self.magnitude(classes, knobs)
         return self._finish(self.nsgt.griffin_lim(magnitude, self.iterations, self.momentum))
 
     @torch.jit.export
@@ -167,6 +176,7 @@ class DrumKit(nn.Module):
         """Back to the sounds of every class at the centre of its knobs, no render job running."""
         self.rendered_model_rate = self.centre_model_rate.clone()
         self.rendered_knobs.zero_()
+        self.refined.fill_(True)
         self.set_host_rate(self.host_rate)
 
     @torch.jit.export
@@ -176,33 +186,55 @@ class DrumKit(nn.Module):
         self.voice_gain.zero_()
         self.last_gate.zero_()
 
+    def _wants_job(self, cls: int, knobs: Tensor) -> bool:
+        """Whether ``knobs`` of class ``cls`` start a new job now (never during a preview)."""
+        if self.job_stage == 1:
+            return False
+        if self.job_stage == 2 and self.job_class == cls:
+            target = self.job_knobs
+        else:
+            target = self.rendered_knobs[cls]
+        return bool((knobs - target).abs().max() > 1e-3)
+
+    def _start_job(self, cls: int, knobs: Tensor, stage: int) -> None:
+        """Decode the magnitude of ``cls`` at ``knobs`` and warm-start from the phase of its current sound."""
+        self.job_class, self.job_iteration, self.job_stage = cls, 0, stage
+        self.job_knobs = knobs.clone()
+        self.job_magnitude = self.magnitude(torch.tensor([cls]), knobs.unsqueeze(0))
+        like = self.rendered_model_rate[cls].unsqueeze(0)
+        self.job_phase, self.job_previous = self.nsgt.griffin_lim_warm_start(like)
+        self.job_signal = self.nsgt.inverse(self.job_magnitude * self.job_phase)
+
+    def _install(self, refined: bool) -> None:
+        """Swap the job's sound in for its class."""
+        audio = self._finish(self.job_signal)
+        self.rendered_model_rate[self.job_class] = audio[0]
+        self.rendered[self.job_class] = self._to_host(audio, self.host_rate)[0]
+        self.rendered_knobs[self.job_class] = self.job_knobs
+        self.refined[self.job_class] = refined
+
     def _render_step(self, cls: int, knobs: Tensor) -> None:
-        """At most one stage of the background render job."""
-        if self.job_stage == 0:
-            if bool((knobs - self.rendered_knobs[cls]).abs().max() > 1e-3):
-                self.job_class, self.job_iteration = cls, 0
-                self.job_knobs = knobs.clone()
-                self.job_magnitude = self._magnitude(torch.tensor([cls]), knobs.unsqueeze(0))
-                self.job_phase, self.job_previous = self.nsgt.griffin_lim_start(self.job_magnitude)
-                self.job_stage = 1
-        elif self.job_stage == 1:  # first half of a Griffin-Lim iteration
-            self.job_signal = self.nsgt.inverse(self.job_magnitude * self.job_phase)
-            self.job_stage = 2
-        elif self.job_stage == 2:  # second half
+        """The work of one call of the render job: a start (decode, warm start) or one Griffin-Lim iteration,
+        and the swap of a sound that is ready."""
+        if self._wants_job(cls, knobs):
+            self._start_job(cls, knobs, 1)
+        elif self.job_stage == 0:
+            unrefined = (~self.refined).nonzero()
+            if unrefined.shape[0] > 0:
+                other = int(unrefined[0, 0])
+                self._start_job(other, self.rendered_knobs[other].clone(), 2)
+        else:
             self.job_phase, self.job_previous = self.nsgt.griffin_lim_update(
                 self.job_signal, self.job_previous, self.momentum
             )
+            self.job_signal = self.nsgt.inverse(self.job_magnitude * self.job_phase)
             self.job_iteration += 1
-            self.job_stage = 1 if self.job_iteration < self.iterations else 3
-        elif self.job_stage == 3:
-            audio = self._finish(self.nsgt.inverse(self.job_magnitude * self.job_phase))
-            self.rendered_model_rate[self.job_class] = audio[0]
-            self.job_stage = 4
-        else:
-            audio = self.rendered_model_rate[self.job_class].unsqueeze(0)
-            self.rendered[self.job_class] = self._to_host(audio, self.host_rate)[0]
-            self.rendered_knobs[self.job_class] = self.job_knobs
-            self.job_stage = 0
+            if self.job_iteration >= self.iterations:
+                self._install(True)
+                self.job_stage = 0
+            elif self.job_stage == 1 and self.job_iteration >= self.preview_iterations:
+                self._install(False)
+                self.job_stage = 2
 
     def _start_hits(self, gate: Tensor, classes: Tensor) -> None:
         """Give a voice to each rise of ``gate [B, T]``, the last ``VOICES`` of a buffer (more could not be
@@ -261,7 +293,8 @@ class DrumSynthExport(HostRateModule):
         super().__init__(HOST_RATES)
         self.kit = torch.jit.script(DrumKit(model, nsgt, facts))
         self.latent_size, self.num_classes = model.latent_size, len(facts["class_names"])
-        self.render_calls = 2 * int(facts["griffin_lim"]["iterations"]) + 3  # stages of one render job
+        self.render_calls = int(facts["griffin_lim"]["iterations"]) + 1  # calls of one whole render job
+        self.preview_calls = min(PREVIEW_ITERATIONS, self.render_calls - 1)  # calls after the knob call
         self.register_attribute("latency", 0)
         labels = ["(signal) gate: velocity 0..1", "(signal) drum class index"]
         labels += [f"(signal) knob {i + 1}" for i in range(self.latent_size)]
@@ -294,11 +327,18 @@ class DrumSynthExport(HostRateModule):
         self.kit.set_host_rate(rate)
 
     def warm_up(self) -> None:
-        """Hits and a whole render job (every stage of it), then the centre sounds again."""
+        """Hits and whole render jobs (every stage of them), a job left for another class and resumed once
+        idle, then the centre sounds again."""
         x = torch.zeros(1, 2 + self.latent_size, self.warm_up_buffer)
         x[0, 0, 0] = 1.0  # a hit at the start of each buffer
         for call in range(self.warm_up_calls * (self.render_calls + 1)):
             x[0, 2] = float(call // (self.render_calls + 1) + 1)  # new knobs: a new job each round
+            self.kit.play(x)
+        x[0, 2] = -1.0
+        for _ in range(self.preview_calls + 2):  # the preview is heard, its refinement begins ...
+            self.kit.play(x)
+        x[0, 1] = 1.0  # ... and is left for another class, then resumed when that one is done
+        for _ in range(2 * self.render_calls + 1):
             self.kit.play(x)
         self.kit.forget_renders()
         self.kit.reset()
@@ -335,5 +375,7 @@ def build_drumsynth_export(
         # the sound of each class stays rendered from the knobs last heard with it, by design
         "state_window": {"forward": None},
         "calls_to_settle": wrapper.render_calls + 1,  # one whole render job, for the raw output checks
+        "render_calls": wrapper.render_calls,
+        "knob_to_sound_calls": wrapper.preview_calls,  # a knob moved in call k is heard in call k + this
     }
     return wrapper, metadata

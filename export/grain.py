@@ -5,9 +5,9 @@ Both methods speak in knob units: the PCA axes of the training codes, in units o
 The model runs at its own rate (22.05 kHz by default) and resamples inside to the host rate (44.1 or
 48 kHz, from the ``host_rate`` attribute: ``export.host_rate``), with the same streaming stages as the techno export (``models.resample``):
 
-* ``forward``: host knob frames, gathered into blocks of ``BLOCK_FRAMES`` -> frames at the model's grain hop
-  rate -> ``GranularEngine`` (grains at ``density`` per second, ``jitter``, ``spray``, ``grain_length``,
-  ``transpose``) -> resampler -> FIFO;
+* ``forward``: host knob frames (rendered on the call they arrive: ``BLOCK_FRAMES`` is 1) -> frames at the
+  model's grain hop rate -> ``GranularEngine`` (grains at ``density`` per second, ``jitter``, ``spray``,
+  ``grain_length``, ``transpose``) -> resampler -> FIFO;
 * ``encode``: host audio -> resampler -> every ``hop`` model samples, the last ``grain_size`` samples,
   windowed as in training, encoded (posterior mean) -> knob units -> host frames -> FIFO.
 """
@@ -20,16 +20,17 @@ from torch import Tensor, nn
 
 from latentlive.export.host_rate import HostRateModule
 from latentlive.export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite, guarded
-from latentlive.models.grain_vae import GrainVAE, playing_decoder
+from latentlive.models.grain_vae import GrainDecoder, GrainVAE, playing_decoder
 from latentlive.models.granular import GranularEngine
 from latentlive.models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
 
 HOST_RATES = (44100, 48000)
-# Host knob frames (of LATENT_RATIO samples) per engine call. A call costs about a hundred tensor operations
-# besides its products (a few microseconds each on one CPU thread) whatever its length, so the instrument
-# renders blocks of several nn~ buffers at once; the FIFO holds a block back, which is part of `latency`:
-# 24 frames make it 6233 samples (130 ms at 48 kHz). The README weighs other block sizes.
-BLOCK_FRAMES = 24
+# Host knob frames (of LATENT_RATIO samples) per engine call: frames wait until a whole block has come, and
+# the FIFO holds a block back, which is part of `latency`. One frame renders every frame on the call it
+# arrives: 349 samples (7.3 ms at 48 kHz; a block of 8 frames would pass one 2048 buffer, 2137, and 24
+# frames, as before, made it 6233). At buffer 2048 that is one engine call per nn~ call whatever the block
+# up to 7 frames, so the engine keeps the kinds of tensor operation of a call few (docs/grain.md).
+BLOCK_FRAMES = 1
 KNOB_LIMIT = 10.0
 DEFAULT_SETTINGS = {"density": 40.0, "jitter": 0.0, "spray": 0.0, "grain_length": 1.0, "transpose": 0.0}
 AUDIO_BOUND = 4.0  # dense clouds keep constant power, so a few grains in phase can exceed full scale
@@ -134,10 +135,12 @@ class GrainStreams(nn.Module):
         mean = torch.tensor(facts["pca_mean"], dtype=torch.float32)
         components = torch.tensor(facts["pca_components"], dtype=torch.float32)
         std = torch.tensor(facts["pca_std"], dtype=torch.float32).clamp_min(1e-6)
-        self.engine = GranularEngine(
-            playing_decoder(model), model.grain_size, rate, model.latent_size, share_frames=True
-        )
-        self.engine.set_knob_axes(mean, components, std)
+        decoder = playing_decoder(model)
+        self.engine = GranularEngine(decoder, model.grain_size, rate, model.latent_size, share_frames=True)
+        if isinstance(decoder, GrainDecoder):
+            decoder.fold_knob_axes(mean, components, std)  # knobs straight into its first product
+        else:
+            self.engine.set_knob_axes(mean, components, std)
         self.follower = GrainFollower(model, hop, mean, components.t() / std)
         primes = plan.primes
         self.path_in_44 = LatentRateConverter(44100 / LATENT_RATIO, rate / hop)
@@ -166,9 +169,11 @@ class GrainStreams(nn.Module):
             self.pending = x.new_zeros(x.shape[0], x.shape[1], 0)
             self.audio_out_44.fifo.push(x.new_zeros(x.shape[0], 1, 0))
             self.audio_out_48.fifo.push(x.new_zeros(x.shape[0], 1, 0))
-        pending = torch.cat([self.pending, x], dim=-1) if self.pending.shape[-1] > 0 else x
-        ready = pending.shape[-1] // self.block * self.block
-        self.pending = pending.narrow(-1, ready, pending.shape[-1] - ready) if ready > 0 else pending
+        pending, ready = x, x.shape[-1]
+        if self.block > 1:
+            pending = torch.cat([self.pending, x], dim=-1) if self.pending.shape[-1] > 0 else x
+            ready = pending.shape[-1] // self.block * self.block
+            self.pending = pending.narrow(-1, ready, pending.shape[-1] - ready) if ready > 0 else pending
         if ready > 0:
             self.engine.density, self.engine.jitter, self.engine.spray = density, jitter, spray
             self.engine.grain_length, self.engine.transpose = grain_length, transpose

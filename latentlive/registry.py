@@ -26,6 +26,9 @@ class ModelSpec:
     export: str | None = None  # (checkpoint, streaming) -> (nn~ module, metadata); None: trained only
     device: str | None = None  # builds the .amxd (latentlive.m4l_devices)
     device_name: str | None = None  # the device's file name, NAME.amxd
+    # (device name, builder) of devices written beside it from the same metadata, by the same builder
+    # signature: LatentBandPart, the receiver that plays one band part on another track
+    companions: tuple[tuple[str, str], ...] = ()
     # `latentlive render SUBCOMMAND` and `latentlive play NAME`: modules with ``render_command(args)`` /
     # ``play_command(args)``, the options they read (``OPTIONS``) and the ranges of those (``RANGES``)
     render: tuple[str, str] | None = None  # (subcommand, module)
@@ -123,6 +126,7 @@ MODELS: tuple[ModelSpec, ...] = (
         export="latentlive.export.band:build_band_export",
         device="latentlive.m4l_devices.band:build_band_device",
         device_name="LatentBand",
+        companions=(("LatentBandPart", "latentlive.m4l_devices.band_part:build_band_part_device"),),
         render=("band", "latentlive.live.render_band"),
         play="latentlive.live.band_player",
         bench="latentlive.bench.band",

@@ -19,10 +19,15 @@ by ``2 x 1024 - 64`` samples, under half a 16th up to about 180 BPM at 48 kHz). 
 counts ``POSITION_BARS`` bars from the start of the song, then wraps.
 
 Output: each part has its own MIDI channel (the metadata's ``midi_channels``, else part i on channel
-i + 1 skipping 10; a number box per part changes it) for other tracks to take; the played part is not
-echoed, the user's own MIDI passes through.
-A part falls silent (note-offs of its sounding notes) when it becomes the played part, when its channel
-changes, when the transport stops, and when the device is switched off (its On button or Live's).
+i + 1 skipping 10; a number box per part changes it) for a synth that routes by channel; the played part
+is not echoed, the user's own MIDI passes through. The same notes go, as ``pitch velocity`` lists, to
+the named receive ``latentband_<band>_<part>`` (both from 1; ``forward``), where the LatentBandPart
+device on another track picks them up (m4l_devices/band_part.py): a Live track that takes MIDI from
+another track takes all of it, whatever the channel. The Band menu (A..H) keeps the parts of several
+LatentBand devices in one set apart.
+A part falls silent (note-offs of its sounding notes, on its channel and to its receivers) when it
+becomes the played part, when its channel changes, when the Band letter changes, when the transport
+stops, when the device is switched off (its On button or Live's) and when it is deleted (``freebang``).
 Both methods run side by side, so switching between next and fill keeps their histories.
 Dropping a ``.ts`` on the model box loads it into both nn~ (m4l_devices/common.py).
 """
@@ -58,10 +63,13 @@ NOTE_VELOCITY = 100  # velocity is not modelled
 DRUM_CHANNEL = 10  # left to drums: parts skip it
 MAX_PARTS = 15
 TEMPERATURE_RANGE = (0.0, 2.0)  # 0: the most likely measure
+BANDS = tuple(f"Band {letter}" for letter in "ABCDEFGH")  # several LatentBand devices in one set
+BUS_PREFIX = "latentband"  # global send/receive names (a "---" name would be private to the device)
 
 # presentation layout, in pixels
 TOP = 20.0
 PLAY_W = 104.0
+ON_W = 40.0
 LABEL_W = 38.0
 ROW_STEP = 22.0
 DIAL_W, DIAL_H = 44.0, 48.0
@@ -69,6 +77,11 @@ CHANNEL_ROWS = 8
 CHANNEL_ROW_H = 16.0
 CHANNEL_COL_W = 96.0
 MODEL_W = 96.0
+
+
+def part_bus(band: int, part: int) -> str:
+    """The send/receive name that carries ``part``'s notes from the LatentBand set to ``band`` (both from 0)."""
+    return f"{BUS_PREFIX}_{band + 1}_{part + 1}"
 
 
 def part_channels(parts: int) -> list[int]:
@@ -192,6 +205,7 @@ class Controls:
     """The Live parameters of the Band section."""
 
     on: Box
+    band: Box
     part: Box
     method: Box
     ahead: Box
@@ -205,16 +219,23 @@ def _labelled(p: Patcher, label: str, y: float) -> tuple[float, float, float, fl
 
 
 def _controls(p: Patcher, spec: BandSpec, lay: Layout, nns: list[Box]) -> Controls:
-    """On, the played part, method, ahead and temperature; part / ahead / temperature set nn~ attributes."""
+    """On, the Band letter, the played part, method, ahead and temperature; part / ahead / temperature set
+    nn~ attributes."""
     section_header(p, "Band", lay.play_x, PLAY_W)
     on = p.ui(
         "live.text",
         (20, 40, 60, 16),
         param=Param("On", "On", kind="enum", enum=("off", "on"), initial="on"),
-        presentation_rect=(lay.play_x, TOP, PLAY_W, 16),
+        presentation_rect=(lay.play_x, TOP, ON_W, 16),
         text="On",
         texton="On",  # lit while on, as Live's device buttons
         mode=1,
+    )
+    band = p.ui(
+        "live.menu",
+        (20, 70, 70, 15),
+        param=Param("Band", "Band", kind="enum", enum=BANDS, initial=BANDS[0]),
+        presentation_rect=(lay.play_x + ON_W + 4, TOP, PLAY_W - ON_W - 4, 16),
     )
     part = p.ui(
         "live.menu",
@@ -258,7 +279,7 @@ def _controls(p: Patcher, spec: BandSpec, lay: Layout, nns: list[Box]) -> Contro
         p.connect(source, 0, setter, 0)
         for nn in nns:
             p.connect(setter, 0, nn, 0)
-    return Controls(on, part, method, ahead, temperature)
+    return Controls(on, band, part, method, ahead, temperature)
 
 
 def _position(p: Patcher, spec: BandSpec, nns: list[Box]) -> None:
@@ -390,8 +411,9 @@ def _playing_parts(p: Patcher, spec: BandSpec, controls: Controls, ready: Box) -
     return changes
 
 
-def _play_lane(p: Patcher, snapshots: list[Box], midiformat: Box, release: Box, x: float) -> None:
-    """One lane's token at the tick --> MIDI: p >= 0 note-off then note-on p, -1 note-off, -2 nothing."""
+def _play_lane(p: Patcher, snapshots: list[Box], outputs: list[Box], release: Box, x: float) -> None:
+    """One lane's token at the tick --> ``pitch velocity`` into each of ``outputs`` (the part's midiformat
+    and its forward): p >= 0 note-off then note-on p, -1 note-off, -2 nothing."""
     token = p.obj("expr int($f1 + 2.5) - 2", (x, 1200))  # the token, rounded
     for snapshot in snapshots:
         p.connect(snapshot, 0, token, 0)
@@ -413,8 +435,9 @@ def _play_lane(p: Patcher, snapshots: list[Box], midiformat: Box, release: Box, 
     p.connect(sounding, 0, if_any, 0)
     p.connect(if_any, 1, note_off, 0)
     p.connect(start, 0, note_on, 0)
-    p.connect(note_off, 0, midiformat, 0)
-    p.connect(note_on, 0, midiformat, 0)
+    for output in outputs:
+        p.connect(note_off, 0, output, 0)
+        p.connect(note_on, 0, output, 0)
 
 
 def _channels(p: Patcher, spec: BandSpec, lay: Layout) -> list[Box]:
@@ -447,11 +470,18 @@ def _playback(
     changes: list[Box],
     midiout: Box,
 ) -> list[Box]:
-    """The 16th tick, per part its gates, lanes and channel, into ``midiout``. Returns the channel boxes."""
+    """The 16th tick, per part its gates, lanes, channel and named send, into ``midiout`` and the part's
+    receivers (LatentBandPart). Returns the channel boxes."""
     metro = p.obj("metro 16n @quantize 16n @active 1", (900, 1000))
     method = p.obj("+ 1", (1000, 1000))
     p.connect(controls.method, 0, method, 0)
     numboxes = _channels(p, spec, lay)
+    # a new Band letter: first end every part's notes on the old names; deleting the device ends them too
+    rebus = p.obj("t i b", (1100, 940))
+    band_number = p.obj("+ 1", (1100, 970))
+    freed = p.obj("freebang", (1200, 940))
+    p.connect(controls.band, 0, rebus, 0)
+    p.connect(rebus, 0, band_number, 0)
     x = 20.0
     for i, channel in enumerate(spec.channels):
         sounds = p.obj("t i i", (x, 1040))  # right to left: open or close the tick, then maybe release
@@ -473,6 +503,12 @@ def _playback(
         p.connect(numboxes[i], 0, rechannel, 0)
         p.connect(rechannel, 1, release, 0)
         p.connect(rechannel, 0, midiformat, 6)
+        bus = p.obj(f"sprintf send {BUS_PREFIX}_%ld_{i + 1}", (x + 120, 1440))
+        forward = p.obj("forward", (x + 120, 1470))
+        p.connect(band_number, 0, bus, 0)
+        p.connect(bus, 0, forward, 0)
+        p.connect(rebus, 1, release, 0)
+        p.connect(freed, 0, release, 0)
         for n, lane in enumerate(spec.lanes_of(i)):
             lx = x + n * 120.0
             snapshots = []
@@ -481,7 +517,7 @@ def _playback(
                 p.connect(nn, lane, snapshot, 0)
                 p.connect(which, k, snapshot, 0)
                 snapshots.append(snapshot)
-            _play_lane(p, snapshots, midiformat, release, lx)
+            _play_lane(p, snapshots, [midiformat, forward], release, lx)
         x += 120.0 * spec.lanes[i] + 40.0
     return numboxes
 
@@ -504,7 +540,15 @@ def band_patcher(spec: BandSpec) -> dict[str, Any]:
     changes = _playing_parts(p, spec, controls, ready)
     numboxes = _playback(p, spec, lay, nns, controls, changes, midiout)
     # once loaded: every control sends its value again (channels, gates, attributes); lanes start free
-    for box in (controls.on, controls.part, controls.method, controls.ahead, controls.temperature, *numboxes):
+    for box in (
+        controls.on,
+        controls.band,
+        controls.part,
+        controls.method,
+        controls.ahead,
+        controls.temperature,
+        *numboxes,
+    ):
         p.connect(ready, 0, box, 0)
     p.connect(ready, 0, reset, 0)
     section_header(p, "Model", lay.model_x, MODEL_W)

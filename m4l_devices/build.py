@@ -3,7 +3,8 @@
 A device names its model by file name only (``nn~ drums.ts ...``) and Max looks for that name beside the
 device first, so the model is copied into the device's folder as ``<model>.ts`` (``drums.ts``,
 ``techno_prior.ts``: the model name in the metadata): one folder of ``.amxd`` + ``.ts`` that works
-wherever it is copied (docs/devices_and_files.md).
+wherever it is copied (docs/devices_and_files.md). A model's companion devices (LatentBandPart beside
+LatentBand) go into the same folder; they load no model.
 
 ``--out`` is a folder (made if missing) or an ``.amxd`` name. An existing device there is replaced when it is
 one that latentlive wrote for the same model, any other file only with ``force``; a folder never.
@@ -32,8 +33,8 @@ def build_devices_for_run(
     preview: bool = False,
     force: bool = False,
 ) -> list[Path]:
-    """Write the run's device into ``out`` (default ``RUN/export``) and its model beside it; return the
-    files written.
+    """Write the run's device into ``out`` (default ``RUN/export``), its model and its companion devices
+    (the registry's ``companions``: LatentBandPart for band) beside it; return the files written.
 
     ``model`` (default: the run's exported ``.ts``) is copied as ``<model>.ts`` into the device's folder
     (``out``, or its parent when ``out`` names an ``.amxd``). Bad metadata, a model of another kind than the
@@ -59,19 +60,24 @@ def build_devices_for_run(
         if not force:
             raise
         copy = True
-    target = device_path(out, spec.device_name)
-    check_output_file(target, force, lambda p: is_device_for(p, beside.name), example="Device.amxd")
-    if preview:
-        check_output_file(target.with_suffix(".png"), force=True)  # a picture of our device: never a folder
-    device = registry.load(spec.device)(out, ts, metadata, beside.name)
-    problems = validate_device(device)
-    if problems:
-        raise RuntimeError(f"{device}: generated device is invalid: {'; '.join(problems)}")
+    builds = [(spec.device, device_path(out, spec.device_name))]
+    builds += [(builder, folder / f"{name}.amxd") for name, builder in spec.companions]
+    for _, target in builds:
+        check_output_file(target, force, lambda p: is_device_for(p, beside.name), example="Device.amxd")
+        if preview:  # a picture of our device: never a folder
+            check_output_file(target.with_suffix(".png"), force=True)
+    devices = []
+    for builder, target in builds:
+        device = registry.load(builder)(target, ts, metadata, beside.name)
+        problems = validate_device(device)
+        if problems:
+            raise RuntimeError(f"{device}: generated device is invalid: {'; '.join(problems)}")
+        devices.append(device)
     if copy:
         atomic_write(beside, lambda tmp: shutil.copyfile(ts, tmp))
-    written = [device, beside]
+    written = [devices[0], beside, *devices[1:]]
     if preview:
-        written.append(draw_presentation(device, device.with_suffix(".png")))
+        written += [draw_presentation(device, device.with_suffix(".png")) for device in devices]
     return written
 
 

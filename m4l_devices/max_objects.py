@@ -109,6 +109,17 @@ def _mc_unpack(args: list[str], box: dict[str, Any]) -> ObjectIO:
     return ObjectIO(1, n, ("signal",) * n)
 
 
+def _receive(args: list[str], box: dict[str, Any]) -> ObjectIO:
+    # receive: an inlet (for ``set NAME``) only when it has no name argument.
+    return ObjectIO(0 if args else 1, 1, ("",))
+
+
+def _sprintf(args: list[str], box: dict[str, Any]) -> ObjectIO:
+    # sprintf: one inlet per conversion (``%ld``, ``%s``; ``%%`` is a percent sign), the left one hot.
+    n = len(re.findall(r"%[^%]", " ".join(args).replace("%%", "")))
+    return ObjectIO(max(n, 1), 1, ("",))
+
+
 def _nn_tilde(args: list[str], box: dict[str, Any]) -> ObjectIO | None:
     """``nn~ <model> <method> <buffer> <inlets> <outlets>`` (nn~ 1.6 argument order).
 
@@ -171,6 +182,7 @@ NEWOBJ_RULES: dict[str, Rule] = {
     "midiin": _fixed(1, ["int"]),
     "midiout": _fixed(1, []),
     "notein": _fixed(1, ["int", "int", "int"]),
+    "flush": _fixed(2, ["int", "int"]),  # remembers held notes, a bang sends their note-offs
     "noteout": _fixed(3, []),
     "makenote": _makenote,
     "midiformat": _fixed(7, ["int", ""]),
@@ -227,12 +239,17 @@ NEWOBJ_RULES: dict[str, Rule] = {
     "append": _fixed(1, [""]),
     "random": _fixed(2, ["int"]),
     "loadbang": _fixed(1, ["bang"]),
+    "freebang": _fixed(0, ["bang"]),  # bangs just before its patcher (the device) is freed
     "loadmess": _fixed(1, [""]),
     "defer": _fixed(1, [""]),
     "deferlow": _fixed(1, [""]),
     "coll": _fixed(1, ["", "", "", ""]),
     "zl": _fixed(2, ["", ""]),  # zl iter / zl reg / ...: data and argument inlets, two outlets
     "tosymbol": _fixed(1, [""]),
+    "sprintf": _sprintf,
+    # named messages between devices: ``forward`` takes ``send NAME``, ``receive`` takes ``set NAME``
+    "forward": _fixed(1, []),
+    "receive": _receive,
     "js": _script_defined,
     "thispatcher": _fixed(1, ["", ""]),
     # files

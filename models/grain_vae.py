@@ -223,7 +223,11 @@ class _PlayingUpsample(nn.Module):
         self.next_length, self.next_offset = length * stride, self.crop - self.pad
         frames = torch.arange(self.pad)
         edges = torch.cat([self.crop - self.pad + frames, self.crop + length * stride + frames])
-        self.register_buffer("zero_frames", edges if self.next_offset >= 0 else edges[:0])
+        # 0 on those frames and 1 elsewhere, applied by a product (a kind of operation the call needs anyway)
+        keep = torch.ones((length + self.pad) * stride, 1)
+        if self.next_offset >= 0:
+            keep[edges] = 0.0
+        self.register_buffer("keep_frames", keep)
 
     def forward(self, x: Tensor) -> Tensor:
         count, frames = x.shape[0], x.shape[1]
@@ -237,7 +241,10 @@ class _PlayingUpsample(nn.Module):
                 [self.stride * count * frames - 1, count * frames, frames, 1],
                 products.storage_offset() + self.offset + self.pad,
             )
-            y = shifted.sum(0).tanh_()  # [stride, N, blocks]
+            y = shifted[0]
+            for i in range(1, self.taps):  # additions rather than a sum: one kind of operation fewer a call
+                y = y + shifted[i]
+            y = y.tanh_()  # [stride, N, blocks]
             y = y.permute(1, 2, 0).reshape(count, blocks * self.stride)
             return y.narrow(1, self.crop, self.length * self.stride)
         # windows of taps neighbouring frames, each a contiguous run of taps * C_in values
@@ -250,7 +257,7 @@ class _PlayingUpsample(nn.Module):
         y = F.leaky_relu(torch.mm(windows, self.matrix).add_(self.bias), 0.2, True)
         y = y.view(count, blocks * self.stride, self.channels_out)
         if self.next_offset >= 0:
-            return y.index_fill_(1, self.zero_frames, 0.0) if self.pad > 0 else y
+            return y.mul_(self.keep_frames) if self.pad > 0 else y
         cropped = y.narrow(1, self.crop, self.length * self.stride)
         return F.pad(cropped, [0, 0, self.pad, self.pad])
 
@@ -284,9 +291,19 @@ class GrainDecoder(nn.Module):
             length, offset = layer.next_length, max(layer.next_offset, 0)
         self.layers = nn.ModuleList(layers)
 
+    def fold_knob_axes(self, mean: Tensor, components: Tensor, std: Tensor) -> None:
+        """Take knob units instead of latents from now on (``GranularEngine.set_knob_axes`` folded into the
+        first product, which saves the instrument a product and an addition per call): ``decode_mean(k)`` is
+        then the grain of ``z = mean + sum_i k_i * std[i] * components[i]`` (``mean [D]``, ``components
+        [D, D]`` rows are axes, ``std [D]``)."""
+        axes = components * std[:, None]  # [knobs, D]
+        self.expand_bias = torch.addmv(self.expand_bias, self.expand_matrix.t(), mean)
+        self.expand_matrix = (axes @ self.expand_matrix).contiguous()
+
     @torch.jit.export
     def decode_mean(self, z: Tensor) -> Tensor:
-        """``z [N, D]`` -> the mean grain ``[N, 1, G]``, as ``GrainVAE.decode_mean``."""
+        """``z [N, D]`` -> the mean grain ``[N, 1, G]``, as ``GrainVAE.decode_mean`` (knobs ``[N, D]`` after
+        ``fold_knob_axes``)."""
         x = F.leaky_relu(torch.mm(z, self.expand_matrix).add_(self.expand_bias), 0.2, True)
         x = x.view(z.shape[0], self.expand_frames, self.expand_channels)
         for layer in self.layers:

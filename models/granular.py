@@ -5,9 +5,11 @@
 ``jitter`` randomising the intervals), decodes every grain of the call in one batch (with ``share_frames``,
 once per path frame), shortens, transposes and re-windows the grains, and overlap-adds them into a buffer
 whose tail (the part of the grains that rings past the end of the call) is carried into the next call.
-A call costs a few dozen tensor operations besides the decoder, whatever its length, so callers that can
-wait (the nn~ export) give it long stretches of path at once. Splitting a stream into calls of any size
-gives the same audio as one call (in synchronous mode without spray; random draws differ otherwise).
+A call costs a few dozen tensor operations besides the decoder, whatever its length; in a DAW, where other
+devices run between two calls, each kind of operation also pays for its code's cold caches, so a call uses
+few kinds (the onsets and frame indices of a call are Python lists, not tensors). Splitting a stream into
+calls of any size gives the same audio as one call (in synchronous mode without spray; random draws differ
+otherwise).
 Random draws (jitter, spray) use torch's global generator, so ``torch.manual_seed`` makes a run repeatable.
 (Offline framing and overlap-add of whole sounds live in ``corpus.grains``: ``frame_sound``, ``overlap_add``.)
 """
@@ -16,7 +18,6 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 # Transposition range in semitones: the longest transposed grain (two octaves down) is 4 grains long,
 # which sizes the tail buffer.
@@ -77,8 +78,10 @@ class GranularEngine(nn.Module):
         self.max_grain_out = int(math.ceil(grain_size * 2.0 ** (MAX_TRANSPOSE / 12.0))) + 2
         self.next_onset = 0.0  # samples from the start of the next call to the next grain onset
         self.register_buffer("tail", torch.zeros(1, self.max_grain_out), persistent=False)
+        self.register_buffer("silence", torch.zeros(1, 0), persistent=False)  # zeros the calls append
         self.register_buffer("latent_mean", torch.zeros(latent_size))
         self.register_buffer("latent_basis", torch.eye(latent_size))
+        self.map_knobs = False  # the identity until set_knob_axes: the path is the latents themselves
         self.register_buffer("analysis_window", torch.hann_window(grain_size))
         # `_grain_shape` and what follows from it, kept until grain_length, transpose or the dtype change
         self.shape_length, self.shape_transpose, self.shape_valid = 1.0, 0.0, False
@@ -95,6 +98,7 @@ class GranularEngine(nn.Module):
         ``std[k]``, from ``mean [D]``: ``z = mean + sum_k knob_k * std[k] * components[k]``."""
         self.latent_mean.copy_(mean)
         self.latent_basis.copy_((components * std[:, None]).t())
+        self.map_knobs = True
 
     @torch.jit.export
     def reset(self) -> None:
@@ -102,13 +106,13 @@ class GranularEngine(nn.Module):
         self.tail = torch.zeros_like(self.tail)
         self.next_onset = 0.0
 
-    def _onsets(self, n: int) -> Tensor:
-        """Onset times (float64 samples from the start of this call) of the grains starting in ``[0, n)``;
-        advances the schedule."""
+    def _onsets(self, n: int) -> list[int]:
+        """Onsets (whole samples from the start of this call, in order) of the grains starting in ``[0, n)``;
+        advances the schedule, whose times stay float64."""
         density = min(max(self.density, 0.0), self.max_density)
         if density <= 0.0:
             self.next_onset = max(0.0, self.next_onset - n)
-            return torch.zeros(0, dtype=torch.float64)
+            return torch.jit.annotate(list[int], [])
         interval = self.sample_rate / density
         jitter = min(max(self.jitter, 0.0), 1.0)
         count = self.max_grains_per_call
@@ -122,21 +126,22 @@ class GranularEngine(nn.Module):
                 self.next_onset = float(times[starting]) - n
             else:
                 self.next_onset = max(0.0, float(following[count - 1]) - n)
-            return times[:starting]
+            # onsets are >= 0: truncation is the floor
+            return torch.jit.annotate(list[int], times[:starting].long().tolist())
         # Evenly spaced: onset k is next_onset + interval * k (products, not sums, so the sync grid is the
-        # same whatever the split into calls). The count of those before n is found with the same float64
-        # arithmetic in scalars, which saves building and searching a tensor of `count` onsets every call.
+        # same whatever the split into calls). A call holds a few onsets: float64 scalars make them without
+        # a tensor operation (each kind of operation costs a call its share of cold caches in a DAW).
         starting = min(max(int(math.ceil((n - self.next_onset) / interval)), 0), count)
         while starting > 0 and self.next_onset + interval * (starting - 1) >= n:
             starting -= 1
         while starting < count and self.next_onset + interval * starting < n:
             starting += 1
-        times = self.next_onset + interval * torch.arange(starting, dtype=torch.float64)
+        onsets = [int(self.next_onset + interval * k) for k in range(starting)]
         if starting < count:
             self.next_onset = (self.next_onset + interval * starting) - n
         else:
             self.next_onset = max(0.0, (self.next_onset + interval * count) - n)
-        return times
+        return onsets
 
     def _grain_shape(self) -> tuple[Tensor, Tensor, Tensor]:
         """Where the output grain reads the decoded grain and how it is enveloped: ``(left [L_out] int64,
@@ -193,29 +198,38 @@ class GranularEngine(nn.Module):
         elif self.tail.dtype != path.dtype:
             self.tail = self.tail.to(path.dtype)
         # the grains still ringing from earlier calls, then silence
-        out = F.pad(self.tail, [0, n])
+        if self.silence.shape[1] < n or self.silence.dtype != path.dtype:
+            self.silence = self.tail.new_zeros(1, n)
+        out = torch.cat([self.tail, self.silence.narrow(1, 0, n).expand(batch, n)], 1)
         density = self.density  # the schedule may clamp it; the level uses the setting as it is
         onsets = self._onsets(n)
-        count = onsets.shape[0]
+        count = len(onsets)
+        shared = False
+        inverse = torch.jit.annotate(list[int], [])
         if count > 0 and path.shape[2] > 0:
-            start = onsets.long().to(path.device)  # onsets are >= 0: truncation is the floor
             hop = max(1, frame_hop)
-            frame = torch.div(start, hop, rounding_mode="floor")
-            if n > path.shape[2] * hop:  # onsets lie in [0, n): only then past the last frame
-                frame = frame.clamp(0, path.shape[2] - 1)
+            last = path.shape[2] - 1  # onsets lie in [0, n): past the last frame only when n > frames * hop
+            frames = [min(onset // hop, last) for onset in onsets]
             # Grains that start in the same frame read the same latent: without spray, each frame is
             # decoded once (onsets are in order, so equal frames are neighbours). Evenly spaced onsets
             # further apart than a frame never share one.
             interval = self.sample_rate / max(min(density, self.max_density), 1e-3)
             shared = self.share_frames and self.spray <= 0.0 and (self.jitter > 0.0 or interval < hop)
-            inverse = frame
+            decode = frames
             if shared:
-                frame, inverse = torch.unique_consecutive(frame, return_inverse=True)
-            decoded = frame.shape[0]
-            knobs = path.transpose(1, 2).index_select(1, frame)  # [B, U, D]
+                decode = [frames[0]]
+                for frame in frames:
+                    if frame != decode[-1]:
+                        decode.append(frame)
+                    inverse.append(len(decode) - 1)
+            decoded = len(decode)
+            indices = torch.tensor(decode, dtype=torch.long, device=path.device)
+            knobs = path.transpose(1, 2).index_select(1, indices)  # [B, U, D]
             if self.spray > 0.0:
                 knobs = knobs + self.spray * torch.randn_like(knobs)
-            z = torch.addmm(self.latent_mean, knobs.view(batch * decoded, -1), self.latent_basis.t())
+            z = knobs.view(batch * decoded, -1)
+            if self.map_knobs:
+                z = torch.addmm(self.latent_mean, z, self.latent_basis.t())
             grains = self.decoder.decode_mean(z)  # [B*U, 1, G]
 
             self._shape_for(path.dtype, density)
@@ -235,9 +249,11 @@ class GranularEngine(nn.Module):
                 )  # [B*U, 1, L_out]
             shaped = shaped.view(batch, decoded, length)
             if shared:
-                shaped = shaped.index_select(1, inverse)  # [B, N, L_out]
+                grain_frames = torch.tensor(inverse, dtype=torch.long, device=path.device)
+                shaped = shaped.index_select(1, grain_frames)  # [B, N, L_out]
             # Overlap-add: row t of the unfolded view is out[t : t + L_out], so grain i adds to row start[i].
             # The rows overlap; index_add_ adds one index after the other, so overlapping grains all count.
+            start = torch.tensor(onsets, dtype=torch.long, device=path.device)
             out.unfold(1, length, 1).index_add_(1, start, shaped)
         # views of `out`, which nothing else holds and the next call only reads
         self.tail = out.narrow(1, n, self.max_grain_out)

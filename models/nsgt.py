@@ -331,6 +331,17 @@ class NSGT(nn.Module):
         return phase, torch.zeros_like(phase)
 
     @torch.jit.export
+    def griffin_lim_warm_start(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """A state ``(phase, previous)`` whose phase is that of the coefficients of the signal ``like [..., T]``
+        (a sound close to the one sought), instead of zero; zero where they vanish or are not finite (so that
+        a silent sound cannot leave every later one silent)."""
+        coefficients = self.forward(like)
+        magnitude = coefficients.abs()
+        zero_phase = torch.complex(torch.ones_like(magnitude), torch.zeros_like(magnitude))
+        phase = torch.where(magnitude > 1e-12, coefficients / magnitude.clamp_min(1e-12), zero_phase)
+        return phase, torch.zeros_like(phase)
+
+    @torch.jit.export
     def griffin_lim_step(
         self, magnitude: Tensor, phase: Tensor, previous: Tensor, momentum: float
     ) -> tuple[Tensor, Tensor]:

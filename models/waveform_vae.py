@@ -330,7 +330,9 @@ class WaveformVAE(nn.Module):
         decoder_dilations: those before every upsampling of the decoder (default: ``dilations``); the
             decoder's units cost most of its time in nn~.
         max_channels: cap of the channel count.
-        causal: causal padding everywhere: no delay at all (0 samples), for some quality.
+        causal: causal padding everywhere: no delay at all (0 samples), for some quality; the decoder's
+            first layer then reads one latent frame (a kernel of 3 would hold two past frames: a knob change
+            would take 16 ms longer to be half heard).
         streaming: build the streaming layers (caches of the stream, for export) instead of the offline
             ones (zero padding, for training); the weights are the same, so either loads the other's
             state dict. Not a trait of what was learnt: checkpoints leave it out.
@@ -377,8 +379,11 @@ class WaveformVAE(nn.Module):
         self.encode_delay = delay * self.ratio
 
         # Decoder: the mirror image, ending in sub-pixel upsampling to one channel.
+        first_kernel = 1 if causal else 3
         layers = [
-            StreamingConv1d(latent_size, channels, 3, causal=causal, channels_first=True, streaming=streaming)
+            StreamingConv1d(
+                latent_size, channels, first_kernel, causal=causal, channels_first=True, streaming=streaming
+            )
         ]
         delay = layers[0].delay
         for index in reversed(range(len(strides))):

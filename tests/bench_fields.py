@@ -55,3 +55,75 @@ def assert_common_fields(report: dict) -> int:
         assert_one_call(f"{path}.interleaved", figures["interleaved"])
         assert figures["interleaved"]["buffer_period_ms"] == figures["buffer_period_ms"], path
     return len(calls)
+
+
+# `latentlive bench grain` (issue #17): when a move of the XY knobs is heard, per density and the slowest
+# (latentlive.bench.grain.knob_to_sound), and the model's latency against one 2048 buffer
+GRAIN_KNOB_TO_SOUND_FIELDS = {"ms", "samples", "calls", "goal_ms", "met"} | {
+    "half_ms",
+    "half_samples",
+    "half_calls",
+}
+GRAIN_LATENCY_GOAL_FIELDS = {"samples", "ms_48k", "goal_samples", "met"}
+
+
+def assert_grain_answer_fields(report: dict) -> None:
+    """The grain bench's knob-to-sound block (one entry per density, the slowest beside them) and latency
+    goal have their fields, and each ``met`` says what its figures say."""
+    answer = report["knob_to_sound"]
+    entries = [v for v in answer.values() if isinstance(v, dict)]
+    assert entries, "knob_to_sound: no density measured"
+    for figures in entries:
+        assert GRAIN_KNOB_TO_SOUND_FIELDS <= set(figures), sorted(GRAIN_KNOB_TO_SOUND_FIELDS - set(figures))
+        assert figures["met"] == (figures["ms"] <= figures["goal_ms"])
+        assert 0 <= figures["samples"] <= figures["half_samples"]
+    assert answer["ms"] == max(figures["ms"] for figures in entries)
+    assert answer["met"] == all(figures["met"] for figures in entries)
+    goal = report["forward_latency_goal"]
+    assert GRAIN_LATENCY_GOAL_FIELDS <= set(goal), sorted(GRAIN_LATENCY_GOAL_FIELDS - set(goal))
+    assert goal["met"] == (goal["samples"] <= goal["goal_samples"])
+
+
+# latentlive bench drumsynth: ``knob_to_sound`` (issue #17: a moved knob heard within 100 ms, p99 call under a
+# quarter of the buffer period); ``latentlive.bench.drumsynth.knob_to_sound`` gives the first five
+DRUMSYNTH_KNOB_TO_SOUND = {
+    "calls",
+    "ms",
+    "goal_ms",
+    "met",
+    "refined_after_calls",
+    "p99_call_ms",
+    "p99_goal_ms",
+    "p99_met",
+}
+
+
+# latentlive bench techno (issue #17): ``knob_to_sound`` (decode) and ``input_to_output`` (forward) of the run
+# measured, and ``low_latency``: the default and causal settings beside RAVE v2_small's decode, the goal
+TECHNO_ANSWER_FIELDS = {
+    "ms",
+    "calls",
+    "goal_ms",
+    "met",
+    "model_ms",
+    "first_change_samples",
+    "half_changed_samples",
+    "nn_threaded_extra_samples",
+}
+
+
+def assert_techno_answer_fields(report: dict) -> None:
+    """Every answer time of the techno bench has its fields, the goal is RAVE's time of the same run, and
+    each ``met`` says what its figures say."""
+    side_by_side = report["low_latency"]
+    assert {"rave_v2_small", "default", "causal"} <= set(side_by_side)
+    goal = side_by_side["rave_v2_small"]["knob_to_sound"]["ms"]
+    answers = [report["knob_to_sound"], report["input_to_output"]] + [
+        side_by_side[setting][kind]
+        for setting in ("default", "causal")
+        for kind in ("knob_to_sound", "input_to_output")
+    ]
+    for figures in answers:
+        assert TECHNO_ANSWER_FIELDS <= set(figures), sorted(TECHNO_ANSWER_FIELDS - set(figures))
+        assert figures["goal_ms"] == goal and figures["met"] == (figures["ms"] <= goal)
+        assert 0 <= figures["first_change_samples"] <= figures["half_changed_samples"]

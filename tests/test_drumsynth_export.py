@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from bench_fields import DRUMSYNTH_KNOB_TO_SOUND
 from cli_process import run_contract
 
+from latentlive.bench.drumsynth import knob_to_sound
 from latentlive.cli import main
 from latentlive.core.errors import UserError
 from latentlive.export.drumsynth import fft_resample
@@ -16,6 +18,7 @@ from latentlive.export.host import UNINITIALISED_RATE, NNHost, deliver_host_rate
 from latentlive.export.metadata import read_metadata
 from latentlive.live.drum_model import level_to_velocity
 from latentlive.live.render_loop import mix_loop, render_loop_wav
+from latentlive.training.metrics import log_spectral_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,22 +78,109 @@ def test_at_most_four_voices_the_oldest_is_taken(synth: torch.jit.ScriptModule) 
     assert sorted(synth.kit.voice_position[0].tolist()) == [2048 - 800, 2048 - 600, 2048 - 400, 2048 - 200]
 
 
-def test_moving_a_knob_re_renders_one_stage_per_call(synth: torch.jit.ScriptModule) -> None:
+def _knob_to_sound_calls(
+    synth: torch.jit.ScriptModule, cls: int, before: list[float], knobs: list[float], limit: int
+) -> int:
+    """Calls after the one that moves the knobs of ``cls`` from ``before`` until its hit (one at the start of
+    every call) plays a sound rendered from the new knobs: unlike the hit before, with those knobs swapped in."""
+    held = _controls(synth, 512, cls=cls, knobs=before)
+    held[0, 0, 0:10] = 1.0
+    old = synth(held)[0, 0].clone()
+    moved = _controls(synth, 512, cls=cls, knobs=knobs)
+    moved[0, 0, 0:10] = 1.0
+    for call in range(limit):
+        out = synth(moved)[0, 0]
+        swapped_in = torch.allclose(synth.kit.rendered_knobs[cls][: len(knobs)], torch.tensor(knobs))
+        if swapped_in and not torch.equal(out, old):
+            return call
+    return limit
+
+
+def test_a_knob_change_reaches_the_hit_within_two_calls(synth: torch.jit.ScriptModule) -> None:
+    """Two calls with the preview; more with the whole Griffin-Lim before the first swap (the old staging)."""
+    limit = int(synth.render_calls) + 2
+    assert _knob_to_sound_calls(synth, 3, [], [-2.0], limit) == 2
+    assert _knob_to_sound_calls(synth, 3, [-2.0], [1.0], limit) == 2  # while the last sound is being refined
+    synth.kit.preview_iterations = int(synth.kit.iterations)
+    assert _knob_to_sound_calls(synth, 3, [1.0], [2.0], limit) > 2
+
+
+def test_a_moved_knob_is_heard_then_refined(synth: torch.jit.ScriptModule) -> None:
+    iterations = int(synth.kit.iterations)
     before = synth.kit.rendered[2].clone()
     x = _controls(synth, 512, cls=2, knobs=[1.5])
-    stages = []
-    for _ in range(4 * int(synth.kit.iterations) + 8):
+    for call in range(iterations + 1):
         synth(x)
-        stages.append(int(synth.kit.job_stage))
-        if stages[-1] == 0:
-            break
-    assert stages[-1] == 0 and len(stages) == 2 * int(synth.kit.iterations) + 3
-    assert not torch.equal(synth.kit.rendered[2], before)
+        if call == 2:
+            preview = synth.kit.rendered[2].clone()
+            assert not torch.equal(preview, before) and not bool(synth.kit.refined[2])
+    assert int(synth.kit.job_stage) == 0 and bool(synth.kit.refined[2])
+    assert int(synth.render_calls) == iterations + 1
+    assert not torch.equal(synth.kit.rendered[2], preview)  # the refined sound replaced the preview
     assert torch.allclose(
         synth.kit.rendered_knobs[2], torch.tensor([1.5] + [0.0] * (int(synth.latent_size) - 1))
     )
-    offline = synth.generate(torch.tensor([2]), synth.kit.rendered_knobs[2].unsqueeze(0))
-    assert torch.allclose(synth.kit.rendered[2], offline[0], atol=1e-4)
+
+
+def test_a_sound_left_for_another_class_is_refined_once_idle(synth: torch.jit.ScriptModule) -> None:
+    x = _controls(synth, 512, cls=2, knobs=[1.0])
+    for _ in range(int(synth.preview_calls) + 2):  # the preview is heard and its refinement begins
+        synth(x)
+    assert int(synth.kit.job_stage) == 2 and not bool(synth.kit.refined[2])
+    x[0, 1] = 5  # another class: its own job first
+    for _ in range(int(synth.render_calls)):
+        synth(x)
+    assert bool(synth.kit.refined[5]) and not bool(synth.kit.refined[2])
+    for _ in range(int(synth.render_calls)):
+        synth(x)
+    assert bool(synth.kit.refined[2]) and int(synth.kit.job_stage) == 0
+    assert torch.allclose(synth.kit.rendered_knobs[2], x[0, 2:, 0])
+
+
+@pytest.mark.parametrize("sound", [0.0, float("nan")])
+def test_a_silent_or_broken_sound_does_not_silence_the_next(
+    synth: torch.jit.ScriptModule, sound: float
+) -> None:
+    """The warm start takes the phase of the class's last sound: where it has none, phase zero."""
+    synth.kit.rendered_model_rate[6] = sound
+    x = _controls(synth, 512, cls=6, knobs=[0.5])
+    for _ in range(int(synth.preview_calls) + 1):
+        synth(x)
+    preview = synth.kit.rendered_model_rate[6]
+    assert torch.isfinite(preview).all() and preview.abs().max() > 0.5
+
+
+def test_the_preview_sounds_as_close_to_its_magnitude_as_the_one_shot_render(
+    synth: torch.jit.ScriptModule,
+) -> None:
+    """Log-spectral distance (dB, magnitudes scaled to peak 1) of each sound's NSGT magnitude to the decoded one
+    it was asked for: the preview (warm start, a few iterations) within 1 dB of ``render`` (phase zero, all the
+    iterations); the sound before the knobs moved is not."""
+    kit = synth.kit
+
+    def distance(magnitude: torch.Tensor, audio: torch.Tensor) -> float:
+        heard = kit.nsgt.magnitude(audio)
+        scaled = [m / m.amax().clamp_min(1e-12) for m in (magnitude, heard)]
+        return float(log_spectral_distance(scaled[0], scaled[1], 1e-4).mean())
+
+    for cls, knobs in [(1, [1.0, -1.0]), (1, [2.0, 0.5]), (4, [-1.5, 1.5])]:
+        x = _controls(synth, 512, cls=cls, knobs=knobs)
+        for _ in range(int(synth.preview_calls) + 1):
+            synth(x)
+        assert not bool(kit.refined[cls]) and torch.allclose(kit.rendered_knobs[cls], x[0, 2:, 0])
+        classes, latent = torch.tensor([cls]), x[:, 2:, 0]
+        magnitude = kit.magnitude(classes, latent)
+        preview = distance(magnitude, kit.rendered_model_rate[cls].unsqueeze(0))
+        one_shot = distance(magnitude, synth.render(classes, latent))
+        before = distance(magnitude, kit.centre_model_rate[cls].unsqueeze(0))  # the sound the knobs left
+        assert preview <= one_shot + 1.0 < before, (preview, one_shot, before)
+
+
+def test_the_bench_hears_a_moved_knob_two_calls_later(drumsynth_ts: Path) -> None:
+    figures = knob_to_sound(drumsynth_ts)
+    assert set(figures) == DRUMSYNTH_KNOB_TO_SOUND - {"p99_call_ms", "p99_goal_ms", "p99_met"}
+    assert figures["calls"] == 2 and figures["met"] and figures["ms"] == pytest.approx(2e3 * 2048 / 44100)
+    assert figures["refined_after_calls"] == int(read_metadata(drumsynth_ts)["render_calls"]) - 1
 
 
 @pytest.mark.parametrize("rate", [48000, 88200, 96000])

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from bench_fields import assert_common_fields
+from bench_fields import assert_common_fields, assert_grain_answer_fields
 from cli_process import run_contract
 from torch import Tensor
 
+from latentlive.bench.grain import knob_to_sound
 from latentlive.cli import main
 from latentlive.core.runs import load_checkpoint
 from latentlive.export.grain import GrainExport, GrainPlan, GrainStreams
@@ -105,6 +106,50 @@ def test_latency_attribute_is_the_declared_latency(grains: torch.jit.ScriptModul
     assert "latency" in grains.get_attributes()
     assert grains.get_latency()[0] == meta["latency_samples"] == meta["attributes"]["latency"]
     assert meta["latency_samples"] == meta["method_latency"]["forward"] > 0
+
+
+def test_forward_latency_is_at_most_one_buffer_at_both_rates(grain_ts: Path) -> None:
+    """The model's own latency (threaded nn~ adds its two buffers on top) fits in one 2048 buffer at both
+    host rates, for the tiny export and the grains of gin/grain.gin and gin/grain_2048.gin; the blocks of 24
+    knob frames rendered at once before did not."""
+    meta = read_metadata(grain_ts)
+    assert meta["latency_samples"] == meta["method_latency"]["forward"] <= 2048
+    rate = meta["sample_rate"]
+    for grain_size in (meta["grain_size"], 1024, 2048):
+        plan = GrainPlan(rate, grain_size, grain_size // 4)
+        for host in (44100, 48000):
+            delay = StreamingResampler(rate, host).delay
+            assert plan.primes["forward"][host] + delay <= plan.latency["forward"] <= 2048
+    assert GrainPlan(rate, 1024, 256, block=24).latency["forward"] > 2048
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_a_move_of_the_xy_knobs_is_heard_within_the_latency_of_the_saved_file(
+    grain_ts: Path, rate: int
+) -> None:
+    """Measured as the bench measures it: one call per 2048 buffer, the knobs jump at the start of a call;
+    the sound changes once the latency has passed and a grain has started (200 grains per second)."""
+    module = load_ts(grain_ts)
+    deliver_host_rate(module, rate)
+    latency = read_metadata(grain_ts)["latency_samples"]
+    with torch.no_grad():
+        figures = knob_to_sound(module, 200.0, rate)
+    # less a host frame of interpolation and the resampler's pre-ringing; at most a grain interval later
+    assert latency - 256 <= figures["samples"] <= latency + rate / 200.0 + 64
+    assert figures["met"] and figures["calls"] == 1
+    assert figures["samples"] <= figures["half_samples"] <= 2048
+
+
+def test_knob_to_sound_of_an_instrument_that_ignores_its_knobs_is_never() -> None:
+    """The measurement can fail: grains that do not depend on the knobs never reflect the move."""
+    rate, grain_size, hop = 22050, 1024, 256
+    facts = identity_knob_facts(rate, hop)
+    deaf = GrainExport(SineGrainVAE(440.0, rate, grain_size), facts, GrainPlan(rate, grain_size, hop))
+    heard = GrainExport(LevelGrainVAE(grain_size), facts, GrainPlan(rate, grain_size, hop))
+    with torch.no_grad():
+        never, level = (knob_to_sound(export, 200.0, HOST) for export in (deaf, heard))
+    assert not never["met"] and never["samples"] == never["half_samples"] == 8 * 2048
+    assert level["met"] and level["samples"] <= 2048
 
 
 # -- what the attributes do ----------------------------------------------------------------------------
@@ -391,3 +436,7 @@ def test_bench_grain_writes_json_with_ratios_to_the_goal(
     assert report["decode_mean_one_thread"]["batch_64"]["grains_per_second"] > 0
     assert report["latency_samples"]["forward"] == read_metadata(grain_ts)["latency_samples"]
     assert report["file_bytes"] == grain_ts.stat().st_size
+    # issue #17: the knob-to-sound time at each density and the latency against one 2048 buffer
+    assert_grain_answer_fields(report)
+    assert set(report["knob_to_sound"]) >= {"density_40", "density_200"}
+    assert report["forward_latency_goal"]["goal_samples"] == 2048 and report["forward_latency_goal"]["met"]

@@ -242,11 +242,14 @@ class Machine:
     """A message-level run of the device's control logic, for the objects its MIDI paths use.
 
     Signals are values: ``sig~`` keeps its last value (what nn~ would read), a ``snapshot~`` bang reads
-    the value the test gave the nn~ outlet it listens to. Fan-out follows Max (right to left).
+    the value the test gave the nn~ outlet it listens to. Fan-out follows Max (right to left). Named
+    messages (``forward`` -> ``receive``) travel on ``bus`` (name -> the receiving machines and boxes),
+    shared by the devices of one Live set.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, bus: dict[str, list[tuple["Machine", str]]] | None = None) -> None:
         self.g = DeviceGraph(path)
+        self.bus = {} if bus is None else bus
         self.state: dict[str, Any] = {}
         self.nn_out: dict[tuple[str, int], float] = {}
         self.midi: list[int] = []
@@ -265,6 +268,10 @@ class Machine:
             return numbers[1] if len(numbers) > 1 else 0
         if name in ("pack", "pak", "midiformat", "expr"):
             return list(numbers) or [0, 0, 0, 0]
+        if name in ("flush", "sprintf"):
+            return []
+        if name in ("forward", "receive"):
+            return None  # the name it sends to / listens on
         if name == "change":
             return 0
         return numbers[0] if numbers else 0
@@ -392,6 +399,42 @@ class Machine:
             self.attributes.setdefault(args[1], {})[value[1]] = value[2]
         elif name == "midiin":
             self.emit(box_id, 0, value)
+        else:
+            self._named(box_id, name, args, inlet, value)
+
+    def _named(self, box_id: str, name: str, args: list[str], inlet: int, value: Any) -> None:
+        """sprintf, forward, receive and flush: the objects of the named path to LatentBandPart."""
+        s = self.state
+        if name == "sprintf":
+            values = s[box_id] or [0] * self.g.boxes[box_id]["numinlets"]
+            for k, v in enumerate(value if isinstance(value, list) else [value]):
+                values[inlet + k] = v
+            s[box_id] = values
+            if inlet == 0:
+                self.emit(box_id, 0, (" ".join(args).replace("%ld", "%d") % tuple(values)).split())
+        elif name == "forward" and isinstance(value, list) and value[0] == "send":
+            s[box_id] = value[1]
+        elif name == "forward":
+            for machine, receive in list(self.bus.get(s[box_id], [])):
+                machine.emit(receive, 0, value)
+        elif name == "receive" and isinstance(value, list) and value[0] == "set":
+            if s[box_id] is not None:
+                self.bus[s[box_id]].remove((self, box_id))
+            s[box_id] = value[1]
+            self.bus.setdefault(value[1], []).append((self, box_id))
+        elif name == "flush" and value == "bang":
+            for pitch in s[box_id]:
+                self.emit(box_id, 1, 0)
+                self.emit(box_id, 0, pitch)
+            s[box_id] = []
+        elif name == "flush":
+            pitch, velocity = value
+            if velocity:
+                s[box_id].append(pitch)
+            elif pitch in s[box_id]:
+                s[box_id].remove(pitch)
+            self.emit(box_id, 1, velocity)
+            self.emit(box_id, 0, pitch)
 
 
 OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
@@ -400,13 +443,18 @@ OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def started(path: Path) -> Machine:
-    """The device loaded into a running Live set: controls re-sent, Live's device on, transport playing."""
-    m = Machine(path)
-    ready = m.g.find("live.thisdevice")
-    for box in ready:
+def loaded(path: Path, bus: dict[str, list[tuple[Machine, str]]] | None = None) -> Machine:
+    """The device loaded into a Live set (sharing ``bus``): Live's device on, controls re-sent."""
+    m = Machine(path, bus)
+    for box in m.g.find("live.thisdevice"):
         m.emit(box, 1, 1)
         m.emit(box, 0, "bang")
+    return m
+
+
+def started(path: Path, bus: dict[str, list[tuple[Machine, str]]] | None = None) -> Machine:
+    """The device loaded into a running Live set: controls re-sent, Live's device on, transport playing."""
+    m = loaded(path, bus)
     m.emit(m.g.find("plugsync~")[0], 0, 1)
     return m
 

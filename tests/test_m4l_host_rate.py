@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from device_graph import DeviceGraph
 
+from latentlive import registry
 from latentlive.cli import main
 from latentlive.export.metadata import read_metadata
 from latentlive.m4l_devices.common import host_rates_of
@@ -22,7 +23,7 @@ def devices(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         ts = request.getfixturevalue(f"{kind}_ts")
         out = tmp_path_factory.mktemp(kind)
         assert main(["devices", "--run", str(ts.parent.parent), "--out", str(out)]) == 0
-        (built[kind],) = out.glob("*.amxd")
+        built[kind] = out / f"{registry.device_name(kind)}.amxd"  # not its companions: they load no model
     return built
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from bench_fields import assert_common_fields
+from bench_fields import assert_common_fields, assert_techno_answer_fields
 
 from latentlive.cli import main
 from latentlive.corpus.splits import SIDES, read_split
@@ -24,7 +24,16 @@ def test_bench_techno_writes_json_with_positive_figures(
     out = tmp_path / "bench" / "techno.json"
     assert main(["bench", "techno", "--run", str(techno_run), "--out", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert assert_common_fields(report) == 3 + 2  # streamed decode, encode, forward; raw decode, encode
+    # streamed decode, encode, forward; raw decode, encode; RAVE v2_small's decode (the latency yardstick)
+    # and the causal setting's streamed decode
+    assert assert_common_fields(report) == 3 + 2 + 1 + 1
+    assert_techno_answer_fields(report)
+    side_by_side = report["low_latency"]
+    assert (
+        side_by_side["causal"]["latency_samples"]["decode"]
+        < side_by_side["default"]["latency_samples"]["decode"]
+    )
+    assert report["knob_to_sound"] == side_by_side["default"]["knob_to_sound"]  # the run measured: default
     assert "RAVE v2-like" in report["interleaved_with"]
     for method in ("decode", "encode", "forward"):
         figures = report[f"{method}_streamed_2048_48k_one_thread"]

@@ -1,5 +1,5 @@
 """``latentlive bench grain``: the granular instrument's ``forward`` streamed at 2048 / 48 kHz at two grain
-densities, grains decoded per second, latency and size."""
+densities, the knob-to-sound time, grains decoded per second, latency and size."""
 
 from pathlib import Path
 from typing import Any
@@ -9,13 +9,17 @@ from torch import Tensor
 
 from latentlive.bench.common import call_figures, cycling, latency_figures, run_metrics
 from latentlive.core.runs import RunFolder
-from latentlive.export.host import deliver_host_rate, load_ts, method_spec
+from latentlive.export.host import NNHost, deliver_host_rate, load_ts, method_spec
 from latentlive.live.model_file import read_model_metadata
 
 GRAIN_RATE, GRAIN_BUFFER = 48000, 2048  # host rate and nn~ buffer of the grain figures
 GRAIN_GOAL = 100.0  # forward at least 100x faster than real time on one thread, interleaved
 GRAIN_DENSITIES = (40.0, 200.0)
 GRAIN_DECODE_BATCHES = (1, 8, 64)
+LATENCY_GOAL_SAMPLES = GRAIN_BUFFER  # the model's own latency: at most one buffer (nn~ adds its own)
+MOVE_CALL, MOVE_CALLS = 8, 8  # the XY knobs jump at the start of this call; calls measured from it
+XY_MOVE = 2.0  # the jump: knob 1 from 0 to +2, knob 2 from 0 to -2 (knob units)
+CHANGE_WINDOW = 256  # host samples over which the changed part of the output is judged
 # a few steps at full model size on a small built-in corpus: speed does not depend on quality
 TRAINING_BINDINGS = [
     "train.max_steps = 2",
@@ -68,9 +72,62 @@ def _forward_figures(module: torch.nn.Module, density: float, repeats: int, bloc
     return {**figures, "density": density}
 
 
+def _set_density(module: torch.nn.Module, density: float) -> None:
+    """The ``density`` attribute of a loaded file (its setter) or of the wrapper before scripting."""
+    if hasattr(module, "set_density"):
+        module.set_density(density)
+    else:
+        module.density = (density,)
+
+
+def knob_to_sound(
+    module: torch.nn.Module, density: float, rate: int = GRAIN_RATE, buffer: int = GRAIN_BUFFER
+) -> dict[str, Any]:
+    """When a move of the XY knobs (knobs 1 and 2 jump by ``XY_MOVE`` at the start of call ``MOVE_CALL``)
+    is heard in ``forward``, driven as nn~ drives it (one call per ``buffer`` at ``rate``, synchronous grains
+    at ``density``), in host samples and ms from the move, and in calls (the move's call is call 1).
+
+    Three streams from a fresh start: unmoved (``A``, knobs at 0), moved (``B``) and moved from the start
+    (``C``). ``first``: the first sample where ``B`` differs from ``A``; ``half``: the end of the first window
+    of ``CHANGE_WINDOW`` samples where ``B`` is nearer ``C`` than ``A`` is, by half (``|B - C| <= |A - C| / 2``):
+    half of the output has changed. The goal is one ``buffer`` (``goal_ms``), judged on ``first`` (``ms``):
+    ``half`` adds about half a grain, which the model's latency does not set."""
+    spec = method_spec(module, "forward")
+    move, total = MOVE_CALL * buffer, (MOVE_CALL + MOVE_CALLS) * buffer
+    knobs = torch.zeros(3, spec.in_channels, total)
+    knobs[1, 0, move:], knobs[1, 1, move:] = XY_MOVE, -XY_MOVE
+    knobs[2, 0], knobs[2, 1] = XY_MOVE, -XY_MOVE
+    _set_density(module, density)
+    streams = []
+    for signal in knobs:  # one stream at a time, each from a fresh start (batch 1, as in a device)
+        module.reset()
+        streams.append(NNHost(module, "forward", buffer, rate).process(signal[None])[0, 0])
+    _set_density(module, 40.0)
+    module.reset()
+    unmoved, moved, target = streams
+    changed = ((moved - unmoved).abs() > 1e-6 * unmoved.abs().max().clamp_min(1e-6)).nonzero()
+    first = int(changed[0]) - move if changed.numel() else total - move
+    away = (moved[move:] - target[move:]).view(-1, CHANGE_WINDOW).norm(dim=1)
+    apart = (unmoved[move:] - target[move:]).view(-1, CHANGE_WINDOW).norm(dim=1)
+    near = (away <= 0.5 * apart).logical_and(apart > 0).nonzero()
+    half = (int(near[0]) + 1) * CHANGE_WINDOW if near.numel() else total - move
+    goal_ms = 1e3 * buffer / rate
+    return {
+        "ms": 1e3 * first / rate,
+        "samples": first,
+        "calls": first // buffer + 1,
+        "half_ms": 1e3 * half / rate,
+        "half_samples": half,
+        "half_calls": -(-half // buffer),
+        "goal_ms": goal_ms,
+        "met": 1e3 * first / rate <= goal_ms,
+        "density": density,
+    }
+
+
 def _decode_figures(module: torch.nn.Module, repeats: int) -> dict[str, dict[str, Any]]:
-    """``decode_mean`` of the model inside the file, for batches of ``GRAIN_DECODE_BATCHES`` latents on one
-    thread: :func:`call_figures` (no buffer period) and grains decoded per second (on ``wall_ms_mean``, and
+    """``decode_mean`` of the model inside the file, for batches of ``GRAIN_DECODE_BATCHES`` latents (in knob
+    units: the knob axes are folded into its first product) on one thread: :func:`call_figures` (no buffer period) and grains decoded per second (on ``wall_ms_mean``, and
     interleaved)."""
     decoder = module.streams.engine.decoder
     latent_size = int(module.latent_size)
@@ -98,6 +155,11 @@ def bench(ts_path: Path, run: RunFolder | None, repeats: int = 480) -> dict[str,
     slowest = min(figures["interleaved"]["real_time_factor"] for figures in forward.values())
     verdict = "met" if slowest >= GRAIN_GOAL else "NOT met"
     latency = {m: int(s) for m, s in meta["method_latency"].items()}
+    with torch.no_grad():
+        to_sound = {f"density_{d:g}": knob_to_sound(module, d) for d in GRAIN_DENSITIES}
+    slowest_sound = max(figures["ms"] for figures in to_sound.values())
+    slowest_half = max(figures["half_ms"] for figures in to_sound.values())
+    latency_met = latency["forward"] <= LATENCY_GOAL_SAMPLES
     metrics = run_metrics(run)
     return {
         "host_sample_rate": GRAIN_RATE,
@@ -113,6 +175,19 @@ def bench(ts_path: Path, run: RunFolder | None, repeats: int = 480) -> dict[str,
         "forward_goal_ratio": slowest / GRAIN_GOAL,
         "forward_goal": f"{slowest:.1f}x real time on one thread, interleaved, at the slowest density, "
         f"{slowest / GRAIN_GOAL:.2f}x the {GRAIN_GOAL:g}x goal: {verdict}",
+        "knob_to_sound": {
+            **to_sound,
+            "ms": slowest_sound,
+            "half_ms": slowest_half,
+            "goal_ms": 1e3 * GRAIN_BUFFER / GRAIN_RATE,
+            "met": all(figures["met"] for figures in to_sound.values()),
+        },
+        "forward_latency_goal": {
+            "samples": latency["forward"],
+            "ms_48k": 1e3 * latency["forward"] / 48000,
+            "goal_samples": LATENCY_GOAL_SAMPLES,
+            "met": latency_met,
+        },
         **latency_figures(latency, GRAIN_BUFFER),
         "block_frames": meta.get("block_frames"),
         "decoder_parameters": meta.get("decoder_parameters"),

@@ -1,13 +1,20 @@
 """``latentlive bench techno``: stage 1 of an exported techno file streamed at 2048 / 48 kHz, the raw model,
-latencies, size, and stage-1 training speed and memory."""
+latencies, size, and stage-1 training speed and memory; the knob-to-sound (``decode``) and input-to-output
+(``forward``) times of the default and the causal setting beside RAVE v2_small's decode, measured in one run."""
 
+import json
+import math
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from latentlive.bench.common import (
+    NN_HOST_BLOCK,
     call_figures,
     cycling,
     latency_figures,
@@ -16,9 +23,11 @@ from latentlive.bench.common import (
     resident_bytes,
     streaming_figures,
 )
+from latentlive.bench.rave_v2_small import RATIO as RAVE_RATIO
+from latentlive.bench.rave_v2_small import RAVE_RATE, reset_caches, scripted_rave_v2_small
 from latentlive.core.errors import UserError
 from latentlive.core.runs import RunFolder, load_checkpoint
-from latentlive.export.host import load_ts
+from latentlive.export.host import deliver_host_rate, load_ts, method_spec, one_thread, threaded_delay
 from latentlive.export.metadata import read_metadata
 from latentlive.training.config import PROJECT_ROOT, parse_gin
 
@@ -39,6 +48,9 @@ TRAINING_BINDINGS = [  # two steps at full size make a run to export; training s
 ]
 FROM_FILE = False
 REUSE_CURRENT_EXPORT = True  # exporting techno takes a while
+CHANGE_CALLS = 8  # calls of the old input before the change, and after it
+CHANGE_WINDOW = 64  # samples per window when judging how much of the output has changed
+CHANGE_RATE = RAVE_RATE  # the side-by-side runs every model at RAVE's rate: the same nn~ delay in ms
 
 
 def _raw_model_figures(module: torch.nn.Module, model_rate: int, repeats: int) -> dict[str, dict[str, Any]]:
@@ -57,6 +69,171 @@ def _raw_model_figures(module: torch.nn.Module, model_rate: int, repeats: int) -
         with torch.no_grad():
             figures[name] = call_figures(cycling(inputs, call), repeats, period_ms)
     module.reset()
+    return figures
+
+
+def change_latency(before: Tensor, switched: Tensor, after: Tensor, start: int) -> dict[str, int]:
+    """How late a change at sample ``start`` shows in the output: ``switched`` follows the old input until
+    ``start`` and the new one from there, ``before`` and ``after`` follow only the old or the new one (all
+    ``[T]``, the same stream otherwise). ``first_change_samples``: until ``switched`` leaves ``before``;
+    ``half_changed_samples``: until the end of the first ``CHANGE_WINDOW`` in which it lies nearer ``after``
+    than ``before`` (energy of the differences); -1 where it never does."""
+    old = (switched[start:] - before[start:]).double()
+    new = (switched[start:] - after[start:]).double()
+    scale = float(max(before.abs().max(), after.abs().max(), 1e-12))
+    moved = torch.nonzero(old.abs() > 1e-6 * scale)
+    first = int(moved[0, 0]) if len(moved) else -1
+    windows = old.shape[0] // CHANGE_WINDOW
+    old_energy = old[: windows * CHANGE_WINDOW].reshape(windows, -1).square().sum(1)
+    new_energy = new[: windows * CHANGE_WINDOW].reshape(windows, -1).square().sum(1)
+    nearer = torch.nonzero((old_energy > new_energy) & (old_energy > 0))
+    half = int(nearer[0, 0] + 1) * CHANGE_WINDOW if len(nearer) else -1
+    return {"first_change_samples": first, "half_changed_samples": half}
+
+
+def _three_streams(
+    call: Callable[[Tensor], Tensor], reset: Callable[[], None], old: Tensor, new: Tensor
+) -> tuple[list[Tensor], int]:
+    """``call`` fed ``CHANGE_CALLS`` buffers of ``old`` then as many of ``new`` (and ``old`` or ``new``
+    throughout), each stream from a reset and the same seed (RAVE draws noise): flat outputs, change sample."""
+    streams = []
+    for first, second in ((old, old), (old, new), (new, new)):
+        reset()
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(0)
+            outputs = [call(first) for _ in range(CHANGE_CALLS)] + [call(second) for _ in range(CHANGE_CALLS)]
+        streams.append(torch.cat(outputs, -1)[0, 0])
+    reset()
+    change = streams[0].shape[-1] // 2  # as many calls before the change as after
+    return streams, change
+
+
+def ts_change_latency(module: torch.nn.Module, method: str, rate: int, buffer: int) -> dict[str, int]:
+    """:func:`change_latency` of an exported ``method`` (``decode``: latents, ``forward``: audio) driven as
+    nn~ drives it: told the host ``rate``, one call per ``buffer``, the input changed between two calls."""
+    deliver_host_rate(module, rate)
+    spec = method_spec(module, method)
+    generator = torch.Generator().manual_seed(0)
+    scale = 1.0 if spec.in_ratio > 1 else 0.1
+    old, new = (
+        scale * torch.randn(1, spec.in_channels, buffer // spec.in_ratio, generator=generator)
+        for _ in range(2)
+    )
+    if spec.in_ratio > 1:  # latents: one point held, as a knob sets it
+        old, new = (x[..., :1].expand_as(x).contiguous() for x in (old, new))
+    streams, change = _three_streams(getattr(module, method), module.reset, old, new)
+    return change_latency(*streams, change)
+
+
+def rave_change_latency(decoder: torch.nn.Module, buffer: int) -> dict[str, int]:
+    """:func:`change_latency` of RAVE v2_small's streaming decoder, ``buffer`` samples per call, one latent
+    point held then changed between two calls."""
+    generator = torch.Generator().manual_seed(0)
+    old, new = (
+        torch.randn(1, 128, 1, generator=generator).expand(1, 128, buffer // RAVE_RATIO) for _ in range(2)
+    )
+    streams, change = _three_streams(decoder, lambda: reset_caches(decoder), old, new)
+    return change_latency(*streams, change)
+
+
+def answer_time(change: dict[str, int], rate: int, buffer: int, goal_ms: float | None) -> dict[str, Any]:
+    """What a player meets: the half-changed time plus threaded nn~'s own delay at ``buffer``, in ms at
+    ``rate`` and in calls of ``buffer``; ``met`` when at most ``goal_ms``."""
+    samples = change["half_changed_samples"] + threaded_delay(buffer, NN_HOST_BLOCK)
+    ms = 1e3 * samples / rate
+    return {
+        "ms": ms,
+        "calls": math.ceil(samples / buffer),
+        "goal_ms": goal_ms,
+        "met": None if goal_ms is None else bool(change["half_changed_samples"] >= 0 and ms <= goal_ms),
+        "model_ms": 1e3 * change["half_changed_samples"] / rate,
+        "first_change_ms": 1e3 * change["first_change_samples"] / rate,
+        **change,
+        "nn_threaded_extra_samples": threaded_delay(buffer, NN_HOST_BLOCK),
+        "host_sample_rate": rate,
+        "buffer_size": buffer,
+    }
+
+
+def other_setting_export(stage1_args: dict[str, Any], facts: dict[str, Any], folder: Path) -> Path:
+    """``techno.ts`` of the other stage-1 setting (``causal`` flipped) at the size of ``stage1_args``, with
+    seeded untrained weights (latency and speed do not depend on training), scripted and saved in ``folder``
+    as the exporter saves it (without its contract checks: tests/test_techno_causal.py runs them)."""
+    from latentlive.export.metadata import METADATA_NAME
+    from latentlive.export.techno import build_techno_export
+    from latentlive.models.waveform_vae import WaveformVAE
+
+    args = {**stage1_args, "causal": not stage1_args.get("causal", False)}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        state = WaveformVAE(**args).state_dict()
+    checkpoint = {
+        "metadata": {"sample_rate": facts["sample_rate"], "bars": facts["bars"]},
+        "model_args": args,
+        "model_state": state,
+    }
+    wrapper, metadata = build_techno_export(checkpoint)
+    metadata["methods"] = {m: vars(method_spec(wrapper, m)) for m in ("encode", "decode", "forward")}
+    path = folder / "techno.ts"
+    torch.jit.script(wrapper).save(str(path), _extra_files={METADATA_NAME: json.dumps(metadata)})
+    return path
+
+
+def low_latency_figures(ts_path: Path, checkpoint: dict[str, Any], repeats: int) -> dict[str, Any]:
+    """Input-to-output (``forward``) and knob-to-sound (``decode``) times of the default and the causal
+    stage 1 (``ts_path``, of ``checkpoint``, is one of them; :func:`other_setting_export` the other) beside RAVE v2_small's
+    decode, each through threaded nn~ at ``TECHNO_BUFFER`` and ``CHANGE_RATE``; the goal: at most RAVE's
+    decode (its forward would add its encoder, not built here: a stricter goal for ``forward``). The other
+    setting's streamed decode is timed as the file's is (``repeats`` calls)."""
+    rave = scripted_rave_v2_small()
+    with one_thread():
+        rave_change = rave_change_latency(rave, TECHNO_BUFFER)
+        rave_call = call_figures(
+            cycling([torch.randn(1, 128, TECHNO_BUFFER // RAVE_RATIO)], rave),
+            50,
+            1e3 * TECHNO_BUFFER / RAVE_RATE,
+        )
+    rave_knob = answer_time(rave_change, RAVE_RATE, TECHNO_BUFFER, None)
+    goal = rave_knob["ms"]
+    figures: dict[str, Any] = {
+        "goal": f"at most RAVE v2_small's knob-to-sound time ({goal:.0f} ms through threaded nn~ at "
+        f"{TECHNO_BUFFER}), both measured here",
+        "rave_v2_small": {
+            "knob_to_sound": rave_knob,
+            "decode_2048_44k_one_thread": rave_call,
+            "parameters": sum(p.numel() for p in rave.parameters()),
+        },
+    }
+    facts = checkpoint["metadata"]
+    stage1_args = facts.get("stage1_args", checkpoint["model_args"])
+    causal = bool(stage1_args.get("causal", False))
+    with tempfile.TemporaryDirectory() as scratch:
+        other = other_setting_export(stage1_args, facts, Path(scratch))
+        for setting, path in (
+            ("causal" if causal else "default", ts_path),
+            ("default" if causal else "causal", other),
+        ):
+            module = load_ts(path)
+            entry = {"latency_samples": {m: int(v) for m, v in read_metadata(path)["method_latency"].items()}}
+            with one_thread():
+                entry["knob_to_sound"] = answer_time(
+                    ts_change_latency(module, "decode", CHANGE_RATE, TECHNO_BUFFER),
+                    CHANGE_RATE,
+                    TECHNO_BUFFER,
+                    goal,
+                )
+                if "forward" in read_metadata(path)["methods"]:
+                    entry["input_to_output"] = answer_time(
+                        ts_change_latency(module, "forward", CHANGE_RATE, TECHNO_BUFFER),
+                        CHANGE_RATE,
+                        TECHNO_BUFFER,
+                        goal,
+                    )
+            if path == other:
+                entry["decode_streamed_2048_48k_one_thread"] = streaming_figures(
+                    module, "decode", repeats, TECHNO_RATE, TECHNO_BUFFER
+                )
+            figures[setting] = entry
     return figures
 
 
@@ -150,6 +327,8 @@ def bench(
         parameters["stage2"] = sum(p.numel() for p in module.loops.prior.parameters())
     checkpoint = load_checkpoint(run.checkpoint)
     stage1_args = checkpoint["metadata"].get("stage1_args", checkpoint["model_args"])
+    low_latency = low_latency_figures(ts_path, checkpoint, repeats)
+    measured = low_latency["causal" if stage1_args.get("causal", False) else "default"]
     results: dict[str, Any] = {
         "host_sample_rate": TECHNO_RATE,
         "buffer_size": TECHNO_BUFFER,
@@ -163,6 +342,9 @@ def bench(
         "decode_goal": f"{decode_rtf:.1f}x real time on one thread, interleaved, "
         f"{decode_rtf / TECHNO_DECODE_GOAL:.2f}x the {TECHNO_DECODE_GOAL:g}x goal: {verdict}",
         **latency_figures(latency, TECHNO_BUFFER),
+        "knob_to_sound": measured["knob_to_sound"],
+        **({"input_to_output": measured["input_to_output"]} if "input_to_output" in measured else {}),
+        "low_latency": low_latency,
         "parameters": parameters,
         "file_bytes": ts_path.stat().st_size,
         "training_cpu": bench_training(stage1_args, "cpu", training_steps),
