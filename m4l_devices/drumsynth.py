@@ -15,7 +15,8 @@ Per-class settings: every class has its own D automatable dials, ``"<Class> Knob
 D dials ``"Knob k"`` -- edits the class picked in the menu: moving an editor dial writes the class's
 dial, and picking a class (or automating its dials) sets the editor back without output. The editor
 dials are hidden parameters (neither stored nor automated), so Live sees each value once.
-Editing a class also sends its class and knobs to nn~, which re-renders its sound before the next hit.
+Editing a class also sends its class and knobs to nn~, which previews the new sound two buffers later and
+refines it in the background (export/drumsynth.py).
 "Randomise" sets the selected class's knobs to uniform values in -2..2. The note of each class is a
 number box (General MIDI drum notes by default; a class name not in ``GM_NOTES`` gets 60 + its index).
 Dropping a ``.ts`` on the model box loads it (see m4l_devices/common.py); the status line says when

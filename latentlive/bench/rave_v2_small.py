@@ -1,10 +1,14 @@
-"""RAVE v2_small's decoder, untrained, streamed as RAVE's export streams it: the latency yardstick of
-``latentlive bench techno`` (speed and latency do not depend on training).
+"""RAVE v2_small, untrained, streamed as RAVE's export streams it: the latency yardstick of
+``latentlive bench techno`` (speed and latency do not depend on training). ``decode`` is its decoder alone
+(what a knob on latents meets), ``forward`` the PQMF analysis, encoder (its mean) and decoder (what audio
+played through it meets).
 
 Built from the numbers of acids-rave 2.3.1's ``configs/v2_small.gin`` (over ``v1.gin``): 128 latents,
 capacity 48, ratios (4, 2, 2, 2), dilations (1, 3, 9) x 3 and (1, 3), kernel 3, amplitude modulation, the
 noise generator (hidden 64, ratios (2, 2, 2), 32 noise bands), 16 PQMF bands (100 dB), 44.1 kHz, convolutions
-without bias, weight norm removed as its export removes it. The layers are cached_conv's streaming classes
+without bias, weight norm removed as its export removes it. The encoder mirrors the decoder: a kernel-7
+input convolution, then per ratio the dilated units and a strided convolution (kernel ``2 r``) that doubles
+the channels, and a kernel-3 convolution to mean and scale. The layers are cached_conv's streaming classes
 (``CachedConv1d``, ``CachedConvTranspose1d``, ``AlignBranches``), which is what ``cc.use_cached_conv(True)``
 gives RAVE's export; the module is scripted after one call that allocates the caches. acids-rave itself is
 not imported: it pins scipy 1.10 and pytorch-lightning 1.9, which needs ``pkg_resources`` (gone from the
@@ -69,6 +73,47 @@ def _pqmf_prototype(attenuation: float, bands: int) -> np.ndarray:
     return lowpass(float(fmin(aliasing, 1 / bands, disp=0)[0]))
 
 
+def _pqmf_bank() -> Tensor:
+    """The 16 cosine-modulated filters ``[band, taps]``, centred in a power-of-two length."""
+    h = torch.from_numpy(_pqmf_prototype(PQMF_ATTENUATION, BANDS)).float()
+    k = torch.arange(BANDS).reshape(-1, 1)
+    t = torch.arange(-(h.shape[-1] // 2), h.shape[-1] // 2 + 1)
+    bank = 2 * h * torch.cos((2 * k + 1) * math.pi / (2 * BANDS) * t + (-1) ** k * math.pi / 4)
+    extra = 2 ** math.ceil(math.log2(bank.shape[-1])) - bank.shape[-1]
+    return nn.functional.pad(bank, (extra // 2, extra - extra // 2))
+
+
+def _band_signs() -> Tensor:
+    """``[1, 16, 1, 2]``: odd bands negated at even steps, the bank's alternating modulation."""
+    sign = torch.ones(BANDS, 2)
+    sign[1::2, 0] = -1.0
+    return sign.reshape(1, BANDS, 1, 2)
+
+
+class _PQMFAnalysis(nn.Module):
+    """Audio ``[B, 1, 16 T]`` -> 16 sub-bands ``[B, 16, T]``: the bank as one cached convolution of
+    stride 16."""
+
+    bands: Final[int]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bands = BANDS
+        bank = _pqmf_bank()
+        if bank.shape[-1] % 2 == 0:
+            bank = nn.functional.pad(bank, (0, 1))
+        self.conv = cc.CachedConv1d(
+            1, BANDS, bank.shape[-1], stride=BANDS, padding=_centered(bank.shape[-1]), bias=False
+        )
+        self.conv.weight.data.copy_(bank.unsqueeze(1))
+        self.register_buffer("sign", _band_signs())
+
+    def forward(self, audio: Tensor) -> Tensor:
+        bands = self.conv(audio)
+        batch, steps = bands.shape[0], bands.shape[-1]
+        return (bands.reshape(batch, self.bands, steps // 2, 2) * self.sign).reshape(batch, self.bands, steps)
+
+
 class _PQMFSynthesis(nn.Module):
     """16 sub-bands ``[B, 16, T]`` -> audio ``[B, 1, 16 T]``: the polyphase synthesis of a cosine-modulated
     bank, one cached convolution over the bands."""
@@ -78,21 +123,13 @@ class _PQMFSynthesis(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.bands = BANDS
-        h = torch.from_numpy(_pqmf_prototype(PQMF_ATTENUATION, BANDS)).float()
-        k = torch.arange(BANDS).reshape(-1, 1)
-        t = torch.arange(-(h.shape[-1] // 2), h.shape[-1] // 2 + 1)
-        bank = 2 * h * torch.cos((2 * k + 1) * math.pi / (2 * BANDS) * t + (-1) ** k * math.pi / 4)
-        extra = 2 ** math.ceil(math.log2(bank.shape[-1])) - bank.shape[-1]
-        bank = nn.functional.pad(bank, (extra // 2, extra - extra // 2))
-        polyphase = bank.flip(-1).reshape(BANDS, -1, BANDS).permute(2, 0, 1)  # [phase, band, taps]
+        polyphase = _pqmf_bank().flip(-1).reshape(BANDS, -1, BANDS).permute(2, 0, 1)  # [phase, band, taps]
         if polyphase.shape[-1] % 2 == 0:
             polyphase = nn.functional.pad(polyphase, (0, 1))
         self.conv = cc.CachedConv1d(BANDS, BANDS, polyphase.shape[-1], padding=_centered(polyphase.shape[-1]))
         self.conv.weight.data.copy_(polyphase)
         self.conv.bias = None
-        sign = torch.ones(BANDS, 2)
-        sign[1::2, 0] = -1.0  # odd bands at even steps: the bank's alternating modulation
-        self.register_buffer("sign", sign.reshape(1, BANDS, 1, 2))
+        self.register_buffer("sign", _band_signs())
 
     def forward(self, bands: Tensor) -> Tensor:
         """``[B, 16, T]`` (``T`` even) -> ``[B, 1, 16 T]``."""
@@ -177,6 +214,55 @@ class RaveV2SmallDecoder(nn.Module):
         return self.pqmf(torch.tanh(waveform * torch.sigmoid(amplitude) + noise))
 
 
+class RaveV2SmallEncoder(nn.Module):
+    """Audio ``[B, 1, N * 512]`` at 44.1 kHz -> latent means ``[B, 128, N]``, streaming."""
+
+    latent_size: Final[int]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent_size = LATENT_SIZE
+        self.pqmf = _PQMFAnalysis()
+        channels = CAPACITY
+        first = 2 * KERNEL + 1
+        layers: list[nn.Module] = [
+            cc.CachedConv1d(BANDS, channels, first, padding=_centered(first), bias=False)
+        ]
+        for ratio, dilations in zip(RATIOS, DILATIONS, strict=True):
+            layers.extend(_Residual(channels, d) for d in dilations)
+            layers.append(nn.LeakyReLU(0.2))
+            layers.append(
+                cc.CachedConv1d(
+                    channels, 2 * channels, 2 * ratio, stride=ratio, padding=_centered(2 * ratio), bias=False
+                )
+            )
+            channels *= 2
+        layers.append(nn.LeakyReLU(0.2))
+        layers.append(
+            cc.CachedConv1d(channels, 2 * LATENT_SIZE, KERNEL, padding=_centered(KERNEL), bias=False)
+        )
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, audio: Tensor) -> Tensor:
+        return self.net(self.pqmf(audio))[:, : self.latent_size]
+
+
+class RaveV2Small(nn.Module):
+    """``decode``: latents -> audio; ``forward``: audio -> the encoder's means -> audio (44.1 kHz)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = RaveV2SmallEncoder()
+        self.decoder = RaveV2SmallDecoder()
+
+    def forward(self, audio: Tensor) -> Tensor:
+        return self.decoder(self.encoder(audio))
+
+    @torch.jit.export
+    def decode(self, z: Tensor) -> Tensor:
+        return self.decoder(z)
+
+
 def reset_caches(module: nn.Module) -> None:
     """Every cached_conv cache back to zeros, as when the stream starts."""
     for name, buffer in module.named_buffers():
@@ -185,10 +271,11 @@ def reset_caches(module: nn.Module) -> None:
 
 
 def scripted_rave_v2_small(seed: int = 0) -> torch.jit.ScriptModule:
-    """The decoder with seeded random weights, its caches allocated by one call, scripted and reset."""
+    """RAVE v2_small with seeded random weights, its caches allocated by one call of each path, scripted
+    and reset."""
     with torch.random.fork_rng(devices=[]), torch.inference_mode(False):
         torch.manual_seed(seed)
-        decoder = RaveV2SmallDecoder().eval().requires_grad_(False)
-        decoder(torch.zeros(1, LATENT_SIZE, 4))
-        reset_caches(decoder)
-        return torch.jit.script(decoder)
+        model = RaveV2Small().eval().requires_grad_(False)
+        model(torch.zeros(1, 1, 4 * RATIO))
+        reset_caches(model)
+        return torch.jit.script(model)
