@@ -79,6 +79,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     mean_a, mean_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     root = scipy.linalg.sqrtm(cov_a @ cov_b)
+    if not np.isfinite(root).all():  # singular covariances (a constant band): a tiny ridge, as FID does
+        ridge = 1e-6 * np.eye(len(cov_a))
+        root = scipy.linalg.sqrtm((cov_a + ridge) @ (cov_b + ridge))
     root = np.real(root)
     distance = float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * root))
     return max(distance, 0.0)

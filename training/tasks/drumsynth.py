@@ -8,6 +8,10 @@ The signal path, shared by training, evaluation and the metadata that export rea
   ``[N, 1, F, M]`` with ``M = M_full / time_pool``;
 * synthesis: log-magnitudes -> ``exp`` -> linear interpolation back to ``M_full`` frames -> fast
   Griffin-Lim through the same NSGT (iterations and momentum are task options).
+
+``evaluate`` also reports the sample quality of issue #18 (``training.sample_quality``) on one-shots made the
+way the instrument makes them (random knobs -> decoder -> Griffin-Lim -> peak-normalised), against the held-out
+sounds.
 """
 
 import warnings
@@ -24,6 +28,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from latentlive.core.cache import cache_dir
 from latentlive.core.errors import UserError
+from latentlive.corpus.drum_synth import PEAK
 from latentlive.corpus.splits import SIDES
 from latentlive.models.drum_classifier import DrumClassifier, classify
 from latentlive.models.drumsynth import DrumSynthVAE, full_rate_magnitude
@@ -38,6 +43,7 @@ from latentlive.training.metrics import (
     spectral_convergence,
 )
 from latentlive.training.plots import latent_map_figure
+from latentlive.training.sample_quality import band_statistics, sample_quality
 from latentlive.training.tasks.base import (
     SplitData,
     TensorData,
@@ -50,6 +56,9 @@ if TYPE_CHECKING:
     from latentlive.corpus.one_shots import OneShotCorpus
 
 DIVERGENCES = ("kl", "mmd")
+QUALITY_LATENTS = ("knobs", "prior")
+KNOB_LIMIT = 4.0  # as export.drumsynth.KNOB_LIMIT: the instrument clamps its knobs there
+QUALITY_SEED = 0  # the knobs drawn for the sample-quality one-shots: the same at every evaluation
 
 
 def per_class_mmd(z: Tensor, classes: Tensor, prior_samples: int = 32) -> Tensor:
@@ -140,6 +149,10 @@ class DrumSynthTask:
             (what a listener hears; costly on a CPU), else on the decoded log-magnitudes.
         media_examples: held-out sounds shown and played in TensorBoard.
         pca_examples_per_class: training sounds per class encoded for the PCA of the knobs.
+        quality_samples_per_class: one-shots made per class for the sample-quality metrics (each costs a
+            Griffin-Lim render); 0 leaves them out.
+        quality_latents: where those one-shots come from: ``knobs`` (the instrument's knobs drawn from
+            N(0, 1), mapped by the class's PCA as ``export.drumsynth`` does) or ``prior`` (z ~ N(0, 1)).
     """
 
     name = "drumsynth"
@@ -168,9 +181,15 @@ class DrumSynthTask:
         eval_through_audio: bool = False,
         media_examples: int = 4,
         pca_examples_per_class: int = 256,
+        quality_samples_per_class: int = 4,
+        quality_latents: str = "knobs",
     ) -> None:
         if divergence not in DIVERGENCES:
             raise ValueError(f"DrumSynthTask.divergence must be one of {DIVERGENCES}, got {divergence!r}")
+        if quality_latents not in QUALITY_LATENTS:
+            raise ValueError(
+                f"DrumSynthTask.quality_latents must be one of {QUALITY_LATENTS}, got {quality_latents!r}"
+            )
         self.sample_rate, self.length, self.examples_per_class = sample_rate, length, examples_per_class
         self.divergence, self.class_dropout = divergence, class_dropout
         self.scale_settings = {"scale": scale, "fmin": fmin, "fmax": fmax, "scale_bins": scale_bins}
@@ -180,6 +199,7 @@ class DrumSynthTask:
         self.classifier_steps, self.classifier_channels = classifier_steps, tuple(classifier_channels)
         self.prior_samples_per_class, self.eval_through_audio = prior_samples_per_class, eval_through_audio
         self.media_examples, self.pca_examples_per_class = media_examples, pca_examples_per_class
+        self.quality_samples_per_class, self.quality_latents = quality_samples_per_class, quality_latents
 
         frequency_scale = make_scale(scale, fmin, fmax, scale_bins)
         widest = NSGT(length, sample_rate, frequency_scale).min_frames
@@ -214,6 +234,14 @@ class DrumSynthTask:
             magnitude = full_rate_magnitude(part, self.time_pool)
             out.append(nsgt.griffin_lim(magnitude, self.griffin_lim_iterations, self.griffin_lim_momentum))
         return torch.cat(out) if out else logmag.new_zeros(0, self.length)
+
+    @torch.no_grad()
+    def render(self, logmag: Tensor) -> Tensor:
+        """Log-magnitudes ``[N, 1, F, M]`` -> one-shots ``[N, T]`` as the instrument plays them
+        (``export.drumsynth.DrumKit.render``): :meth:`synthesise`, then finite and peak-normalised to ``PEAK``,
+        the level of the corpus sounds."""
+        audio = torch.nan_to_num(self.synthesise(logmag), 0.0, 0.0, 0.0)
+        return audio * (PEAK / audio.abs().amax(-1, keepdim=True).clamp_min(1e-6))
 
     # -- the Task protocol -------------------------------------------------------------------------
 
@@ -350,8 +378,11 @@ class DrumSynthTask:
         """Reconstructions of held-out sounds from the posterior mean (log-spectral distance in dB and spectral
         convergence of the pooled magnitudes), the ELBO (nats per sound, one posterior sample) with its terms,
         the class accuracy of prior samples judged by a classifier trained on the training sounds (and that
-        classifier's own held-out accuracy), and for factors of the procedural sounds the R^2 of a linear
-        read-out of the latents (fitted on training sounds) and the mutual information gap."""
+        classifier's own held-out accuracy), for factors of the procedural sounds the R^2 of a linear
+        read-out of the latents (fitted on training sounds) and the mutual information gap, and the sample
+        quality (``eval/quality/...``, :meth:`sample_quality_metrics`) of one-shots made by
+        :meth:`generate_one_shots` against the held-out sounds' audio (``data["audio"]``; data without audio
+        gets its log-magnitudes rendered by :meth:`render`, a reference through the same phase path)."""
         device = next(model.parameters()).device
         batch = data.take(slice(None), device)
         logmag, cls = batch["logmag"], batch["cls"]
@@ -376,12 +407,109 @@ class DrumSynthTask:
                 log_spectral_distance(logmag.exp(), heard.exp(), self.log_floor).mean().item()
             )
             metrics["eval/sc_audio"] = spectral_convergence(logmag.exp(), heard.exp()).mean().item()
-        metrics.update(self._class_metrics(model, logmag, cls, device))
+        pca = self._pca_tensors(model, device) if self.class_names else {}
+        metrics.update(self._class_metrics(model, logmag, cls, pca, device))
         metrics.update(self._factor_metrics(model, mu, batch, device))
+        if self.quality_samples_per_class > 0 and self.class_names:
+            metrics.update(self._quality_metrics(model, batch, pca))
+        return metrics
+
+    def _quality_metrics(
+        self, model: nn.Module, batch: dict[str, Tensor], pca: dict[str, Tensor]
+    ) -> dict[str, float]:
+        """:meth:`sample_quality_metrics` of :meth:`generate_one_shots` against the held-out audio, and the
+        same figures (suffix ``_resynthesis``) of as many held-out sounds per class rendered from their own
+        pooled log-magnitudes by :meth:`render`: what the signal path alone (time pooling, Griffin-Lim) does
+        to real sounds, beside what the model does. Data without audio is rendered the same way to serve as
+        the reference (then there is no separate resynthesis)."""
+        logmag, cls, count = batch["logmag"], batch["cls"], self.quality_samples_per_class
+        generated, generated_cls = self.generate_one_shots(model, count, pca)
+        reference = batch["audio"] if "audio" in batch else self.render(logmag)
+        metrics = self.sample_quality_metrics(generated, generated_cls, reference, cls)
+        if "audio" in batch:
+            chosen = torch.cat(
+                [(cls == c).nonzero()[:, 0][_evenly(int((cls == c).sum()), count)] for c in cls.unique()]
+            )
+            resynthesised = self.render(logmag[chosen])
+            metrics.update(
+                self.sample_quality_metrics(resynthesised, cls[chosen], reference, cls, "_resynthesis")
+            )
+        return metrics
+
+    def _pca_tensors(self, model: DrumSynthVAE, device: torch.device) -> dict[str, Tensor]:
+        """:meth:`_pca` under the current model as float32 tensors on ``device``."""
+        return {
+            key: torch.tensor(value, dtype=torch.float32, device=device)
+            for key, value in self._pca(model).items()
+        }
+
+    @staticmethod
+    def _knob_latents(pca: dict[str, Tensor], labels: Tensor, knobs: Tensor) -> Tensor:
+        """Codes ``[B, D]`` of ``knobs [B, D]`` (standard deviations along the PCA axes of the class of each
+        entry of ``labels [B]``, clamped at ``KNOB_LIMIT``): what the instrument decodes
+        (``export.drumsynth.DrumKit``)."""
+        spread = (knobs.clamp(-KNOB_LIMIT, KNOB_LIMIT) * pca["pca_std"][labels]).unsqueeze(1)  # [B, 1, D]
+        return pca["pca_mean"][labels] + (spread @ pca["pca_components"][labels]).squeeze(1)
+
+    @torch.no_grad()
+    def generate_one_shots(
+        self,
+        model: nn.Module,
+        count_per_class: int,
+        pca: dict[str, Tensor] | None = None,
+        seed: int = QUALITY_SEED,
+    ) -> tuple[Tensor, Tensor]:
+        """``count_per_class`` new one-shots of every class, made as a musician gets them from the instrument:
+        knobs drawn from N(0, 1) with a fixed ``seed`` (so every evaluation hears the same knobs), mapped by
+        the class's PCA (``pca``: :meth:`_pca_tensors`, computed when not given; with ``quality_latents =
+        'prior'`` the draws are the codes), decoded and rendered by :meth:`render`. Returns audio ``[C * n, T]``
+        and classes ``[C * n]`` (long), on the CPU."""
+        device = next(model.parameters()).device
+        labels = torch.arange(len(self.class_names)).repeat_interleave(count_per_class)
+        draws = torch.randn(len(labels), model.latent_size, generator=torch.Generator().manual_seed(seed))
+        labels, z = labels.to(device), draws.to(device)
+        if self.quality_latents == "knobs":
+            z = self._knob_latents(pca if pca is not None else self._pca_tensors(model, device), labels, z)
+        audio = self.render(model.decode(z, labels)[0])
+        return audio.cpu(), labels.cpu()
+
+    def quality_rates(self) -> dict[str, float]:
+        """The rates (Hz) whose harmonics a frame-wise buzz would sit on: ``frame``, the model's
+        magnitude frames (what the decoder makes, ``time_pool`` NSGT frames each), and ``nsgt_frame``, the
+        NSGT frames that Griffin-Lim works on (``sample_rate / hop``)."""
+        nsgt_rate = self.sample_rate / self.nsgt.hop
+        return {"frame": nsgt_rate / self.time_pool, "nsgt_frame": nsgt_rate}
+
+    def sample_quality_metrics(
+        self,
+        generated: Tensor,
+        generated_cls: Tensor,
+        reference: Tensor,
+        reference_cls: Tensor,
+        suffix: str = "",
+    ) -> dict[str, float]:
+        """``training.sample_quality.sample_quality`` of ``generated [N, T]`` against ``reference [R, T]``
+        (prefix ``eval/quality/``, rates :meth:`quality_rates`), and for each class with clips on both sides
+        (``generated_cls [N]``, ``reference_cls [R]``) the flatness of every band,
+        ``eval/quality/<class>/flatness/<band>`` with ``..._corpus`` beside (metallic hats read low).
+        With a ``suffix``, only the keys of the generated side, each ending with it."""
+        made, held = generated.cpu().double().numpy(), reference.cpu().double().numpy()
+        made_cls, held_cls = generated_cls.cpu().numpy(), reference_cls.cpu().numpy()
+        metrics = sample_quality(made, held, self.sample_rate, self.quality_rates(), prefix="eval/quality/")
+        for c, name in enumerate(self.class_names):
+            if not ((made_cls == c).any() and (held_cls == c).any()):
+                continue
+            for side, clips in (("", made[made_cls == c]), ("_corpus", held[held_cls == c])):
+                for band, stats in band_statistics(clips, self.sample_rate).items():
+                    metrics[f"eval/quality/{name}/flatness/{band}{side}"] = float(
+                        np.nan_to_num(stats["flatness"])
+                    )
+        if suffix:
+            return {key + suffix: value for key, value in metrics.items() if not key.endswith("_corpus")}
         return metrics
 
     def _class_metrics(
-        self, model: nn.Module, logmag: Tensor, cls: Tensor, device: torch.device
+        self, model: nn.Module, logmag: Tensor, cls: Tensor, pca: dict[str, Tensor], device: torch.device
     ) -> dict[str, float]:
         """Accuracy of the judge on held-out sounds; class accuracy of sounds drawn from the prior N(0, I)
         (overall and per class) and from the knob space (the per-class PCA Gaussian of the training codes,
@@ -393,10 +521,8 @@ class DrumSynthTask:
             return metrics
         labels = torch.arange(classes, device=device).repeat_interleave(count)
         prior_z = torch.randn(len(labels), model.latent_size, device=device)
-        pca = {key: torch.tensor(value, device=device) for key, value in self._pca(model).items()}
-        spread = (prior_z * pca["pca_std"][labels]).unsqueeze(1)  # [B, 1, D] along the axes
-        knob_z = pca["pca_mean"][labels] + (spread @ pca["pca_components"][labels]).squeeze(1)
-        for key, z in (("prior_accuracy", prior_z), ("knob_accuracy", knob_z.float())):
+        knob_z = self._knob_latents(pca, labels, prior_z)
+        for key, z in (("prior_accuracy", prior_z), ("knob_accuracy", knob_z)):
             sounds = model.decode(z, labels)[0]
             if self.eval_through_audio:
                 sounds = self.analyse(self.synthesise(sounds))

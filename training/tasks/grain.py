@@ -8,8 +8,13 @@ split in time. The held-out metrics score sounds the model never heard: log-spec
 convergence of grain reconstructions, and of whole held-out sounds re-synthesised by encoding every grain,
 decoding it and overlap-adding. The latents are
 ordered by a PCA of the training codes, stored with the model: the instrument's knobs are its axes.
+
+``evaluate`` also scores what the instrument makes from its prior (issue #18, ``training.sample_quality``): a
+texture of the granular engine along a latent walk drawn from N(0, 1), and single grains decoded from N(0, 1)
+latents, each against held-out audio (see :meth:`GrainTask.sample_quality`).
 """
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +27,13 @@ from torch.utils.tensorboard import SummaryWriter
 from latentlive.core.cache import cache_dir
 from latentlive.corpus.splits import SIDES, split_examples
 from latentlive.models.grain_vae import GrainVAE
+from latentlive.models.granular import GranularEngine
 from latentlive.models.spectral import multiscale_spectral_distance, stft_magnitude
 from latentlive.models.vae import BetaSchedule, gaussian_nll, kl_standard_normal
 from latentlive.training.config import configured_arguments
 from latentlive.training.metrics import log_spectral_distance, spectral_convergence
 from latentlive.training.plots import latent_map_figure
+from latentlive.training.sample_quality import sample_quality
 from latentlive.training.tasks.base import (
     SplitData,
     TensorData,
@@ -40,6 +47,9 @@ SOUND_FFT = 1024  # STFT of the whole-sound metrics
 # Log-spectral distances floor magnitudes at -60 dB (full scale 1): windowed grains are mostly near-silent
 # bins, and at the default -100 dB floor the metric would mostly measure noise 60 dB below the sound.
 LSD_FLOOR = 1e-3
+QUALITY_SEED = 0  # of the prior draws of the sample-quality measures: evaluate is repeatable
+WALK_SECONDS = 1.0  # time constant of the texture's latent walk: it drifts across the prior in about this
+ENGINE_BLOCK_FRAMES = 32  # path frames per engine call: whole frames, a few grains a call, like nn~
 
 
 def principal_axes(codes: np.ndarray) -> dict[str, list]:
@@ -64,6 +74,28 @@ def grain_spectra(grains: Tensor) -> Tensor:
     return stft_magnitude(grains.reshape(len(grains), -1), METRIC_FFT, METRIC_FFT // 4)
 
 
+class _HeldOutGrains(nn.Module):
+    """A stand-in decoder for ``GranularEngine``: ``decode_mean(z [N, 1])`` is the held-out grain number ``z``
+    (``[N, 1, G]``), so the engine plays real grains exactly as it plays decoded ones."""
+
+    def __init__(self, grains: Tensor) -> None:
+        super().__init__()
+        self.grains = grains  # [N, G]
+
+    def decode_mean(self, z: Tensor) -> Tensor:
+        return self.grains[z[:, 0].round().long()].unsqueeze(1)
+
+
+def _spread_runs(total: int, count: int, run: int) -> Tensor:
+    """``count`` of ``range(total)`` in runs of up to ``run`` consecutive indices whose starts are spread evenly."""
+    if count >= total:
+        return torch.arange(total)
+    run = max(1, min(run, count))
+    runs = -(-count // run)
+    starts = torch.linspace(0, total - run, runs).round().long()
+    return (starts[:, None] + torch.arange(run)).flatten()[:count]
+
+
 @gin.configurable
 class GrainTask:
     """The grain VAE on grains of sounds (built-in one-shots and textures, or a folder given with ``--db``).
@@ -81,6 +113,8 @@ class GrainTask:
         beta, beta_schedule, warmup_steps: the KL weight and its warm-up.
         eval_sounds: held-out sounds re-synthesised whole for the metrics and TensorBoard.
         pca_examples: training grains encoded for the PCA of the knobs.
+        quality_seconds: length of the texture the sample-quality measures render from the prior (0: none).
+        quality_grains: grains decoded from N(0, 1) latents for the sample-quality measures (0: none).
     """
 
     name = "grain"
@@ -101,6 +135,8 @@ class GrainTask:
         warmup_steps: int = 5000,
         eval_sounds: int = 8,
         pca_examples: int = 4096,
+        quality_seconds: float = 4.0,
+        quality_grains: int = 256,
     ) -> None:
         self.sample_rate, self.grain_size = sample_rate, grain_size
         self.hop = hop or grain_size // 4
@@ -110,6 +146,7 @@ class GrainTask:
         self.spectral_floor = spectral_floor
         self.beta = BetaSchedule(beta_schedule, 0.0, beta, warmup_steps)
         self.eval_sounds, self.pca_examples = eval_sounds, pca_examples
+        self.quality_seconds, self.quality_grains = quality_seconds, quality_grains
         self._train: TensorData | None = None
         self._model: GrainVAE | None = None
         # the sounds no training grain came from, by the data's "sound" index: re-synthesised whole
@@ -225,7 +262,8 @@ class GrainTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: TensorData) -> dict[str, float]:
         """Held-out grains reconstructed from the posterior mean (LSD in dB, SC, the likelihood and KL terms) and
-        held-out sounds re-synthesised grain by grain (LSD, SC of their STFT magnitudes)."""
+        held-out sounds re-synthesised grain by grain (LSD, SC of their STFT magnitudes), and the sample quality
+        of what the instrument makes from its prior (:meth:`sample_quality`)."""
         device = next(model.parameters()).device
         lsd, sc, nll, kl = [], [], [], []
         for index in torch.arange(len(data)).split(1024):
@@ -254,7 +292,117 @@ class GrainTask:
         if sound_lsd:
             metrics["eval/sound_lsd"] = float(np.mean(sound_lsd))
             metrics["eval/sound_sc"] = float(np.mean(sound_sc))
+        metrics.update(self.sample_quality(model, data))
         return metrics
+
+    @torch.no_grad()
+    def sample_quality(self, model: nn.Module, data: TensorData) -> dict[str, float]:
+        """``training.sample_quality`` of two generated sets against held-out grains of ``data``, drawn with a
+        fixed seed (the global RNG is left as it was):
+
+        * ``eval/quality/...``: a texture of ``quality_seconds`` from the granular engine as the instrument
+          plays it (``GranularEngine`` at its default settings, those of the export's ``DEFAULT_SETTINGS``:
+          40 grains/s, no jitter, no spray, whole grains; synchronous, so a steady pulse of grains, measured as
+          it is), along a latent path drawn from the prior: a slow walk whose every frame is N(0, 1) (an
+          Ornstein-Uhlenbeck path, time constant ``WALK_SECONDS``, a frame every ``hop`` samples). The corpus
+          side is the same engine at the same settings playing held-out grains instead of decoded ones (one
+          grain per path frame, in the order of their sounds, runs of a second from sounds spread over the
+          side: the way the instrument re-plays a followed sound), so that the grain-rate share
+          (``frame_share/grain``, rate = the density) compares the model's texture with what the same pulse
+          makes of real grains: the pulse's own share is on both sides.
+        * ``eval/quality/grains/...``: ``quality_grains`` grains decoded from N(0, 1) latents against as many
+          held-out grains spread over ``data``, each grain one clip (no frame-rate share: a grain is shorter
+          than a period of the rates worth measuring).
+
+        A model with nothing to sample from (no ``decode_mean`` and ``latent_size``: a stand-in that only
+        reconstructs) reports none.
+        """
+        if len(data) == 0 or not hasattr(model, "decode_mean") or not hasattr(model, "latent_size"):
+            return {}
+        metrics: dict[str, float] = {}
+        if self._quality_frames() > 0:
+            texture, corpus = self.prior_texture(model), self.corpus_texture(data)
+            rates = {"grain": float(GranularEngine(model, self.grain_size, self.sample_rate, 1).density)}
+            metrics.update(
+                sample_quality([texture], [corpus], self.sample_rate, rates, prefix="eval/quality/")
+            )
+        if self.quality_grains > 0:
+            metrics.update(
+                sample_quality(
+                    list(self.prior_grains(model)),
+                    list(self.corpus_grains(data)),
+                    self.sample_rate,
+                    {},
+                    prefix="eval/quality/grains/",
+                )
+            )
+        return metrics
+
+    def _quality_frames(self) -> int:
+        return int(round(self.quality_seconds * self.sample_rate / self.hop))
+
+    @torch.no_grad()
+    def prior_texture(self, model: nn.Module) -> np.ndarray:
+        """The generated texture of :meth:`sample_quality`: ``[quality frames * hop]`` at the model rate."""
+        generator = torch.Generator().manual_seed(QUALITY_SEED)
+        walk = self._prior_walk(model.latent_size, self._quality_frames(), generator)
+        device = next(model.parameters()).device
+        engine = GranularEngine(model, self.grain_size, self.sample_rate, model.latent_size).to(device)
+        return self._play(engine, walk.to(device))
+
+    def corpus_texture(self, data: TensorData) -> np.ndarray:
+        """The corpus side of the texture of :meth:`sample_quality`: the held-out grains of ``data`` played by the
+        same engine, ``[min(quality frames, len(data)) * hop]``."""
+        order = self._held_out_order(data)
+        frames = min(self._quality_frames(), len(order))
+        index = order[_spread_runs(len(order), frames, int(round(self.sample_rate / self.hop)))]
+        engine = GranularEngine(
+            _HeldOutGrains(data.tensors["grain"][index]), self.grain_size, self.sample_rate, 1
+        )
+        return self._play(engine, torch.arange(frames, dtype=torch.float32)[None, None])
+
+    @torch.no_grad()
+    def prior_grains(self, model: nn.Module) -> np.ndarray:
+        """``quality_grains`` grains ``[N, G]`` decoded from N(0, 1) latents (seeded)."""
+        generator = torch.Generator().manual_seed(QUALITY_SEED)
+        z = torch.randn(self.quality_grains, model.latent_size, generator=generator)
+        device = next(model.parameters()).device
+        decoded = torch.cat([model.decode_mean(part.to(device)) for part in z.split(1024)])
+        return decoded[:, 0].cpu().numpy().astype(np.float64)
+
+    def corpus_grains(self, data: TensorData) -> np.ndarray:
+        """Up to ``quality_grains`` grains ``[N, G]`` of ``data``, spread evenly over it."""
+        grains = data.tensors["grain"]
+        count = min(self.quality_grains, len(grains))
+        return grains[torch.linspace(0, len(grains) - 1, count).round().long()].numpy().astype(np.float64)
+
+    def _held_out_order(self, data: TensorData) -> Tensor:
+        """Indices of ``data``'s grains ordered by sound, then by position in it."""
+        sound, position = data.tensors["sound"], data.tensors["position"]
+        if len(sound) == 0:
+            return torch.zeros(0, dtype=torch.long)
+        return torch.argsort(sound * (int(position.max()) + 1) + position)
+
+    def _prior_walk(self, latent_size: int, frames: int, generator: torch.Generator) -> Tensor:
+        """Latent path ``[1, D, frames]``: every frame N(0, 1), neighbours correlated over ``WALK_SECONDS``."""
+        keep = math.exp(-self.hop / (WALK_SECONDS * self.sample_rate))
+        noise = torch.randn(latent_size, frames, generator=generator)
+        path = torch.empty(latent_size, frames)
+        path[:, 0] = noise[:, 0]
+        for i in range(1, frames):
+            path[:, i] = keep * path[:, i - 1] + math.sqrt(1.0 - keep**2) * noise[:, i]
+        return path[None]
+
+    def _play(self, engine: GranularEngine, path: Tensor) -> np.ndarray:
+        """Audio ``[frames * hop]`` of ``engine`` along ``path [1, D, frames]`` (a frame per ``hop`` samples),
+        in calls of ``ENGINE_BLOCK_FRAMES`` frames as a stream; the engine's own random draws (none at the
+        default settings) seeded and the global RNG restored."""
+        out = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(QUALITY_SEED)
+            for block in path.split(ENGINE_BLOCK_FRAMES, dim=2):
+                out.append(engine(block, self.hop, block.shape[2] * self.hop))
+        return torch.cat(out, dim=2)[0, 0].cpu().numpy().astype(np.float64)
 
     @torch.no_grad()
     def log_media(self, writer: SummaryWriter, model: nn.Module, data: TensorData, step: int) -> None:

@@ -35,6 +35,7 @@ from latentlive.models.waveform_vae import WaveformVAE
 from latentlive.training.config import configured_arguments
 from latentlive.training.metrics import latent_sensitivity, roughness, spearman_per_dimension
 from latentlive.training.plots import latent_sensitivity_figure
+from latentlive.training.sample_quality import sample_quality
 from latentlive.training.tasks.base import (
     SplitData,
     TensorData,
@@ -111,6 +112,8 @@ class TechnoTask:
         discriminator_capacity: width of its first layer.
         interpolation_pairs, interpolation_steps: held-out loop pairs and steps of the smoothness metric.
         media_examples: held-out loops played in TensorBoard.
+        quality_samples: loops decoded from N(0, I) latents for the sample-quality metrics of ``evaluate``
+            (at most as many as the held-out loops they are compared with; 0 leaves the metrics out).
     """
 
     name = "techno"
@@ -134,6 +137,7 @@ class TechnoTask:
         interpolation_pairs: int = 4,
         interpolation_steps: int = 9,
         media_examples: int = 4,
+        quality_samples: int = 8,
     ) -> None:
         if divergence not in DIVERGENCES:
             raise ValueError(f"TechnoTask.divergence must be one of {DIVERGENCES}, got {divergence!r}")
@@ -146,7 +150,7 @@ class TechnoTask:
         self.adversarial_weight, self.feature_matching_weight = adversarial_weight, feature_matching_weight
         self.discriminator_scales, self.discriminator_capacity = discriminator_scales, discriminator_capacity
         self.interpolation_pairs, self.interpolation_steps = interpolation_pairs, interpolation_steps
-        self.media_examples = media_examples
+        self.media_examples, self.quality_samples = media_examples, quality_samples
         self.db: str | None = None
         self._model: WaveformVAE | None = None
         self._discriminator: nn.Module | None = None
@@ -277,7 +281,9 @@ class TechnoTask:
         loudness and centroid along linear interpolations between pairs of held-out loops (0 for a straight
         line), and the latent sensitivity: the spectral distance the decoded loops move per unit move of each
         latent dimension (mean and per dimension; ~0 for a decoder that ignores its latent, whose
-        interpolations are also perfectly smooth)."""
+        interpolations are also perfectly smooth). Beside them, under ``eval/quality/``, the sample quality
+        (``training.sample_quality``) of loops decoded from the prior against the held-out loops:
+        :meth:`prior_sample_quality`."""
         device = next(model.parameters()).device
         x = data.tensors["audio"].to(device).unsqueeze(1)
         mean, logvar, recon = self._reconstruct(model, x)
@@ -305,7 +311,31 @@ class TechnoTask:
                 metrics[f"eval/interpolation_roughness_{name}"] = float(
                     np.mean([roughness(c) for c in values])
                 )
+        metrics.update(self.prior_sample_quality(model, x, mean.shape[1:]))
         return metrics
+
+    def sample_latents(self, count: int, shape: tuple[int, int], seed: int = 0) -> Tensor:
+        """``count`` latent trajectories ``[count, L, T]`` (``shape = (L, T)``) from the prior N(0, I), drawn
+        on the CPU from a generator seeded with ``seed``: the same ones at every evaluation."""
+        return torch.randn(count, *shape, generator=torch.Generator().manual_seed(seed))
+
+    def prior_sample_quality(self, model: nn.Module, x: Tensor, shape: torch.Size) -> dict[str, float]:
+        """``training.sample_quality`` under ``eval/quality/`` of up to ``quality_samples`` loops decoded from
+        N(0, I) latents of the held-out loops' ``shape`` ``(L, T)`` against the held-out loops ``x [B, 1, S]``;
+        the frame share at the latent frame rate (``frame``: sample rate / ratio, 125 Hz at 16 kHz / 128)."""
+        count = min(self.quality_samples, len(x))  # as many as the corpus side: comparable Fréchet
+        if count < 1:
+            return {}
+        z = self.sample_latents(count, (int(shape[0]), int(shape[1]))).to(x.device)
+        generated = torch.cat([model.decode(part) for part in z.split(8)])[:, 0].cpu().numpy()
+        ratio = x.shape[-1] // int(shape[1])  # the model's ratio: samples per latent frame
+        return sample_quality(
+            generated,
+            x[:, 0].cpu().numpy(),
+            self.sample_rate,
+            {"frame": self.sample_rate / ratio},
+            prefix="eval/quality/",
+        )
 
     def _reconstruct(self, model: nn.Module, x: Tensor, chunk: int = 16) -> tuple[Tensor, Tensor, Tensor]:
         means, logvars, recons = [], [], []

@@ -27,6 +27,7 @@ from latentlive.models.spectral import multiscale_spectral_distance
 from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase
 from latentlive.models.waveform_vae import WaveformVAE
 from latentlive.training.plots import trajectory_rows_figure
+from latentlive.training.sample_quality import sample_quality
 from latentlive.training.tasks.base import SplitData, TensorData, require_enough_data, take_sides
 from latentlive.training.tasks.techno import load_loop_tensors, loop_sides
 from latentlive.training.tasks.trajectory_prior import (
@@ -87,6 +88,8 @@ class TechnoPriorTask(TrajectoryPriorTask):
         target: with ``nll``, fit the stage-1 posterior ``mean`` or a fresh ``sample`` of it.
         beta, beta_schedule, warmup_steps: the weight of the macro KL and its warm-up.
         media_examples: sampled and reconstructed loops played in TensorBoard.
+        quality_samples: loops sampled through both stages for the sample-quality metrics of ``evaluate``
+            (at most as many as the held-out loops they are compared with; 0 leaves the metrics out).
     """
 
     name = "techno_prior"
@@ -101,10 +104,11 @@ class TechnoPriorTask(TrajectoryPriorTask):
         beta_schedule: str = "linear",
         warmup_steps: int = 2000,
         media_examples: int = 4,
+        quality_samples: int = 8,
     ) -> None:
         self._set_objective(objective, target, beta, beta_schedule, warmup_steps)
         self.stage1_run, self.frames_per_bar = stage1_run, frames_per_bar
-        self.media_examples = media_examples
+        self.media_examples, self.quality_samples = media_examples, quality_samples
         self.stage1, self.stage1_args, self.stage1_meta = load_stage1(stage1_run)
         self.source_latent_size = self.stage1.latent_size
         self.bars = int(self.stage1_meta["bars"])
@@ -165,7 +169,8 @@ class TechnoPriorTask(TrajectoryPriorTask):
     def evaluate(self, model: nn.Module, data: TensorData) -> dict[str, float]:
         """Held-out objective and macro KL, the ELBO-like total, the RMS error of the decoded trajectory mean
         against the stage-1 means, and the multi-scale spectral distance between each held-out loop and its
-        resynthesis through both stages (macro mean -> trajectory -> stage-1 decoder)."""
+        resynthesis through both stages (macro mean -> trajectory -> stage-1 decoder); beside them, under
+        ``eval/quality/``, the sample quality of new loops through both stages: :meth:`prior_sample_quality`."""
         device = next(model.parameters()).device
         self.stage1.to(device)
         batch = data.take(slice(None), device)
@@ -176,7 +181,55 @@ class TechnoPriorTask(TrajectoryPriorTask):
             audio = decoded_loop(self.stage1, decoded[i : i + 1], samples)
             distances.append(multiscale_spectral_distance(audio, batch["audio"][i : i + 1, :samples]).item())
         metrics["eval/loop_spectral_distance"] = float(np.mean(distances)) if distances else 0.0
+        metrics.update(self.prior_sample_quality(model, batch["audio"], batch["loop_samples"]))
         return metrics
+
+    @torch.no_grad()
+    def prior_sample_quality(
+        self, model: TrajectoryVAE, audio: Tensor, loop_samples: Tensor
+    ) -> dict[str, float]:
+        """``training.sample_quality`` under ``eval/quality/`` of up to ``quality_samples`` loops sampled
+        through both stages (macro draws seeded as ``render techno --seed 0`` seeds them, then
+        :meth:`sample_trajectories` and the stage-1 decoder) against the held-out loops ``audio [B, T]``, each
+        cut to its own ``loop_samples [B]``; sample ``i`` is as long as held-out loop ``i`` (the macro prior
+        has no tempo: the corpus's tempi are borrowed). The frame share is at the stage-1 latent frame rate
+        (``frame``: sample rate / ratio, 125 Hz at 16 kHz / 128)."""
+        count = min(self.quality_samples, len(audio))  # as many as the corpus side: comparable Fréchet
+        if count < 1:
+            return {}
+        lengths = [int(n) for n in loop_samples.cpu()]
+        generator = torch.Generator().manual_seed(0)
+        trajectories = self.sample_trajectories(model, count, generator=generator)
+        generated = [
+            decoded_loop(self.stage1, trajectory[None], length)[0].cpu().numpy()
+            for trajectory, length in zip(trajectories, lengths, strict=False)
+        ]
+        reference = [loop[:length].cpu().numpy() for loop, length in zip(audio, lengths, strict=True)]
+        return sample_quality(
+            generated,
+            reference,
+            self.sample_rate,
+            {"frame": self.sample_rate / self.stage1.ratio},
+            prefix="eval/quality/",
+        )
+
+    @torch.no_grad()
+    def sample_trajectories(
+        self,
+        model: TrajectoryVAE,
+        count: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``count`` phase-indexed trajectories ``[count, L, K]`` decoded from macro draws of
+        ``N(0, temperature^2)``; with a ``generator`` they are drawn on the CPU from it (repeatable)."""
+        device = next(model.parameters()).device
+        shape = (count, model.macro_size, model.macro_frames)
+        if generator is None:
+            macro = torch.randn(shape, device=device)
+        else:
+            macro = torch.randn(shape, generator=generator).to(device)
+        return model.decode(temperature * macro)[0]
 
     @torch.no_grad()
     def sample_loops(
@@ -184,8 +237,8 @@ class TechnoPriorTask(TrajectoryPriorTask):
     ) -> Tensor:
         """``count`` new loops from the macro prior: audio ``[count, loop_samples]``."""
         device = next(model.parameters()).device
-        macro = temperature * torch.randn(count, model.macro_size, model.macro_frames, device=device)
-        return decoded_loop(self.stage1.to(device), model.decode(macro)[0], loop_samples)
+        trajectories = self.sample_trajectories(model, count, temperature)
+        return decoded_loop(self.stage1.to(device), trajectories, loop_samples)
 
     @torch.no_grad()
     def log_media(self, writer: SummaryWriter, model: nn.Module, data: TensorData, step: int) -> None:
