@@ -19,18 +19,27 @@ from pathlib import Path
 import numpy as np
 
 from latentlive.core.errors import UserError
-from latentlive.corpus.drum_map import NUM_INSTRUMENTS
-from latentlive.corpus.drum_midi import STEPS_PER_BAR, UnreadableMidiError, read_drum_midi
+from latentlive.corpus.drum_map import INSTRUMENT_NAMES, NUM_INSTRUMENTS
+from latentlive.corpus.drum_midi import STEPS_PER_BAR, DrumFileExamples, UnreadableMidiError, read_drum_midi
 from latentlive.corpus.drum_styles import STYLE_NAMES, generate_style_corpus
 from latentlive.corpus.npz_cache import NpzCache, folder_listing
 
 # Bump when the reader, the generator or the cache layout changes: old caches are then ignored.
 # 2: MIDI files longer than corpus.midi_length.MAX_MIDI_BEATS are skipped. 3: groups and starts; the
-# built-in corpus is played as performances.
-CACHE_VERSION = 3
+# built-in corpus is played as performances. 4: offsets (microtiming) and merged_notes; the built-in styles
+# play with accents, ghost notes, microtiming and fills. 5: the drummer of corpus.drum_feel and four new styles.
+CACHE_VERSION = 5
 DEFAULT_STYLE = "default"
 MIDI_SUFFIXES = (".mid", ".midi")
-SKIP_KEYS = ("non_4_4_bars", "empty_bars", "leftover_bars", "unreadable_files", "files_without_drums")
+SKIP_KEYS = (
+    "non_4_4_bars",
+    "empty_bars",
+    "leftover_bars",
+    "unreadable_files",
+    "files_without_drums",
+    "merged_notes",
+)
+_READER_COUNTS = ("non_4_4_bars", "empty_bars", "leftover_bars", "merged_notes")
 
 
 @dataclass
@@ -38,17 +47,21 @@ class DrumCorpus:
     """N drum examples of S steps (16 per bar) over the 9 classes of :mod:`corpus.drum_map`.
 
     grids: uint8 [N, 9, S] (1 = hit). velocities: float32 [N, 9, S] in 0..1 (0 where no hit).
+    offsets: float32 [N, 9, S] in -0.5..0.5, the fraction of a 16th each hit was played late (+) or early (-)
+    of its step (0 where no hit; of the loudest note where several fell on one cell).
     styles: int64 [N], indices into style_names. source: "builtin" or the folder path.
     groups: str [N], the performance of each example (the file's relative path, or the built-in
     ``<style>/performance-<p>``). starts: int64 [N], each example's place in its group (0, 1, ...; examples
     do not overlap, so one apart is one example long).
     skipped: counts of non_4_4_bars, empty_bars, leftover_bars (bars at the end of a run too short
     for an example), unreadable_files (files longer than ``corpus.midi_length.MAX_MIDI_BEATS`` too: the
-    log names each), files_without_drums.
+    log names each), files_without_drums, and merged_notes (not a skip: notes that fell on a cell already hit,
+    folded into it, see ``corpus.drum_midi``).
     """
 
     grids: np.ndarray
     velocities: np.ndarray
+    offsets: np.ndarray
     styles: np.ndarray
     groups: np.ndarray
     starts: np.ndarray
@@ -105,13 +118,14 @@ def patterns_seen_in_training(grids: np.ndarray, indices: dict[str, np.ndarray],
 
 
 def _builtin_corpus(examples_per_style: int, bars: int, seed: int) -> DrumCorpus:
-    grids, velocities, styles, groups = generate_style_corpus(examples_per_style, bars, seed)
+    grids, velocities, offsets, styles, groups = generate_style_corpus(examples_per_style, bars, seed)
     # A performance's examples are consecutive rows: each one's place is its distance to the first.
     order = np.arange(len(groups), dtype=np.int64)
     first = np.maximum.accumulate(np.where(np.r_[True, groups[1:] != groups[:-1]], order, 0))
     return DrumCorpus(
         grids=grids,
         velocities=velocities,
+        offsets=offsets,
         styles=styles,
         groups=groups,
         starts=order - first,
@@ -151,7 +165,7 @@ def _folder_corpus(
     db: Path, files: list[Path], bars_per_example: int, log: Callable[[str], None]
 ) -> DrumCorpus:
     skipped = dict.fromkeys(SKIP_KEYS, 0)
-    examples: dict[str, list[tuple[np.ndarray, np.ndarray, str]]] = {}  # style -> (grids, velocities, file)
+    examples: dict[str, list[tuple[DrumFileExamples, str]]] = {}  # style -> (the file's examples, its group)
     first_unreadable = ""
     for path in files:
         try:
@@ -164,11 +178,10 @@ def _folder_corpus(
         if not result.has_drums:
             skipped["files_without_drums"] += 1
             continue
-        for name in ("non_4_4_bars", "empty_bars", "leftover_bars"):
+        for name in _READER_COUNTS:
             skipped[name] += result.counts[name]
         if len(result.grids):
-            group = path.relative_to(db).as_posix()
-            examples.setdefault(_style_of(db, path), []).append((result.grids, result.velocities, group))
+            examples.setdefault(_style_of(db, path), []).append((result, path.relative_to(db).as_posix()))
 
     if skipped["unreadable_files"] == len(files):
         raise UserError(
@@ -189,13 +202,14 @@ def _folder_corpus(
 
     style_names = sorted(examples)
     performances = [performance for name in style_names for performance in examples[name]]
-    sizes = [sum(len(g) for g, _, _ in examples[name]) for name in style_names]
+    sizes = [sum(len(e.grids) for e, _ in examples[name]) for name in style_names]
     return DrumCorpus(
-        grids=np.concatenate([g for g, _, _ in performances]),
-        velocities=np.concatenate([v for _, v, _ in performances]),
+        grids=np.concatenate([e.grids for e, _ in performances]),
+        velocities=np.concatenate([e.velocities for e, _ in performances]),
+        offsets=np.concatenate([e.offsets for e, _ in performances]),
         styles=np.repeat(np.arange(len(style_names), dtype=np.int64), sizes),
-        groups=np.concatenate([np.full(len(g), group) for g, _, group in performances]).astype(str),
-        starts=np.concatenate([np.arange(len(g), dtype=np.int64) for g, _, _ in performances]),
+        groups=np.concatenate([np.full(len(e.grids), group) for e, group in performances]).astype(str),
+        starts=np.concatenate([np.arange(len(e.grids), dtype=np.int64) for e, _ in performances]),
         style_names=style_names,
         source=str(db),
         skipped=skipped,
@@ -207,5 +221,49 @@ def _log_summary(corpus: DrumCorpus, log: Callable[[str], None]) -> None:
     counts = np.bincount(corpus.styles, minlength=len(corpus.style_names))
     for name, count in zip(corpus.style_names, counts, strict=True):
         log(f"drum corpus {corpus.source}: style {name}: {count} examples of {corpus.steps} steps")
-    skips = ", ".join(f"{name}={count}" for name, count in corpus.skipped.items())
+    skips = ", ".join(f"{name}={count}" for name, count in corpus.skipped.items() if name != "merged_notes")
     log(f"drum corpus {corpus.source}: skipped {skips}")
+    log(
+        f"drum corpus {corpus.source}: merged_notes={corpus.skipped.get('merged_notes', 0)} "
+        "(notes on a cell already hit: flams, doubled hits; each cell keeps its loudest note)"
+    )
+
+
+def drum_statistics(corpus: DrumCorpus, bpm: float = 120.0) -> dict[str, dict[str, float]]:
+    """Per class (and "all"): ``share`` of steps with a hit (%), velocity ``velocity_std`` and ``velocity_mean``
+    over the hits, and mean ``abs_offset_ms`` / ``offset_ms`` of the hits, in ms at ``bpm`` (a 16th lasts 15000 /
+    bpm ms), so corpora of any tempo compare by feel."""
+    step_ms = 15_000 / bpm
+    statistics = {}
+    for name, rows in [
+        *((n, [c]) for c, n in enumerate(INSTRUMENT_NAMES)),
+        ("all", list(range(NUM_INSTRUMENTS))),
+    ]:
+        hits = corpus.grids[:, rows] == 1
+        velocities, offsets = corpus.velocities[:, rows][hits], corpus.offsets[:, rows][hits]
+        some = bool(hits.any())
+        statistics[name] = {
+            "share": float(100 * hits.mean()),
+            "velocity_std": float(velocities.std()) if some else 0.0,
+            "velocity_mean": float(velocities.mean()) if some else 0.0,
+            "abs_offset_ms": float(np.abs(offsets).mean() * step_ms) if some else 0.0,
+            "offset_ms": float(offsets.mean() * step_ms) if some else 0.0,
+        }
+    return statistics
+
+
+# python -m latentlive.corpus.drum_corpus [FOLDER]: the statistics of the built-in corpus or of a folder
+if __name__ == "__main__":
+    import sys
+
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else None
+    try:
+        table = drum_statistics(load_drum_corpus(folder, log=lambda _: None))
+    except UserError as error:
+        sys.exit(f"error: {error}")
+    print("class        share %  velocity std  mean |offset| ms (120 bpm)  mean offset ms")
+    for name, row in table.items():
+        print(
+            f"{name:11s} {row['share']:8.2f} {row['velocity_std']:13.3f} {row['abs_offset_ms']:27.1f}"
+            f" {row['offset_ms']:15.1f}"
+        )

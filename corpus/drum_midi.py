@@ -16,7 +16,11 @@ bar, so tempo changes do not move the grid; the tempo map only gives each exampl
 signature map cuts the music into bars (4/4 until the first time-signature event); a bar that is not
 a full 4/4 bar (other meters, a bar cut short by a time-signature change) is skipped and counted.
 Each note-on goes to the nearest 16th; one less than half a 16th before a bar line is step 0 of the
-next bar. Bars up to the last hit are considered; 4/4 bars without hits are skipped and counted.
+next bar. The microtiming is kept: a cell's offset is where the note was played relative to its step, in
+16ths (-0.5 .. 0.5, + late, - early). Notes of one class that land in one cell (a flam, a doubled hit,
+two keys of one class struck together) become one hit with the velocity and offset of the loudest (the
+earliest of equally loud ones); each note beyond the first is counted in ``merged_notes`` (over the bars of
+the examples). Bars up to the last hit are considered; 4/4 bars without hits are skipped and counted.
 Consecutive usable bars are cut into non-overlapping examples of ``bars_per_example`` bars; the bars
 left over at the end of a run (an empty or non-4/4 bar ends a run) are counted too.
 
@@ -56,7 +60,7 @@ _DRUM_TRACK_NAME = re.compile(
 _KIT_FRACTION = 0.8
 _TOGETHER_FRACTION = 0.2
 
-COUNT_KEYS = ("bars_used", "non_4_4_bars", "empty_bars", "leftover_bars")
+COUNT_KEYS = ("bars_used", "non_4_4_bars", "empty_bars", "leftover_bars", "merged_notes")
 
 
 class UnreadableMidiError(UserError):
@@ -68,13 +72,16 @@ class DrumFileExamples:
     """The examples of one MIDI file; E examples of S = 16 * bars_per_example steps.
 
     grids: uint8 [E, 9, S], 1 = hit. velocities: float32 [E, 9, S], note-on velocity / 127
-    (0 where no hit; the loudest note when several land in a cell). bpms: float32 [E], the tempo
-    at the first bar of each example. has_drums: whether any note passed the drum rules.
-    counts: bars_used, non_4_4_bars, empty_bars, leftover_bars.
+    (0 where no hit; the loudest note when several land in a cell). offsets: float32 [E, 9, S] in
+    -0.5 .. 0.5, the fraction of a 16th the note was played late (+) or early (-) of its step (0 where no
+    hit; the loudest note's). bpms: float32 [E], the tempo at the first bar of each example. has_drums:
+    whether any note passed the drum rules. counts: bars_used, non_4_4_bars, empty_bars, leftover_bars,
+    merged_notes (notes of the used bars that fell on a cell already hit).
     """
 
     grids: np.ndarray
     velocities: np.ndarray
+    offsets: np.ndarray
     bpms: np.ndarray
     has_drums: bool
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
@@ -121,7 +128,7 @@ def drum_examples_from_midi(midi: mido.MidiFile, bars_per_example: int = 1) -> D
     if bars_per_example < 1:
         raise ValueError(f"bars_per_example must be >= 1, got {bars_per_example}")
     songs = [[t] for t in midi.tracks] if midi.type == 2 else [list(midi.tracks)]
-    grids, velocities, bpms = [], [], []
+    grids, velocities, offsets, bpms = [], [], [], []
     counts = dict.fromkeys(COUNT_KEYS, 0)
     has_drums = False
     for tracks in songs:
@@ -129,27 +136,37 @@ def drum_examples_from_midi(midi: mido.MidiFile, bars_per_example: int = 1) -> D
         if song is None:
             continue
         has_drums = True
-        grids.extend(song[0])
-        velocities.extend(song[1])
-        bpms.extend(song[2])
+        grids.extend(song.grids)
+        velocities.extend(song.velocities)
+        offsets.extend(song.offsets)
+        bpms.extend(song.bpms)
     steps = STEPS_PER_BAR * bars_per_example
     return DrumFileExamples(
         grids=np.array(grids, dtype=np.uint8).reshape(-1, NUM_INSTRUMENTS, steps),
         velocities=np.array(velocities, dtype=np.float32).reshape(-1, NUM_INSTRUMENTS, steps),
+        offsets=np.array(offsets, dtype=np.float32).reshape(-1, NUM_INSTRUMENTS, steps),
         bpms=np.array(bpms, dtype=np.float32),
         has_drums=has_drums,
         counts=counts,
     )
 
 
+class _SongExamples(NamedTuple):
+    grids: list[np.ndarray]
+    velocities: list[np.ndarray]
+    offsets: list[np.ndarray]
+    bpms: list[float]
+
+
 def _song_examples(
     tracks: list[mido.MidiTrack], ticks_per_beat: int, bars_per_example: int, counts: dict[str, int]
-) -> tuple[list[np.ndarray], list[np.ndarray], list[float]] | None:
+) -> _SongExamples | None:
     """Examples of one time line of tracks; None when it holds no drum notes. Adds to counts."""
     notes, time_signatures, tempos, track_names = _collect_events(tracks)
     hits = _select_drum_hits(notes, track_names, ticks_per_beat / 8)
     if not hits:
         return None
+    hits.sort(key=lambda hit: hit[0])  # in time, so that of equally loud notes in a cell the earliest wins
     sixteenth = ticks_per_beat / 4
     last_tick = max(tick for tick, _, _ in hits)
     bars = _bars_until(time_signatures, ticks_per_beat, last_tick + sixteenth / 2)
@@ -157,15 +174,23 @@ def _song_examples(
 
     grid = np.zeros((len(bars), NUM_INSTRUMENTS, STEPS_PER_BAR), dtype=np.uint8)
     velocity = np.zeros((len(bars), NUM_INSTRUMENTS, STEPS_PER_BAR), dtype=np.float32)
+    offset = np.zeros((len(bars), NUM_INSTRUMENTS, STEPS_PER_BAR), dtype=np.float32)
+    merged = np.zeros(len(bars), dtype=np.int64)
     for tick, cls, vel in hits:
         # Half a 16th early still belongs to the next bar line: look the bar up half a 16th later.
         index = bisect.bisect_right(bar_starts, tick + sixteenth / 2) - 1
         if not bars[index].usable:
             continue
-        step = max(0, math.floor((tick - bars[index].start) / sixteenth + 0.5))
-        step = min(step, STEPS_PER_BAR - 1)
+        position = (tick - bars[index].start) / sixteenth
+        step = min(max(0, math.floor(position + 0.5)), STEPS_PER_BAR - 1)
+        level = np.float32(vel / 127)
+        if grid[index, cls, step]:
+            merged[index] += 1
+            if level <= velocity[index, cls, step]:
+                continue
         grid[index, cls, step] = 1
-        velocity[index, cls, step] = max(velocity[index, cls, step], vel / 127)
+        velocity[index, cls, step] = level
+        offset[index, cls, step] = min(max(position - step, -0.5), 0.5)
 
     keep = []
     for index, bar in enumerate(bars):
@@ -176,7 +201,7 @@ def _song_examples(
         else:
             keep.append(index)
 
-    grids, velocities, bpms = [], [], []
+    song = _SongExamples([], [], [], [])
     tempo_ticks = [tick for tick, _ in tempos]
     for run in _consecutive_runs(keep):
         usable = len(run) - len(run) % bars_per_example
@@ -184,11 +209,13 @@ def _song_examples(
         counts["bars_used"] += usable
         for first in range(0, usable, bars_per_example):
             chunk = run[first : first + bars_per_example]
-            grids.append(np.concatenate(grid[chunk], axis=-1))
-            velocities.append(np.concatenate(velocity[chunk], axis=-1))
+            counts["merged_notes"] += int(merged[chunk].sum())
+            song.grids.append(np.concatenate(grid[chunk], axis=-1))
+            song.velocities.append(np.concatenate(velocity[chunk], axis=-1))
+            song.offsets.append(np.concatenate(offset[chunk], axis=-1))
             tempo = tempos[bisect.bisect_right(tempo_ticks, bars[chunk[0]].start) - 1][1]
-            bpms.append(60_000_000 / tempo)
-    return grids, velocities, bpms
+            song.bpms.append(60_000_000 / tempo)
+    return song
 
 
 def _collect_events(

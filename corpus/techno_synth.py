@@ -174,7 +174,7 @@ def render_techno_loop(
     levels = _draw_levels(rng, parts)
 
     song = _Song(sample_rate, loop, bars, key, _SCALES[scale])
-    grid, velocities = generate_pattern(style, np.random.default_rng([seed, 1]), bars)
+    grid, velocities, _ = generate_pattern(style, np.random.default_rng([seed, 1]), bars, human=False)
     mix = np.zeros(loop)
     drums = _render_drums(song, grid, velocities, np.random.default_rng([seed, 2]), levels)
     duck = _kick_duck(song, grid[KICK], np.random.default_rng([seed, 3]))

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from latentlive.export.host_rate import HostRateModule
-from latentlive.models.drumsynth import DrumSynthVAE, full_rate_magnitude
+from latentlive.models.drumsynth import DrumSynthVAE, NoiseFineStructure
 from latentlive.models.nsgt import NSGT, make_scale
 
 VOICES = 4
@@ -82,6 +82,15 @@ class DrumKit(nn.Module):
         super().__init__()
         self.model = model.eval().requires_grad_(False)
         self.nsgt = nsgt
+        # runs trained before the noise fine structure carry no settings: they get the defaults
+        noise = facts.get("noise", {})
+        self.fine_structure = NoiseFineStructure(
+            nsgt,
+            int(facts["nsgt"]["time_pool"]),
+            float(noise.get("from_hz", 1500.0)),
+            float(noise.get("full_hz", 3000.0)),
+            int(noise.get("seed", 0)),
+        )
         self.knob_limit, self.peak, self.voices = KNOB_LIMIT, PEAK, VOICES
         self.model_rate = int(facts["sample_rate"])
         self.time_pool = int(facts["nsgt"]["time_pool"])
@@ -131,9 +140,9 @@ class DrumKit(nn.Module):
 
     @torch.jit.export
     def magnitude(self, classes: Tensor, knobs: Tensor) -> Tensor:
-        """Decoded NSGT magnitudes ``[B, F, M]`` at the full frame rate."""
+        """Decoded NSGT magnitudes ``[B, F, M]`` at the full frame rate, noisy bands with their fine structure."""
         logmag = self.model.decode(self._knobs_to_latent(classes, knobs), classes)[0]
-        return full_rate_magnitude(logmag, self.time_pool)
+        return self.fine_structure.magnitude(logmag)
 
     def _finish(self, audio: Tensor) -> Tensor:
         """Peak-normalised one-shots ``[B, T]``, finite while ``output_guard``."""
@@ -150,7 +159,8 @@ class DrumKit(nn.Module):
     def render(self, classes: Tensor, knobs: Tensor) -> Tensor:
         """One-shots ``[B, T]`` at the model rate for ``classes [B]`` (long) and ``knobs [B, D]``, all at once."""
         magnitude = self.magnitude(classes, knobs)
-        return self._finish(self.nsgt.griffin_lim(magnitude, self.iterations, self.momentum))
+        phase = self.fine_structure.start_phase
+        return self._finish(self.nsgt.griffin_lim(magnitude, self.iterations, self.momentum, phase))
 
     @torch.jit.export
     def generate(self, classes: Tensor, knobs: Tensor) -> Tensor:

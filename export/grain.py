@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from latentlive.export.host_rate import HostRateModule
 from latentlive.export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite, guarded
 from latentlive.models.grain_vae import GrainDecoder, GrainVAE, playing_decoder
-from latentlive.models.granular import GranularEngine
+from latentlive.models.granular import DEFAULT_DENSITY, DEFAULT_JITTER, DEFAULT_SPRAY, GranularEngine
 from latentlive.models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
 
 HOST_RATES = (44100, 48000)
@@ -32,7 +32,14 @@ HOST_RATES = (44100, 48000)
 # up to 7 frames, so the engine keeps the kinds of tensor operation of a call few (docs/grain.md).
 BLOCK_FRAMES = 1
 KNOB_LIMIT = 10.0
-DEFAULT_SETTINGS = {"density": 40.0, "jitter": 0.0, "spray": 0.0, "grain_length": 1.0, "transpose": 0.0}
+# a cloud (``models.granular``): grains at random intervals, 100 a second
+DEFAULT_SETTINGS = {
+    "density": DEFAULT_DENSITY,
+    "jitter": DEFAULT_JITTER,
+    "spray": DEFAULT_SPRAY,
+    "grain_length": 1.0,
+    "transpose": 0.0,
+}
 AUDIO_BOUND = 4.0  # dense clouds keep constant power, so a few grains in phase can exceed full scale
 KNOB_BOUND = 100.0  # followed knobs are clamped here (a grain far beyond any the model has seen)
 
@@ -240,6 +247,9 @@ class GrainExport(HostRateModule):
         for name, value in DEFAULT_SETTINGS.items():
             self.register_attribute(name, value)
         self.audio_bound, self.knob_bound = AUDIO_BOUND, KNOB_BOUND
+        # what NaN or infinite settings read (copies: TorchScript reads no float globals)
+        self.default_density, self.default_jitter = DEFAULT_DENSITY, DEFAULT_JITTER
+        self.default_spray = DEFAULT_SPRAY
         self.output_guard = True
         self.register_attribute("latency", plan.latency["forward"])
         knobs = [f"(signal) knob {i + 1}" for i in range(self.latent_size)]
@@ -253,9 +263,9 @@ class GrainExport(HostRateModule):
             return self.silence(x, 1, self.latent_ratio, 1)
         audio = self.streams.play(
             x,
-            _setting(self.density[0], 40.0),
-            _setting(self.jitter[0], 0.0),
-            _setting(self.spray[0], 0.0),
+            _setting(self.density[0], self.default_density),
+            _setting(self.jitter[0], self.default_jitter),
+            _setting(self.spray[0], self.default_spray),
             _setting(self.grain_length[0], 1.0),
             _setting(self.transpose[0], 0.0),
         )
@@ -281,7 +291,8 @@ class GrainExport(HostRateModule):
         audio = torch.zeros(1, 1, self.warm_up_buffer)
         # a block is rendered once enough frames have come: count the engine's calls, not ours
         per_block = -(-self.block_frames * self.latent_ratio // self.warm_up_buffer)
-        for _ in range(self.warm_up_calls * per_block):
+        for _ in range(self.warm_up_calls * per_block):  # both schedules: random (the default) and even
+            self.streams.play(knobs, self.default_density, self.default_jitter, self.default_spray, 1.0, 0.0)
             self.streams.play(knobs, 40.0, 0.0, 0.0, 1.0, 0.0)
         for _ in range(self.warm_up_calls):
             self.streams.encode(audio)

@@ -1,7 +1,8 @@
 """nn~ wrappers of the techno model: stage 1 (``techno.ts``) and stage 1 + 2 (``techno_prior.ts``).
 
-The models run at 16 kHz in whole blocks of ``ratio`` samples (one latent frame, 125 Hz); nn~ runs at the
-host rate (44.1 or 48 kHz, from the ``host_rate`` attribute: ``export.host_rate``) in power-of-two buffers.
+The models run at their own rate (16 kHz by default, 44.1 kHz full band: gin/techno_fullband.gin) in whole
+blocks of ``ratio`` samples (one latent frame: 125 Hz, or 172 Hz full band); nn~ runs at the host rate (44.1
+or 48 kHz, from the ``host_rate`` attribute: ``export.host_rate``) in power-of-two buffers.
 Each method therefore chains, per host rate, ``models.resample`` stages around the streaming model:
 
 * audio in: host audio -> ``StreamingResampler`` -> FIFO -> whole model blocks;
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 from latentlive.export.host_rate import HostRateModule
 from latentlive.export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite, guarded
+from latentlive.models.pqmf import PQMFAnalysis, PQMFSynthesis
 from latentlive.models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
 from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase
 from latentlive.models.waveform_vae import SubPixelUpsample, WaveformVAE
@@ -352,6 +354,8 @@ def receptive_fields(model: WaveformVAE) -> dict[str, int]:
     """Model samples of input that one output sample of ``encode``, ``decode`` and ``forward`` can depend
     on (a bound: the span of every convolution in the samples of its layer, centred or causal)."""
     span, unit = 0, 1  # model samples per sample of the current layer
+    if isinstance(model.analysis, PQMFAnalysis):  # the bands: one strided filter over the audio
+        span, unit = model.analysis.length - 1, model.bands
     for layer in model.encoder.modules():
         if isinstance(layer, nn.Conv1d):
             span += (layer.kernel_size[0] - 1) * layer.dilation[0] * unit
@@ -363,6 +367,8 @@ def receptive_fields(model: WaveformVAE) -> dict[str, int]:
                 span += (layer.kernel_size[0] - 1) * layer.dilation[0] * unit
         if isinstance(block, SubPixelUpsample):
             unit //= block.factor
+    if isinstance(model.synthesis, PQMFSynthesis):  # ``taps`` band frames of ``bands`` samples each
+        span += model.synthesis.taps * model.bands - 1
     fields["decode"] = span
     fields["forward"] = fields["encode"] + span
     return fields

@@ -335,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature", type=float, help="drums: 0.01 to 10; band: 0 to 10 (default 1, as trained)"
     )
     p.add_argument("--threshold", type=float, help="drums: hit levels below it (0 to 1) are not played")
+    p.add_argument("--swing", type=float, help="drums: 0 to 1, delays every second 16th (1: by half a step)")
+    p.add_argument(
+        "--quantise", action="store_true", help="drums: play on the grid, without the model's feel"
+    )
     p.add_argument("--part", help="band: the part you play, by name or index (default: the first)")
     p.add_argument("--ahead", type=int, help="band: predict 1 or 2 measures ahead (default 1)")
     p.add_argument("--seed", type=int, help="band: seed of the sampling (default 0)")
@@ -360,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bpm", type=float, default=124.0)
     p.add_argument("--temperature", type=float)
     p.add_argument("--threshold", type=float)
+    p.add_argument("--swing", type=float, help="drums: 0 to 1, delays every second 16th (1: by half a step)")
+    p.add_argument("--quantise", action="store_true", help="drums: on the grid, without the model's feel")
     p.add_argument("--run", type=Path, help="techno: the techno_prior run (gin/techno_prior.gin)")
     p.add_argument("--samples", type=int, default=4, help="techno: loops sampled from the prior")
     p.add_argument(
@@ -374,9 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seconds", type=float, help="grain: length of the render (default 10; a file: its length)"
     )
-    p.add_argument("--density", type=float, default=40.0, help="grain: grains per second")
-    p.add_argument("--jitter", type=float, default=0.0, help="grain: 0 (a steady pulse) to 1")
-    p.add_argument("--spray", type=float, default=0.0, help="grain: latent noise std in knob units")
+    p.add_argument("--density", type=float, help="grain: grains per second (default: the model's, a cloud)")
+    p.add_argument("--jitter", type=float, help="grain: 0 (a steady pulse) to 1 (default: the model's)")
+    p.add_argument("--spray", type=float, help="grain: latent noise std in knob units (default: the model's)")
     p.add_argument(
         "--grain-length", dest="grain_length", type=float, default=1.0, help="grain: 0.1 to 1 of the grain"
     )

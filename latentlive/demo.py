@@ -133,16 +133,21 @@ def _renders(runs: Path, out: Path) -> list[tuple[str, Callable[[], None]]]:
             ]
             _step([*techno, "--samples", "4", "--steps", "5"])
 
-    def texture() -> None:  # ten seconds of grains along a circle through the first two knobs
+    def texture() -> None:  # ten seconds of grains along a circle through the first two knobs, twice
+        model = str(models / "grain.ts")
+        grain = ["render", "grain", "--model", model, "--path", "circle", "--seconds", "10"]
+        # asynchronous, the instrument's default: a cloud of grains at random intervals, 100 a second
         if not (out / "texture.wav").exists():
-            grain = ["render", "grain", "--model", str(models / "grain.ts"), "--path", "circle"]
-            _step([*grain, "--seconds", "10", "--out", str(out / "texture.wav")])
+            _step([*grain, "--density", "100", "--jitter", "1", "--out", str(out / "texture.wav")])
+        # synchronous: 40 evenly spaced grains a second, heard as a 40 Hz pitch (the old default)
+        if not (out / "texture_sync.wav").exists():
+            _step([*grain, "--density", "40", "--jitter", "0", "--out", str(out / "texture_sync.wav")])
 
     return [
         ("render 8 bars of drums as MIDI (drums_loop.mid)", drums),
         ("render a drum loop through the kit (loop.wav)", loop),
         ("sample techno loops from techno_prior (techno/)", techno),
-        ("render a grain texture (texture.wav)", texture),
+        ("render grain textures (texture.wav: a cloud; texture_sync.wav: synchronous)", texture),
         (
             "continue and re-harmonise a held-out chorale (band_*.mid)",
             lambda: _render_band(out, models, RunFolder(runs / "band_demo")),

@@ -10,7 +10,9 @@ Written into ``DIR`` (16-bit PCM, mono, at the model rate: 16 kHz), never over a
 
 Loops are played as LatentLoops plays them: the decoded trajectory is read at the loop phase of every
 stage-1 frame and decoded as one continuous stream, so successive loops join without a restart of the
-decoder. The loop length is ``bars`` bars (the run's) at ``bpm``. The whole model comes from the techno_prior
+decoder. Every stage-1 frame is a draw from the decoded Gaussian (``trajectory_vae.sample_frames``, seeded by
+``seed``), not its mean: the mean alone is too smooth, and the stage-1 decoder turns smooth latents into a buzz
+at the latent frame rate (issue #18). The loop length is ``bars`` bars (the run's) at ``bpm``. The whole model comes from the techno_prior
 checkpoint, which carries the techno model's weights.
 """
 
@@ -30,7 +32,7 @@ from latentlive.core.runs import RunFolder, load_checkpoint
 from latentlive.corpus.loops import builtin_loop_seed
 from latentlive.corpus.splits import Split, read_split
 from latentlive.corpus.techno_synth import loop_samples_for, render_techno_loop
-from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase
+from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase, sample_frames
 from latentlive.models.waveform_vae import WaveformVAE
 from latentlive.training.tasks.techno_prior import loop_positions, resample_frames
 
@@ -74,17 +76,29 @@ def load_techno_models(run_path: str | Path) -> TechnoModels:
 
 
 @torch.no_grad()
-def play_loops(stage1: WaveformVAE, trajectories: Tensor, loop_samples: int) -> Tensor:
+def play_loops(
+    stage1: WaveformVAE,
+    trajectories: Tensor,
+    loop_samples: int,
+    logscales: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Audio ``[N * loop_samples]`` of ``N`` loops played back to back, loop ``n`` from the phase-indexed
     trajectory ``trajectories[n]`` (``[N, L, K]``): every stage-1 frame reads its own loop at its phase, and
-    the frames are decoded as one stream. For one loop this is ``techno_prior.decoded_loop``."""
+    the frames are decoded as one stream. With the decoded ``logscales [N, L, K]`` each frame is a draw from
+    the decoded Gaussian (``N(0, I)`` noise from ``generator``, one draw per frame); without, the mean alone:
+    for one loop that is ``techno_prior.decoded_loop``."""
     count, ratio = len(trajectories), stage1.ratio
     total = count * loop_samples
     frames = -(-total // ratio)
     position = torch.arange(frames, dtype=torch.float64) * ratio / loop_samples
     which = position.floor().long().clamp(max=count - 1)
-    phase = (position - position.floor()).to(trajectories.dtype)
-    every = read_at_phase(trajectories, phase[None].expand(count, frames))  # [N, L, frames]
+    phase = (position - position.floor()).to(trajectories.dtype)[None].expand(count, frames)
+    if logscales is None:
+        every = read_at_phase(trajectories, phase)  # [N, L, frames]
+    else:
+        noise = torch.randn(trajectories.shape[1], frames, generator=generator)  # one draw per played frame
+        every = sample_frames(trajectories, logscales, phase, noise[None].expand(count, -1, -1))
     latents = every[which, :, torch.arange(frames)].T[None]  # frame k from loop which[k]: [1, L, frames]
     return stage1.decode(latents)[0, 0, :total]
 
@@ -200,10 +214,11 @@ def render_techno(
     prior = models.prior
     generator = torch.Generator().manual_seed(seed)
     draws = temperature * torch.randn(samples + 2, prior.macro_size, prior.macro_frames, generator=generator)
-    trajectories = prior.decode(draws)[0]
+    trajectories, logscales = prior.decode(draws)
     written = []
-    for target, trajectory in zip(targets, trajectories[:samples], strict=True):
-        audio = play_loops(models.stage1, trajectory[None].expand(repeats, -1, -1), loop_samples)
+    for target, trajectory, logscale in zip(targets, trajectories[:samples], logscales, strict=False):
+        mean, scale = (part[None].expand(repeats, -1, -1) for part in (trajectory, logscale))
+        audio = play_loops(models.stage1, mean, loop_samples, scale, generator)
         written.append(_write_wav(target, audio, models.sample_rate))
 
     ends = unseen_loops(models, split, seed, log)
@@ -213,7 +228,8 @@ def render_techno(
         macro_a, macro_b = macro_of_loops(models, *ends).split(1)
     weights = torch.linspace(0.0, 1.0, steps)[:, None, None]
     path = (1.0 - weights) * macro_a + weights * macro_b
-    audio = play_loops(models.stage1, prior.decode(path)[0], loop_samples)
+    path_mean, path_logscale = prior.decode(path)
+    audio = play_loops(models.stage1, path_mean, loop_samples, path_logscale, generator)
     written.append(_write_wav(interpolation_path, audio, models.sample_rate))
     return written
 

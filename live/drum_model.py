@@ -1,8 +1,10 @@
-"""An exported drum model (``drums.ts``) seen as a pattern generator: latent + style -> hit levels [9, S].
+"""An exported drum model (``drums.ts``) seen as a pattern generator: latent + style -> hit levels and timing
+offsets [9, S].
 
 It speaks the signal encoding of docs/drums_encoding.md: ``decode`` takes a buffer of ``D + 2`` channels
-(``z1 .. zD``, ``step``, ``style``) and returns 9 channels of hit levels, one sample per sample. A buffer of S
-samples whose ``step`` channel ramps 0 .. S-1 therefore yields the whole pattern at once.
+(``z1 .. zD``, ``step``, ``style``) and returns 9 channels of hit levels (the velocity 0..1 where a hit plays)
+and 9 of offsets (fraction of a step, -0.5..0.5), one sample per sample. A buffer of S samples whose ``step``
+channel ramps 0 .. S-1 therefore yields the whole pattern at once.
 """
 
 from collections.abc import Sequence
@@ -17,11 +19,14 @@ from latentlive.live.model_file import load_module, metadata_fields, read_model_
 NO_STYLE = -1  # any style index outside 0 .. len(style_names)-1 means "no style" (styles averaged)
 TEMPERATURE_RANGE = (0.01, 10.0)  # sigmoid(logit / t): below 0.01 every hit is 0 or 1 already
 LATENT_REACH = 10.0  # |z| the export contract checks; the pad and the CCs reach 3
+SWING_RANGE = (0.0, 1.0)  # 1 delays every second 16th by half a step (0.33 is the triplet feel)
+MAX_SHIFT = (-0.5, 1.0)  # steps a note may move: an offset's -0.5..0.5 and at most half a step of swing
+GROOVE_OUTPUTS = 18  # decode's channels: 9 hit levels, then 9 offsets
 
 
 def level_to_velocity(level: float) -> int:
-    """MIDI velocity of a hit level in (0, 1], as the encoding says: ``round(40 + 87 * level)``."""
-    return int(min(127, max(1, np.floor(40.0 + 87.0 * float(level) + 0.5))))
+    """MIDI velocity of a hit level in (0, 1], as the encoding says: ``round(127 * level)``, at least 1."""
+    return int(min(127, max(1, np.floor(127.0 * float(level) + 0.5))))
 
 
 def pattern_hits(pattern: np.ndarray, notes: Sequence[int]) -> list[list[tuple[int, int]]]:
@@ -33,6 +38,45 @@ def pattern_hits(pattern: np.ndarray, notes: Sequence[int]) -> list[list[tuple[i
             if pattern[i, s] > 0
         ]
         for s in range(pattern.shape[1])
+    ]
+
+
+def swing_shift(step: int, swing: float) -> float:
+    """Steps by which swing delays ``step``: every second 16th (the odd ones) by ``swing / 2``."""
+    return 0.5 * float(swing) if step % 2 == 1 else 0.0
+
+
+def pattern_notes(
+    levels: np.ndarray,
+    offsets: np.ndarray,
+    notes: Sequence[int],
+    swing: float = 0.0,
+    quantise: bool = False,
+) -> list[list[tuple[int, int, float]]]:
+    """What each step plays, with its feel: for step s, ``[(note, velocity, shift), ...]`` in instrument order.
+
+    ``shift`` (in steps, -0.5 .. 1.0) is the note's offset plus the step's swing; 0 with ``quantise`` (the
+    grid only). ``levels`` / ``offsets`` are [9, S] as :meth:`DrumModel.groove` gives them.
+    """
+    low, high = MAX_SHIFT
+    return [
+        [
+            (
+                note,
+                velocity,
+                0.0 if quantise else min(high, max(low, float(offsets[i, s]) + swing_shift(s, swing))),
+            )
+            for i, (note, velocity) in _hits_of_step(levels, notes, s)
+        ]
+        for s in range(levels.shape[1])
+    ]
+
+
+def _hits_of_step(levels: np.ndarray, notes: Sequence[int], step: int) -> list[tuple[int, tuple[int, int]]]:
+    return [
+        (i, (int(notes[i]), level_to_velocity(levels[i, step])))
+        for i in range(levels.shape[0])
+        if levels[i, step] > 0
     ]
 
 
@@ -52,6 +96,12 @@ class DrumModel:
             self.gm_notes = [int(n) for n in meta["gm_notes"]]
             self.instrument_names = [str(s) for s in meta.get("instrument_names", [])]
         self.metadata = meta
+        outputs = meta.get("methods", {}).get("decode", {}).get("out_channels", GROOVE_OUTPUTS)
+        if int(outputs) != GROOVE_OUTPUTS:
+            raise UserError(
+                f"{self.path}: decode gives {outputs} channels, an export from before velocities and offsets "
+                f"({GROOVE_OUTPUTS}); export the run again with `latentlive export --run RUN --streaming`"
+            )
         self.module = load_module(self.path, ("decode",))
 
     def __repr__(self) -> str:
@@ -69,8 +119,8 @@ class DrumModel:
         self.module.set_temperature(float(temperature))
 
     def set_threshold(self, threshold: float) -> None:
-        """Hit levels below ``threshold`` (0..1) are written as 0 (no hit)."""
-        check_range("--threshold", threshold, 0.0, 1.0, "hit levels below it are not played")
+        """The threshold knob (0..1): 0.5 plays the run's per-class thresholds, 0 every cell, 1 none."""
+        check_range("--threshold", threshold, 0.0, 1.0, "0.5 plays the trained per-class thresholds")
         self.module.set_threshold(float(threshold))
 
     def check_latent(self, z: Sequence[float] | None) -> list[float]:
@@ -86,7 +136,6 @@ class DrumModel:
             )
         return values
 
-    @torch.no_grad()
     def pattern(
         self,
         z: Sequence[float],
@@ -94,9 +143,22 @@ class DrumModel:
         temperature: float | None = None,
         threshold: float | None = None,
     ) -> np.ndarray:
-        """Hit levels [9, S] in 0..1 (0: no hit) decoded at latent ``z`` [D] and ``style``.
+        """Hit levels [9, S] in 0..1 (the velocity where a hit plays, 0: no hit) at latent ``z`` and ``style``."""
+        return self.groove(z, style, temperature, threshold)[0]
 
-        ``temperature`` / ``threshold``, when given, are set on the model (and stay set) before decoding.
+    @torch.no_grad()
+    def groove(
+        self,
+        z: Sequence[float],
+        style: int,
+        temperature: float | None = None,
+        threshold: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Hit levels [9, S] in 0..1 (0: no hit) and timing offsets [9, S] in -0.5..0.5 of a step (0 where no
+        hit), decoded at latent ``z`` [D] and ``style``.
+
+        ``temperature`` / ``threshold``, when given, are set on the model (and stay set) before decoding;
+        the threshold shifts the run's per-class thresholds (0.5: as chosen on the validation split).
         """
         if temperature is not None:
             self.set_temperature(temperature)
@@ -107,5 +169,7 @@ class DrumModel:
         x[0, : self.latent_size] = latent[:, None]
         x[0, self.latent_size] = torch.arange(self.steps, dtype=torch.float32)
         x[0, self.latent_size + 1] = float(style)
-        levels = self.module.decode(x)[0]
-        return levels.clamp(0.0, 1.0).numpy().astype(np.float32)
+        out = self.module.decode(x)[0]
+        levels = out[:9].clamp(0.0, 1.0).numpy().astype(np.float32)
+        offsets = out[9:].clamp(-0.5, 0.5).numpy().astype(np.float32)
+        return levels, offsets

@@ -1,8 +1,12 @@
 """The standalone drum player: decodes a pattern from ``drums.ts`` and plays it as MIDI in time.
 
-Notes go out on channel 10 (GM drums, the notes of the metadata's ``gm_notes``), one 16th step at a time:
-note on when the step begins, velocity ``round(40 + 87 * level)``, note off a 32nd later (or just before the
-next hit of the same note). The tempo is either the ``bpm`` argument (free running) or incoming MIDI clock.
+Notes go out on channel 10 (GM drums, the notes of the metadata's ``gm_notes``), one 16th step at a time,
+with the model's feel: velocity ``round(127 * level)``, the note on shifted from the step's start by the
+model's offset (-0.5..0.5 of a step, so it follows the tempo) plus the swing (every second 16th delayed by
+``swing / 2`` of a step), note off a 32nd later (or just before the next hit of the same note). ``quantise``
+plays the grid only (no offset, no swing). A step is read half a step before it begins, so that an early note
+(an advance) can still be played on time. The tempo is either the ``bpm`` argument (free running) or
+incoming MIDI clock (the offsets then follow its estimated tempo).
 
 Incoming control changes (any channel) move the model; the pattern is re-decoded before the next step:
 
@@ -11,7 +15,9 @@ Incoming control changes (any channel) move the model; the pattern is re-decoded
 | 20 .. 27 | z1 .. z8 (those beyond the model's D are ignored) | -3 .. 0 .. +3 |
 | 28 | style | the styles spread evenly over 0..127 |
 | 29 | temperature | 0.25 .. 1.0 .. 2.0 |
-| 30 | threshold | 0.0 .. 1.0 (linear) |
+| 30 | threshold | 0.0 .. 1.0 (linear; 0.5 plays the run's per-class thresholds) |
+| 31 | swing | 0.0 .. 1.0 (linear) |
+| 32 | quantise | off below 64, on from 64 |
 
 Every note on gets its note off; Ctrl-C, SIGTERM, a MIDI Stop, the end of ``bars`` or a port error release all
 sounding notes (note offs, then All Notes Off, CC 123, on channel 10).
@@ -28,7 +34,7 @@ import mido
 import numpy as np
 
 from latentlive.core.errors import UserError, check_range
-from latentlive.live.drum_model import NO_STYLE, DrumModel, pattern_hits
+from latentlive.live.drum_model import NO_STYLE, SWING_RANGE, DrumModel, pattern_notes
 from latentlive.live.playback import (
     ALL_NOTES_OFF,  # noqa: F401 - part of this module's interface (the tests take it from here)
     LEAD_IN_S,
@@ -39,7 +45,7 @@ from latentlive.live.playback import (
     port_lost_error,
     signals_held,
 )
-from latentlive.live.scheduler import BPM_RANGE, ClockFollower, TempoClock
+from latentlive.live.scheduler import BPM_RANGE, STEPS_PER_BEAT, ClockFollower, TempoClock
 from latentlive.live.session import player_session
 
 DRUM_CHANNEL = 9  # MIDI channel 10, zero-based as mido counts
@@ -48,8 +54,12 @@ CC_Z_COUNT = 8
 CC_STYLE = 28
 CC_TEMPERATURE = 29
 CC_THRESHOLD = 30
+CC_SWING = 31
+CC_QUANTISE = 32
 LATENT_SPAN = 3.0  # CC 0..127 covers z in [-3, 3], the span of the device's pad
 GATE_STEPS = 0.5  # note length: a 32nd
+STEPS_PER_BAR = 4 * STEPS_PER_BEAT  # 4/4
+LOOKAHEAD_STEPS = 0.5  # a step is read this early: its earliest note (offset -0.5) is not late
 
 DEFAULT_PORT_NAME = "latentlive drums"
 
@@ -95,8 +105,13 @@ class DrumPlayer:
         temperature: float | None = None,
         threshold: float | None = None,
         follower: ClockFollower | None = None,
+        swing: float = 0.0,
+        quantise: bool = False,
     ) -> None:
         check_range("--bpm", bpm, BPM_RANGE[0], BPM_RANGE[1], "beats per minute")
+        check_range(
+            "--swing", swing, SWING_RANGE[0], SWING_RANGE[1], "1 delays every second 16th by half a step"
+        )
         if not (0 <= style < len(model.style_names) or style == NO_STYLE):
             names = ", ".join(f"{i}={n}" for i, n in enumerate(model.style_names))
             raise UserError(f"--style {style}: no such style; use one of {names} (or -1 for no style)")
@@ -111,26 +126,42 @@ class DrumPlayer:
         self._style = style
         self._temperature = temperature
         self._threshold = threshold
+        self._swing = float(swing)
+        self._quantise = bool(quantise)
         self._dirty = False
+        self._early_step: int | None = None  # the step whose early notes are queued already (clock)
         self._decode()
 
     # -- controls (called from the MIDI input thread) --
 
     @property
     def controls(self) -> dict:
-        """The current ``z``, ``style``, ``temperature`` and ``threshold`` (None: the model's own value)."""
+        """The current ``z``, ``style``, ``temperature``, ``threshold`` (None: the model's own value),
+        ``swing`` and ``quantise``."""
         with self._lock:
             return {
                 "z": list(self._z),
                 "style": self._style,
                 "temperature": self._temperature,
                 "threshold": self._threshold,
+                "swing": self._swing,
+                "quantise": self._quantise,
             }
 
     @property
     def pattern(self) -> np.ndarray:
         """The pattern being played, hit levels [9, S]."""
         return self._pattern.copy()
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """The timing offsets of the pattern being played [9, S] (fractions of a step)."""
+        return self._offsets.copy()
+
+    @property
+    def notes(self) -> list[list[tuple[int, int, float]]]:
+        """What each step plays: ``[(note, velocity, shift in steps), ...]`` (``pattern_notes``)."""
+        return [list(step) for step in self._notes]
 
     def handle_message(self, msg: mido.Message) -> None:
         """Apply one incoming message: clock messages go to the follower, CCs move the controls."""
@@ -150,6 +181,10 @@ class DrumPlayer:
                 self._temperature = cc_to_temperature(value)
             elif control == CC_THRESHOLD:
                 self._threshold = cc_to_threshold(value)
+            elif control == CC_SWING:
+                self._swing = value / 127.0
+            elif control == CC_QUANTISE:
+                self._quantise = value >= 64
             else:
                 return
             self._dirty = True
@@ -157,9 +192,10 @@ class DrumPlayer:
     def _decode(self) -> None:
         with self._lock:
             z, style, temperature, threshold = self._z[:], self._style, self._temperature, self._threshold
+            swing, quantise = self._swing, self._quantise
             self._dirty = False
-        self._pattern = self.model.pattern(z, style, temperature, threshold)
-        self._hits = pattern_hits(self._pattern, self.model.gm_notes)
+        self._pattern, self._offsets = self.model.groove(z, style, temperature, threshold)
+        self._notes = pattern_notes(self._pattern, self._offsets, self.model.gm_notes, swing, quantise)
 
     def stop(self) -> None:
         """Ask :meth:`play` to stop (from another thread); it releases the notes and returns."""
@@ -168,11 +204,12 @@ class DrumPlayer:
     # -- playing --
 
     def play(self, bars: int | None = None) -> int:
-        """Play ``bars`` bars (None: until stopped) and return the number of steps played.
+        """Play ``bars`` bars of 16 steps (None: until stopped; a two-bar pattern plays half a pattern a bar)
+        and return the number of steps played.
 
         Raises UserError when the output port fails (after releasing what it can).
         """
-        total = None if bars is None else int(bars) * self.model.steps
+        total = None if bars is None else int(bars) * STEPS_PER_BAR
         try:
             if self.follower is None:
                 self._play_free(total)
@@ -189,48 +226,69 @@ class DrumPlayer:
         return self.steps_played
 
     def _wait_sending_offs(self, deadline: float) -> bool:
-        """Wait until ``deadline``, sending note offs as they fall due; False when stopped first."""
+        """Wait until ``deadline``, sending note offs and queued note ons as they fall due; False when stopped
+        first."""
         return self.out.wait_until(deadline, self.stop_event)
 
-    def _emit_step(self, step: int, gate_s: float) -> None:
-        now = time.perf_counter()
-        for note, velocity in self._hits[step % self.model.steps]:
-            self.out.note_on(note, velocity, now + gate_s)
+    def _queue_notes(self, step: int, start: float, step_s: float, early: bool | None = None) -> None:
+        """Queue the notes of ``step``, which begins at ``start``, each at its shift (``step_s`` seconds per
+        step); ``early``: only those shifted before the start (True) or only the others (False)."""
+        for note, velocity, shift in self._notes[step % self.model.steps]:
+            if early is None or early == (shift < 0.0):
+                self.out.note_on_at(start + shift * step_s, note, velocity, GATE_STEPS * step_s)
+
+    def _step_queued(self) -> None:
         self.steps_played += 1
         if self._dirty:
-            self._decode()  # right after a step: the most time before the next one
+            self._decode()  # right after a step is queued: the most time before the next one
 
     def _play_free(self, total: int | None) -> None:
-        clock = TempoClock(self.bpm, start=time.perf_counter() + LEAD_IN_S)
+        start = time.perf_counter() + LEAD_IN_S
+        clock = TempoClock(self.bpm, start=start + LOOKAHEAD_STEPS * 60.0 / (self.bpm * 4))
         step = 0
         while total is None or step < total:
-            if not self._wait_sending_offs(clock.time_of(step)):
+            if not self._wait_sending_offs(clock.time_of(step - LOOKAHEAD_STEPS)):
                 return
-            self._emit_step(step, GATE_STEPS * clock.step_duration)
+            self._queue_notes(step, clock.time_of(step), clock.step_duration)
+            self._step_queued()
             step += 1
-        last_off = self.out.next_off_time()
-        if last_off is not None:
-            self._wait_sending_offs(last_off)
+        self._finish()
+
+    def _finish(self) -> None:
+        """Play what is still queued and wait for the last note off."""
+        while (due := self.out.next_due_time()) is not None:
+            if not self._wait_sending_offs(due):
+                return
 
     def _play_following(self, total: int | None) -> None:
+        """Each clock step event queues the step's notes shifted late or not at all, and the next step's early
+        notes (the next step begins one step later at the estimated tempo)."""
         follower = self.follower
         while total is None or self.steps_played < total:
             if self.stop_event.is_set():
                 return
-            self.out.send_due_offs(time.perf_counter())
-            due = self.out.next_off_time()
+            self.out.send_due(time.perf_counter())
+            due = self.out.next_due_time()
             timeout = POLL_S if due is None else min(POLL_S, max(0.0, due - time.perf_counter()))
             event = follower.next_event(timeout)
             if event is None:
                 continue
             if event.kind == "stop":
                 self.out.release_all()
+                self._early_step = None
                 continue
             bpm = follower.bpm or self.bpm
-            self._emit_step(event.step, GATE_STEPS * 60.0 / (bpm * 4))
-        last_off = self.out.next_off_time()
-        if last_off is not None:
-            self._wait_sending_offs(last_off)
+            step_s = 60.0 / (bpm * 4)
+            now = time.perf_counter()
+            if self._early_step != event.step:  # after a start or a jump: the early notes play now
+                self._queue_notes(event.step, now, step_s, early=True)
+            self._queue_notes(event.step, now, step_s, early=False)
+            if total is None or self.steps_played + 1 < total:
+                self._queue_notes(event.step + 1, now + step_s, step_s, early=True)
+                self._early_step = event.step + 1
+            self.out.send_due(time.perf_counter())
+            self._step_queued()
+        self._finish()
 
 
 def _status_line(model: DrumModel, out_name: str, in_name: str | None, api: str, player: DrumPlayer) -> str:
@@ -238,7 +296,8 @@ def _status_line(model: DrumModel, out_name: str, in_name: str | None, api: str,
     tempo = f"following MIDI clock on {in_name!r}" if player.follower else f"{player.bpm:g} bpm"
     controls = (
         f"CC {CC_Z_FIRST}-{CC_Z_FIRST + min(d, CC_Z_COUNT) - 1} z1-z{min(d, CC_Z_COUNT)}, "
-        f"{CC_STYLE} style, {CC_TEMPERATURE} temperature, {CC_THRESHOLD} threshold"
+        f"{CC_STYLE} style, {CC_TEMPERATURE} temperature, {CC_THRESHOLD} threshold, {CC_SWING} swing, "
+        f"{CC_QUANTISE} quantise"
     )
     cc_port = f" on {in_name!r}" if in_name else " (no input port)"
     return (
@@ -261,6 +320,8 @@ def play_drums(
     in_port: str | None = None,
     temperature: float | None = None,
     threshold: float | None = None,
+    swing: float = 0.0,
+    quantise: bool = False,
     stream: TextIO | None = None,
     exiting: bool = False,
 ) -> int:
@@ -283,6 +344,8 @@ def play_drums(
             temperature=temperature,
             threshold=threshold,
             follower=ClockFollower() if clock else None,
+            swing=swing,
+            quantise=quantise,
         )
         in_name = in_port or (f"{base} clock in" if clock else f"{base} in")
         if session.listen(player, in_name, in_port, required=bool(clock or in_port)) is None:
@@ -293,10 +356,11 @@ def play_drums(
 
 
 # `latentlive play drums`: the options it reads besides the command's common ones, and their ranges
-OPTIONS = frozenset({"style", "z", "threshold"})
+OPTIONS = frozenset({"style", "z", "threshold", "swing", "quantise"})
 RANGES = {
     "temperature": (0.01, 10.0, "the hits' temperature; 1 is as trained"),
-    "threshold": (0.0, 1.0, "the lowest hit level played"),
+    "threshold": (0.0, 1.0, "0.5 plays the run's per-class thresholds, 0 every cell, 1 none"),
+    "swing": (*SWING_RANGE, "1 delays every second 16th by half a step"),
 }
 
 
@@ -314,5 +378,8 @@ def play_command(args: Any) -> None:
         in_port=args.in_port,
         temperature=args.temperature,
         threshold=args.threshold,
+        # --swing / --quantise: read when the command line has them
+        swing=args.swing or 0.0,
+        quantise=args.quantise,
         exiting=True,
     )

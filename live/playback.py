@@ -2,7 +2,8 @@
 
 Every note on sent through :class:`NoteOutput` is remembered until its note off is sent, so that
 :meth:`NoteOutput.release_all` (on Ctrl-C, SIGTERM, a MIDI Stop, the end, or a port error) leaves nothing
-hanging. Note offs are sent at a time given with the note on, or explicitly.
+hanging. Note offs are sent at a time given with the note on, or explicitly; note ons can be queued for a
+time ahead (:meth:`NoteOutput.note_on_at`, how the drum player plays a step's microtiming).
 """
 
 import heapq
@@ -52,6 +53,9 @@ class NoteOutput:
         self.channels = list(channels)
         self._offs: list[tuple[float, int, int]] = []  # heap of (note-off time, channel, note)
         self._sounding: dict[tuple[int, int], float | None] = {}  # (channel, note) -> its note-off time
+        # heap of queued note ons: (time, order queued, channel, note, velocity, gate seconds)
+        self._ons: list[tuple[float, int, int, int, int, float]] = []
+        self._queued = 0
         self.lost: str | None = None  # why the port is known to be gone (set from a watcher's thread)
 
     def mark_lost(self, reason: str) -> None:
@@ -93,6 +97,38 @@ class NoteOutput:
         self._send(mido.Message("note_off", channel=key[0], note=note, velocity=0))
         del self._sounding[key]
 
+    def note_on_at(
+        self, when: float, note: int, velocity: int, gate_s: float, channel: int | None = None
+    ) -> None:
+        """Queue ``note`` to start at ``perf_counter`` time ``when`` and end ``gate_s`` later; it is sent by
+        :meth:`wait_until` / :meth:`send_due` and dropped by :meth:`release_all` (never sent after a stop)."""
+        key_channel = self.channels[0] if channel is None else channel
+        heapq.heappush(self._ons, (when, self._queued, key_channel, note, velocity, gate_s))
+        self._queued += 1
+
+    def next_on_time(self) -> float | None:
+        """When the earliest queued note on is due."""
+        return self._ons[0][0] if self._ons else None
+
+    def next_due_time(self) -> float | None:
+        """When the earliest queued note on or timed note off is due."""
+        times = [t for t in (self.next_off_time(), self.next_on_time()) if t is not None]
+        return min(times) if times else None
+
+    def send_due(self, now: float) -> None:
+        """Send the timed note offs and the queued note ons due at ``now``, in time order (an off before an
+        on at the same time, so that a note hit again is ended first)."""
+        while True:
+            off, on = self.next_off_time(), self.next_on_time()
+            if off is not None and off <= now and (on is None or off <= on):
+                _, channel, note = heapq.heappop(self._offs)
+                self.note_off(note, channel)
+            elif on is not None and on <= now:
+                when, _, channel, note, velocity, gate_s = heapq.heappop(self._ons)
+                self.note_on(note, velocity, when + gate_s, channel)
+            else:
+                return
+
     def next_off_time(self) -> float | None:
         """When the earliest pending timed note off is due."""
         while self._offs and self._sounding.get(self._offs[0][1:]) != self._offs[0][0]:
@@ -106,11 +142,12 @@ class NoteOutput:
             self.note_off(note, channel)
 
     def wait_until(self, deadline: float, stop: threading.Event) -> bool:
-        """Wait until ``deadline``, sending note offs as they fall due; False when ``stop`` is set first."""
-        while (due := self.next_off_time()) is not None and due <= deadline:
+        """Wait until ``deadline``, sending note offs and queued note ons as they fall due; False when
+        ``stop`` is set first."""
+        while (due := self.next_due_time()) is not None and due <= deadline:
             if not sleep_until(due, stop):
                 return False
-            self.send_due_offs(time.perf_counter())
+            self.send_due(time.perf_counter())
         return sleep_until(deadline, stop)
 
     def release_all(self, best_effort: bool = False) -> None:
@@ -120,6 +157,7 @@ class NoteOutput:
         keys = list(self._sounding)
         self._sounding.clear()
         self._offs.clear()
+        self._ons.clear()
         messages = [mido.Message("note_off", channel=c, note=n, velocity=0) for c, n in keys]
         messages += [
             mido.Message("control_change", channel=c, control=ALL_NOTES_OFF, value=0) for c in self.channels

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from latentlive.core.errors import UserError, check_range
 from latentlive.core.files import atomic_write, check_output_file
+from latentlive.export.grain import DEFAULT_SETTINGS
 from latentlive.export.host import NNHost
 from latentlive.live.model_file import load_module, read_model_metadata
 
@@ -114,17 +115,21 @@ def load_grain_model(model_path: str | Path) -> tuple[torch.jit.ScriptModule, di
 
 def _check_settings(
     seconds: float,
-    density: float,
-    jitter: float,
-    spray: float,
+    density: float | None,
+    jitter: float | None,
+    spray: float | None,
     grain_length: float,
     transpose: float,
     rate: int,
 ) -> None:
+    """One line for a setting out of range (None: the model's default, checked by the model)."""
     check_range("--seconds", seconds, 0.01, MAX_FILE_S, "seconds of the render")
-    check_range("--density", density, 0, 1000, "grains per second")
-    check_range("--jitter", jitter, 0, 1, "0 is a steady pulse")
-    check_range("--spray", spray, 0, 10, "latent noise in knob units")
+    if density is not None:
+        check_range("--density", density, 0, 1000, "grains per second")
+    if jitter is not None:
+        check_range("--jitter", jitter, 0, 1, "0 is a steady pulse, 1 a cloud")
+    if spray is not None:
+        check_range("--spray", spray, 0, 10, "latent noise in knob units")
     check_range("--grain-length", grain_length, 0.1, 1, "a share of the grain")
     check_range("--transpose", transpose, -24, 24, "semitones")
     if rate not in HOST_RATES:
@@ -161,9 +166,9 @@ def render_grain(
     path: str,
     out_path: str | Path,
     seconds: float | None = None,
-    density: float = 40.0,
-    jitter: float = 0.0,
-    spray: float = 0.0,
+    density: float | None = None,
+    jitter: float | None = None,
+    spray: float | None = None,
     grain_length: float = 1.0,
     transpose: float = 0.0,
     seed: int = 0,
@@ -173,8 +178,9 @@ def render_grain(
 ) -> Path:
     """Write ``out_path`` (mono WAV at ``rate``) of the grain model played along ``path`` (a kind of
     :data:`PATH_KINDS` or an audio file) for ``seconds`` (default 10 s; a file: its length, or its first
-    ``seconds``). Replaces an existing ``out_path`` only with ``force``, a folder never. ``seed`` fixes the walk,
-    jitter and spray."""
+    ``seconds``). ``density``, ``jitter`` and ``spray`` left None take the model's defaults (a cloud: grains at
+    random intervals; ``jitter=0`` plays them evenly spaced, synchronous). Replaces an existing ``out_path``
+    only with ``force``, a folder never. ``seed`` fixes the walk and spray (the jitter restarts with the model)."""
     out = Path(out_path)
     _check_settings(
         10.0 if seconds is None else seconds, density, jitter, spray, grain_length, transpose, rate
@@ -184,11 +190,12 @@ def render_grain(
     check_output_file(out, force, example="texture.wav")
     module, meta = load_grain_model(model_path)
     latent_size, ratio = int(meta["latent_size"]), int(meta["latent_ratio"])
-    settings = dict(
-        density=density, jitter=jitter, spray=spray, grain_length=grain_length, transpose=transpose
-    )
+    defaults = {**DEFAULT_SETTINGS, **meta.get("attributes", {})}
+    chosen = {"density": density, "jitter": jitter, "spray": spray}
+    settings = {name: defaults[name] if value is None else value for name, value in chosen.items()}
+    settings.update(grain_length=grain_length, transpose=transpose)
     with torch.random.fork_rng(), torch.no_grad():
-        torch.manual_seed(seed)  # jitter and spray draw from torch's global generator inside the model
+        torch.manual_seed(seed)  # spray draws from torch's global generator inside the model
         if path in PATH_KINDS:
             total = int(round((10.0 if seconds is None else seconds) * rate))
             frames = -(-total // ratio)

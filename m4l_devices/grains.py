@@ -104,8 +104,9 @@ class GrainAttribute:
 
 
 ATTRIBUTES = (
-    GrainAttribute("density", "Density", "Density", 1.0, 200.0, 40.0, "hz", exponent=2.0),
-    GrainAttribute("jitter", "Jitter", "Jitter", 0.0, 1.0, 0.0),
+    # initial values where the metadata has none: the export's (a cloud, grains at random intervals)
+    GrainAttribute("density", "Density", "Density", 1.0, 200.0, 100.0, "hz", exponent=2.0),
+    GrainAttribute("jitter", "Jitter", "Jitter", 0.0, 1.0, 1.0),
     GrainAttribute("spray", "Spray", "Spray", 0.0, 3.0, 0.0),
     GrainAttribute("grain_length", "Grain Length", "Length", 0.1, 1.0, 1.0),
 )

@@ -1,4 +1,5 @@
-"""The drum pattern VAE: MLPs over the flattened instruments x steps grid with a Bernoulli output."""
+"""The drum pattern VAE: MLPs over the flattened instruments x steps grid; per cell a hit (Bernoulli), and with
+``groove`` a velocity (0..1) and a timing offset (fraction of a step, -0.5..0.5) as GrooVAE models them."""
 
 import gin
 import torch
@@ -18,6 +19,9 @@ def _mlp(sizes: list[int], dropout: float) -> nn.Sequential:
 class PatternVAE(nn.Module):
     """VAE over drum grids ``[B, instruments, steps]`` of hits (0/1), optionally conditioned on a style.
 
+    With ``groove`` the encoder also reads each cell's velocity and offset, and the decoder also gives them
+    (:meth:`decode_groove`); without it they are ignored on the way in and come out as 1 and 0.
+
     Args:
         instruments: rows of the grid (9 for the GM drum classes).
         steps: columns of the grid (16 per bar).
@@ -26,6 +30,7 @@ class PatternVAE(nn.Module):
         num_styles: number of style labels; 0 for an unconditioned model.
         style_dim: size of the style embedding.
         dropout: dropout inside the MLPs.
+        groove: model velocities and timing offsets beside the hits.
     """
 
     def __init__(
@@ -37,6 +42,7 @@ class PatternVAE(nn.Module):
         num_styles: int = 0,
         style_dim: int = 16,
         dropout: float = 0.1,
+        groove: bool = True,
     ) -> None:
         super().__init__()
         if latent_size < 1:
@@ -47,13 +53,15 @@ class PatternVAE(nn.Module):
             raise ValueError(f"PatternVAE.hidden_sizes needs widths of at least 1, got {hidden_sizes}")
         self.instruments, self.steps, self.latent_size = instruments, steps, latent_size
         self.num_styles = num_styles
+        self.groove = groove
+        planes = 3 if groove else 1  # hits, velocities, offsets
         cond = style_dim if num_styles > 0 else 0
         self.style = LabelConditioning(num_styles, style_dim) if num_styles > 0 else None
-        self.encoder = _mlp([instruments * steps + cond, *hidden_sizes], dropout)
+        self.encoder = _mlp([planes * instruments * steps + cond, *hidden_sizes], dropout)
         self.posterior = GaussianPosterior(hidden_sizes[-1], latent_size)
         self.decoder = nn.Sequential(
             _mlp([latent_size + cond, *reversed(hidden_sizes)], dropout),
-            nn.Linear(hidden_sizes[0], instruments * steps),
+            nn.Linear(hidden_sizes[0], planes * instruments * steps),
         )
 
     def _condition(self, features: Tensor, style: Tensor) -> Tensor:
@@ -61,21 +69,38 @@ class PatternVAE(nn.Module):
             return features
         return torch.cat([features, self.style(style)], dim=1)
 
-    def encode(self, pattern: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
-        """``pattern [B, I, S]`` (0..1), ``style [B]`` (int; -1 = none) -> ``(mean, logvar)`` each ``[B, D]``."""
-        features = self._condition(pattern.flatten(1), style)
-        return self.posterior(self.encoder(features))
+    def encode(
+        self, pattern: Tensor, style: Tensor, velocity: Tensor, offset: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """``pattern [B, I, S]`` (hits 0..1), ``style [B]`` (int; -1 = none), ``velocity [B, I, S]`` (0..1, 0 where
+        no hit) and ``offset [B, I, S]`` (-0.5..0.5 of a step) -> ``(mean, logvar)`` each ``[B, D]``."""
+        features = pattern.flatten(1)
+        if self.groove:
+            features = torch.cat([features, velocity.flatten(1), offset.flatten(1)], dim=1)
+        return self.posterior(self.encoder(self._condition(features, style)))
 
     def decode(self, z: Tensor, style: Tensor) -> Tensor:
         """``z [B, D]``, ``style [B]`` -> hit logits ``[B, I, S]``."""
-        logits = self.decoder(self._condition(z, style))
-        return logits.view(-1, self.instruments, self.steps)
+        return self.decode_groove(z, style)[0]
 
-    def forward(self, pattern: Tensor, style: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Encode, sample, decode: returns ``(logits [B, I, S], z, mean, logvar)``."""
-        mean, logvar = self.encode(pattern, style)
+    def decode_groove(self, z: Tensor, style: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``z [B, D]``, ``style [B]`` -> ``(hit logits, velocity 0..1, offset -0.5..0.5)``, each ``[B, I, S]``
+        (without ``groove``: velocity 1 and offset 0 everywhere)."""
+        out = self.decoder(self._condition(z, style))
+        planes = out.view(z.shape[0], -1, self.instruments, self.steps)
+        logits = planes[:, 0]
+        if not self.groove:
+            return logits, torch.ones_like(logits), torch.zeros_like(logits)
+        return logits, torch.sigmoid(planes[:, 1]), 0.5 * torch.tanh(planes[:, 2])
+
+    def forward(
+        self, pattern: Tensor, style: Tensor, velocity: Tensor, offset: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Encode, sample, decode: returns ``(logits, velocity, offset [B, I, S], z, mean, logvar)``."""
+        mean, logvar = self.encode(pattern, style, velocity, offset)
         z = reparameterize(mean, logvar)
-        return self.decode(z, style), z, mean, logvar
+        logits, velocity_out, offset_out = self.decode_groove(z, style)
+        return logits, velocity_out, offset_out, z, mean, logvar
 
     @torch.no_grad()
     def sample(
@@ -84,13 +109,18 @@ class PatternVAE(nn.Module):
         style: Tensor,
         z_temperature: float = 1.0,
         temperature: float = 1.0,
-        threshold: float | None = 0.5,
-    ) -> Tensor:
-        """Draw ``count`` patterns from the prior: z ~ N(0, z_temperature^2), hits by threshold
-        (or Bernoulli draws when ``threshold`` is None) on ``sigmoid(logits / temperature)``.
-        Returns ``[count, I, S]`` in {0, 1}."""
+        threshold: float | Tensor | None = 0.5,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Draw ``count`` patterns from the prior: z ~ N(0, z_temperature^2), hits by threshold (one for all
+        cells, or ``[I]`` one per drum class; Bernoulli draws when ``threshold`` is None) on
+        ``sigmoid(logits / temperature)``. Returns ``(hits {0, 1}, velocity 0..1, offset -0.5..0.5)``, each
+        ``[count, I, S]``; velocity and offset are 0 where there is no hit."""
         z = z_temperature * torch.randn(count, self.latent_size, device=style.device)
-        probs = torch.sigmoid(self.decode(z, style) / temperature)
+        logits, velocity, offset = self.decode_groove(z, style)
+        probs = torch.sigmoid(logits / temperature)
         if threshold is None:
-            return torch.bernoulli(probs)
-        return (probs >= threshold).float()
+            hits = torch.bernoulli(probs)
+        else:
+            level = torch.as_tensor(threshold, dtype=probs.dtype, device=probs.device)
+            hits = (probs >= (level[:, None] if level.dim() == 1 else level)).float()
+        return hits, velocity * hits, offset * hits

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from latentlive.models.nsgt import NSGT
 from latentlive.models.vae import GaussianPosterior, LabelConditioning, reparameterize
 
 
@@ -24,6 +25,55 @@ def full_rate_magnitude(logmag: Tensor, time_pool: int) -> Tensor:
     overflow) and linearly interpolated back to the transform's frame rate."""
     magnitude = logmag.squeeze(1).clamp(max=20.0).exp()
     return F.interpolate(magnitude, scale_factor=float(time_pool), mode="linear")
+
+
+class NoiseFineStructure(nn.Module):
+    """What time pooling takes out of noisy bands, put back before Griffin-Lim.
+
+    A band wider than the model's frame rate (hats, snares, cymbals above a few kHz) fluctuates within a
+    model frame; pooled and interpolated, its magnitude is smooth in time, and Griffin-Lim from phase zero
+    turns a smooth band into a steady sinusoid at the band's centre: the semitone-spaced comb of metallic hats,
+    and a line at the Nyquist frequency from the top band. Here each band above ``noise_from_hz`` gets the
+    fine structure of a fixed white noise analysed by the same NSGT (its magnitude, normalised to unit RMS
+    over every pooled frame so that the pooled level is kept, and its phase as Griffin-Lim's starting point),
+    fully from ``noise_full_hz``, faded in between; lower bands keep the smooth magnitude and phase zero.
+    The noise is drawn once from ``seed``: renders are deterministic.
+
+    ``magnitude``: pooled log-magnitudes ``[B, 1, F, M]`` (nats) -> magnitudes ``[B, F, M * time_pool]``;
+    ``start_phase``: ``[F, M * time_pool]`` unit complex.
+    """
+
+    def __init__(
+        self,
+        nsgt: NSGT,
+        time_pool: int,
+        noise_from_hz: float = 1500.0,
+        noise_full_hz: float = 3000.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if nsgt.num_frames % time_pool != 0:
+            raise ValueError(f"NoiseFineStructure: {nsgt.num_frames} NSGT frames do not pool by {time_pool}")
+        if not 0.0 < noise_from_hz < noise_full_hz:
+            raise ValueError(
+                f"NoiseFineStructure: need 0 < noise_from_hz < noise_full_hz, got {noise_from_hz}, {noise_full_hz}"
+            )
+        self.time_pool = int(time_pool)
+        noise = torch.randn(nsgt.length, generator=torch.Generator().manual_seed(seed))
+        coefficients = nsgt(noise).to(torch.complex128)
+        magnitude = coefficients.abs().clamp_min(1e-12)
+        pooled_rms = F.avg_pool1d(magnitude.pow(2).unsqueeze(0), time_pool).sqrt()
+        fine = magnitude / F.interpolate(pooled_rms, scale_factor=float(time_pool), mode="linear")[0]
+        centres = nsgt.frequencies.to(torch.float64).unsqueeze(-1)  # [F, 1]
+        weight = ((centres - noise_from_hz) / (noise_full_hz - noise_from_hz)).clamp(0.0, 1.0)
+        noisy = weight > 0
+        phase = torch.where(noisy, coefficients / magnitude, torch.ones_like(coefficients))
+        self.register_buffer("fine", ((1.0 - weight) + weight * fine).float(), persistent=False)
+        self.register_buffer("start_phase", phase.to(torch.complex64), persistent=False)
+
+    def magnitude(self, logmag: Tensor) -> Tensor:
+        """Pooled log-magnitudes ``[B, 1, F, M]`` (nats) -> NSGT magnitudes ``[B, F, M * time_pool]``."""
+        return full_rate_magnitude(logmag, self.time_pool) * self.fine
 
 
 def _halved(size: int, times: int) -> int:

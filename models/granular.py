@@ -8,9 +8,10 @@ whose tail (the part of the grains that rings past the end of the call) is carri
 A call costs a few dozen tensor operations besides the decoder, whatever its length; in a DAW, where other
 devices run between two calls, each kind of operation also pays for its code's cold caches, so a call uses
 few kinds (the onsets and frame indices of a call are Python lists, not tensors). Splitting a stream into
-calls of any size gives the same audio as one call (in synchronous mode without spray; random draws differ
-otherwise).
-Random draws (jitter, spray) use torch's global generator, so ``torch.manual_seed`` makes a run repeatable.
+calls of any size gives the same audio as one call (without spray, whose draws differ).
+The jitter draws from the engine's own generator, which ``reset`` restarts (``jitter_seed``), so a stream repeats
+after a reset as the nn~ contract asks; spray draws from torch's global generator
+(``torch.manual_seed`` makes it repeatable).
 (Offline framing and overlap-add of whole sounds live in ``corpus.grains``: ``frame_sound``, ``overlap_add``.)
 """
 
@@ -25,6 +26,14 @@ MAX_TRANSPOSE = 24.0
 # Grain onsets per second are capped here (a grain every ~22 samples at 22.05 kHz): beyond it the
 # level normalisation and the per-call grain count stop making musical sense.
 MAX_DENSITY = 1000.0
+# The default settings make a cloud, not a drone: 100 grains a second at random intervals (jitter 1: uniform in
+# [0, 2 / density]). Evenly spaced grains (jitter 0) are heard as a pitch at the grain rate: 90 % of a prior
+# texture's power lay on harmonics of 40 Hz at the old default (40, 0, 0); at these 4 %, as held-out grains
+# played the same way (docs/grain.md).
+# Spray stays 0: it lowered that share no further and costs a decode per grain instead of one per path frame.
+DEFAULT_DENSITY, DEFAULT_JITTER, DEFAULT_SPRAY = 100.0, 1.0, 0.0
+# Where the jitter's generator starts after a reset (any integer in 1 .. 2 ** 31 - 2).
+JITTER_SEED = 20261205
 
 
 class GranularEngine(nn.Module):
@@ -73,10 +82,12 @@ class GranularEngine(nn.Module):
         self.share_frames = share_frames
         # copies of the module constants: TorchScript reads no float globals
         self.max_density, self.max_transpose = MAX_DENSITY, MAX_TRANSPOSE
-        self.density, self.jitter, self.spray = 40.0, 0.0, 0.0
+        self.density, self.jitter, self.spray = DEFAULT_DENSITY, DEFAULT_JITTER, DEFAULT_SPRAY
         self.grain_length, self.transpose = 1.0, 0.0
         self.max_grain_out = int(math.ceil(grain_size * 2.0 ** (MAX_TRANSPOSE / 12.0))) + 2
         self.next_onset = 0.0  # samples from the start of the next call to the next grain onset
+        self.jitter_seed = JITTER_SEED
+        self.jitter_state = JITTER_SEED
         self.register_buffer("tail", torch.zeros(1, self.max_grain_out), persistent=False)
         self.register_buffer("silence", torch.zeros(1, 0), persistent=False)  # zeros the calls append
         self.register_buffer("latent_mean", torch.zeros(latent_size))
@@ -85,7 +96,7 @@ class GranularEngine(nn.Module):
         self.register_buffer("analysis_window", torch.hann_window(grain_size))
         # `_grain_shape` and what follows from it, kept until grain_length, transpose or the dtype change
         self.shape_length, self.shape_transpose, self.shape_valid = 1.0, 0.0, False
-        self.shape_density = 40.0  # the level of a grain (see above) is in `shape_envelope`
+        self.shape_density = DEFAULT_DENSITY  # the level of a grain (see above) is in `shape_envelope`
         self.shape_first = -1  # >= 0: the shape is the decoded samples from this one on, in order
         for name in ("shape_left", "shape_right", "shape_offsets"):
             self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
@@ -105,6 +116,13 @@ class GranularEngine(nn.Module):
         """Forget the stream: no ringing tail, the next grain starts at the next call's first sample."""
         self.tail = torch.zeros_like(self.tail)
         self.next_onset = 0.0
+        self.jitter_state = self.jitter_seed  # the same intervals again: a reset stream repeats itself
+
+    def _uniform(self) -> float:
+        """The next uniform in [0, 1) of the jitter's own generator (Lehmer's MINSTD: Python integers, no tensor
+        operation, the same scripted or not), which ``reset`` restarts."""
+        self.jitter_state = self.jitter_state * 48271 % 2147483647
+        return (self.jitter_state - 1) / 2147483646.0
 
     def _onsets(self, n: int) -> list[int]:
         """Onsets (whole samples from the start of this call, in order) of the grains starting in ``[0, n)``;
@@ -117,17 +135,15 @@ class GranularEngine(nn.Module):
         jitter = min(max(self.jitter, 0.0), 1.0)
         count = self.max_grains_per_call
         if jitter > 0.0:
-            u = torch.rand(count, dtype=torch.float64)
-            steps = interval * (1.0 + jitter * (2.0 * u - 1.0))
-            following = self.next_onset + torch.cumsum(steps, 0)  # onset of the grain after each one
-            times = torch.cat([torch.full([1], self.next_onset, dtype=torch.float64), following[:-1]])
-            starting = int((times < n).sum())
-            if starting < count:
-                self.next_onset = float(times[starting]) - n
-            else:
-                self.next_onset = max(0.0, float(following[count - 1]) - n)
-            # onsets are >= 0: truncation is the floor
-            return torch.jit.annotate(list[int], times[:starting].long().tolist())
+            # the intervals are drawn one by one, in order (a Python loop over floats: no tensor operation,
+            # whatever the density), so a stream's onsets do not depend on its split into calls
+            onsets = torch.jit.annotate(list[int], [])
+            time = self.next_onset
+            while time < n and len(onsets) < count:
+                onsets.append(int(time))  # onsets are >= 0: truncation is the floor
+                time += interval * (1.0 + jitter * (2.0 * self._uniform() - 1.0))
+            self.next_onset = time - n if len(onsets) < count else max(0.0, time - n)
+            return onsets
         # Evenly spaced: onset k is next_onset + interval * k (products, not sums, so the sync grid is the
         # same whatever the split into calls). A call holds a few onsets: float64 scalars make them without
         # a tensor operation (each kind of operation costs a call its share of cold caches in a DAW).

@@ -313,16 +313,21 @@ class NSGT(nn.Module):
         return torch.log(self.forward(x).abs().clamp_min(eps))
 
     @torch.jit.export
-    def griffin_lim(self, magnitude: Tensor, iterations: int = 32, momentum: float = 0.99) -> Tensor:
+    def griffin_lim(
+        self, magnitude: Tensor, iterations: int = 32, momentum: float = 0.99, phase: Tensor | None = None
+    ) -> Tensor:
         """Signal ``[..., T]`` whose NSGT magnitude approaches ``magnitude [..., F, M]``.
 
         Fast Griffin-Lim (Perraudin et al. 2013): alternate projections on consistent coefficients and on
-        the given magnitude, with momentum on the consistent ones; the phase starts at zero.
+        the given magnitude, with momentum on the consistent ones; the phase starts at zero, or at the unit
+        complex ``phase [..., F, M]`` when given.
         """
-        phase, previous = self.griffin_lim_start(magnitude)
+        current, previous = self.griffin_lim_start(magnitude)
+        if phase is not None:
+            current = phase.expand_as(current)
         for _ in range(iterations):
-            phase, previous = self.griffin_lim_step(magnitude, phase, previous, momentum)
-        return self.inverse(magnitude * phase)
+            current, previous = self.griffin_lim_step(magnitude, current, previous, momentum)
+        return self.inverse(magnitude * current)
 
     @torch.jit.export
     def griffin_lim_start(self, magnitude: Tensor) -> tuple[Tensor, Tensor]:

@@ -14,6 +14,14 @@ Two objectives fit the decoder to stage 1 (the training task picks one):
 
 For playback, ``read_at_phase`` reads a decoded loop at any bar phase with wrapping linear interpolation;
 the export decodes a loop once per macro change and reads it every buffer. Everything here is scriptable.
+
+A sampled loop must be played as a *sample* of the decoded Gaussian, drawn at every stage-1 frame
+(``sample_at_phase``), not as its mean. The stage-1 latents of real loops change from frame to frame: in the
+demo run about half their power lies above half the latent Nyquist frequency (the phase of low tones, aliased).
+A macro latent cannot say where those fast changes fall, so the decoded mean is smooth (its power there is
+well under 1 % of the corpus's), and a stage-1 decoder given near-constant latents repeats one waveform every frame:
+a buzz at the latent frame rate (issue #18). The decoded scale carries that frame-to-frame spread (it is fitted
+to it), and one independent draw per stage-1 frame puts it back.
 """
 
 from typing import NamedTuple
@@ -213,6 +221,14 @@ class TrajectoryVAE(nn.Module):
         mean, _ = self.decode(macro)
         return read_at_phase(mean, phase)
 
+    @torch.jit.export
+    def sample_at_phase(self, macro: Tensor, phase: Tensor, noise: Tensor) -> Tensor:
+        """Stage-1 latents ``[B, L, N]`` sampled from the decoded loop of ``macro [B, M, F]`` at bar phases
+        ``phase [B, N]``, one per stage-1 frame: ``sample_frames`` with the caller's ``noise [B, L, N]``
+        (``temperature * N(0, I)``, drawn afresh for every frame; zeros give the mean)."""
+        mean, logscale = self.decode(macro)
+        return sample_frames(mean, logscale, phase, noise)
+
 
 def read_at_phase(trajectory: Tensor, phase: Tensor) -> Tensor:
     """Read a loop ``trajectory [B, L, K]`` at bar phases ``phase [B, N]`` -> ``[B, L, N]``.
@@ -236,6 +252,28 @@ def read_at_phase(trajectory: Tensor, phase: Tensor) -> Tensor:
     before = trajectory.gather(2, first.unsqueeze(1).expand(shape))
     after = trajectory.gather(2, second.unsqueeze(1).expand(shape))
     return before + weight.to(trajectory.dtype) * (after - before)
+
+
+def sample_frames(mean: Tensor, logscale: Tensor, phase: Tensor, noise: Tensor) -> Tensor:
+    """A sample of the decoded loop ``(mean, logscale) [B, L, K]`` at the stage-1 frames of bar phases
+    ``phase [B, N]``: ``mean + exp(logscale) * noise``, both read with ``read_at_phase`` -> ``[B, L, N]``.
+
+    ``noise [B, L, N]`` holds one independent draw per stage-1 frame: a draw per trajectory frame, read with
+    interpolation, would be smooth again, and smooth latents are what the stage-1 decoder turns into a buzz.
+    """
+    return read_at_phase(mean, phase) + torch.exp(read_at_phase(logscale, phase)) * noise
+
+
+def latent_high_band_power(latents: Tensor) -> Tensor:
+    """Mean power per latent and frame above half the latent Nyquist frequency of ``latents [B, L, T]``
+    (each sequence's own mean removed; periodogram over the whole sequence) -> a scalar tensor.
+
+    Smooth latents, which the stage-1 decoder turns into a buzz at the frame rate, read near zero;
+    the stage-1 posteriors of real loops do not."""
+    centred = latents - latents.mean(-1, keepdim=True)
+    power = torch.fft.rfft(centred, dim=-1).abs().square() / latents.shape[-1]
+    bins = power.shape[-1]
+    return power[..., bins // 2 :].sum(-1).mean()
 
 
 # Objectives: a value per example, shape [B].

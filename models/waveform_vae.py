@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from latentlive.models.pqmf import PQMFAnalysis, PQMFSynthesis
 from latentlive.models.vae import GaussianPosterior, reparameterize
 
 
@@ -316,6 +317,16 @@ class SubPixelUpsample(nn.Module):
         self.conv.reset()
 
 
+class OneBand(nn.Module):
+    """What stands for the PQMFs of a model of one band: the audio as it is."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+    def reset(self) -> None:
+        pass
+
+
 @gin.configurable
 class WaveformVAE(nn.Module):
     """VAE from mono audio ``[B, 1, T]`` to latent trajectories ``[B, latent_size, T / ratio]``.
@@ -333,12 +344,17 @@ class WaveformVAE(nn.Module):
         causal: causal padding everywhere: no delay at all (0 samples), for some quality; the decoder's
             first layer then reads one latent frame (a kernel of 3 would hold two past frames: a knob change
             would take 16 ms longer to be half heard).
+        bands: 1, or the bands of a PQMF (``models.pqmf``, 100 dB) around the model: the encoder reads
+            ``bands`` sub-bands at ``1 / bands`` of the audio rate, the decoder writes as many and the
+            PQMF rebuilds the audio (a multiband model: 44.1 kHz at the cost of a 2.76 kHz one with 16
+            bands). ``ratio`` then counts audio samples: ``bands * prod(strides)``.
         streaming: build the streaming layers (caches of the stream, for export) instead of the offline
             ones (zero padding, for training); the weights are the same, so either loads the other's
             state dict. Not a trait of what was learnt: checkpoints leave it out.
     """
 
     features: Final[int]
+    bands: Final[int]
 
     def __init__(
         self,
@@ -350,22 +366,31 @@ class WaveformVAE(nn.Module):
         decoder_dilations: tuple[int, ...] | None = None,
         max_channels: int = 512,
         causal: bool = False,
+        bands: int = 1,
         streaming: bool = False,
     ) -> None:
         super().__init__()
         if not strides or min(strides) < 2:
             raise ValueError(f"strides must be integers >= 2, got {strides}")
+        if bands < 1:
+            raise ValueError(f"bands must be 1 (no PQMF) or more, got {bands}")
         self.latent_size = latent_size
-        self.ratio = math.prod(strides)
+        self.bands = bands
+        self.ratio = math.prod(strides) * bands
         self.streaming = streaming  # how the layers were built, for the record
         widths = [min(capacity * 2**i, max_channels) for i in range(len(strides))]
 
-        # Encoder: ``delay`` counts samples of the stream at the current rate.
+        # Encoder: ``delay`` counts samples of the stream at the current rate (the bands' with a PQMF).
+        self.analysis: PQMFAnalysis | OneBand = OneBand()
+        self.synthesis: PQMFSynthesis | OneBand = OneBand()
         layers: list[nn.Module] = []
         delay, channels = 0, 1
-        for stride, width in zip(strides, widths, strict=True):
+        if bands > 1:
+            self.analysis = PQMFAnalysis(bands, causal=causal, frames=True, streaming=streaming)
+            delay, channels = self.analysis.delay, bands
+        for index, (stride, width) in enumerate(zip(strides, widths, strict=True)):
             down = StreamingConv1d(
-                channels, width, 2 * stride, stride, 1, causal, delay, channels > 1, streaming=streaming
+                channels, width, 2 * stride, stride, 1, causal, delay, index > 0, streaming=streaming
             )
             layers.append(down)
             delay = down.delay
@@ -390,12 +415,17 @@ class WaveformVAE(nn.Module):
             for dilation in dilations if decoder_dilations is None else decoder_dilations:
                 layers.append(ResidualUnit(widths[index], kernel_size, dilation, causal, streaming))
                 delay += layers[-1].delay
-            width_out = widths[index - 1] if index > 0 else 1
+            width_out = widths[index - 1] if index > 0 else bands
             layers.append(
                 SubPixelUpsample(widths[index], width_out, strides[index], 3, delay, causal, streaming)
             )
             delay = layers[-1].delay
         self.decoder = nn.Sequential(*layers)
+        if bands > 1:
+            self.synthesis = PQMFSynthesis(
+                bands, causal=causal, delay=delay, frames=True, streaming=streaming
+            )
+            delay = self.synthesis.delay
         self.decode_delay = delay
         self.roundtrip_delay = self.encode_delay + self.decode_delay
 
@@ -403,7 +433,7 @@ class WaveformVAE(nn.Module):
     def encode(self, audio: Tensor) -> tuple[Tensor, Tensor]:
         """``audio [B, 1, T]`` (``T`` a multiple of ``ratio``) -> ``(mean, logvar)``, each
         ``[B, latent_size, T / ratio]``."""
-        features = F.leaky_relu(self.encoder(audio), 0.2)  # [B, 1, T / ratio * C]
+        features = F.leaky_relu(self.encoder(self.analysis(audio)), 0.2)  # [B, 1, T / ratio * C]
         frames = features.view(features.shape[0], features.shape[-1] // self.features, self.features)
         frames = frames.transpose(1, 2)
         return self.posterior(frames)
@@ -411,7 +441,8 @@ class WaveformVAE(nn.Module):
     @torch.jit.export
     def decode(self, z: Tensor) -> Tensor:
         """``z [B, latent_size, N]`` -> audio ``[B, 1, N * ratio]`` in [-1, 1] (tanh: bounded for any z)."""
-        return torch.tanh(self.decoder(z))  # one channel: the stream of frames it ends in is the audio
+        # one channel (or the bands' frames, which the synthesis makes one): the stream of frames is the audio
+        return torch.tanh(self.synthesis(self.decoder(z)))
 
     def forward(self, audio: Tensor, sample: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Encode, draw z (or take the mean when ``sample`` is False), decode: ``audio [B, 1, T]`` ->
@@ -427,3 +458,5 @@ class WaveformVAE(nn.Module):
             layer.reset()
         for layer in self.decoder:
             layer.reset()
+        self.analysis.reset()
+        self.synthesis.reset()

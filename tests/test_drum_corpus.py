@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from latentlive.core.errors import UserError
-from latentlive.corpus.drum_corpus import DrumCorpus, load_drum_corpus
+from latentlive.corpus.drum_corpus import DrumCorpus, drum_statistics, load_drum_corpus
 from latentlive.corpus.drum_map import DEFAULT_NOTES, INSTRUMENT_NAMES, NOTE_TO_CLASS, note_to_class
 from latentlive.corpus.drum_midi import UnreadableMidiError, drum_examples_from_midi, read_drum_midi
 from latentlive.corpus.drum_styles import (
@@ -85,10 +85,10 @@ def test_gm_map_classes_default_notes_and_coverage():
 # --- reading and quantising MIDI ------------------------------------------------------------------
 
 
-def tempo_meter_file() -> tuple[mido.MidiFile, np.ndarray]:
+def tempo_meter_file() -> tuple[mido.MidiFile, np.ndarray, np.ndarray]:
     """Bars: 0, 1 in 4/4 (tempo change in bar 1), 2 in 3/4, 3 and 5 in 4/4 with hits, 4 empty.
 
-    Returns the file and the expected grids of the usable bars, uint8 [3, 9, 16].
+    Returns the file, the expected grids of the usable bars, uint8 [3, 9, 16], and their offsets in 16ths.
     """
     three_four_start = 2 * BAR
     after = three_four_start + 3 * TPQ  # 4/4 again after one 3/4 bar
@@ -100,26 +100,25 @@ def tempo_meter_file() -> tuple[mido.MidiFile, np.ndarray]:
         meta(after, "time_signature", numerator=4, denominator=4),
     ]
     expected = np.zeros((3, 9, 16), dtype=np.uint8)
+    offsets = np.zeros((3, 9, 16), dtype=np.float32)
     drums: list = [meta(0, "track_name", name="Kit")]
 
-    def play(bar_start: int, bar: int, cls: int, step: int, offset: int = 0) -> None:
-        drums.extend(hit(bar_start + step * SIXTEENTH + offset, DEFAULT_NOTES[cls]))
+    def play(bar_start: int, bar: int, cls: int, step: int, offset: int = 0, note: int | None = None) -> None:
+        drums.extend(hit(bar_start + step * SIXTEENTH + offset, note or DEFAULT_NOTES[cls]))
         expected[bar, cls, step] = 1
+        offsets[bar, cls, step] = offset / SIXTEENTH
 
     play(0, 0, K, 0)
     play(0, 0, S, 4, offset=-3)  # early
     play(0, 0, CH, 2, offset=+5)  # late
     play(0, 0, CH, 7, offset=-11)  # early by almost half a 16th (12 ticks): still step 7
     play(0, 0, K, 10, offset=+11)
-    drums.extend(hit(BAR - 4, 49))  # just before bar 1: crash on its step 0
-    expected[1, CR, 0] = 1
+    play(BAR, 1, CR, 0, offset=-4)  # just before bar 1: crash on its step 0, early
     play(BAR, 1, K, 8)
     play(BAR, 1, S, 12, offset=2)
-    drums.extend(hit(BAR + 14 * SIXTEENTH, 44))  # pedal hat -> closed hat
-    expected[1, CH, 14] = 1
+    play(BAR, 1, CH, 14, note=44)  # pedal hat -> closed hat
     drums.extend(hit(three_four_start + 4, 36) + hit(three_four_start + 6 * SIXTEENTH, 38))  # the 3/4 bar
-    drums.extend(hit(after - 3, 46))  # just before the 4/4 bar: its step 0
-    expected[2, OH, 0] = 1
+    play(after, 2, OH, 0, offset=-3)  # just before the 4/4 bar: its step 0
     play(after, 2, RD, 6)
     play(after, 2, LT, 15, offset=4)
     # bar 4 (after + BAR) is empty; bar 5 has one hit.
@@ -127,11 +126,11 @@ def tempo_meter_file() -> tuple[mido.MidiFile, np.ndarray]:
     piano = [meta(0, "track_name", name="Piano")]
     for step in range(0, 96, 3):  # a piano on channel 1 playing kick/snare pitches: ignored
         piano.extend(hit(step * SIXTEENTH, 36 + step % 5, channel=0))
-    return midi_file([conductor, drums, piano]), expected
+    return midi_file([conductor, drums, piano]), expected, offsets
 
 
 def test_quantisation_tempo_change_meter_and_offsets(tmp_path):
-    midi, expected = tempo_meter_file()
+    midi, expected, offsets = tempo_meter_file()
     path = tmp_path / "song.mid"
     midi.save(path)
     result = read_drum_midi(path)
@@ -141,19 +140,73 @@ def test_quantisation_tempo_change_meter_and_offsets(tmp_path):
     last = np.zeros((1, 9, 16), dtype=np.uint8)
     last[0, S, 4] = 1
     np.testing.assert_array_equal(result.grids, np.concatenate([expected, last]))
-    assert result.counts == {"bars_used": 4, "non_4_4_bars": 1, "empty_bars": 1, "leftover_bars": 0}
+    assert result.counts == {
+        "bars_used": 4, "non_4_4_bars": 1, "empty_bars": 1, "leftover_bars": 0, "merged_notes": 0,
+    }  # fmt: skip
     assert np.allclose(result.velocities[result.grids == 1], 100 / 127)
     assert np.all(result.velocities[result.grids == 0] == 0)
     np.testing.assert_allclose(result.bpms, [120, 120, 97, 97], rtol=1e-3)  # tempo at each bar's start
+    # The microtiming is kept: each hit's offset from its step in 16ths, 0 where no hit.
+    assert result.offsets.dtype == np.float32 and result.offsets.shape == result.grids.shape
+    np.testing.assert_allclose(result.offsets, np.concatenate([offsets, np.zeros((1, 9, 16))]), atol=1e-6)
+    assert result.offsets[0, CH, 7] == pytest.approx(-11 / 24) and result.offsets[0, K, 10] == pytest.approx(
+        11 / 24
+    )
 
 
 def test_multi_bar_examples_are_consecutive_bars(tmp_path):
-    midi, expected = tempo_meter_file()
+    midi, expected, offsets = tempo_meter_file()
     result = drum_examples_from_midi(midi, bars_per_example=2)
     # Runs of usable bars: [0, 1], [3], [5] -> one 2-bar example, two bars left over.
     assert result.grids.shape == (1, 9, 32)
     np.testing.assert_array_equal(result.grids[0], np.concatenate([expected[0], expected[1]], axis=-1))
+    np.testing.assert_allclose(
+        result.offsets[0], np.concatenate([offsets[0], offsets[1]], axis=-1), atol=1e-6
+    )
     assert result.counts["leftover_bars"] == 2 and result.counts["bars_used"] == 2
+
+
+def test_notes_on_one_cell_merge_into_the_loudest_and_are_counted():
+    drums = []
+    drums += hit(4 * SIXTEENTH - 5, 38, velocity=40) + hit(4 * SIXTEENTH, 38, velocity=110)  # a flam
+    drums += hit(8 * SIXTEENTH, 42, velocity=80) + hit(8 * SIXTEENTH + 2, 44, velocity=80)  # one class, tie
+    drums += hit(0, 36, velocity=70) + hit(11, 36, velocity=90)  # a 32nd double kick: the later is louder
+    drums += hit(12 * SIXTEENTH, 38) + hit(
+        13 * SIXTEENTH - 12, 38, velocity=50
+    )  # half a 16th late: next step
+    drums += hit(BAR + 4 * SIXTEENTH, 38)  # bar 1, one note
+    in_three_four = [*hit(2 * BAR, 36), *hit(2 * BAR + 1, 36)]  # a 3/4 bar: not used, not counted
+    conductor = [meta(2 * BAR, "time_signature", numerator=3, denominator=4)]
+    result = drum_examples_from_midi(midi_file([conductor, drums + in_three_four]))
+    assert result.counts["merged_notes"] == 3 and result.counts["bars_used"] == 2
+    grid, velocity, offset = result.grids[0], result.velocities[0], result.offsets[0]
+    assert grid.sum() == 5 and grid[S, 4] == grid[CH, 8] == grid[K, 0] == grid[S, 12] == grid[S, 13] == 1
+    assert velocity[S, 4] == pytest.approx(110 / 127) and offset[S, 4] == 0  # the loudest note of the flam
+    assert velocity[CH, 8] == pytest.approx(80 / 127) and offset[CH, 8] == 0  # equally loud: the earliest
+    assert velocity[K, 0] == pytest.approx(90 / 127) and offset[K, 0] == pytest.approx(11 / 24)
+    assert offset[S, 13] == pytest.approx(-0.5) and velocity[S, 13] == pytest.approx(50 / 127)
+    # One note per cell: nothing merged.
+    assert drum_examples_from_midi(midi_file([hit(0, 36) + hit(SIXTEENTH, 36)])).counts["merged_notes"] == 0
+
+
+def test_write_midi_round_trips_hits_velocities_and_offsets(tmp_path):
+    rng = np.random.default_rng(3)
+    grid = (rng.random((9, 32)) < 0.3).astype(np.uint8)
+    grid[:, 0] = 0  # the first step of a file cannot be early
+    velocities = np.where(grid == 1, rng.uniform(1 / 127, 1.0, grid.shape), 0).astype(np.float32)
+    offsets = np.where(grid == 1, rng.uniform(-0.5, 0.5, grid.shape), 0).astype(np.float32)
+    edges = tuple(np.argwhere(grid == 1)[:2].T)
+    offsets[edges] = (-0.5, 0.5)  # both edges of a step
+    path = write_midi(grid, velocities, tmp_path / "played.mid", bpm=97, offsets=offsets)
+    result = read_drum_midi(path, bars_per_example=2)
+    assert result.counts["merged_notes"] == 0
+    np.testing.assert_array_equal(result.grids[0], grid)
+    tick = 1 / 120  # of a 16th, at the writer's 480 ticks a beat
+    assert np.abs(result.velocities[0] - velocities).max() <= 0.5 / 127 + 1e-6
+    assert np.abs(result.offsets[0] - offsets).max() <= tick + 1e-6
+    # without offsets the notes sit on the grid
+    plain = read_drum_midi(write_midi(grid, velocities, tmp_path / "grid.mid", bpm=97), bars_per_example=2)
+    assert np.all(plain.offsets == 0) and np.array_equal(plain.grids[0], grid)
 
 
 def test_channel_rules_named_tracks_and_single_channel_loops():
@@ -234,9 +287,11 @@ def test_generator_is_deterministic_and_has_enough_styles():
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], other[0])
-    grids, velocities, styles, groups = first
+    grids, velocities, offsets, styles, groups = first
     assert grids.shape == (20 * len(STYLE_NAMES), 9, 32) and grids.dtype == np.uint8
     assert velocities.dtype == np.float32 and styles.dtype == np.int64
+    assert offsets.dtype == np.float32 and offsets.shape == grids.shape
+    assert np.all(offsets[grids == 0] == 0) and np.abs(offsets).max() <= 0.5
     # 2-bar examples: 4 to a performance of 8 bars, so 5 performances of one groove per style
     assert groups[0] == "techno/performance-0000" and len(set(groups)) == 5 * len(STYLE_NAMES)
     assert np.all((velocities > 0) == (grids == 1)) and velocities.max() <= 1.0
@@ -244,11 +299,12 @@ def test_generator_is_deterministic_and_has_enough_styles():
         generate_pattern("rock", np.random.default_rng(0)),
         generate_pattern("rock", np.random.default_rng(0)),
     )
-    np.testing.assert_array_equal(a[0], b[0])
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_styles_are_musical_and_distinct():
-    grids, _, styles, _ = generate_style_corpus(120, bars=1, seed=0)
+    grids, _, _, styles, _ = generate_style_corpus(120, bars=1, seed=0)
     name = {n: i for i, n in enumerate(STYLE_NAMES)}
     by_style = {n: grids[styles == i] for n, i in name.items()}
     # Signatures a listener would name the style by.
@@ -272,7 +328,7 @@ def test_styles_are_musical_and_distinct():
 
 def test_write_midi_round_trip_with_humanize_and_swing(tmp_path):
     rng = np.random.default_rng(7)
-    grid, velocities = generate_pattern("breakbeat", rng, bars=4)
+    grid, velocities, _ = generate_pattern("breakbeat", rng, bars=4)
     path = write_midi(
         grid, velocities, tmp_path / "sub" / "loop.mid", bpm=132, humanize=1.0, seed=1, swing=0.15
     )
@@ -300,7 +356,7 @@ def write_user_corpus(root: Path) -> dict[str, list[np.ndarray]]:
         folder = root / style if style else root
         label = style or "default"
         for index in range(count):
-            grid, velocities = generate_pattern(style or "house", rng, bars=2)
+            grid, velocities, _ = generate_pattern(style or "house", rng, bars=2)
             swing = 0.2 if style == "hiphop" else 0.0
             path = folder / f"groove_{index:02d}.mid"
             write_midi(
@@ -327,6 +383,8 @@ def test_user_corpus_of_humanized_files(tmp_path):
     assert corpus.skipped["unreadable_files"] == 0 and corpus.skipped["non_4_4_bars"] == 0
     assert any("style techno: 26 examples" in line for line in log.lines)
     assert any("skipped" in line and "empty_bars=" in line for line in log.lines)
+    assert any("merged_notes=0" in line for line in log.lines) and corpus.skipped["merged_notes"] == 0
+    assert np.abs(corpus.offsets).max() > 0.05  # humanized timing is read, not quantised away
 
     two_bars = load_drum_corpus(tmp_path / "db", bars_per_example=2, log=quiet)
     assert two_bars.grids.shape == (40, 9, 32)
@@ -336,7 +394,8 @@ def test_cache_is_reused_and_invalidated_by_a_touched_file(tmp_path):
     db, cache = tmp_path / "db", tmp_path / "cache"
     rng = np.random.default_rng(0)
     for index in range(3):
-        write_midi(*generate_pattern("techno", rng, bars=1), db / "techno" / f"{index}.mid", bpm=130)
+        grid, velocities, offsets = generate_pattern("techno", rng, bars=1)
+        write_midi(grid, velocities, db / "techno" / f"{index}.mid", bpm=130, offsets=offsets)
     first_log, second_log, third_log = Recorder(), Recorder(), Recorder()
     first = load_drum_corpus(db, cache_dir=cache, log=first_log)
     second = load_drum_corpus(db, cache_dir=cache, log=second_log)
@@ -345,6 +404,7 @@ def test_cache_is_reused_and_invalidated_by_a_touched_file(tmp_path):
     assert [p.name for p in cache.iterdir() if p.name.endswith(".tmp")] == []
     np.testing.assert_array_equal(first.grids, second.grids)
     np.testing.assert_array_equal(first.velocities, second.velocities)
+    np.testing.assert_array_equal(first.offsets, second.offsets)
     assert first.style_names == second.style_names and first.skipped == second.skipped
 
     stat = (db / "techno" / "1.mid").stat()
@@ -366,6 +426,8 @@ def test_builtin_corpus_and_its_cache(tmp_path):
     again = load_drum_corpus(None, builtin_examples_per_style=8, cache_dir=tmp_path, seed=2, log=log)
     assert any("loaded cache" in line for line in log.lines)
     np.testing.assert_array_equal(again.grids, corpus.grids)
+    np.testing.assert_array_equal(again.offsets, corpus.offsets)  # the cache keeps the microtiming
+    assert corpus.offsets.shape == corpus.grids.shape and corpus.offsets.dtype == np.float32
     longer = load_drum_corpus(None, bars_per_example=2, builtin_examples_per_style=3, log=quiet)
     assert longer.grids.shape == (3 * len(STYLE_NAMES), 9, 32)
 
@@ -417,3 +479,24 @@ def test_bad_bars_per_example_and_folder_file(tmp_path):
     not_a_folder.write_bytes(raw_midi_with_running_status())
     with pytest.raises(UserError, match="not a folder"):
         load_drum_corpus(not_a_folder, log=quiet)
+
+
+def test_drum_statistics_per_class_in_ms_at_120_bpm():
+    grids = np.zeros((2, 9, 16), dtype=np.uint8)
+    velocities = np.zeros((2, 9, 16), dtype=np.float32)
+    offsets = np.zeros((2, 9, 16), dtype=np.float32)
+    grids[0, S, [4, 12]] = 1
+    velocities[0, S, [4, 12]] = (1.0, 0.5)
+    offsets[0, S, [4, 12]] = (0.1, -0.3)  # 12.5 and -37.5 ms at 120 bpm
+    grids[1, K, 0], velocities[1, K, 0] = 1, 0.8
+    corpus = DrumCorpus(grids, velocities, offsets, np.zeros(2, np.int64), np.array(["a", "a"]),
+                        np.arange(2), ["default"], "test", {})  # fmt: skip
+    stats = drum_statistics(corpus)
+    assert stats["snare"]["share"] == pytest.approx(100 * 2 / 32)
+    assert stats["snare"]["velocity_std"] == pytest.approx(0.25)
+    assert stats["snare"]["abs_offset_ms"] == pytest.approx(25.0) and stats["snare"][
+        "offset_ms"
+    ] == pytest.approx(-12.5)
+    assert stats["kick"]["abs_offset_ms"] == 0 and stats["crash"]["share"] == 0
+    assert stats["all"]["share"] == pytest.approx(100 * 3 / 288)
+    assert drum_statistics(corpus, bpm=60)["snare"]["abs_offset_ms"] == pytest.approx(50.0)

@@ -33,9 +33,9 @@ def write_performances(root: Path, files: dict[str, int], bars: int = 3) -> None
     for relative, seed in files.items():
         folder = relative.split("/")[0]
         style = folder if folder in STYLE_NAMES else "house"
-        grids, velocities = generate_performance(style, np.random.default_rng(seed), bars)
-        grid, velocity = np.concatenate(list(grids), axis=-1), np.concatenate(list(velocities), axis=-1)
-        write_midi(grid, velocity, root / relative, STYLE_BPM[style], humanize=0.5, seed=seed)
+        played = generate_performance(style, np.random.default_rng(seed), bars)
+        grid, velocity, offset = (np.concatenate(list(array), axis=-1) for array in played)
+        write_midi(grid, velocity, root / relative, STYLE_BPM[style], humanize=0.5, seed=seed, offsets=offset)
 
 
 FOLDER = {f"{style}/take {index}.mid": 10 * number + index for number, style in enumerate(("techno", "rock"))
@@ -59,7 +59,12 @@ def test_builtin_performances_are_groups_and_no_group_is_on_two_sides(tmp_path: 
     assert corpus.starts[corpus.groups == "rock/performance-0001"].tolist() == list(range(8))
 
     split, indices = split_examples(corpus.groups, corpus.starts, 1, (0.8, 0.1, 0.1), seed=1)
-    assert not split.by_time and [len(split.groups[side]) for side in SIDES] == [24, 3, 3]
+    held = round(0.1 * len(names))  # validation and test get round(groups * fraction) groups each
+    assert not split.by_time and [len(split.groups[side]) for side in SIDES] == [
+        len(names) - 2 * held,
+        held,
+        held,
+    ]
     assert sum(len(part) for part in indices.values()) == len(corpus)
     assert groups_on_two_sides(corpus.groups, indices) == []
     moved = str(corpus.groups[indices["train"][0]])
@@ -121,8 +126,20 @@ def test_nearest_by_hamming_matches_a_brute_force_search_across_chunks() -> None
     assert torch.equal(nearest_by_hamming(table[[7, 3]], table, chunk=1), torch.tensor([7, 3]))
 
 
+def played(patterns: torch.Tensor) -> TensorData:
+    """Task tensors of ``patterns`` [N, 9, 16] with no style, velocity 0.8 on the hits and no offsets."""
+    return TensorData(
+        {
+            "pattern": patterns,
+            "style": torch.zeros(len(patterns), dtype=torch.long),
+            "velocity": 0.8 * patterns,
+            "offset": torch.zeros_like(patterns),
+        }
+    )
+
+
 def tiny_split(patterns: torch.Tensor) -> SplitData:
-    train = TensorData({"pattern": patterns, "style": torch.zeros(len(patterns), dtype=torch.long)})
+    train = played(patterns)
     empty = TensorData({key: value[:0] for key, value in train.tensors.items()})
     return SplitData(train, empty, empty, Split(0, (1.0, 0.0, 0.0), {side: () for side in SIDES}))
 
@@ -134,7 +151,7 @@ def test_evaluate_held_out_scores_each_class_beside_the_nearest_training_bar() -
     training = (torch.rand(40, 9, 16) < 0.25).float()
     data = tiny_split(training)
 
-    copies = TensorData({"pattern": training[5:15].clone(), "style": torch.zeros(10, dtype=torch.long)})
+    copies = played(training[5:15].clone())
     metrics = task.evaluate_held_out(model, copies, data)
     for name in INSTRUMENT_NAMES:
         for prefix in ("eval", "eval/baseline_nearest_bar"):
@@ -143,16 +160,16 @@ def test_evaluate_held_out_scores_each_class_beside_the_nearest_training_bar() -
     assert metrics["eval/baseline_nearest_bar/f1/kick"] == 1.0
     assert 0.0 <= metrics["eval/f1"] < 1.0 and {"eval/elbo", "eval/kl"} <= set(metrics)
 
-    unseen = TensorData({"pattern": 1 - training[5:15], "style": torch.zeros(10, dtype=torch.long)})
+    unseen = played(1 - training[5:15])
     assert task.evaluate_held_out(model, unseen, data)["eval/baseline_nearest_bar/f1"] < 0.9
 
 
 @pytest.mark.parametrize("bars", [1, 2])
 def test_performances_are_one_groove_cut_into_examples(bars: int) -> None:
-    grids, velocities = generate_performance(
+    grids, velocities, offsets = generate_performance(
         "breakbeat", np.random.default_rng(4), examples=8 // bars, bars=bars
     )
-    assert grids.shape == (8 // bars, 9, 16 * bars) and velocities.shape == grids.shape
+    assert grids.shape == (8 // bars, 9, 16 * bars) and velocities.shape == offsets.shape == grids.shape
     # the kick (one of four options) keeps its groove bar after bar; only its ghost note on step 13 comes and goes
     kick = np.delete(grids[:, 0].reshape(-1, 16), 13, axis=1)
     assert (kick == kick[0]).all()

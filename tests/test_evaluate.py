@@ -37,6 +37,11 @@ def test_the_test_split_is_scored_per_class_beside_the_lookup(drums_run, tmp_pat
     metrics = result["metrics"]
     assert {f"eval/f1/{name}" for name in INSTRUMENT_NAMES} <= set(metrics)
     assert {"eval/f1", "eval/baseline_nearest_bar/f1", "eval/beats_nearest_bar"} <= set(metrics)
+    groove = {"eval/velocity_error", "eval/offset_error_ms"}
+    assert groove | {key.replace("eval/", "eval/baseline_nearest_bar/") for key in groove} <= set(metrics)
+    assert {"eval/baseline_mean_velocity/velocity_error", "eval/baseline_zero_offset/offset_error_ms"} <= set(
+        metrics
+    )
     assert f"wrote {run / 'eval_test.json'}" in done.stdout
 
 
@@ -47,6 +52,11 @@ def test_a_folder_held_out_by_the_user_is_scored_whole(drums_run, tmp_path: Path
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((run / "eval_folder-mine.json").read_text())
     assert result["examples"] == 4 and result["held_out"] == str((tmp_path / "mine").resolve())
+    metrics = result["metrics"]
+    assert {f"eval/f1/{name}" for name in INSTRUMENT_NAMES} <= set(metrics)
+    # the files were played with feel: the zero-offset baseline has timing to miss
+    assert metrics["eval/baseline_zero_offset/offset_error_ms"] > 0 and metrics["eval/velocity_error"] >= 0
+    assert "eval/baseline_nearest_bar/velocity_error" in metrics
 
 
 def test_a_run_whose_data_changed_is_refused_and_nothing_is_written(drums_run, tmp_path: Path) -> None:

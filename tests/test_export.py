@@ -45,7 +45,18 @@ def test_report_and_metadata(drums_run: Path, drums_ts: Path) -> None:
     report = json.loads((drums_run / "export" / "report.json").read_text())
     assert report["latency_samples"] == 0 and report["torch_version"].startswith("2.5")
     assert report["file_size_bytes"] == drums_ts.stat().st_size
-    assert report["methods"]["decode"] == {"in_channels": 6, "in_ratio": 1, "out_channels": 9, "out_ratio": 1}
+    assert report["methods"]["decode"] == {
+        "in_channels": 6,
+        "in_ratio": 1,
+        "out_channels": 18,
+        "out_ratio": 1,
+    }
+    assert report["methods"]["encode"] == {
+        "in_channels": 11,
+        "in_ratio": 1,
+        "out_channels": 5,
+        "out_ratio": 1,
+    }
     for method in ("decode", "encode", "forward"):
         timing = report["per_buffer_2048_one_thread"][method]
         assert 0 < timing["wall_ms_p50"] <= timing["wall_ms_p99"] and timing["cpu_ms_mean"] > 0
@@ -53,73 +64,94 @@ def test_report_and_metadata(drums_run: Path, drums_ts: Path) -> None:
     assert metadata["model"] == "drums" and metadata["latent_size"] == 4 and metadata["steps"] == 16
     assert len(metadata["style_names"]) >= 8 and metadata["gm_notes"][0] == 36
     assert metadata["streaming"] is True and metadata["cached_conv"] is True
+    assert metadata["groove"] is True and metadata["infer_style"] == -2
+    checkpoint = load_checkpoint(drums_run / "checkpoints" / "last.pt")
+    assert metadata["class_thresholds"] == checkpoint["metadata"].get("class_thresholds", [0.5] * 9)
+
+
+def _eager_groove(model: PatternVAE, z: list[float], style: int) -> tuple[torch.Tensor, ...]:
+    """Hit probabilities, velocities and offsets ``[9, S]`` of the eager model."""
+    with torch.no_grad():
+        logits, velocity, offset = model.decode_groove(torch.tensor([z]), torch.tensor([style]))
+    return torch.sigmoid(logits)[0], velocity[0], offset[0]
 
 
 def test_decode_through_the_host_harness_plays_the_decoded_pattern(
     drums_ts: Path, eager_model: PatternVAE
 ) -> None:
     module = load_ts(drums_ts)
-    module.set_threshold(0.0)  # every level visible, so the comparison covers every cell
+    module.set_threshold(0.0)  # every cell plays, so the comparison covers every cell
     z, style = [0.7, -1.2, 0.3, 2.0], 2
-    with torch.no_grad():
-        probs = torch.sigmoid(eager_model.decode(torch.tensor([z]), torch.tensor([style])))[0]  # [9, 16]
+    _, velocity, offset = _eager_groove(eager_model, z, style)
     samples_per_step = 300  # not a divisor of the buffers: steps straddle buffer boundaries
     steps = torch.arange(16 * samples_per_step) // samples_per_step
     signal = _decode_input(z, steps.float(), style)
     for buffer in (64, 2048):
         out = NNHost(module, "decode", buffer_size=buffer).process(signal)[0]
-        assert out.shape == (9, len(steps))
-        expected = probs[:, steps]
-        assert torch.allclose(out, expected, atol=1e-5), buffer
+        assert out.shape == (18, len(steps))
+        assert torch.allclose(out[:9], velocity.clamp_min(1 / 127)[:, steps], atol=1e-5), buffer
+        assert torch.allclose(out[9:], offset[:, steps], atol=1e-5), buffer
 
 
 def test_threshold_temperature_and_style_attributes(drums_ts: Path, eager_model: PatternVAE) -> None:
     module = load_ts(drums_ts)
-    signal = _decode_input([0.0] * 4, torch.arange(16).float(), 1)
-    module.set_threshold(0.5)
+    thresholds = torch.tensor(read_metadata(drums_ts)["class_thresholds"]).unsqueeze(1)
+    z = [0.0] * 4
+    signal = _decode_input(z, torch.arange(16).float(), 1)
+    probs, _, _ = _eager_groove(eager_model, z, 1)
+    for knob, temperature, expected in (
+        (0.5, 1.0, probs >= thresholds),  # the run's own per-class thresholds
+        (0.25, 1.0, probs >= thresholds / 2),  # the knob lowers all of them
+        (0.75, 1.0, probs >= thresholds + (1 - thresholds) / 2),
+        (0.5, 0.25, torch.sigmoid(torch.logit(probs.double()) / 0.25) >= thresholds),  # sharper
+        (1.0, 1.0, torch.zeros_like(probs, dtype=torch.bool)),
+    ):
+        module.set_threshold(knob)
+        module.set_temperature(temperature)
+        out = module.decode(signal)[0]
+        decided = ((probs - thresholds).abs() > 1e-4) | (knob == 1.0)  # cells a float rounding cannot flip
+        assert torch.equal((out[:9] > 0)[decided], expected[decided]), (knob, temperature)
+        assert (out[9:][out[:9] == 0] == 0).all()  # no hit, no offset
     module.set_temperature(1.0)
-    levels = module.decode(signal)[0]
-    assert ((levels == 0) | (levels >= 0.5)).all()
-    module.set_temperature(0.25)  # sharper: every level moves away from 0.5
     module.set_threshold(0.0)
-    sharp = module.decode(signal)[0]
-    module.set_temperature(1.0)
-    soft = module.decode(signal)[0]
-    assert ((sharp - 0.5).abs() >= (soft - 0.5).abs() - 1e-6).all()
-    out_of_range = module.decode(_decode_input([0.0] * 4, torch.arange(16).float(), 99))
-    no_style = module.decode(_decode_input([0.0] * 4, torch.arange(16).float(), -1))
+    out_of_range = module.decode(_decode_input(z, torch.arange(16).float(), 99))
+    no_style = module.decode(_decode_input(z, torch.arange(16).float(), -1))
     assert torch.equal(out_of_range, no_style)
 
 
 def test_encode_learns_a_clip_and_forward_reconstructs_it(drums_ts: Path, eager_model: PatternVAE) -> None:
     module = load_ts(drums_ts)
-    pattern = torch.zeros(9, 16)
-    pattern[0, ::4] = 1  # four on the floor
-    pattern[1, 4::8] = 1  # backbeat
-    pattern[2, 2::4] = 1  # off-beat hats
+    velocity = torch.zeros(9, 16)
+    velocity[0, ::4] = 0.9  # four on the floor
+    velocity[1, 4::8] = 0.7  # backbeat
+    velocity[2, 2::4] = 0.4  # off-beat hats
     samples_per_step = 100
     steps = torch.arange(16 * samples_per_step) // samples_per_step
-    hits = pattern[:, steps]  # the device holds a hit for its whole step
-    encode_in = torch.cat([hits, steps.float().unsqueeze(0)]).unsqueeze(0)
+    levels = velocity[:, steps]  # the device holds a hit's velocity for its whole step
+    encode_in = torch.cat([levels, steps.float().unsqueeze(0), torch.full((1, len(steps)), -1.0)]).unsqueeze(
+        0
+    )
     latent = NNHost(module, "encode", buffer_size=256).process(encode_in)[0]
     with torch.no_grad():
-        mean, _ = eager_model.encode(pattern.unsqueeze(0), torch.tensor([-1]))
-    assert torch.allclose(latent[:, -1], mean[0], atol=1e-5)
+        hits = (velocity > 0).float().unsqueeze(0)
+        mean, _ = eager_model.encode(hits, torch.tensor([-1]), velocity.unsqueeze(0), torch.zeros_like(hits))
+    assert torch.allclose(latent[:4, -1], mean[0], atol=1e-5)
+    assert latent[4, -1] == -1  # the style it used: none
 
     module.reset()
     module.set_threshold(0.0)
-    forward_in = torch.cat([encode_in, torch.full((1, 1, len(steps)), -1.0)], dim=1)
-    levels = NNHost(module, "forward", buffer_size=256).process(forward_in)[0]
-    with torch.no_grad():
-        expected = torch.sigmoid(eager_model.decode(mean, torch.tensor([-1])))[0][:, steps]
+    levels_out = NNHost(module, "forward", buffer_size=256).process(encode_in)[0]
+    _, velocity_out, offset_out = _eager_groove(eager_model, mean[0].tolist(), -1)
     last_pass = slice(len(steps) - samples_per_step, None)  # the whole pattern is recorded by then
-    assert torch.allclose(levels[:, last_pass], expected[:, last_pass], atol=1e-5)
+    expected = torch.cat([velocity_out.clamp_min(1 / 127), offset_out])[:, steps]
+    assert torch.allclose(levels_out[:, last_pass], expected[:, last_pass], atol=1e-5)
 
 
 def test_batch_entries_record_their_own_patterns(drums_ts: Path) -> None:
     module = load_ts(drums_ts)
-    x = torch.zeros(4, 10, 16)
+    x = torch.zeros(4, 11, 16)
     x[:, 9] = torch.arange(16).float()
+    x[:, 10] = -1.0
     x[1, 0, ::4] = 1.0
     x[3, 1, 4::8] = 1.0
     latents = module.encode(x)[:, :, -1]

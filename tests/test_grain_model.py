@@ -48,8 +48,9 @@ def sine_grain(freq: float, size: int = 1024) -> Tensor:
 
 
 def engine_with(decoder: nn.Module, latent_size: int = 4, **settings: float) -> GranularEngine:
+    """An engine with ``settings``; synchronous (jitter 0) unless they say otherwise, so that onsets are known."""
     engine = GranularEngine(decoder, grain_size=1024, sample_rate=RATE, latent_size=latent_size)
-    for name, value in settings.items():
+    for name, value in {"jitter": 0.0, **settings}.items():
         setattr(engine, name, value)
     return engine
 
@@ -218,6 +219,36 @@ def test_async_onsets_match_density_on_average() -> None:
         z.shape[0] for z in decoder.latents
     ]  # sync would give 5 or 6 grains per call, jitter varies more
     assert max(per_call) - min(per_call) > 2
+
+
+def test_jittered_onsets_do_not_depend_on_the_split_into_calls_and_repeat_after_a_reset() -> None:
+    engine = engine_with(FixedGrain(sine_grain(440.0)), density=100.0, jitter=1.0)
+    audios = []
+    for chunks in ([1024] * 64, [256] * 200 + [14336], [65536]):
+        engine.reset()
+        with torch.no_grad():
+            audios.append(run_in_chunks(engine, torch.zeros(1, 4, 256), 256, chunks))
+    assert audios[0].shape[-1] == 65536 and audios[0].abs().max() > 0
+    for other in audios[1:]:
+        torch.testing.assert_close(other, audios[0], atol=1e-6, rtol=0.0)
+    # another seed of the jitter's generator draws other intervals
+    engine.jitter_seed = 7
+    engine.reset()
+    with torch.no_grad():
+        assert not torch.allclose(run_in_chunks(engine, torch.zeros(1, 4, 256), 256, [65536]), audios[0])
+
+
+def test_default_settings_are_a_cloud_of_grains_at_random_intervals() -> None:
+    engine = GranularEngine(FixedGrain(sine_grain(440.0)), 1024, RATE, 4)
+    assert engine.jitter == 1.0 and engine.density == 100.0 and engine.spray == 0.0
+    gaps = []
+    for _ in range(40):
+        onsets = engine._onsets(2048)
+        gaps += [b - a for a, b in zip(onsets[:-1], onsets[1:], strict=True)]
+    # intervals uniform in [0, 2 / density]: spread over most of that range, their mean the interval
+    interval = RATE / 100.0
+    assert min(gaps) < 0.2 * interval and max(gaps) > 1.8 * interval
+    assert abs(sum(gaps) / len(gaps) - interval) < 0.15 * interval
 
 
 def test_spray_zero_keeps_the_path_and_spray_adds_noise_of_that_std() -> None:

@@ -18,11 +18,13 @@ from latentlive.training.config import parse_gin
 from latentlive.training.evaluation import evaluate_run
 from latentlive.training.sample_quality import frame_rate_share, sample_quality
 from latentlive.training.tasks.base import TensorData
-from latentlive.training.tasks.grain import GrainTask
+from latentlive.training.tasks.grain import SYNC_SETTINGS, GrainTask
 
 TEXTURE_KEYS = {
     "eval/quality/frame_share/grain",
     "eval/quality/frame_share/grain_corpus",
+    "eval/quality/frame_share/grain_sync",
+    "eval/quality/frame_share/grain_sync_corpus",
     "eval/quality/frechet_log_mel",
     "eval/quality/flatness/6000-11025",
     "eval/quality/flatness/6000-11025_corpus",
@@ -111,17 +113,32 @@ def test_sample_quality_is_repeatable_and_leaves_the_global_rng_alone(tiny) -> N
     assert task.sample_quality(model, data) == first
 
 
-def test_a_drone_decoder_reads_near_all_of_its_power_on_the_grain_rate(tiny) -> None:
+def test_a_drone_decoder_reads_near_all_of_its_power_on_the_grain_rate_when_synchronous(tiny) -> None:
     task, model, data = tiny
     drone = ConstantGrain(task.grain_size, task.sample_rate, model.latent_size)
     metrics = task.sample_quality(drone, data)
-    assert metrics["eval/quality/frame_share/grain"] > 0.9
-    assert metrics["eval/quality/frame_share/grain"] > metrics["eval/quality/frame_share/grain_corpus"] + 0.3
-    # the corpus side does not depend on the decoder
-    assert (
-        metrics["eval/quality/frame_share/grain_corpus"]
-        == task.sample_quality(model, data)["eval/quality/frame_share/grain_corpus"]
+    sync = metrics["eval/quality/frame_share/grain_sync"]
+    assert sync > 0.9
+    assert sync > metrics["eval/quality/frame_share/grain_sync_corpus"] + 0.3
+    assert sync == pytest.approx(
+        frame_rate_share([task.prior_texture(drone, SYNC_SETTINGS)], task.sample_rate, 40.0)
     )
+    # the corpus side does not depend on the decoder
+    for key in ("grain_corpus", "grain_sync_corpus"):
+        assert (
+            metrics[f"eval/quality/frame_share/{key}"]
+            == task.sample_quality(model, data)[f"eval/quality/frame_share/{key}"]
+        )
+
+
+def test_the_default_cloud_keeps_even_a_drone_decoder_off_the_grain_rate(tiny) -> None:
+    """Issue #18: at the default settings (grains at random intervals) the grain rate is no pitch: the share of
+    the same drone falls to about that of noise (``2 * 2 Hz / 100 Hz``), from over 0.9 when synchronous."""
+    task, model, data = tiny
+    drone = ConstantGrain(task.grain_size, task.sample_rate, model.latent_size)
+    metrics = task.sample_quality(drone, data)
+    assert metrics["eval/quality/frame_share/grain"] < 0.15
+    assert metrics["eval/quality/frame_share/grain_sync"] > 0.9
 
 
 def test_sizes_are_gin_arguments_and_zero_turns_a_set_off(tiny) -> None:

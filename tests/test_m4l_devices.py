@@ -9,7 +9,7 @@ import pytest
 
 from latentlive.core.errors import UserError
 from latentlive.m4l_devices.amxd import MIDI_EFFECT, read_amxd, write_amxd
-from latentlive.m4l_devices.drums import build_drums_device
+from latentlive.m4l_devices.drums import DELAY_EXPR, VELOCITY_EXPR, build_drums_device
 from latentlive.m4l_devices.max_objects import UnknownObjectError, object_io, split_box_text
 from latentlive.m4l_devices.patcher import Param, Patcher
 from latentlive.m4l_devices.preview import draw_presentation
@@ -19,16 +19,16 @@ INSTRUMENTS = ["Kick", "Snare", "Closed HH", "Open HH", "Low Tom", "Mid Tom", "H
 GM_NOTES = [36, 38, 42, 46, 45, 48, 50, 49, 51]
 
 
-def drums_metadata(latent_size: int) -> dict[str, Any]:
+def drums_metadata(latent_size: int, steps: int = 16) -> dict[str, Any]:
     """Hand-written metadata in the shape export.metadata.read_metadata returns for drums.ts."""
     return {
         "model": "drums",
         "latent_size": latent_size,
-        "steps": 16,
+        "steps": steps,
         "style_names": ["rock", "funk", "latin"],
         "instrument_names": INSTRUMENTS,
         "gm_notes": GM_NOTES,
-        "methods": {"decode": {"in_channels": latent_size + 2, "out_channels": 9}},
+        "methods": {"decode": {"in_channels": latent_size + 2, "out_channels": 18}},
         "attributes": {"temperature": 1.0, "threshold": 0.5},
         "latency_samples": 0,
     }
@@ -37,10 +37,13 @@ def drums_metadata(latent_size: int) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def drum_devices(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     out = tmp_path_factory.mktemp("devices")
-    return {
+    devices = {
         d: build_drums_device(out / f"d{d}", "/models/my drums/drums.ts", drums_metadata(d))
         for d in (2, 5, 8)
     }
+    # a two-bar model (32 steps), keyed by -D so the tests of every device take it too
+    devices[-4] = build_drums_device(out / "two_bars", "/models/drums.ts", drums_metadata(4, steps=32))
+    return devices
 
 
 def boxes_of(path: Path) -> list[dict[str, Any]]:
@@ -164,14 +167,14 @@ def test_patcher_refuses_a_line_to_a_missing_inlet() -> None:
 # --- the drum device ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("d", [2, 5, 8])
+@pytest.mark.parametrize("d", [2, 5, 8, -4])
 def test_drum_device_validates(drum_devices: dict[int, Path], d: int) -> None:
     path = drum_devices[d]
     assert path.name == "LatentDrums.amxd"
     assert validate_device(path) == []
 
 
-@pytest.mark.parametrize("d", [2, 5, 8])
+@pytest.mark.parametrize("d", [2, 5, 8, -4])
 def test_drum_device_is_a_169px_midi_effect_opening_in_presentation(
     drum_devices: dict[int, Path], d: int
 ) -> None:
@@ -196,7 +199,13 @@ def test_every_control_is_a_live_parameter_with_a_unique_long_name(
     assert all(b.get("parameter_enable") == 1 for b in controls)
     names = [b["saved_attribute_attributes"]["valueof"]["parameter_longname"] for b in params]
     assert len(names) == len(set(names))
-    assert {f"Latent {k}" for k in range(1, d + 1)} | {"Style", "Threshold", "Temperature"} <= set(names)
+    assert {f"Latent {k}" for k in range(1, d + 1)} | {
+        "Style",
+        "Threshold",
+        "Temperature",
+        "Swing",
+        "Quantise",
+    } <= set(names)
     dials = {b["saved_attribute_attributes"]["valueof"]["parameter_longname"]: b for b in params}
     assert dials["Latent 1"]["saved_attribute_attributes"]["valueof"]["parameter_mmin"] == -3.0
     assert dials["Style"]["saved_attribute_attributes"]["valueof"]["parameter_enum"] == [
@@ -214,12 +223,15 @@ def test_every_control_is_a_live_parameter_with_a_unique_long_name(
     assert not pad.get("parameter_enable")
 
 
-@pytest.mark.parametrize("d", [2, 5, 8])
-def test_nn_box_has_latents_step_style_in_and_nine_out(drum_devices: dict[int, Path], d: int) -> None:
+@pytest.mark.parametrize("d", [2, 5, 8, -4])
+def test_nn_box_has_latents_step_style_in_and_levels_and_offsets_out(
+    drum_devices: dict[int, Path], d: int
+) -> None:
     path = drum_devices[d]
+    steps, d = (32, -d) if d < 0 else (16, d)
     boxes = {b["id"]: b for b in boxes_of(path)}
     nn = next(b for b in boxes.values() if b.get("text", "").startswith("nn~"))
-    assert (nn["numinlets"], nn["numoutlets"]) == (d + 2, 9)
+    assert (nn["numinlets"], nn["numoutlets"]) == (d + 2, 18)
     assert nn["text"].startswith("nn~ drums.ts decode ")  # by file name: found beside the device
     lines = lines_of(path)
     fed = {inlet for _, _, dst, inlet in lines if dst == nn["id"]}
@@ -227,24 +239,32 @@ def test_nn_box_has_latents_step_style_in_and_nine_out(drum_devices: dict[int, P
     sampled = {
         outlet for src, outlet, dst, _ in lines if src == nn["id"] and boxes[dst]["text"] == "snapshot~"
     }
-    assert sampled == set(range(9))
-    # the step inlet comes from a phasor locked to Live's transport
+    assert sampled == set(range(18))  # 9 hit levels, 9 offsets
+    # the step inlet comes from a phasor locked to Live's transport, over one bar or two
+    phasor = {16: "phasor~ 1n @lock 1", 32: "phasor~ 2.0.0 @lock 1"}[steps]
     step_src = next(src for src, _, dst, inlet in lines if dst == nn["id"] and inlet == d)
     chain = [boxes[step_src]["text"]]
-    while chain[-1] != "phasor~ 1n @lock 1":
+    while chain[-1] != phasor:
         chain.append(boxes[next(s for s, _, t, _ in lines if t == _id_of(boxes, chain[-1]))]["text"])
-    assert chain == ["+~ 0.5", "*~ 16.", "phasor~ 1n @lock 1"]
+    assert chain == ["+~ 1.", f"*~ {steps}.", phasor]
+    grid = next(b for b in boxes.values() if b["maxclass"] == "live.grid")
+    assert grid["columns"] == steps
 
 
 def _id_of(boxes: dict[str, dict[str, Any]], text: str) -> str:
     return next(i for i, b in boxes.items() if b.get("text") == text)
 
 
+def _fed_by(lines, boxes, dst_id: str, inlet: int) -> list[str]:
+    """The texts (or maxclasses) of the boxes that feed inlet ``inlet`` of box ``dst_id``."""
+    return [boxes[s].get("text", boxes[s]["maxclass"]) for s, _, t, i in lines if t == dst_id and i == inlet]
+
+
 def test_drum_device_plays_midi_in_time_and_passes_midi_through(drum_devices: dict[int, Path]) -> None:
     path = drum_devices[5]
     boxes = {b["id"]: b for b in boxes_of(path)}
     texts = {b.get("text") for b in boxes.values()}
-    assert "metro 16n @quantize 16n @active 1" in texts
+    assert "metro 32n @quantize 32n @active 1" in texts  # the look-ahead tick, half a step before a 16th
     lines = {(boxes[s].get("text"), boxes[t].get("text")) for s, _, t, _ in lines_of(path)}
     assert ("midiin", "midiout") in lines
     assert ("midiformat", "midiout") in lines and ("pack 0 0", "midiformat") in lines
@@ -255,6 +275,42 @@ def test_drum_device_plays_midi_in_time_and_passes_midi_through(drum_devices: di
     assert ("absolutepath", "route notfound") in lines  # a missing model shows in the status line
 
 
+@pytest.mark.parametrize("d", [5, -4])
+def test_drum_device_plays_velocity_and_offsets_through_its_scheduler(
+    drum_devices: dict[int, Path], d: int
+) -> None:
+    """Each hit's level becomes its MIDI velocity; its offset, the swing and the quantise switch set its
+    delay from the look-ahead tick in ms of Live's tempo, and one of two delay lanes plays it into makenote."""
+    path = drum_devices[d]
+    boxes = {b["id"]: b for b in boxes_of(path)}
+    lines = lines_of(path)
+    nn = next(i for i, b in boxes.items() if b.get("text", "").startswith("nn~"))
+    delays = [i for i, b in boxes.items() if b.get("text") == DELAY_EXPR]
+    velocities = [i for i, b in boxes.items() if b.get("text") == VELOCITY_EXPR]
+    assert len(delays) == len(velocities) == 9
+    offset_snapshots = {
+        s for s, _, t, _ in lines if boxes[t].get("text") == DELAY_EXPR and boxes[s]["text"] == "snapshot~"
+    }
+    assert {o for s, o, t, _ in lines if s == nn and t in offset_snapshots} == set(range(9, 18))
+    for delay in delays:
+        assert _fed_by(lines, boxes, delay, 1) == ["snapshot~"]  # the offset
+        assert _fed_by(lines, boxes, delay, 2) == ["expr ($i1 % 2) * $f2 * 0.5 * $f3"]  # swing shift
+        assert _fed_by(lines, boxes, delay, 3) == ["!- 1"]  # 1 - quantise
+        assert _fed_by(lines, boxes, delay, 4) == ["!/ 15000."]  # ms per 16th at Live's tempo
+    swing = next(i for i, b in boxes.items() if b.get("text", "").startswith("expr ($i1 % 2)"))
+    assert _fed_by(lines, boxes, swing, 1) == ["live.dial"]
+    assert _fed_by(lines, boxes, next(i for i, b in boxes.items() if b.get("text") == "!- 1"), 0) == [
+        "live.toggle"
+    ]
+    tempo = next(i for i, b in boxes.items() if b.get("text") == "!/ 15000.")
+    assert [(boxes[s]["text"], o) for s, o, t, _ in lines if t == tempo] == [("transport", 4)]
+    makenote = next(i for i, b in boxes.items() if b.get("text", "").startswith("makenote"))
+    # velocity (cold) then pitch (hot), from the two lanes of each drum
+    assert _fed_by(lines, boxes, makenote, 1) == ["t b i"] * 18
+    assert sorted(set(_fed_by(lines, boxes, makenote, 0))) == sorted({f"i {n}" for n in GM_NOTES})
+    assert sum(b.get("text") == "delay" for b in boxes.values()) == 18
+
+
 def test_drum_metadata_errors_are_user_errors(tmp_path: Path) -> None:
     bad = drums_metadata(9)
     with pytest.raises(UserError, match="latent_size=9"):
@@ -262,6 +318,12 @@ def test_drum_metadata_errors_are_user_errors(tmp_path: Path) -> None:
     short = drums_metadata(4) | {"gm_notes": GM_NOTES[:8]}
     with pytest.raises(UserError, match="expected 9"):
         build_drums_device(tmp_path, "drums.ts", short)
+    old = drums_metadata(4)
+    old["methods"]["decode"]["out_channels"] = 9  # an export from before velocities and offsets
+    with pytest.raises(UserError, match="export the run again"):
+        build_drums_device(tmp_path, "drums.ts", old)
+    with pytest.raises(UserError, match="16 or 32 steps"):
+        build_drums_device(tmp_path, "drums.ts", drums_metadata(4, steps=48))
     assert not list(tmp_path.iterdir())
 
 

@@ -205,7 +205,7 @@ def test_model_defaults_become_the_initial_dial_values(tmp_path: Path) -> None:
     g = Graph(build_grains_device(tmp_path, MODEL, metadata))
     assert g.valueof("Density")["parameter_initial"] == [80.0]
     assert g.valueof("Spray")["parameter_initial"] == [0.5]
-    assert g.valueof("Jitter")["parameter_initial"] == [0.0]  # the contract default when not given
+    assert g.valueof("Jitter")["parameter_initial"] == [1.0]  # the export's default (a cloud) when not given
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,14 @@
 bank splits and rebuilds audio, its streamed paths match their offline output, and its forward answers later
 than its decode (the encoder adds its own delay), as RAVE's does."""
 
+import math
+
 import pytest
 import torch
 
 from latentlive.bench.rave_v2_small import RATIO, RaveV2Small, reset_caches, scripted_rave_v2_small
 from latentlive.bench.techno import rave_change_latency
+from latentlive.models.pqmf import pqmf_prototype
 
 BUFFER = 2048
 
@@ -22,16 +25,26 @@ def _rebuilt(model: torch.nn.Module, audio: torch.Tensor) -> torch.Tensor:
     return torch.cat(blocks, -1)
 
 
+def unphased_analysis() -> torch.Tensor:
+    """The analysis matrix of a broken 16-band bank: every band modulated with the even bands' phase
+    (+pi/4), so that the aliasing between neighbouring bands no longer cancels."""
+    h = pqmf_prototype(16)
+    k = torch.arange(16, dtype=torch.float64).view(-1, 1)
+    n = torch.arange(h.shape[-1], dtype=torch.float64) - (h.shape[-1] - 1) // 2
+    return (2 * h * torch.cos((2 * k + 1) * math.pi / 32 * n + math.pi / 4)).flip(-1).float()
+
+
 def test_the_pqmf_banks_rebuild_audio_after_a_fixed_delay() -> None:
     model = RaveV2Small().eval()
     t = torch.arange(8 * BUFFER) / 44100
-    audio = (0.3 * torch.sin(2 * torch.pi * 440 * t) + 0.2 * torch.sin(2 * torch.pi * 5000 * t)).view(
+    noise = 0.1 * torch.randn(t.shape, generator=torch.Generator().manual_seed(0))  # no delay fits it but one
+    audio = (0.3 * torch.sin(2 * torch.pi * 440 * t) + 0.2 * torch.sin(2 * torch.pi * 5000 * t) + noise).view(
         1, 1, -1
     )
     with torch.no_grad():
         rebuilt = _rebuilt(model, audio)[0, 0]
         reset_caches(model)
-        model.encoder.pqmf.sign.fill_(1.0)  # a broken bank: the analysis without its alternating signs
+        model.encoder.pqmf.matrix.copy_(unphased_analysis())  # a broken bank: no alternating phases
         broken = _rebuilt(model, audio)[0, 0]
 
     def best_error(output: torch.Tensor) -> float:

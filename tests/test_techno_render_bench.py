@@ -26,7 +26,7 @@ def test_bench_techno_writes_json_with_positive_figures(
     report = json.loads(out.read_text())
     # streamed decode, encode, forward; raw decode, encode; RAVE v2_small's decode and forward (the latency
     # yardsticks) and the causal setting's streamed decode
-    assert assert_common_fields(report) == 3 + 2 + 2 + 1
+    assert assert_common_fields(report) == 3 + 2 + 2 + 1 + 3
     assert_techno_answer_fields(report)
     side_by_side = report["low_latency"]
     assert (

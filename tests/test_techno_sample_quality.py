@@ -1,5 +1,6 @@
 """The sample quality of issue #18 in the evaluation of both techno stages: loops generated from the prior (stage
-1: N(0, I) latents; both stages: macro draws -> trajectory -> stage-1 decoder) against the held-out loops."""
+1: N(0, I) latents; both stages: macro draws -> trajectory -> a draw per stage-1 frame -> stage-1 decoder)
+against the held-out loops."""
 
 import math
 from pathlib import Path
@@ -13,7 +14,7 @@ from latentlive.training.config import parse_gin
 from latentlive.training.sample_quality import band_names, sample_quality
 from latentlive.training.tasks.base import TensorData
 from latentlive.training.tasks.techno import TechnoTask
-from latentlive.training.tasks.techno_prior import TechnoPriorTask, decoded_loop
+from latentlive.training.tasks.techno_prior import TechnoPriorTask, sampled_latents
 
 RATE = 16000
 FRAME_HZ = RATE / 128  # gin/techno.gin: 16 kHz, 128x
@@ -130,14 +131,34 @@ def test_both_stages_evaluate_scores_loops_sampled_through_both_stages(techno_pr
     assert scores["eval/quality/frechet_log_mel"] > 1.0
 
     # the generated side is macro draws of N(0, I), seeded as `render techno --seed 0` draws them, through both
-    # stages: those loops, fed directly, give the same numbers
+    # stages with a draw per stage-1 frame from the same generator: those loops, fed directly, give the same numbers
     generator = torch.Generator().manual_seed(0)
     macro = torch.randn(len(clips), model.macro_size, model.macro_frames, generator=generator)
     with torch.no_grad():
-        trajectories = model.decode(macro)[0]
+        means, logscales = model.decode(macro)
         generated = [
-            decoded_loop(task.stage1, t[None], n)[0].numpy()
-            for t, n in zip(trajectories, lengths, strict=True)
+            task.stage1.decode(sampled_latents(m[None], s[None], 128, n, 1.0, generator))[0, 0, :n].numpy()
+            for m, s, n in zip(means, logscales, lengths, strict=True)
         ]
     direct = sample_quality(generated, clips, RATE, {"frame": FRAME_HZ}, prefix="eval/quality/")
     assert direct == pytest.approx(scores)
+
+
+def test_sampled_loops_change_from_frame_to_frame_the_mean_does_not(techno_prior_run: Path) -> None:
+    """Issue #18: the buzz came from playing the decoded mean, whose stage-1 latents are smooth (almost no power
+    above half the latent Nyquist frequency, where the demo corpus's posteriors have half of theirs); a draw per
+    stage-1 frame gives them the decoded scale's power there (white noise: half its variance)."""
+    task, model, held_out = trained(techno_prior_run, TechnoPriorTask)
+    assert task.frame_temperature == 1.0  # the default samples every frame
+    sampled = task.evaluate(model, held_out)["eval/latent_high_band"]
+    task.frame_temperature = 0.0  # the old sampling: the decoded mean alone
+    smooth = task.evaluate(model, held_out)["eval/latent_high_band"]
+    assert smooth < sampled / 100.0
+    with torch.no_grad():
+        macro = torch.randn(
+            64, model.macro_size, model.macro_frames, generator=torch.Generator().manual_seed(0)
+        )
+        variance = model.decode(macro)[1].exp().square().mean().item()
+    # a periodogram's bins above half Nyquist hold about half the variance of white noise, times its length / 2
+    frames = int(held_out.tensors["loop_samples"].max()) // 128
+    assert sampled == pytest.approx(variance * frames / 4.0, rel=0.5)

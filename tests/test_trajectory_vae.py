@@ -11,6 +11,7 @@ from latentlive.models.trajectory_vae import (
     CircularConv1d,
     TrajectoryVAE,
     TrajectoryVAEOutput,
+    latent_high_band_power,
     posterior_kl,
     read_at_phase,
     trajectory_nll,
@@ -210,3 +211,29 @@ def test_a_few_optimisation_steps_reduce_the_loss() -> None:
         optimizer.step()
     # the zero-mean, fitted-scale baseline is about where training starts; 60 steps go well below it
     assert deterministic_loss(model) < before - 0.08 * abs(before)
+
+
+def test_sample_at_phase_is_the_mean_plus_the_decoded_scale_times_the_noise() -> None:
+    model = tiny_model(macro_frames=2).eval()
+    macro, phase = torch.randn(2, 4, 2), torch.rand(2, 9) * 2.0
+    noise = torch.randn(2, LATENT, 9)
+    with torch.no_grad():
+        mean, logscale = model.decode(macro)
+        expected = read_at_phase(mean, phase) + read_at_phase(logscale, phase).exp() * noise
+        assert torch.allclose(model.sample_at_phase(macro, phase, noise), expected, atol=1e-6)
+        zero = torch.zeros_like(noise)
+        assert torch.allclose(
+            model.sample_at_phase(macro, phase, zero), model.trajectory_at_phase(macro, phase)
+        )
+        scripted = torch.jit.script(model)
+        assert torch.allclose(scripted.sample_at_phase(macro, phase, noise), expected, atol=1e-6)
+
+
+def test_latent_high_band_power_is_near_zero_for_smooth_latents_only() -> None:
+    t = torch.arange(256.0)
+    smooth = torch.sin(2.0 * math.pi * 3.0 * t / 256.0).expand(1, 2, 256)  # 3 cycles: far below Nyquist
+    fast = torch.sin(2.0 * math.pi * 0.4 * t).expand(1, 2, 256)  # 0.8 of the Nyquist frequency
+    white = torch.randn(4, 2, 256, generator=torch.Generator().manual_seed(0))
+    assert latent_high_band_power(smooth) < 1e-6
+    assert latent_high_band_power(fast) == pytest.approx(0.5 * 256 / 2, rel=0.05)  # all of a sine's power
+    assert latent_high_band_power(white) == pytest.approx(256 / 4, rel=0.15)  # half of white noise's

@@ -97,10 +97,14 @@ def test_pattern_vae_shapes_sampling_and_conditioning() -> None:
     torch.manual_seed(4)
     model = PatternVAE(latent_size=3, hidden_sizes=(32, 16), num_styles=5, steps=32)
     pattern, style = (torch.rand(6, 9, 32) > 0.7).float(), torch.randint(0, 5, (6,))
-    logits, z, mean, logvar = model(pattern, style)
-    assert logits.shape == (6, 9, 32) and z.shape == mean.shape == logvar.shape == (6, 3)
-    samples = model.sample(4, torch.tensor([0, 1, 2, -1]), threshold=0.5)
+    velocity, offset = pattern * torch.rand_like(pattern), pattern * (torch.rand_like(pattern) - 0.5)
+    logits, velocity_out, offset_out, z, mean, logvar = model(pattern, style, velocity, offset)
+    assert logits.shape == velocity_out.shape == offset_out.shape == (6, 9, 32)
+    assert z.shape == mean.shape == logvar.shape == (6, 3)
+    assert 0.0 <= velocity_out.min() and velocity_out.max() <= 1.0 and offset_out.abs().max() <= 0.5
+    samples, sampled_velocity, sampled_offset = model.sample(4, torch.tensor([0, 1, 2, -1]), threshold=0.5)
     assert samples.shape == (4, 9, 32) and set(samples.unique().tolist()) <= {0.0, 1.0}
+    assert torch.all(sampled_velocity[samples == 0] == 0) and torch.all(sampled_offset[samples == 0] == 0)
     unconditioned = PatternVAE(latent_size=2, hidden_sizes=(16,), num_styles=0)
     assert unconditioned.decode(torch.zeros(2, 2), torch.tensor([3, -1])).shape == (2, 9, 16)
 
@@ -111,11 +115,12 @@ def test_pattern_vae_learns_a_small_set_of_patterns() -> None:
     model = PatternVAE(latent_size=4, hidden_sizes=(64, 32), dropout=0.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     style = torch.full((8,), -1)
+    silent = torch.zeros_like(patterns)  # the hits alone: velocity and offset carry nothing here
     for _ in range(300):
-        logits, _, mean, logvar = model(patterns, style)
+        logits, _, _, _, mean, logvar = model(patterns, style, silent, silent)
         loss = (bernoulli_nll(logits, patterns) + 0.01 * kl_standard_normal(mean, logvar)).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    mean, _ = model.encode(patterns, style)
+    mean, _ = model.encode(patterns, style, silent, silent)
     assert torch.equal((torch.sigmoid(model.decode(mean, style)) > 0.5).float(), patterns)

@@ -234,6 +234,9 @@ def restore_checkpoint(state: TrainState, run: RunFolder, run_settings: dict[str
     restore_rng_states(checkpoint)
     state.step = checkpoint["step"]
     state.last_eval = checkpoint.get("last_eval", {})
+    restore = getattr(state.task, "restore_metadata", None)  # what a task learnt outside its weights
+    if restore is not None and "metadata" in checkpoint:
+        restore(checkpoint["metadata"])
 
 
 def evaluate(state: TrainState, val: TensorData, writer: SummaryWriter, run: RunFolder, media: bool) -> None:

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from latentlive.bench.common import call_figures, cycling, latency_figures, run_metrics
 from latentlive.core.runs import RunFolder
+from latentlive.export.grain import DEFAULT_SETTINGS
 from latentlive.export.host import NNHost, deliver_host_rate, load_ts, method_spec
 from latentlive.live.model_file import read_model_metadata
 
@@ -50,7 +51,8 @@ def _knob_walk(latent_size: int, count: int, frames: int) -> list[Tensor]:
 
 def _forward_figures(module: torch.nn.Module, density: float, repeats: int, block: int) -> dict[str, Any]:
     """One ``forward`` call per ``GRAIN_BUFFER`` at ``GRAIN_RATE`` along a moving knob path at ``density``
-    grains per second, on one thread: :func:`call_figures` against the buffer period.
+    grains per second (the file's other settings at their defaults: random intervals), on one thread:
+    :func:`call_figures` against the buffer period.
 
     The instrument renders a block of ``block`` knob frames in one call of every few, so the calls timed
     (and the warm-up) are whole blocks: the mean per call is the cost of a block spread over its calls."""
@@ -67,17 +69,17 @@ def _forward_figures(module: torch.nn.Module, density: float, repeats: int, bloc
             1e3 * GRAIN_BUFFER / GRAIN_RATE,
             warmup=whole_blocks,
         )
-    module.set_density(40.0)
+    module.set_density(DEFAULT_SETTINGS["density"])
     module.reset()
-    return {**figures, "density": density}
+    return {**figures, "density": density, "jitter": float(module.get_jitter()[0])}
 
 
-def _set_density(module: torch.nn.Module, density: float) -> None:
-    """The ``density`` attribute of a loaded file (its setter) or of the wrapper before scripting."""
-    if hasattr(module, "set_density"):
-        module.set_density(density)
+def _set(module: torch.nn.Module, name: str, value: float) -> None:
+    """The attribute ``name`` of a loaded file (its setter) or of the wrapper before scripting."""
+    if hasattr(module, f"set_{name}"):
+        getattr(module, f"set_{name}")(value)
     else:
-        module.density = (density,)
+        setattr(module, name, (value,))
 
 
 def knob_to_sound(
@@ -97,12 +99,14 @@ def knob_to_sound(
     knobs = torch.zeros(3, spec.in_channels, total)
     knobs[1, 0, move:], knobs[1, 1, move:] = XY_MOVE, -XY_MOVE
     knobs[2, 0], knobs[2, 1] = XY_MOVE, -XY_MOVE
-    _set_density(module, density)
+    _set(module, "density", density)
+    _set(module, "jitter", 0.0)  # synchronous: the three streams share their onsets
     streams = []
     for signal in knobs:  # one stream at a time, each from a fresh start (batch 1, as in a device)
         module.reset()
         streams.append(NNHost(module, "forward", buffer, rate).process(signal[None])[0, 0])
-    _set_density(module, 40.0)
+    _set(module, "density", DEFAULT_SETTINGS["density"])
+    _set(module, "jitter", DEFAULT_SETTINGS["jitter"])
     module.reset()
     unmoved, moved, target = streams
     changed = ((moved - unmoved).abs() > 1e-6 * unmoved.abs().max().clamp_min(1e-6)).nonzero()

@@ -5,8 +5,9 @@ played through it meets).
 
 Built from the numbers of acids-rave 2.3.1's ``configs/v2_small.gin`` (over ``v1.gin``): 128 latents,
 capacity 48, ratios (4, 2, 2, 2), dilations (1, 3, 9) x 3 and (1, 3), kernel 3, amplitude modulation, the
-noise generator (hidden 64, ratios (2, 2, 2), 32 noise bands), 16 PQMF bands (100 dB), 44.1 kHz, convolutions
-without bias, weight norm removed as its export removes it. The encoder mirrors the decoder: a kernel-7
+noise generator (hidden 64, ratios (2, 2, 2), 32 noise bands), 16 PQMF bands (100 dB: the suite's
+``models.pqmf``, designed as RAVE designs its bank), 44.1 kHz, convolutions without bias, weight norm removed
+as its export removes it. The encoder mirrors the decoder: a kernel-7
 input convolution, then per ratio the dilated units and a strided convolution (kernel ``2 r``) that doubles
 the channels, and a kernel-3 convolution to mean and scale. The layers are cached_conv's streaming classes
 (``CachedConv1d``, ``CachedConvTranspose1d``, ``AlignBranches``), which is what ``cc.use_cached_conv(True)``
@@ -19,11 +20,10 @@ import math
 from typing import Final
 
 import cached_conv as cc
-import numpy as np
 import torch
-from scipy.optimize import fmin
-from scipy.signal import firwin, kaiserord
 from torch import Tensor, nn
+
+from latentlive.models.pqmf import PQMFAnalysis, PQMFSynthesis
 
 RAVE_RATE = 44100
 LATENT_SIZE, CAPACITY, BANDS = 128, 48, 16
@@ -55,90 +55,6 @@ class _Residual(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         branches = self.aligned(x)
         return branches[0] + branches[1]
-
-
-def _pqmf_prototype(attenuation: float, bands: int) -> np.ndarray:
-    """The Kaiser lowpass of a near-perfect-reconstruction PQMF bank: the cutoff that minimises the
-    aliasing terms of ``h * h[::-1]`` (Lin and Vaidyanathan's criterion, as RAVE designs it)."""
-
-    def lowpass(cutoff: float) -> np.ndarray:
-        taps, beta = kaiserord(attenuation, cutoff / np.pi)
-        return firwin(2 * (taps // 2) + 1, cutoff / np.pi, window=("kaiser", beta), scale=False)
-
-    def aliasing(cutoff: np.ndarray) -> float:
-        h = lowpass(float(cutoff[0]))
-        g = np.convolve(h, h[::-1])
-        return float(np.abs(g[len(g) // 2 :: 2 * bands][1:]).max())
-
-    return lowpass(float(fmin(aliasing, 1 / bands, disp=0)[0]))
-
-
-def _pqmf_bank() -> Tensor:
-    """The 16 cosine-modulated filters ``[band, taps]``, centred in a power-of-two length."""
-    h = torch.from_numpy(_pqmf_prototype(PQMF_ATTENUATION, BANDS)).float()
-    k = torch.arange(BANDS).reshape(-1, 1)
-    t = torch.arange(-(h.shape[-1] // 2), h.shape[-1] // 2 + 1)
-    bank = 2 * h * torch.cos((2 * k + 1) * math.pi / (2 * BANDS) * t + (-1) ** k * math.pi / 4)
-    extra = 2 ** math.ceil(math.log2(bank.shape[-1])) - bank.shape[-1]
-    return nn.functional.pad(bank, (extra // 2, extra - extra // 2))
-
-
-def _band_signs() -> Tensor:
-    """``[1, 16, 1, 2]``: odd bands negated at even steps, the bank's alternating modulation."""
-    sign = torch.ones(BANDS, 2)
-    sign[1::2, 0] = -1.0
-    return sign.reshape(1, BANDS, 1, 2)
-
-
-class _PQMFAnalysis(nn.Module):
-    """Audio ``[B, 1, 16 T]`` -> 16 sub-bands ``[B, 16, T]``: the bank as one cached convolution of
-    stride 16."""
-
-    bands: Final[int]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bands = BANDS
-        bank = _pqmf_bank()
-        if bank.shape[-1] % 2 == 0:
-            bank = nn.functional.pad(bank, (0, 1))
-        self.conv = cc.CachedConv1d(
-            1, BANDS, bank.shape[-1], stride=BANDS, padding=_centered(bank.shape[-1]), bias=False
-        )
-        self.conv.weight.data.copy_(bank.unsqueeze(1))
-        self.register_buffer("sign", _band_signs())
-
-    def forward(self, audio: Tensor) -> Tensor:
-        bands = self.conv(audio)
-        batch, steps = bands.shape[0], bands.shape[-1]
-        return (bands.reshape(batch, self.bands, steps // 2, 2) * self.sign).reshape(batch, self.bands, steps)
-
-
-class _PQMFSynthesis(nn.Module):
-    """16 sub-bands ``[B, 16, T]`` -> audio ``[B, 1, 16 T]``: the polyphase synthesis of a cosine-modulated
-    bank, one cached convolution over the bands."""
-
-    bands: Final[int]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bands = BANDS
-        polyphase = _pqmf_bank().flip(-1).reshape(BANDS, -1, BANDS).permute(2, 0, 1)  # [phase, band, taps]
-        if polyphase.shape[-1] % 2 == 0:
-            polyphase = nn.functional.pad(polyphase, (0, 1))
-        self.conv = cc.CachedConv1d(BANDS, BANDS, polyphase.shape[-1], padding=_centered(polyphase.shape[-1]))
-        self.conv.weight.data.copy_(polyphase)
-        self.conv.bias = None
-        self.register_buffer("sign", _band_signs())
-
-    def forward(self, bands: Tensor) -> Tensor:
-        """``[B, 16, T]`` (``T`` even) -> ``[B, 1, 16 T]``."""
-        batch, steps = bands.shape[0], bands.shape[-1]
-        bands = (bands.reshape(batch, self.bands, steps // 2, 2) * self.sign).reshape(
-            batch, self.bands, steps
-        )
-        phases = (self.conv(bands) * self.bands).flip(1)  # [B, phase, T]
-        return phases.transpose(1, 2).reshape(bands.shape[0], 1, -1)
 
 
 class _NoiseGenerator(nn.Module):
@@ -205,7 +121,7 @@ class RaveV2SmallDecoder(nn.Module):
             channels, 2 * BANDS, 2 * KERNEL + 1, padding=_centered(2 * KERNEL + 1), bias=False
         )
         self.noise = _NoiseGenerator(channels)
-        self.pqmf = _PQMFSynthesis()
+        self.pqmf = PQMFSynthesis(BANDS, PQMF_ATTENUATION, streaming=True)
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.net(z)
@@ -222,7 +138,7 @@ class RaveV2SmallEncoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.latent_size = LATENT_SIZE
-        self.pqmf = _PQMFAnalysis()
+        self.pqmf = PQMFAnalysis(BANDS, PQMF_ATTENUATION, streaming=True)
         channels = CAPACITY
         first = 2 * KERNEL + 1
         layers: list[nn.Module] = [

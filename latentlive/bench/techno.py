@@ -1,6 +1,8 @@
 """``latentlive bench techno``: stage 1 of an exported techno file streamed at 2048 / 48 kHz, the raw model,
 latencies, size, and stage-1 training speed and memory; the knob-to-sound (``decode``) and input-to-output
-(``forward``) times of the default and the causal setting beside RAVE v2_small's, measured in one run."""
+(``forward``) times of the default and the causal setting beside RAVE v2_small's, measured in one run; and
+the full band (gin/techno_fullband.gin: 44.1 kHz, 16 PQMF bands, untrained) beside RAVE v2_small at 44.1 kHz
+(``full_band``: decode cost per 2048 buffer, real-time factor, latency)."""
 
 import json
 import math
@@ -51,6 +53,7 @@ REUSE_CURRENT_EXPORT = True  # exporting techno takes a while
 CHANGE_CALLS = 8  # calls of the old input before the change, and after it
 CHANGE_WINDOW = 64  # samples per window when judging how much of the output has changed
 CHANGE_RATE = RAVE_RATE  # the side-by-side runs every model at RAVE's rate: the same nn~ delay in ms
+FULL_BAND_GIN = "techno_fullband.gin"  # measured beside RAVE v2_small at its rate, untrained, in every run
 
 
 def _raw_model_figures(module: torch.nn.Module, model_rate: int, repeats: int) -> dict[str, dict[str, Any]]:
@@ -162,14 +165,19 @@ def answer_time(change: dict[str, int], rate: int, buffer: int, goal_ms: float |
 
 
 def other_setting_export(stage1_args: dict[str, Any], facts: dict[str, Any], folder: Path) -> Path:
-    """``techno.ts`` of the other stage-1 setting (``causal`` flipped) at the size of ``stage1_args``, with
-    seeded untrained weights (latency and speed do not depend on training), scripted and saved in ``folder``
-    as the exporter saves it (without its contract checks: tests/test_techno_causal.py runs them)."""
+    """``techno.ts`` of the other stage-1 setting (``causal`` flipped) at the size of ``stage1_args``: a
+    :func:`seeded_export` (tests/test_techno_causal.py runs the contract checks on it)."""
+    return seeded_export({**stage1_args, "causal": not stage1_args.get("causal", False)}, facts, folder)
+
+
+def seeded_export(args: dict[str, Any], facts: dict[str, Any], folder: Path) -> Path:
+    """``techno.ts`` of the stage 1 of constructor ``args`` with seeded untrained weights (latency and speed do
+    not depend on training) and the corpus ``facts`` (``sample_rate``, ``bars``), scripted and saved in
+    ``folder`` as the exporter saves it (without its contract checks)."""
     from latentlive.export.metadata import METADATA_NAME
     from latentlive.export.techno import build_techno_export
     from latentlive.models.waveform_vae import WaveformVAE
 
-    args = {**stage1_args, "causal": not stage1_args.get("causal", False)}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         state = WaveformVAE(**args).state_dict()
@@ -224,34 +232,116 @@ def low_latency_figures(ts_path: Path, checkpoint: dict[str, Any], repeats: int)
     facts = checkpoint["metadata"]
     stage1_args = facts.get("stage1_args", checkpoint["model_args"])
     causal = bool(stage1_args.get("causal", False))
+    full_band_args, full_band_facts = full_band_settings()
     with tempfile.TemporaryDirectory() as scratch:
         other = other_setting_export(stage1_args, facts, Path(scratch))
+        (Path(scratch) / "full_band").mkdir()
+        full_band = seeded_export(full_band_args, full_band_facts, Path(scratch) / "full_band")
         for setting, path in (
             ("causal" if causal else "default", ts_path),
             ("default" if causal else "causal", other),
+            ("full_band", full_band),
         ):
             module = load_ts(path)
-            entry = {"latency_samples": {m: int(v) for m, v in read_metadata(path)["method_latency"].items()}}
-            with one_thread():
-                entry["knob_to_sound"] = answer_time(
-                    ts_change_latency(module, "decode", CHANGE_RATE, TECHNO_BUFFER),
-                    CHANGE_RATE,
-                    TECHNO_BUFFER,
-                    goals["knob_to_sound"],
-                )
-                if "forward" in read_metadata(path)["methods"]:
-                    entry["input_to_output"] = answer_time(
-                        ts_change_latency(module, "forward", CHANGE_RATE, TECHNO_BUFFER),
-                        CHANGE_RATE,
-                        TECHNO_BUFFER,
-                        goals["input_to_output"],
-                    )
+            entry = _answer_times(module, read_metadata(path), goals)
             if path == other:
                 entry["decode_streamed_2048_48k_one_thread"] = streaming_figures(
                     module, "decode", repeats, TECHNO_RATE, TECHNO_BUFFER
                 )
+            if setting in ("default", "full_band"):  # streamed at RAVE's rate: the full band's side by side
+                entry["decode_streamed_2048_44k_one_thread"] = streaming_figures(
+                    module, "decode", repeats, RAVE_RATE, TECHNO_BUFFER
+                )
+            if path == full_band:
+                entry["raw_decode_2048_44k_one_thread"] = _raw_model_figures(module, RAVE_RATE, repeats)[
+                    "decode"
+                ]
+                entry["model_args"] = full_band_args
+                entry["parameters"] = sum(p.numel() for p in module.streams.model.parameters())
             figures[setting] = entry
     return figures
+
+
+def _answer_times(
+    module: torch.nn.Module, metadata: dict[str, Any], goals: dict[str, float]
+) -> dict[str, Any]:
+    """Declared latencies, and the knob-to-sound (and input-to-output) time of an exported stage 1 through
+    threaded nn~ at ``TECHNO_BUFFER`` and ``CHANGE_RATE``, against RAVE's ``goals``."""
+    entry: dict[str, Any] = {"latency_samples": {m: int(v) for m, v in metadata["method_latency"].items()}}
+    entry["sample_rate"] = int(metadata["sample_rate"])
+    with one_thread():
+        for kind, method in (("knob_to_sound", "decode"), ("input_to_output", "forward")):
+            if method in metadata["methods"]:
+                entry[kind] = answer_time(
+                    ts_change_latency(module, method, CHANGE_RATE, TECHNO_BUFFER),
+                    CHANGE_RATE,
+                    TECHNO_BUFFER,
+                    goals[kind],
+                )
+    return entry
+
+
+def full_band_settings() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stage-1 constructor arguments and corpus facts (``sample_rate``, ``bars``) of
+    gin/techno_fullband.gin, read without keeping its bindings in force."""
+    import gin
+
+    from latentlive.models.waveform_vae import WaveformVAE
+    from latentlive.training.config import configured_arguments
+
+    parse_gin([PROJECT_ROOT / "gin" / FULL_BAND_GIN])
+    try:
+        args = {k: v for k, v in configured_arguments(WaveformVAE).items() if k != "streaming"}
+        facts = {
+            "sample_rate": int(gin.query_parameter("TechnoTask.sample_rate")),
+            "bars": int(gin.query_parameter("TechnoTask.bars")),
+        }
+    finally:
+        gin.clear_config()
+    return args, facts
+
+
+def full_band_side_by_side(low_latency: dict[str, Any]) -> dict[str, Any]:
+    """The decode of the full band (gin/techno_fullband.gin, untrained), RAVE v2_small and the default 16 kHz
+    stage 1 at RAVE's rate, from ``low_latency`` (one run): per 2048 buffer on one thread, wall ms (p50, mean) and
+    real-time factor, of the model alone (RAVE: all it runs; ours: at its own rate) and streamed as nn~ runs
+    the file (resampling and FIFOs included), back to back and interleaved; the declared decode latency and the
+    knob-to-sound time through threaded nn~."""
+    rave = low_latency["rave_v2_small"]
+
+    def row(alone: dict[str, Any] | None, streamed: dict[str, Any] | None, answer: dict[str, Any]) -> dict:
+        figures: dict[str, Any] = {
+            "knob_to_sound_ms": answer["ms"],
+            "knob_to_sound_model_ms": answer["model_ms"],
+        }
+        for name, timed in (("alone", alone), ("streamed", streamed)):
+            if timed is not None:
+                figures[f"{name}_wall_ms_p50"] = timed["wall_ms_p50"]
+                figures[f"{name}_wall_ms_mean"] = timed["wall_ms_mean"]
+                figures[f"{name}_real_time_factor"] = timed["real_time_factor"]
+                figures[f"{name}_interleaved_real_time_factor"] = timed["interleaved"]["real_time_factor"]
+        return figures
+
+    rows = {"rave_v2_small": row(rave["decode_2048_44k_one_thread"], None, rave["knob_to_sound"])}
+    for setting in ("full_band", "default"):
+        entry = low_latency[setting]
+        rows[setting] = {
+            "sample_rate": entry["sample_rate"],
+            "decode_latency_samples": entry["latency_samples"]["decode"],
+            **row(
+                entry.get("raw_decode_2048_44k_one_thread"),
+                entry["decode_streamed_2048_44k_one_thread"],
+                entry["knob_to_sound"],
+            ),
+        }
+    rave_ms = rows["rave_v2_small"]["alone_wall_ms_mean"]
+    for setting in ("full_band", "default"):
+        rows[setting]["decode_cost_over_rave"] = rows[setting]["streamed_wall_ms_mean"] / rave_ms
+    return {
+        "what": f"decode of {TECHNO_BUFFER} samples at {RAVE_RATE} Hz on one thread; full band: "
+        f"gin/{FULL_BAND_GIN} at full size, untrained",
+        **rows,
+    }
 
 
 def _training_sizes() -> tuple[int, int, int]:
@@ -362,6 +452,7 @@ def bench(
         "knob_to_sound": measured["knob_to_sound"],
         **({"input_to_output": measured["input_to_output"]} if "input_to_output" in measured else {}),
         "low_latency": low_latency,
+        "full_band": full_band_side_by_side(low_latency),
         "parameters": parameters,
         "file_bytes": ts_path.stat().st_size,
         "training_cpu": bench_training(stage1_args, "cpu", training_steps),

@@ -6,7 +6,9 @@ The signal path, shared by training, evaluation and the metadata that export rea
   fast frame count >= the widest window that is a multiple of ``16 * time_pool``) -> RMS-pooled over
   ``time_pool`` frames (energy is kept, so levels survive the round trip) -> ``log(max(., log_floor))``
   ``[N, 1, F, M]`` with ``M = M_full / time_pool``;
-* synthesis: log-magnitudes -> ``exp`` -> linear interpolation back to ``M_full`` frames -> fast
+* synthesis: log-magnitudes -> ``exp`` -> linear interpolation back to ``M_full`` frames -> bands above
+  ``noise_from_hz`` given the fine structure of a fixed noise and its phase as the start
+  (``models.drumsynth.NoiseFineStructure``: no comb of band-centre sinusoids in hats and snares) -> fast
   Griffin-Lim through the same NSGT (iterations and momentum are task options).
 
 ``evaluate`` also reports the sample quality of issue #18 (``training.sample_quality``) on one-shots made the
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import gin
 import numpy as np
+import scipy.ndimage
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
@@ -31,7 +34,7 @@ from latentlive.core.errors import UserError
 from latentlive.corpus.drum_synth import PEAK
 from latentlive.corpus.splits import SIDES
 from latentlive.models.drum_classifier import DrumClassifier, classify
-from latentlive.models.drumsynth import DrumSynthVAE, full_rate_magnitude
+from latentlive.models.drumsynth import DrumSynthVAE, NoiseFineStructure
 from latentlive.models.nsgt import NSGT, fast_length, make_scale
 from latentlive.models.vae import BetaSchedule, gaussian_nll, kl_standard_normal, mmd_imq
 from latentlive.training.config import configured_arguments
@@ -59,6 +62,49 @@ DIVERGENCES = ("kl", "mmd")
 QUALITY_LATENTS = ("knobs", "prior")
 KNOB_LIMIT = 4.0  # as export.drumsynth.KNOB_LIMIT: the instrument clamps its knobs there
 QUALITY_SEED = 0  # the knobs drawn for the sample-quality one-shots: the same at every evaluation
+
+
+LINE_FROM_HZ = 2000.0  # lines are looked for above this (where the bands are noise-like and wide)
+LINE_BACKGROUND_HZ = 250.0  # a bin's prominence is over the median power within this distance of it
+LINE_TOLERANCE_HZ = 20.0  # a generated line is one the corpus has when the corpus has one this close
+
+
+def _power_spectrum(clip: np.ndarray) -> np.ndarray:
+    """Power ``[T // 2 + 1]`` of one clip (Hann window over the whole clip)."""
+    clip = np.asarray(clip, dtype=np.float64)
+    return np.abs(np.fft.rfft(clip * np.hanning(len(clip)))) ** 2
+
+
+def line_prominence_db(power: np.ndarray, rate: float) -> np.ndarray:
+    """Per bin of a power spectrum ``[K]`` (bins up to ``rate / 2``), its level in dB over the median power
+    within ``LINE_BACKGROUND_HZ`` (mirrored at the ends): about 0 for noise, up to ~12 for its largest
+    chance peaks over a few thousand bins, tens of dB for a steady sinusoid."""
+    size = 2 * int(LINE_BACKGROUND_HZ * 2 * (len(power) - 1) / rate) + 1
+    background = scipy.ndimage.median_filter(power, size=size, mode="reflect")
+    return 10.0 * np.log10((power + 1e-30) / (background + 1e-30))
+
+
+def line_at_db(clip: np.ndarray, rate: float, line_hz: float, band_hz: tuple[float, float]) -> float:
+    """The strongest bin of ``clip [T]`` within ``LINE_TOLERANCE_HZ`` of ``line_hz`` over the median power of
+    ``band_hz``, in dB (issue #18's check of the line at 11.025 kHz against the 9-10.9 kHz band)."""
+    power = _power_spectrum(clip)
+    freqs = np.fft.rfftfreq(len(clip), 1.0 / rate)
+    near = power[np.abs(freqs - line_hz) <= LINE_TOLERANCE_HZ].max()
+    background = np.median(power[(freqs >= band_hz[0]) & (freqs <= band_hz[1])])
+    return float(10.0 * np.log10((near + 1e-30) / (background + 1e-30)))
+
+
+def new_line_db(clips: np.ndarray, corpus: np.ndarray, rate: float) -> np.ndarray:
+    """Per clip of ``clips [N, T]``, its strongest line above ``LINE_FROM_HZ`` that the ``corpus [R, T]``
+    clips lack: the largest ``prominence - corpus prominence`` over bins, the corpus's being that of its mean
+    power spectrum (steady lines stay, chance peaks average out), the largest within ``LINE_TOLERANCE_HZ``,
+    and never below 0. About 12 dB for noise; tens of dB for a steady sinusoid the corpus does not have."""
+    freqs = np.fft.rfftfreq(clips.shape[-1], 1.0 / rate)
+    reach = int(LINE_TOLERANCE_HZ / freqs[1])
+    corpus_db = line_prominence_db(np.mean([_power_spectrum(c) for c in corpus], 0), rate)
+    corpus_db = scipy.ndimage.maximum_filter(np.maximum(corpus_db, 0.0), size=2 * reach + 1, mode="reflect")
+    above = freqs >= LINE_FROM_HZ
+    return np.array([(line_prominence_db(_power_spectrum(c), rate) - corpus_db)[above].max() for c in clips])
 
 
 def per_class_mmd(z: Tensor, classes: Tensor, prior_samples: int = 32) -> Tensor:
@@ -142,6 +188,8 @@ class DrumSynthTask:
         warmup_steps: steps of the warm-up.
         class_dropout: share of training examples seen without their class, so class -1 works.
         griffin_lim_iterations, griffin_lim_momentum: phase reconstruction of audio examples.
+        noise_from_hz, noise_full_hz: bands above ``noise_from_hz`` get a noise fine structure and phase before
+            Griffin-Lim, fully from ``noise_full_hz`` (``models.drumsynth.NoiseFineStructure``).
         classifier_steps: training steps of the judge of the class metric (trained once per run).
         classifier_channels: its widths.
         prior_samples_per_class: sounds drawn from the prior per class for the class metric.
@@ -175,6 +223,8 @@ class DrumSynthTask:
         class_dropout: float = 0.1,
         griffin_lim_iterations: int = 32,
         griffin_lim_momentum: float = 0.99,
+        noise_from_hz: float = 1500.0,
+        noise_full_hz: float = 3000.0,
         classifier_steps: int = 300,
         classifier_channels: tuple[int, ...] = (64, 64, 64),
         prior_samples_per_class: int = 32,
@@ -205,6 +255,8 @@ class DrumSynthTask:
         widest = NSGT(length, sample_rate, frequency_scale).min_frames
         self.nsgt = NSGT(length, sample_rate, frequency_scale, frames=fast_length(widest, 16 * time_pool))
         self.bins, self.frames = self.nsgt.num_bins, self.nsgt.num_frames // time_pool
+        self.noise_settings = {"from_hz": float(noise_from_hz), "full_hz": float(noise_full_hz), "seed": 0}
+        self.fine_structure = NoiseFineStructure(self.nsgt, time_pool, noise_from_hz, noise_full_hz)
         self.class_names: list[str] = []
         self.factor_names: list[str] = []
         self.logmag_mean, self.logmag_std = 0.0, 1.0
@@ -227,12 +279,15 @@ class DrumSynthTask:
 
     @torch.no_grad()
     def synthesise(self, logmag: Tensor, chunk: int = 64) -> Tensor:
-        """Log-magnitudes ``[N, 1, F, M]`` -> audio ``[N, T]`` by Griffin-Lim at the full NSGT frame rate."""
-        nsgt = self.nsgt.to(logmag.device)
+        """Log-magnitudes ``[N, 1, F, M]`` -> audio ``[N, T]`` by Griffin-Lim at the full NSGT frame rate, noisy
+        bands with the fine structure and starting phase of ``NoiseFineStructure``."""
+        nsgt, fine = self.nsgt.to(logmag.device), self.fine_structure.to(logmag.device)
         out = []
         for part in logmag.split(chunk):
-            magnitude = full_rate_magnitude(part, self.time_pool)
-            out.append(nsgt.griffin_lim(magnitude, self.griffin_lim_iterations, self.griffin_lim_momentum))
+            audio = nsgt.griffin_lim(
+                fine.magnitude(part), self.griffin_lim_iterations, self.griffin_lim_momentum, fine.start_phase
+            )
+            out.append(audio)
         return torch.cat(out) if out else logmag.new_zeros(0, self.length)
 
     @torch.no_grad()
@@ -480,6 +535,12 @@ class DrumSynthTask:
         nsgt_rate = self.sample_rate / self.nsgt.hop
         return {"frame": nsgt_rate / self.time_pool, "nsgt_frame": nsgt_rate}
 
+    def nyquist_line(self) -> tuple[float, tuple[float, float]]:
+        """Where issue #18 looks for the line at the Nyquist frequency of the model rate: the frequency, and the
+        band whose median power it is measured against (as 11 025 Hz against 9-10.9 kHz at 22.05 kHz)."""
+        nyquist = self.sample_rate / 2.0
+        return nyquist, (nyquist * 9000.0 / 11025.0, nyquist * 10900.0 / 11025.0)
+
     def sample_quality_metrics(
         self,
         generated: Tensor,
@@ -491,7 +552,10 @@ class DrumSynthTask:
         """``training.sample_quality.sample_quality`` of ``generated [N, T]`` against ``reference [R, T]``
         (prefix ``eval/quality/``, rates :meth:`quality_rates`), and for each class with clips on both sides
         (``generated_cls [N]``, ``reference_cls [R]``) the flatness of every band,
-        ``eval/quality/<class>/flatness/<band>`` with ``..._corpus`` beside (metallic hats read low).
+        ``eval/quality/<class>/flatness/<band>`` with ``..._corpus`` beside (metallic hats read low), the line at
+        the Nyquist frequency ``eval/quality/<class>/nyquist_line_db`` (median over clips of :func:`line_at_db`,
+        with ``..._corpus``) and ``eval/quality/<class>/new_line_db`` (median of :func:`new_line_db`: the
+        strongest line above 2 kHz that the class's corpus clips lack; about 12 dB for noise).
         With a ``suffix``, only the keys of the generated side, each ending with it."""
         made, held = generated.cpu().double().numpy(), reference.cpu().double().numpy()
         made_cls, held_cls = generated_cls.cpu().numpy(), reference_cls.cpu().numpy()
@@ -504,6 +568,12 @@ class DrumSynthTask:
                     metrics[f"eval/quality/{name}/flatness/{band}{side}"] = float(
                         np.nan_to_num(stats["flatness"])
                     )
+                metrics[f"eval/quality/{name}/nyquist_line_db{side}"] = float(
+                    np.median([line_at_db(c, self.sample_rate, *self.nyquist_line()) for c in clips])
+                )
+            metrics[f"eval/quality/{name}/new_line_db"] = float(
+                np.median(new_line_db(made[made_cls == c], held[held_cls == c], self.sample_rate))
+            )
         if suffix:
             return {key + suffix: value for key, value in metrics.items() if not key.endswith("_corpus")}
         return metrics
@@ -619,6 +689,7 @@ class DrumSynthTask:
             "logmag_mean": self.logmag_mean,
             "logmag_std": self.logmag_std,
             "griffin_lim": {"iterations": self.griffin_lim_iterations, "momentum": self.griffin_lim_momentum},
+            "noise": dict(self.noise_settings),
         }
         if self._model is not None and self._train is not None:
             meta.update(self._pca(self._model))

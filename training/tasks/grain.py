@@ -33,7 +33,7 @@ from latentlive.models.vae import BetaSchedule, gaussian_nll, kl_standard_normal
 from latentlive.training.config import configured_arguments
 from latentlive.training.metrics import log_spectral_distance, spectral_convergence
 from latentlive.training.plots import latent_map_figure
-from latentlive.training.sample_quality import sample_quality
+from latentlive.training.sample_quality import frame_rate_share, sample_quality
 from latentlive.training.tasks.base import (
     SplitData,
     TensorData,
@@ -49,6 +49,8 @@ SOUND_FFT = 1024  # STFT of the whole-sound metrics
 LSD_FLOOR = 1e-3
 QUALITY_SEED = 0  # of the prior draws of the sample-quality measures: evaluate is repeatable
 WALK_SECONDS = 1.0  # time constant of the texture's latent walk: it drifts across the prior in about this
+# synchronous grains at the old default rate: the drone that a model of alike grains makes of them
+SYNC_SETTINGS = {"density": 40.0, "jitter": 0.0, "spray": 0.0}
 ENGINE_BLOCK_FRAMES = 32  # path frames per engine call: whole frames, a few grains a call, like nn~
 
 
@@ -84,6 +86,13 @@ class _HeldOutGrains(nn.Module):
 
     def decode_mean(self, z: Tensor) -> Tensor:
         return self.grains[z[:, 0].round().long()].unsqueeze(1)
+
+
+def _configured(engine: GranularEngine, settings: dict[str, float] | None) -> GranularEngine:
+    """``engine`` with the attributes ``settings`` set (None: its defaults)."""
+    for name, value in (settings or {}).items():
+        setattr(engine, name, value)
+    return engine
 
 
 def _spread_runs(total: int, count: int, run: int) -> Tensor:
@@ -302,14 +311,16 @@ class GrainTask:
 
         * ``eval/quality/...``: a texture of ``quality_seconds`` from the granular engine as the instrument
           plays it (``GranularEngine`` at its default settings, those of the export's ``DEFAULT_SETTINGS``:
-          40 grains/s, no jitter, no spray, whole grains; synchronous, so a steady pulse of grains, measured as
-          it is), along a latent path drawn from the prior: a slow walk whose every frame is N(0, 1) (an
-          Ornstein-Uhlenbeck path, time constant ``WALK_SECONDS``, a frame every ``hop`` samples). The corpus
-          side is the same engine at the same settings playing held-out grains instead of decoded ones (one
-          grain per path frame, in the order of their sounds, runs of a second from sounds spread over the
-          side: the way the instrument re-plays a followed sound), so that the grain-rate share
-          (``frame_share/grain``, rate = the density) compares the model's texture with what the same pulse
-          makes of real grains: the pulse's own share is on both sides.
+          a cloud of 100 grains/s at random intervals, jitter 1, no spray, whole grains), along a latent path
+          drawn from the prior: a slow walk whose every frame is N(0, 1) (an Ornstein-Uhlenbeck path, time
+          constant ``WALK_SECONDS``, a frame every ``hop`` samples). The corpus side is the same engine at the
+          same settings playing held-out grains instead of decoded ones (one grain per path frame, in the
+          order of their sounds, runs of a second from sounds spread over the side: the way the instrument
+          re-plays a followed sound), so that the grain-rate share (``frame_share/grain``, rate = the
+          density) compares the model's texture with what the same schedule makes of real grains.
+          ``frame_share/grain_sync`` (and ``..._corpus``): the same share for synchronous grains
+          (``SYNC_SETTINGS``: 40 evenly spaced grains a second), where a model whose grains sound alike
+          turns the grain rate into a pitch.
         * ``eval/quality/grains/...``: ``quality_grains`` grains decoded from N(0, 1) latents against as many
           held-out grains spread over ``data``, each grain one clip (no frame-rate share: a grain is shorter
           than a period of the rates worth measuring).
@@ -326,6 +337,11 @@ class GrainTask:
             metrics.update(
                 sample_quality([texture], [corpus], self.sample_rate, rates, prefix="eval/quality/")
             )
+            sync = (self.prior_texture(model, SYNC_SETTINGS), self.corpus_texture(data, SYNC_SETTINGS))
+            for side, clip in zip(("", "_corpus"), sync, strict=True):
+                metrics[f"eval/quality/frame_share/grain_sync{side}"] = frame_rate_share(
+                    [clip], self.sample_rate, SYNC_SETTINGS["density"]
+                )
         if self.quality_grains > 0:
             metrics.update(
                 sample_quality(
@@ -342,24 +358,26 @@ class GrainTask:
         return int(round(self.quality_seconds * self.sample_rate / self.hop))
 
     @torch.no_grad()
-    def prior_texture(self, model: nn.Module) -> np.ndarray:
-        """The generated texture of :meth:`sample_quality`: ``[quality frames * hop]`` at the model rate."""
+    def prior_texture(self, model: nn.Module, settings: dict[str, float] | None = None) -> np.ndarray:
+        """The generated texture of :meth:`sample_quality`: ``[quality frames * hop]`` at the model rate, the
+        engine at its defaults or at ``settings`` (engine attributes, e.g. ``SYNC_SETTINGS``)."""
         generator = torch.Generator().manual_seed(QUALITY_SEED)
         walk = self._prior_walk(model.latent_size, self._quality_frames(), generator)
         device = next(model.parameters()).device
         engine = GranularEngine(model, self.grain_size, self.sample_rate, model.latent_size).to(device)
-        return self._play(engine, walk.to(device))
+        return self._play(_configured(engine, settings), walk.to(device))
 
-    def corpus_texture(self, data: TensorData) -> np.ndarray:
+    def corpus_texture(self, data: TensorData, settings: dict[str, float] | None = None) -> np.ndarray:
         """The corpus side of the texture of :meth:`sample_quality`: the held-out grains of ``data`` played by the
-        same engine, ``[min(quality frames, len(data)) * hop]``."""
+        same engine (at the same ``settings``), ``[min(quality frames, len(data)) * hop]``."""
         order = self._held_out_order(data)
         frames = min(self._quality_frames(), len(order))
         index = order[_spread_runs(len(order), frames, int(round(self.sample_rate / self.hop)))]
         engine = GranularEngine(
             _HeldOutGrains(data.tensors["grain"][index]), self.grain_size, self.sample_rate, 1
         )
-        return self._play(engine, torch.arange(frames, dtype=torch.float32)[None, None])
+        path = torch.arange(frames, dtype=torch.float32)[None, None]
+        return self._play(_configured(engine, settings), path)
 
     @torch.no_grad()
     def prior_grains(self, model: nn.Module) -> np.ndarray:

@@ -24,7 +24,12 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
 from latentlive.models.spectral import multiscale_spectral_distance
-from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase
+from latentlive.models.trajectory_vae import (
+    TrajectoryVAE,
+    latent_high_band_power,
+    read_at_phase,
+    sample_frames,
+)
 from latentlive.models.waveform_vae import WaveformVAE
 from latentlive.training.plots import trajectory_rows_figure
 from latentlive.training.sample_quality import sample_quality
@@ -66,14 +71,49 @@ def resample_frames(sequence: Tensor, positions: Tensor) -> Tensor:
     return before + weight * (after - before)
 
 
+def frame_phases(trajectory: Tensor, ratio: int, loop_samples: int) -> Tensor:
+    """The bar phases ``[B, frames]`` of the stage-1 frames of one loop of ``loop_samples`` samples (the loop
+    of ``trajectory [B, L, K]``, whose device and dtype they take)."""
+    frames = -(-loop_samples // ratio)
+    phase = torch.arange(frames, device=trajectory.device, dtype=trajectory.dtype) * ratio / loop_samples
+    return phase[None].expand(len(trajectory), frames)
+
+
 def decoded_loop(stage1: WaveformVAE, trajectory: Tensor, loop_samples: int) -> Tensor:
     """Audio ``[B, loop_samples]`` of one loop from its phase-indexed trajectory ``[B, L, K]``: the trajectory
     is read at the stage-1 frame times of the loop (wrapping) and decoded."""
-    frames = -(-loop_samples // stage1.ratio)
-    phase = (
-        torch.arange(frames, device=trajectory.device, dtype=trajectory.dtype) * stage1.ratio / loop_samples
-    )
-    latents = read_at_phase(trajectory, phase[None].expand(len(trajectory), frames))
+    latents = read_at_phase(trajectory, frame_phases(trajectory, stage1.ratio, loop_samples))
+    return stage1.decode(latents)[:, 0, :loop_samples]
+
+
+def sampled_latents(
+    mean: Tensor,
+    logscale: Tensor,
+    ratio: int,
+    loop_samples: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Stage-1 latents ``[B, L, frames]`` of one loop drawn from the decoded Gaussian ``(mean, logscale)
+    [B, L, K]`` at every stage-1 frame (``trajectory_vae.sample_frames``, noise ``temperature * N(0, I)``, from
+    ``generator`` on the CPU when given); ``temperature = 0`` reads the mean alone."""
+    phase = frame_phases(mean, ratio, loop_samples)
+    shape = (mean.shape[0], mean.shape[1], phase.shape[1])
+    noise = torch.randn(shape, generator=generator) if generator is not None else torch.randn(shape)
+    return sample_frames(mean, logscale, phase, temperature * noise.to(mean))
+
+
+def sampled_loop(
+    stage1: WaveformVAE,
+    mean: Tensor,
+    logscale: Tensor,
+    loop_samples: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Audio ``[B, loop_samples]`` of one loop sampled from the decoded Gaussian ``(mean, logscale) [B, L, K]``
+    one stage-1 frame at a time (:func:`sampled_latents`), as a new loop is played."""
+    latents = sampled_latents(mean, logscale, stage1.ratio, loop_samples, temperature, generator)
     return stage1.decode(latents)[:, 0, :loop_samples]
 
 
@@ -90,6 +130,9 @@ class TechnoPriorTask(TrajectoryPriorTask):
         media_examples: sampled and reconstructed loops played in TensorBoard.
         quality_samples: loops sampled through both stages for the sample-quality metrics of ``evaluate``
             (at most as many as the held-out loops they are compared with; 0 leaves the metrics out).
+        frame_temperature: the scale of the per-frame draw from the decoded Gaussian when a new loop is
+            sampled (:func:`sampled_loop`): 1 as fitted; 0 plays the decoded mean alone, which buzzes at the
+            latent frame rate (issue #18).
     """
 
     name = "techno_prior"
@@ -105,8 +148,12 @@ class TechnoPriorTask(TrajectoryPriorTask):
         warmup_steps: int = 2000,
         media_examples: int = 4,
         quality_samples: int = 8,
+        frame_temperature: float = 1.0,
     ) -> None:
+        if not frame_temperature >= 0.0:
+            raise ValueError(f"TechnoPriorTask.frame_temperature must be 0 or more, got {frame_temperature}")
         self._set_objective(objective, target, beta, beta_schedule, warmup_steps)
+        self.frame_temperature = frame_temperature
         self.stage1_run, self.frames_per_bar = stage1_run, frames_per_bar
         self.media_examples, self.quality_samples = media_examples, quality_samples
         self.stage1, self.stage1_args, self.stage1_meta = load_stage1(stage1_run)
@@ -190,28 +237,41 @@ class TechnoPriorTask(TrajectoryPriorTask):
     ) -> dict[str, float]:
         """``training.sample_quality`` under ``eval/quality/`` of up to ``quality_samples`` loops sampled
         through both stages (macro draws seeded as ``render techno --seed 0`` seeds them, then
-        :meth:`sample_trajectories` and the stage-1 decoder) against the held-out loops ``audio [B, T]``, each
-        cut to its own ``loop_samples [B]``; sample ``i`` is as long as held-out loop ``i`` (the macro prior
-        has no tempo: the corpus's tempi are borrowed). The frame share is at the stage-1 latent frame rate
-        (``frame``: sample rate / ratio, 125 Hz at 16 kHz / 128)."""
+        :meth:`sample_trajectories`, a draw per stage-1 frame at ``frame_temperature`` and the stage-1
+        decoder) against the held-out loops ``audio [B, T]``, each cut to its own ``loop_samples [B]``; sample
+        ``i`` is as long as held-out loop ``i`` (the macro prior has no tempo: the corpus's tempi are
+        borrowed). The frame share is at the stage-1 latent frame rate (``frame``: sample rate / ratio, 125 Hz
+        at 16 kHz / 128). Beside them, ``eval/latent_high_band`` and ``..._corpus``: the
+        ``latent_high_band_power`` of the sampled stage-1 latents and of the held-out loops' posterior means
+        (the corpus's is far above that of smooth latents, which buzz)."""
         count = min(self.quality_samples, len(audio))  # as many as the corpus side: comparable Fréchet
         if count < 1:
             return {}
         lengths = [int(n) for n in loop_samples.cpu()]
         generator = torch.Generator().manual_seed(0)
-        trajectories = self.sample_trajectories(model, count, generator=generator)
+        means, logscales = self.sample_trajectories(model, count, generator=generator)
+        sampled = [
+            sampled_latents(
+                mean[None], logscale[None], self.stage1.ratio, length, self.frame_temperature, generator
+            )
+            for mean, logscale, length in zip(means, logscales, lengths, strict=False)
+        ]
         generated = [
-            decoded_loop(self.stage1, trajectory[None], length)[0].cpu().numpy()
-            for trajectory, length in zip(trajectories, lengths, strict=False)
+            self.stage1.decode(z)[0, 0, :n].cpu().numpy() for z, n in zip(sampled, lengths, strict=False)
         ]
         reference = [loop[:length].cpu().numpy() for loop, length in zip(audio, lengths, strict=True)]
-        return sample_quality(
+        metrics = sample_quality(
             generated,
             reference,
             self.sample_rate,
             {"frame": self.sample_rate / self.stage1.ratio},
             prefix="eval/quality/",
         )
+        posterior = torch.cat([self.stage1.encode(part[:, None])[0] for part in audio.split(16)])
+        corpus = [z[None, :, : n // self.stage1.ratio] for z, n in zip(posterior, lengths, strict=True)]
+        metrics["eval/latent_high_band"] = float(np.mean([latent_high_band_power(z) for z in sampled]))
+        metrics["eval/latent_high_band_corpus"] = float(np.mean([latent_high_band_power(z) for z in corpus]))
+        return metrics
 
     @torch.no_grad()
     def sample_trajectories(
@@ -220,25 +280,27 @@ class TechnoPriorTask(TrajectoryPriorTask):
         count: int,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """``count`` phase-indexed trajectories ``[count, L, K]`` decoded from macro draws of
-        ``N(0, temperature^2)``; with a ``generator`` they are drawn on the CPU from it (repeatable)."""
+    ) -> tuple[Tensor, Tensor]:
+        """``count`` phase-indexed loops, the decoded Gaussians ``(mean, logscale)``, each ``[count, L, K]``,
+        of macro draws of ``N(0, temperature^2)``; with a ``generator`` they are drawn on the CPU from it
+        (repeatable). Play them with :func:`sampled_loop`, never by their mean alone."""
         device = next(model.parameters()).device
         shape = (count, model.macro_size, model.macro_frames)
         if generator is None:
             macro = torch.randn(shape, device=device)
         else:
             macro = torch.randn(shape, generator=generator).to(device)
-        return model.decode(temperature * macro)[0]
+        return model.decode(temperature * macro)
 
     @torch.no_grad()
     def sample_loops(
         self, model: TrajectoryVAE, count: int, loop_samples: int, temperature: float = 1.0
     ) -> Tensor:
-        """``count`` new loops from the macro prior: audio ``[count, loop_samples]``."""
+        """``count`` new loops from the macro prior (a draw per stage-1 frame at ``frame_temperature``):
+        audio ``[count, loop_samples]``."""
         device = next(model.parameters()).device
-        trajectories = self.sample_trajectories(model, count, temperature)
-        return decoded_loop(self.stage1.to(device), trajectories, loop_samples)
+        mean, logscale = self.sample_trajectories(model, count, temperature)
+        return sampled_loop(self.stage1.to(device), mean, logscale, loop_samples, self.frame_temperature)
 
     @torch.no_grad()
     def log_media(self, writer: SummaryWriter, model: nn.Module, data: TensorData, step: int) -> None:
