@@ -161,7 +161,7 @@ def test_play_hands_every_option_it_accepts_to_the_player(monkeypatch):
     monkeypatch.setattr(latentlive.live.band_player, "play_band", lambda model, **kw: calls.update(band=kw))
     common = ["--model", "m.ts", "--port", "out", "--in-port", "in", "--bpm", "100", "--clock", "--bars", "1"]
     common += ["--api", "jack", "--temperature", "0.5"]
-    drums = ["--style", "2", "--z", "0.5,-1", "--threshold", "0.3"]
+    drums = ["--style", "2", "--z", "0.5,-1", "--threshold", "0.3", "--swing", "0.25", "--quantise"]
     assert main(["play", "drums", *common, *drums]) == 0
     assert main(["play", "band", *common, "--part", "bass", "--ahead", "2", "--seed", "7"]) == 0
     expected_common = {
@@ -179,6 +179,8 @@ def test_play_hands_every_option_it_accepts_to_the_player(monkeypatch):
         "style": 2,
         "z": [0.5, -1.0],
         "threshold": 0.3,
+        "swing": 0.25,
+        "quantise": True,
     }
     assert calls["band"] == {
         **expected_common,

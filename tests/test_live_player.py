@@ -316,7 +316,7 @@ def test_play_drums_connects_to_an_existing_port_named_by_port(jack_server, drum
     status = io.StringIO()
     try:
         steps = play_drums(
-            drums_ts, port="ll test sink", bpm=400.0, bars=1, api=API, quantise=True, stream=status
+            drums_ts, port="ll test sink", bpm=200.0, bars=1, api=API, quantise=True, stream=status
         )
         deadline = time.monotonic() + 10.0
         while not any(m.type == "control_change" for m in received) and time.monotonic() < deadline:
@@ -324,7 +324,7 @@ def test_play_drums_connects_to_an_existing_port_named_by_port(jack_server, drum
     finally:
         sink.close()
     assert steps == drum_model.steps
-    assert "RtMidiIn Client:ll test sink'" in status.getvalue() and "400 bpm" in status.getvalue()
+    assert "RtMidiIn Client:ll test sink'" in status.getvalue() and "200 bpm" in status.getvalue()
     expected = _expected_note_ons(
         pattern_hits(drum_model.pattern(_latent(drum_model, 0.0), 0), drum_model.gm_notes),
         range(drum_model.steps),
