@@ -23,12 +23,12 @@ import functools
 import math
 from typing import Final
 
-import cached_conv as cc
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from latentlive.models.resample import kaiser_beta
+from latentlive.models.stream_padding import TimePadding, output_delay
 
 
 def kaiser_lowpass(cutoff: float, attenuation: float) -> Tensor:
@@ -72,43 +72,6 @@ def pqmf_filters(bands: int, attenuation: float = 100.0) -> Tensor:
     return 2 * h * torch.cos((2 * k + 1) * math.pi / (2 * bands) * n + phase)
 
 
-class _StreamPadding(nn.Module):
-    """``left`` and ``right`` zero frames around a stream ``[B, C, T * unit]`` (offline); streaming, the last
-    ``left + right + crop`` frames of the stream so far before the buffer without its last ``crop`` frames
-    (the stream delayed by ``right + crop`` frames), cached in a ``cc.CachedPadding1d``."""
-
-    unit: Final[int]
-    left: Final[int]
-    right: Final[int]
-    crop: Final[int]
-    size: Final[int]
-
-    def __init__(self, channels: int, unit: int, left: int, right: int, crop: int, streaming: bool) -> None:
-        super().__init__()
-        self.unit, self.left, self.right = unit, left, right
-        self.crop = crop if streaming else 0
-        self.size = left + right + self.crop
-        self.cache: cc.CachedPadding1d | None = None  # None: TorchScript compiles the offline branch only
-        if streaming and self.size > 0:
-            self.cache = cc.CachedPadding1d(self.size * unit)
-            self.cache.init_cache(torch.zeros(1, channels, 0))  # now, not on the first (unscriptable) call
-            self.cache.register_buffer("pad", self.cache.pad, persistent=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        cache = self.cache
-        if cache is None:
-            return F.pad(x, (self.left * self.unit, self.right * self.unit))
-        padded = cache(x)
-        if self.crop > 0:
-            padded = padded[..., : -self.crop * self.unit]
-        return padded
-
-    def reset(self) -> None:
-        cache = self.cache
-        if cache is not None:
-            cache.pad.zero_()
-
-
 class PQMFAnalysis(nn.Module):
     """Audio ``[B, 1, N T]`` -> bands ``[B, N, T]`` (or frames ``[B, 1, T * N]`` when ``frames``).
 
@@ -142,9 +105,8 @@ class PQMFAnalysis(nn.Module):
         self.bands, self.length, self.frames = bands, filters.shape[-1], frames
         half = (self.length - 1) // 2
         left, right = (2 * half, 0) if causal else (half, half)
-        stride_delay = (bands - (right + delay) % bands) % bands  # cached_conv's rule for strided layers
-        self.delay = (right + stride_delay + delay) // bands
-        self.pad = _StreamPadding(1, 1, left, right, stride_delay, streaming)
+        stride_delay, self.delay = output_delay(right, bands, delay)
+        self.pad = TimePadding(1, left, right, stride_delay, streaming=streaming)
         # window tap j reads x[mN - left + j]: the convolution's filter reversed
         self.register_buffer("matrix", filters.flip(-1).float().contiguous(), persistent=False)
 
@@ -198,7 +160,7 @@ class PQMFSynthesis(nn.Module):
                     weight[r, j] = bands * synthesis[:, half + n]
         left, right = (self.taps - 1, 0) if causal else (ahead, behind)
         self.delay = (delay + right) * bands
-        self.pad = _StreamPadding(1 if frames else bands, bands if frames else 1, left, right, 0, streaming)
+        self.pad = TimePadding(bands, left, right, channels_first=not frames, streaming=streaming)
         order = weight if frames else weight.transpose(1, 2)  # windows of (tap, band) or (band, tap)
         self.register_buffer("matrix", order.reshape(bands, -1).float().contiguous(), persistent=False)
 

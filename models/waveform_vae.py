@@ -33,77 +33,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from latentlive.models.pqmf import PQMFAnalysis, PQMFSynthesis
+from latentlive.models.stream_padding import TimePadding, output_delay
 from latentlive.models.vae import GaussianPosterior, reparameterize
-
-
-def _output_delay(right_pad: int, stride: int, delay: int) -> tuple[int, int]:
-    """``(extra input delay, output delay)`` of a streamed convolution fed a stream ``delay`` samples late.
-
-    Like ``cc.CachedConv1d``: the input is delayed further, to the next multiple of the stride, so that
-    the streamed frames fall where the offline frames fall. The output delay counts output samples.
-    """
-    stride_delay = (stride - (right_pad + delay) % stride) % stride
-    return stride_delay, (right_pad + stride_delay + delay) // stride
-
-
-class TimePadding(nn.Module):
-    """Pads a stream of ``C``-channel frames ``[B, 1, T * C]`` to ``[B, 1, (left + T + right - crop) * C]``
-    (or channel-major ``[B, C, T]`` to ``[B, C, left + T + right - crop]`` when ``channels_first``).
-
-    Offline: ``left`` and ``right`` zero frames (``crop`` is 0). Streaming: the last ``left + right + crop``
-    frames of the stream so far, then the buffer without its last ``crop`` frames; this delays the stream
-    by ``right + crop`` frames. The cache is cached_conv's own ``cc.CachedPadding1d`` (over the one-channel
-    stream of values, or over the ``C`` channels; ``cc.MAX_BATCH_SIZE`` entries); its ``crop`` would drop
-    the whole padding, so the last ``crop`` frames are dropped here instead. The result is a new
-    contiguous tensor (:func:`_windows` reads its storage).
-    """
-
-    # sizes fixed when built are constants (Final) for TorchScript, which then folds them into the code
-    unit: Final[int]
-    left: Final[int]
-    right: Final[int]
-    crop: Final[int]
-    size: Final[int]
-
-    def __init__(
-        self,
-        channels: int,
-        left: int,
-        right: int,
-        crop: int = 0,
-        channels_first: bool = False,
-        streaming: bool = False,
-    ) -> None:
-        super().__init__()
-        self.streaming = streaming
-        self.unit = 1 if channels_first else channels  # values per frame along the last dimension
-        self.left, self.right = left, right
-        self.crop = crop if self.streaming else 0
-        self.size = left + right + self.crop
-        self.cache: cc.CachedPadding1d | None = None  # None: TorchScript compiles the offline branch only
-        if self.streaming and self.size > 0:
-            self.cache = cc.CachedPadding1d(self.size * self.unit)
-            # cc allocates its cache on the first forward (unscriptable); do it now, on an empty buffer,
-            # and keep it out of the state dict so offline checkpoints load into the streaming model
-            self.cache.init_cache(torch.zeros(1, channels // self.unit, 0))
-            self.cache.register_buffer("pad", self.cache.pad, persistent=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        cache = self.cache
-        if cache is None:
-            if self.size == 0:
-                return x.clone(memory_format=torch.contiguous_format)
-            return F.pad(x, (self.left * self.unit, self.right * self.unit))
-        padded = cache(x)
-        if self.crop > 0:
-            padded = padded[..., : -self.crop * self.unit]
-        return padded
-
-    def reset(self) -> None:
-        """Forget the stream (zeros, as at the start)."""
-        cache = self.cache
-        if cache is not None:
-            cache.pad.zero_()
 
 
 def _valid_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, dilation: int) -> Tensor:
@@ -213,7 +144,7 @@ class StreamingConv1d(FrameConv1d):
 
     Args:
         delay: delay of the incoming stream in input samples; ``self.delay`` is the delay of the output
-            stream in output samples (see :func:`_output_delay`).
+            stream in output samples (see :func:`output_delay`).
         activation: apply a leaky ReLU to the padded input first (it maps 0 to 0, so the padding is
             unchanged).
         channels_first: read channel-major ``[B, C_in, T]`` (latents as they come) instead of frames.
@@ -237,7 +168,7 @@ class StreamingConv1d(FrameConv1d):
     ) -> None:
         super().__init__(channels_in, channels_out, kernel_size, stride, dilation, channels_first, streaming)
         left, right = cc.get_padding(kernel_size, stride, dilation, mode="causal" if causal else "centered")
-        stride_delay, self.delay = _output_delay(right, stride, delay)
+        stride_delay, self.delay = output_delay(right, stride, delay)
         self.activation = activation
         self.pad = TimePadding(channels_in, left, right, stride_delay, channels_first, streaming)
 
