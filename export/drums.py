@@ -5,7 +5,6 @@ from typing import Any
 import cached_conv as cc
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from latentlive.export.host_rate import HostRateModule
 from latentlive.export.streams import guarded
@@ -27,6 +26,9 @@ class PatternPaths(nn.Module):
         pass
 
     def decode_groove(self, z: Tensor, style: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        pass
+
+    def infer_style(self, pattern: Tensor, velocity: Tensor, offset: Tensor) -> Tensor:
         pass
 
 
@@ -96,26 +98,17 @@ class DrumsExport(HostRateModule):
 
     def _style_or_inferred(self, style: Tensor, recorded: Tensor) -> Tensor:
         """``style [B]`` (float) -> style index ``[B]``, where it is ``INFER_STYLE`` the style under which the
-        recorded velocities ``[B, I, S]`` reconstruct best (-1 for a model without styles), as
-        ``training.tasks.drums.infer_style`` chooses it."""
+        recorded velocities ``[B, I, S]`` reconstruct best (``PatternVAE.infer_style``; -1 for a model without
+        styles)."""
         index = torch.round(style.clamp(-self.input_limit, self.input_limit)).long()
         chosen = self._style(style)
         infer = index == self.infer_style
         if self.num_styles == 0 or not bool(infer.any()):
             return chosen
-        batch, n = recorded.shape[0], self.num_styles
-        hits = (recorded > 0.0).float()
-        candidates = torch.arange(n, device=recorded.device).repeat(batch)  # [B * N]
-        pattern = hits.repeat_interleave(n, 0)
-        velocity = recorded.clamp(0.0, 1.0).repeat_interleave(n, 0)
-        offset = torch.zeros_like(velocity)  # a device records on the grid
-        mean, _ = self.model.encode(pattern, candidates, velocity, offset)
-        logits, velocity_out, offset_out = self.model.decode_groove(mean, candidates)
-        # the cost of training.tasks.drums.infer_style: hit cross-entropy, squared groove errors on the hits
-        groove = ((velocity_out - velocity) ** 2 + (offset_out - offset) ** 2) * pattern
-        hits_nll = F.binary_cross_entropy_with_logits(logits, pattern, reduction="none")
-        error = (hits_nll + groove).sum([1, 2])
-        best = torch.argmin(error.view(batch, n).nan_to_num(0.0), dim=1)
+        velocity = recorded.clamp(0.0, 1.0)
+        best = self.model.infer_style(
+            (recorded > 0.0).float(), velocity, torch.zeros_like(velocity)
+        )  # on the grid
         return torch.where(infer, best, chosen)
 
     def _thresholds(self) -> Tensor:
@@ -202,6 +195,7 @@ class DrumsExport(HostRateModule):
         for _ in range(self.warm_up_calls):
             self.model.decode_groove(z, style)
             self.model.encode(pattern, style, pattern, pattern)
+            self.model.infer_style(pattern, pattern, pattern)
 
     @torch.jit.export
     def reset(self) -> None:

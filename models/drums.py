@@ -4,6 +4,7 @@
 import gin
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from latentlive.models.vae import GaussianPosterior, LabelConditioning, reparameterize
 
@@ -101,6 +102,23 @@ class PatternVAE(nn.Module):
         z = reparameterize(mean, logvar)
         logits, velocity_out, offset_out = self.decode_groove(z, style)
         return logits, velocity_out, offset_out, z, mean, logvar
+
+    @torch.jit.export
+    def infer_style(self, pattern: Tensor, velocity: Tensor, offset: Tensor) -> Tensor:
+        """The style of each clip ``[B, I, S]`` (hits, velocity, offset): the one under which its posterior mean
+        decodes back to it best (hit cross-entropy plus squared velocity and offset errors on its hits), all
+        styles tried in one batch. ``[B]`` int64; -1 everywhere for a model without styles; a cost that is not
+        a number counts as 0."""
+        count, n = pattern.shape[0], self.num_styles
+        if n == 0:
+            return torch.full((count,), -1, dtype=torch.long, device=pattern.device)
+        candidates = torch.arange(n, device=pattern.device).repeat(count)  # [B * N]
+        hits, velocity, offset = (t.repeat_interleave(n, 0) for t in (pattern, velocity, offset))
+        mean, _ = self.encode(hits, candidates, velocity, offset)
+        logits, velocity_out, offset_out = self.decode_groove(mean, candidates)
+        groove = ((velocity_out - velocity) ** 2 + (offset_out - offset) ** 2) * hits
+        cost = F.binary_cross_entropy_with_logits(logits, hits, reduction="none") + groove
+        return torch.argmin(cost.flatten(1).sum(1).view(count, n).nan_to_num(0.0), dim=1)
 
     @torch.no_grad()
     def sample(

@@ -27,7 +27,6 @@ from latentlive.live.drum_player import CC_QUANTISE, CC_SWING, DRUM_CHANNEL, Dru
 from latentlive.live.render import TICKS_PER_STEP, render_drums_midi
 from latentlive.live.scheduler import CLOCKS_PER_STEP, ClockFollower
 from latentlive.models.drums import PatternVAE
-from latentlive.training.tasks.drums import infer_style
 
 # JACK delivers MIDI once per 5.3 ms period, plus thread wake-ups on a busy machine (tests/test_live_player.py).
 # The hand-made model's offsets are +-0.42 of a step (63 ms at 100 bpm): a grid-timed note still fails.
@@ -161,7 +160,7 @@ def test_encode_takes_the_clips_style_or_infers_it(groove16: DrumModel) -> None:
     out = module.encode(x)[:, :, -1]
     pattern = (clips > 0).float()
     with torch.no_grad():
-        inferred = infer_style(eager, pattern, clips, torch.zeros_like(clips))
+        inferred = eager.infer_style(pattern, clips, torch.zeros_like(clips))
         styles = torch.tensor([inferred[0], inferred[1], 1, -1])
         mean, _ = eager.encode(pattern, styles, clips, torch.zeros_like(clips))
     assert out[:, 4].long().tolist() == styles.tolist()

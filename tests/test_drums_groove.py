@@ -24,7 +24,6 @@ from latentlive.training.tasks.drums import (
     DrumsTask,
     choose_class_thresholds,
     hit_scores,
-    infer_style,
     learn_clip,
 )
 
@@ -227,7 +226,7 @@ def test_a_humanised_clip_is_learnt_with_its_style_and_decodes_back_to_it() -> N
     model.eval()
     clip = humanised(data.test, 7)  # clips of performances it never trained on, played by a human
     z, style = learn_clip(model, clip["pattern"], clip["velocity"], clip["offset"])
-    assert torch.equal(style, infer_style(model, clip["pattern"], clip["velocity"], clip["offset"]))
+    assert torch.equal(style, model.infer_style(clip["pattern"], clip["velocity"], clip["offset"]))
     truth = clip["pattern"] > 0.5
 
     def f1_of(z: Tensor, style: Tensor) -> float:

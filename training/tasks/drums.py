@@ -346,31 +346,15 @@ class DrumsTask:
 
 
 @torch.no_grad()
-def infer_style(model: PatternVAE, pattern: Tensor, velocity: Tensor, offset: Tensor) -> Tensor:
-    """The style of each clip ``[B, I, S]`` (hits, velocity, offset): the one under which its posterior mean
-    decodes back to it best (hit cross-entropy plus squared velocity and offset errors on its hits). ``[B]``
-    int64; -1 everywhere for a model without styles."""
-    count = pattern.shape[0]
-    if model.num_styles == 0:
-        return torch.full((count,), -1, dtype=torch.long, device=pattern.device)
-    costs = []
-    for candidate in range(model.num_styles):
-        style = torch.full((count,), candidate, dtype=torch.long, device=pattern.device)
-        mean, _ = model.encode(pattern, style, velocity, offset)
-        logits, velocity_out, offset_out = model.decode_groove(mean, style)
-        groove = ((velocity_out - velocity) ** 2 + (offset_out - offset) ** 2) * pattern
-        costs.append(bernoulli_nll(logits, pattern) + groove.flatten(1).sum(1))
-    return torch.stack(costs, 1).argmin(1)
-
-
 @torch.no_grad()
 def learn_clip(
     model: PatternVAE, pattern: Tensor, velocity: Tensor, offset: Tensor, style: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """The latent of each clip ``[B, I, S]`` (the posterior mean, ``[B, D]``) and the style it was encoded with
-    (``style`` when given, else :func:`infer_style`), so that ``decode_groove(z, style)`` plays the clip back."""
+    (``style`` when given, else ``PatternVAE.infer_style``), so that ``decode_groove(z, style)`` plays the clip
+    back."""
     if style is None:
-        style = infer_style(model, pattern, velocity, offset)
+        style = model.infer_style(pattern, velocity, offset)
     mean, _ = model.encode(pattern, style, velocity, offset)
     return mean, style
 
