@@ -136,6 +136,7 @@ def fullband_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     args = ["train", "--gin", str(ROOT / "gin/techno_fullband.gin"), "--name", "fullband", "--out", str(runs)]
     assert main([*args, *[item for b in bindings for item in ("--bind", b)]]) == 0
     assert main(["export", "--run", str(runs / "fullband"), "--streaming"]) == 0
+    gin.clear_config()  # the run's bindings (16 bands) must not reach the tests after this file
     return runs / "fullband"
 
 

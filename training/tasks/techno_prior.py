@@ -99,7 +99,7 @@ def sampled_latents(
     ``generator`` on the CPU when given); ``temperature = 0`` reads the mean alone."""
     phase = frame_phases(mean, ratio, loop_samples)
     shape = (mean.shape[0], mean.shape[1], phase.shape[1])
-    noise = torch.randn(shape, generator=generator) if generator is not None else torch.randn(shape)
+    noise = torch.randn(shape, generator=generator)  # None: torch's global generator
     return sample_frames(mean, logscale, phase, temperature * noise.to(mean))
 
 
