@@ -19,8 +19,8 @@ from latentlive.core.runs import load_checkpoint
 from latentlive.export.drumsynth import PEAK, build_drumsynth_export
 from latentlive.models.drumsynth import full_rate_magnitude
 from latentlive.training.config import parse_gin
-from latentlive.training.sample_quality import band_statistics
-from latentlive.training.tasks.drumsynth import DrumSynthTask, line_at_db, new_line_db
+from latentlive.training.sample_quality import band_statistics, line_at_db, new_line_db
+from latentlive.training.tasks.drumsynth import DrumSynthTask
 
 HIGH_BAND = "6000-11025"
 # the open hats of the corpus keep some metallic partials that the noise fine structure turns into noise:

@@ -12,6 +12,10 @@ Three measures, each reported for the generated clips and, beside them, for the 
   corpus apart from noise and from a buzz).
 - **per-band flatness and loudness**: for a few frequency bands, the mean spectral flatness of the frames where
   the band sounds (1: noise, 0: a few lines: metallic hats read low) and the mean and spread of its level in dB.
+
+And spectral lines, for models that can leave one the corpus lacks (the drum kit's 11.025 kHz line):
+:func:`line_at_db` (one line against a band's median power) and :func:`new_line_db` (the strongest line a clip
+has that the corpus does not).
 """
 
 import math
@@ -19,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.linalg
+import scipy.ndimage
 
 from latentlive.models.nsgt import hz_to_mel, mel_to_hz
 
@@ -26,6 +31,9 @@ N_FFT, HOP, MEL_BANDS = 1024, 256, 64
 BAND_EDGES_HZ = (0.0, 500.0, 2000.0, 6000.0, 12000.0, 24000.0)  # cut at each rate's Nyquist frequency
 SILENT_DB = -70.0  # a band quieter than this in a frame (dB of its mean power) is not measured there
 EPS = 1e-12
+LINE_FROM_HZ = 2000.0  # lines are looked for above this (where the bands are noise-like and wide)
+LINE_BACKGROUND_HZ = 250.0  # a bin's prominence is over the median power within this distance of it
+LINE_TOLERANCE_HZ = 20.0  # a generated line is one the corpus has when the corpus has one this close
 
 
 def _clips(clips: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
@@ -42,6 +50,44 @@ def _power_frames(clip: np.ndarray) -> np.ndarray:
     return np.abs(np.fft.rfft(frames * np.hanning(N_FFT), axis=-1)) ** 2 / N_FFT
 
 
+def power_spectrum(clip: np.ndarray) -> np.ndarray:
+    """Power ``[T // 2 + 1]`` of one clip (Hann window over the whole clip)."""
+    clip = np.asarray(clip, dtype=np.float64)
+    return np.abs(np.fft.rfft(clip * np.hanning(len(clip)))) ** 2
+
+
+def line_prominence_db(power: np.ndarray, rate: float) -> np.ndarray:
+    """Per bin of a power spectrum ``[K]`` (bins up to ``rate / 2``), its level in dB over the median power
+    within ``LINE_BACKGROUND_HZ`` (mirrored at the ends): about 0 for noise, up to ~12 for its largest
+    chance peaks over a few thousand bins, tens of dB for a steady sinusoid."""
+    size = 2 * int(LINE_BACKGROUND_HZ * 2 * (len(power) - 1) / rate) + 1
+    background = scipy.ndimage.median_filter(power, size=size, mode="reflect")
+    return 10.0 * np.log10((power + 1e-30) / (background + 1e-30))
+
+
+def line_at_db(clip: np.ndarray, rate: float, line_hz: float, band_hz: tuple[float, float]) -> float:
+    """The strongest bin of ``clip [T]`` within ``LINE_TOLERANCE_HZ`` of ``line_hz`` over the median power of
+    ``band_hz``, in dB (issue #18's check of the line at 11.025 kHz against the 9-10.9 kHz band)."""
+    power = power_spectrum(clip)
+    freqs = np.fft.rfftfreq(len(clip), 1.0 / rate)
+    near = power[np.abs(freqs - line_hz) <= LINE_TOLERANCE_HZ].max()
+    background = np.median(power[(freqs >= band_hz[0]) & (freqs <= band_hz[1])])
+    return float(10.0 * np.log10((near + 1e-30) / (background + 1e-30)))
+
+
+def new_line_db(clips: np.ndarray, corpus: np.ndarray, rate: float) -> np.ndarray:
+    """Per clip of ``clips [N, T]``, its strongest line above ``LINE_FROM_HZ`` that the ``corpus [R, T]``
+    clips lack: the largest ``prominence - corpus prominence`` over bins, the corpus's being that of its mean
+    power spectrum (steady lines stay, chance peaks average out), the largest within ``LINE_TOLERANCE_HZ``,
+    and never below 0. About 12 dB for noise; tens of dB for a steady sinusoid the corpus does not have."""
+    freqs = np.fft.rfftfreq(clips.shape[-1], 1.0 / rate)
+    reach = int(LINE_TOLERANCE_HZ / freqs[1])
+    corpus_db = line_prominence_db(np.mean([power_spectrum(c) for c in corpus], 0), rate)
+    corpus_db = scipy.ndimage.maximum_filter(np.maximum(corpus_db, 0.0), size=2 * reach + 1, mode="reflect")
+    above = freqs >= LINE_FROM_HZ
+    return np.array([(line_prominence_db(power_spectrum(c), rate) - corpus_db)[above].max() for c in clips])
+
+
 def frame_rate_share(
     clips: Sequence[np.ndarray] | np.ndarray, rate: int, fundamental: float, width_hz: float = 2.0
 ) -> float:
@@ -49,7 +95,7 @@ def frame_rate_share(
     ``fundamental`` Hz, from one spectrum per clip (Hann window over the whole clip)."""
     on, total = 0.0, 0.0
     for clip in _clips(clips):
-        power = np.abs(np.fft.rfft(clip * np.hanning(len(clip)))) ** 2
+        power = power_spectrum(clip)
         freqs = np.fft.rfftfreq(len(clip), 1.0 / rate)
         nearest = np.maximum(np.round(freqs / fundamental), 1.0) * fundamental
         near = np.abs(freqs - nearest) <= width_hz

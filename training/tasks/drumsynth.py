@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import gin
 import numpy as np
-import scipy.ndimage
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
@@ -46,7 +45,7 @@ from latentlive.training.metrics import (
     spectral_convergence,
 )
 from latentlive.training.plots import latent_map_figure
-from latentlive.training.sample_quality import band_statistics, sample_quality
+from latentlive.training.sample_quality import band_statistics, line_at_db, new_line_db, sample_quality
 from latentlive.training.tasks.base import (
     SplitData,
     TensorData,
@@ -62,49 +61,6 @@ DIVERGENCES = ("kl", "mmd")
 QUALITY_LATENTS = ("knobs", "prior")
 KNOB_LIMIT = 4.0  # as export.drumsynth.KNOB_LIMIT: the instrument clamps its knobs there
 QUALITY_SEED = 0  # the knobs drawn for the sample-quality one-shots: the same at every evaluation
-
-
-LINE_FROM_HZ = 2000.0  # lines are looked for above this (where the bands are noise-like and wide)
-LINE_BACKGROUND_HZ = 250.0  # a bin's prominence is over the median power within this distance of it
-LINE_TOLERANCE_HZ = 20.0  # a generated line is one the corpus has when the corpus has one this close
-
-
-def _power_spectrum(clip: np.ndarray) -> np.ndarray:
-    """Power ``[T // 2 + 1]`` of one clip (Hann window over the whole clip)."""
-    clip = np.asarray(clip, dtype=np.float64)
-    return np.abs(np.fft.rfft(clip * np.hanning(len(clip)))) ** 2
-
-
-def line_prominence_db(power: np.ndarray, rate: float) -> np.ndarray:
-    """Per bin of a power spectrum ``[K]`` (bins up to ``rate / 2``), its level in dB over the median power
-    within ``LINE_BACKGROUND_HZ`` (mirrored at the ends): about 0 for noise, up to ~12 for its largest
-    chance peaks over a few thousand bins, tens of dB for a steady sinusoid."""
-    size = 2 * int(LINE_BACKGROUND_HZ * 2 * (len(power) - 1) / rate) + 1
-    background = scipy.ndimage.median_filter(power, size=size, mode="reflect")
-    return 10.0 * np.log10((power + 1e-30) / (background + 1e-30))
-
-
-def line_at_db(clip: np.ndarray, rate: float, line_hz: float, band_hz: tuple[float, float]) -> float:
-    """The strongest bin of ``clip [T]`` within ``LINE_TOLERANCE_HZ`` of ``line_hz`` over the median power of
-    ``band_hz``, in dB (issue #18's check of the line at 11.025 kHz against the 9-10.9 kHz band)."""
-    power = _power_spectrum(clip)
-    freqs = np.fft.rfftfreq(len(clip), 1.0 / rate)
-    near = power[np.abs(freqs - line_hz) <= LINE_TOLERANCE_HZ].max()
-    background = np.median(power[(freqs >= band_hz[0]) & (freqs <= band_hz[1])])
-    return float(10.0 * np.log10((near + 1e-30) / (background + 1e-30)))
-
-
-def new_line_db(clips: np.ndarray, corpus: np.ndarray, rate: float) -> np.ndarray:
-    """Per clip of ``clips [N, T]``, its strongest line above ``LINE_FROM_HZ`` that the ``corpus [R, T]``
-    clips lack: the largest ``prominence - corpus prominence`` over bins, the corpus's being that of its mean
-    power spectrum (steady lines stay, chance peaks average out), the largest within ``LINE_TOLERANCE_HZ``,
-    and never below 0. About 12 dB for noise; tens of dB for a steady sinusoid the corpus does not have."""
-    freqs = np.fft.rfftfreq(clips.shape[-1], 1.0 / rate)
-    reach = int(LINE_TOLERANCE_HZ / freqs[1])
-    corpus_db = line_prominence_db(np.mean([_power_spectrum(c) for c in corpus], 0), rate)
-    corpus_db = scipy.ndimage.maximum_filter(np.maximum(corpus_db, 0.0), size=2 * reach + 1, mode="reflect")
-    above = freqs >= LINE_FROM_HZ
-    return np.array([(line_prominence_db(_power_spectrum(c), rate) - corpus_db)[above].max() for c in clips])
 
 
 def per_class_mmd(z: Tensor, classes: Tensor, prior_samples: int = 32) -> Tensor:
@@ -553,8 +509,8 @@ class DrumSynthTask:
         (prefix ``eval/quality/``, rates :meth:`quality_rates`), and for each class with clips on both sides
         (``generated_cls [N]``, ``reference_cls [R]``) the flatness of every band,
         ``eval/quality/<class>/flatness/<band>`` with ``..._corpus`` beside (metallic hats read low), the line at
-        the Nyquist frequency ``eval/quality/<class>/nyquist_line_db`` (median over clips of :func:`line_at_db`,
-        with ``..._corpus``) and ``eval/quality/<class>/new_line_db`` (median of :func:`new_line_db`: the
+        the Nyquist frequency ``eval/quality/<class>/nyquist_line_db`` (median over clips of ``sample_quality.line_at_db``,
+        with ``..._corpus``) and ``eval/quality/<class>/new_line_db`` (median of ``sample_quality.new_line_db``: the
         strongest line above 2 kHz that the class's corpus clips lack; about 12 dB for noise).
         With a ``suffix``, only the keys of the generated side, each ending with it."""
         made, held = generated.cpu().double().numpy(), reference.cpu().double().numpy()
