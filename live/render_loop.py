@@ -1,8 +1,10 @@
 """``latentlive render loop``: the sequencer chooses the pattern, the drum synth the sounds, written as a WAV loop.
 
 Each of the sequencer's 9 instruments is played by a class of the kit (toms by ``tom``, crash and ride by
-``cymbal`` where the kit has no class of that name). Sound tails that pass the end of the loop wrap
-around to its start, so the file loops without a click. A ``.mid`` of the same pattern is written beside it.
+``cymbal`` where the kit has no class of that name). The loop plays the notes of the ``.mid`` written beside
+it (``live.render.loop_note_ons``): the model's velocities and timing offsets plus ``--swing``, or the grid
+with ``--quantise``. Sound tails that pass the end of the loop wrap around to its start, so the file loops
+without a click.
 """
 
 from collections.abc import Sequence
@@ -15,9 +17,9 @@ import torch
 
 from latentlive.core.errors import UserError
 from latentlive.core.files import atomic_write, check_output_file
-from latentlive.live.drum_model import DrumModel, level_to_velocity
+from latentlive.live.drum_model import DrumModel, pattern_notes
 from latentlive.live.model_file import load_module, read_model_metadata
-from latentlive.live.render import render_drums_midi
+from latentlive.live.render import TICKS_PER_STEP, loop_note_ons, render_drums_midi
 
 # Kit classes to try, in order, for each instrument of the sequencer (``corpus.drum_map`` order).
 KIT_CLASS_CHOICES = {
@@ -50,17 +52,18 @@ def kit_classes(instrument_names: Sequence[str], class_names: Sequence[str], kit
     return chosen
 
 
-def mix_loop(pattern: np.ndarray, sounds: np.ndarray, bars: int, samples_per_step: float) -> np.ndarray:
-    """``pattern [I, S]`` (hit levels), ``sounds [I, L]`` -> the mono loop of ``bars`` repeats, tails wrapped."""
-    steps = pattern.shape[1]
-    total = int(round(bars * steps * samples_per_step))
+def mix_loop(
+    note_ons: Sequence[tuple[int, int, int]], sounds: np.ndarray, total_ticks: int, samples_per_tick: float
+) -> np.ndarray:
+    """Note ons ``(tick, instrument, velocity)`` of a loop of ``total_ticks``, ``sounds [I, L]`` -> the mono loop
+    (each sound at gain ``velocity / 127`` from the sample nearest its tick), tails wrapped, peak at most
+    ``PEAK``."""
+    total = int(round(total_ticks * samples_per_tick))
     loop = np.zeros(total, dtype=np.float64)
-    for bar in range(bars):
-        for instrument, step in zip(*np.nonzero(pattern), strict=True):
-            start = int(round((bar * steps + step) * samples_per_step))
-            gain = level_to_velocity(float(pattern[instrument, step])) / 127.0
-            positions = (start + np.arange(sounds.shape[1])) % total
-            np.add.at(loop, positions, gain * sounds[instrument])
+    for tick, instrument, velocity in note_ons:
+        start = int(round(tick * samples_per_tick))
+        positions = (start + np.arange(sounds.shape[1])) % total
+        np.add.at(loop, positions, velocity / 127.0 * sounds[instrument])
     peak = np.abs(loop).max()
     return (loop * (PEAK / peak if peak > PEAK else 1.0)).astype(np.float32)
 
@@ -76,9 +79,12 @@ def render_loop_wav(
     sample_rate: int = 44100,
     knobs: Sequence[float] | None = None,
     force: bool = False,
+    swing: float = 0.0,
+    quantise: bool = False,
 ) -> list[Path]:
-    """Write ``out_path`` (WAV) and the same pattern as ``.mid`` beside it; return both paths. Existing files
-    there are replaced only with ``force``, a folder never."""
+    """Write ``out_path`` (WAV) and the same notes as ``.mid`` beside it, with the model's feel plus ``swing``
+    (or on the grid with ``quantise``); return both paths. Existing files there are replaced only with
+    ``force``, a folder never."""
     out, kit_path = Path(out_path), Path(kit_path)
     if out.suffix.lower() != ".wav":
         raise UserError(f"{out}: the loop is written as WAV; give --out a .wav name")
@@ -92,22 +98,29 @@ def render_loop_wav(
         )
     drums = DrumModel(drums_path)
     kit_meta = read_model_metadata(kit_path, "drumsynth", "pass --kit drumsynth.ts")
-    midi = render_drums_midi(drums, z, style, bars, bpm, out.with_suffix(".mid"), force=True)  # checked above
-    pattern = drums.pattern(drums.check_latent(z), style)
+    midi = render_drums_midi(
+        drums, z, style, bars, bpm, out.with_suffix(".mid"), force=True, swing=swing, quantise=quantise
+    )  # the file was checked above
+    levels, offsets = drums.groove(drums.check_latent(z), style)
+    instruments = list(range(len(drums.instrument_names)))  # each instrument plays its own index as a "note"
+    notes = pattern_notes(levels, offsets, instruments, swing, quantise)
+    repeats = -(-bars * 16 // drums.steps)  # as many pattern repeats as the MIDI file holds
     classes = kit_classes(drums.instrument_names, kit_meta["class_names"], kit_path)
     kit = load_module(kit_path, ("generate",))
     kit.set_sample_rate(sample_rate)
     latent = list(knobs or []) + [0.0] * (kit_meta["latent_size"] - len(knobs or []))
     with torch.no_grad():
         sounds = kit.generate(torch.tensor(classes), torch.tensor([latent] * len(classes))).numpy()
-    loop = mix_loop(pattern, sounds, bars, sample_rate * 60.0 / bpm / 4)
+    samples_per_tick = sample_rate * 60.0 / bpm / 4 / TICKS_PER_STEP
+    total_ticks = repeats * drums.steps * TICKS_PER_STEP
+    loop = mix_loop(loop_note_ons(notes, repeats), sounds, total_ticks, samples_per_tick)
     atomic_write(out, lambda tmp: sf.write(str(tmp), loop, sample_rate, format="WAV", subtype="PCM_16"))
     return [out, midi]
 
 
 # `latentlive render loop` (drums + kit): the options it reads besides --out and --force
-OPTIONS = frozenset({"drums", "kit", "z", "style", "bars", "bpm"})
-RANGES: dict[str, tuple[float, float, str]] = {}
+OPTIONS = frozenset({"drums", "kit", "z", "style", "bars", "bpm", "swing", "quantise"})
+RANGES: dict[str, tuple[float, float, str]] = {}  # --swing is checked by render_drums_midi
 
 
 def render_command(args: Any) -> list[Path]:
@@ -123,4 +136,6 @@ def render_command(args: Any) -> list[Path]:
         bpm=args.bpm,
         out_path=args.out,
         force=args.force,
+        swing=args.swing or 0.0,
+        quantise=args.quantise,
     )

@@ -126,6 +126,15 @@ def _button(ax: Any, box: dict[str, Any], x: float, y: float, w: float, h: float
     _text(ax, x + w / 2, y + h / 2 + 2.5, box.get("text", ""), ha="center")
 
 
+def _toggle(ax: Any, box: dict[str, Any], x: float, y: float, w: float, h: float) -> None:
+    """A square, filled with the accent colour when its initial value is on."""
+    side = min(w, h)
+    on = _initial(box) > 0.5
+    ax.add_patch(
+        patches.Rectangle((x, y), side, side, facecolor=ACCENT if on else PANEL, edgecolor=LINE, lw=0.6)
+    )
+
+
 def _comment(ax: Any, box: dict[str, Any], x: float, y: float, w: float, h: float) -> None:
     size = 6.5 if box.get("maxclass") == "live.comment" else 6.0
     chars = max(int(w / 4.6), 1)  # wrap inside the box, as Max does
@@ -149,6 +158,7 @@ _DRAW = {
     "live.grid": _grid,
     "live.drop": _drop,
     "live.text": _button,
+    "live.toggle": _toggle,
     "comment": _comment,
     "live.comment": _comment,
 }

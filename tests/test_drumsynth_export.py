@@ -16,7 +16,7 @@ from latentlive.core.errors import UserError
 from latentlive.export.drumsynth import fft_resample
 from latentlive.export.host import UNINITIALISED_RATE, NNHost, deliver_host_rate, load_ts
 from latentlive.export.metadata import read_metadata
-from latentlive.live.drum_model import level_to_velocity
+from latentlive.live.render import TICKS_PER_STEP, loop_note_ons
 from latentlive.live.render_loop import mix_loop, render_loop_wav
 from latentlive.training.metrics import log_spectral_distance
 
@@ -225,20 +225,50 @@ def test_a_hit_streams_the_offline_one_shot_resampled_to_the_host_rate(drumsynth
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0.0)
 
 
-def test_mix_loop_places_hits_on_the_grid_and_wraps_tails() -> None:
-
-    pattern = np.zeros((2, 16), dtype=np.float32)
-    pattern[0, 0] = 1.0
-    pattern[1, 15] = 0.5
+def test_mix_loop_places_notes_at_their_ticks_with_velocity_and_wraps_tails() -> None:
+    notes = [[] for _ in range(16)]
+    notes[0] = [(0, 127, 0.0)]
+    notes[15] = [(1, 64, 0.25)]  # a quarter step late: its tail passes the end of the loop
+    notes[4] = [(1, 100, -0.5)]  # half a step early
     sounds = np.zeros((2, 30), dtype=np.float32)
     sounds[:, 0] = 0.5
-    sounds[:, 25] = 0.25  # a tail that passes the end of the loop
-    loop = mix_loop(pattern, sounds, bars=1, samples_per_step=10.0)
+    sounds[:, 25] = 0.25
+    ons = loop_note_ons(notes, bars=1)
+    loop = mix_loop(ons, sounds, total_ticks=16 * TICKS_PER_STEP, samples_per_tick=10.0 / TICKS_PER_STEP)
     assert loop.shape == (160,)
     assert loop[0] == pytest.approx(0.5) and loop[25] == pytest.approx(0.25)
-    velocity = level_to_velocity(0.5) / 127
-    assert loop[150] == pytest.approx(0.5 * velocity)
-    assert loop[(150 + 25) % 160] == pytest.approx(0.25 * velocity)  # wrapped to the start
+    assert loop[35] == pytest.approx(0.5 * 100 / 127)  # step 4 at 40 samples, moved 5 earlier
+    late = round(152.5)  # step 15 at 150 samples, a quarter of 10 later
+    assert loop[late] == pytest.approx(0.5 * 64 / 127)
+    assert loop[(late + 25) % 160] == pytest.approx(0.25 * 64 / 127)  # wrapped to the start
+    assert np.count_nonzero(loop) == 6
+
+
+def test_render_loop_plays_the_feel_of_its_midi(drums_ts: Path, drumsynth_ts: Path, tmp_path: Path) -> None:
+    """The WAV plays the notes of the .mid beside it: swing moves both, --quantise puts both on the grid."""
+    renders = {}
+    for name, feel in {"swung": {"swing": 1.0}, "grid": {"quantise": True}}.items():
+        out = tmp_path / f"{name}.wav"
+        render_loop_wav(drums_ts, drumsynth_ts, None, 0, 1, 120, out, **feel)
+        ticks = [t for t, _, _ in _note_on_ticks(out.with_suffix(".mid"))]
+        renders[name] = (sf.read(str(out))[0], ticks)
+    grid_audio, grid_ticks = renders["grid"]
+    swung_audio, swung_ticks = renders["swung"]
+    assert all(t % TICKS_PER_STEP == 0 for t in grid_ticks)
+    assert any(t % TICKS_PER_STEP != 0 for t in swung_ticks)  # odd 16ths half a step late
+    assert len(grid_audio) == len(swung_audio) and not np.allclose(grid_audio, swung_audio, atol=1e-3)
+
+
+def _note_on_ticks(path: Path) -> list[tuple[int, int, int]]:
+    """``(tick, note, velocity)`` of the note ons of a MIDI file's tracks."""
+    ons = []
+    for track in mido.MidiFile(str(path)).tracks:
+        tick = 0
+        for message in track:
+            tick += message.time
+            if message.type == "note_on" and message.velocity > 0:
+                ons.append((tick, message.note, message.velocity))
+    return ons
 
 
 def test_render_loop_writes_a_wav_loop_and_its_midi(
