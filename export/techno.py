@@ -26,7 +26,7 @@ from latentlive.export.host_rate import HostRateModule
 from latentlive.export.streams import LATENT_RATIO, AudioIn, AudioOut, LatentOut, finite, guarded
 from latentlive.models.pqmf import PQMFAnalysis, PQMFSynthesis
 from latentlive.models.resample import LatentRateConverter, StreamingResampler, block_stage, fifo_prime
-from latentlive.models.trajectory_vae import TrajectoryVAE, read_at_phase
+from latentlive.models.trajectory_vae import TrajectoryVAE, sample_frames
 from latentlive.models.waveform_vae import SubPixelUpsample, WaveformVAE
 
 HOST_RATES = (44100, 48000)
@@ -96,6 +96,12 @@ class Stage1Paths(nn.Module):
     def decode(self, z: Tensor, n: int) -> Tensor:
         pass
 
+    def to_model_frames(self, z: Tensor) -> Tensor:
+        pass
+
+    def decode_frames(self, z: Tensor, n: int) -> Tensor:
+        pass
+
     def set_host_rate(self, rate: int) -> None:
         pass
 
@@ -163,9 +169,22 @@ class Stage1Streams(nn.Module):
     @torch.jit.export
     def decode(self, z: Tensor, n: int) -> Tensor:
         """Host latent frames ``[B, L, n / LATENT_RATIO]`` -> host audio ``[B, 1, n]``."""
+        return self.decode_frames(self.to_model_frames(z), n)
+
+    @torch.jit.export
+    def to_model_frames(self, z: Tensor) -> Tensor:
+        """The first half of ``decode``: host frames ``[B, C, n / LATENT_RATIO]`` -> the model frames that are
+        due ``[B, C, k]`` (linear interpolation; a new channel count restarts the converter)."""
         if self.host_rate == 44100:
-            return self.decode_out_44(self._model_decode(self.decode_in_44(z)), n)
-        return self.decode_out_48(self._model_decode(self.decode_in_48(z)), n)
+            return self.decode_in_44(z)
+        return self.decode_in_48(z)
+
+    @torch.jit.export
+    def decode_frames(self, z: Tensor, n: int) -> Tensor:
+        """The second half of ``decode``: model latent frames ``[B, L, k]`` -> host audio ``[B, 1, n]``."""
+        if self.host_rate == 44100:
+            return self.decode_out_44(self._model_decode(z), n)
+        return self.decode_out_48(self._model_decode(z), n)
 
     @torch.jit.export
     def set_host_rate(self, rate: int) -> None:
@@ -270,27 +289,97 @@ class TechnoExport(Stage1Wrapper):
 class LoopPaths(nn.Module):
     """What :class:`LoopReader` offers the wrapper (an interface, for the warm-up as above)."""
 
-    def read(self, macro: Tensor, phase: Tensor) -> Tensor:
+    def read(self, macro: Tensor, phase: Tensor, temperature: float) -> Tensor:
         pass
 
 
-class LoopReader(nn.Module):
-    """techno_prior's loop of the current macro latents, decoded once per change and read at bar phases."""
+def macro_seed(macro: Tensor) -> int:
+    """A seed from one setting of the macros ``[M]`` (each within +-10, read to 2^-20): equal macros, equal
+    seed; settings that differ by more get unrelated seeds."""
+    seed = 17
+    steps: list[int] = ((macro.double().clamp(-10.0, 10.0) + 16.0) * 1048576.0).round().long().tolist()
+    for step in steps:  # a polynomial hash below 2^31, in int64 without overflow
+        seed = (seed * 1000003 + step) % 2147483647
+    return seed
 
-    def __init__(self, prior: TrajectoryVAE) -> None:
+
+def frames_per_loop(phase: Tensor, most: int) -> Tensor:
+    """Frames per loop ``[B, 1]`` of the phases of successive frames ``[B, N]``: ``1 / step`` where they
+    advance by one steady step (wrapping; within 1 %) of at least ``1 / most``, else ``most`` (a stopped or
+    jumping phase, a loop of more than ``most`` frames, a call of one frame: nn~ buffers below 512 samples for
+    ``trajectory``, 1024 for ``loop``, whose draws then still differ from frame to frame but not repeat)."""
+    if phase.shape[1] < 2:
+        return phase.new_full([phase.shape[0], 1], float(most))
+    step = torch.remainder(phase[:, 1:] - phase[:, :-1], 1.0)
+    mean = step.mean(1, keepdim=True)
+    steady = ((step - mean).abs() <= 0.01 * mean).all(1, keepdim=True) & (mean * most >= 1.0)
+    return torch.where(steady, 1.0 / mean.clamp_min(1.0 / most), torch.full_like(mean, float(most)))
+
+
+def noise_at_phase(noise: Tensor, phase: Tensor) -> Tensor:
+    """The draws of ``noise [B, L, S]`` that the frames at bar phases ``phase [B, N]`` read -> ``[B, L, N]``.
+
+    A frame reads slot ``round(frac(phase) * F)``, ``F`` the frames per loop of a steady phase ramp
+    (:func:`frames_per_loop`; ``S`` otherwise), held, never interpolated: successive frames read successive
+    slots, independent draws, and the ``k``-th frame of every cycle reads the same one whatever the tempo (the
+    frames of a cycle sit at ``k + c`` frames from its start, ``c`` in 0..1: rounding ``k + c`` reads the
+    same sequence of draws). Phases wrap; non-finite ones read slot 0."""
+    slots = noise.shape[-1]
+    phase = torch.nan_to_num(phase, nan=0.0, posinf=0.0, neginf=0.0)
+    position = (phase - torch.floor(phase)) * frames_per_loop(phase, slots)
+    slot = torch.floor(position + 0.5).long().clamp(0, slots - 1)
+    shape = [noise.shape[0], noise.shape[1], phase.shape[1]]
+    return noise.gather(2, slot.unsqueeze(1).expand(shape))
+
+
+# draws per loop: one per frame for loops up to 21.8 s at 187.5 host frames/s (4 bars at 44 bpm); each change of
+# the macros draws them all (0.26 ms on one thread)
+NOISE_SLOTS = 4096
+MAX_FRAME_TEMPERATURE = 10.0
+
+
+class LoopReader(nn.Module):
+    """techno_prior's loop of the current macro latents, decoded once per change and read at bar phases as a
+    sample of the decoded Gaussian, not its mean (``trajectory_vae``; issue #18): ``mean + temperature *
+    exp(logscale) * noise`` (``sample_frames``), with ``noise`` one of a table of ``NOISE_SLOTS`` independent
+    ``N(0, I)`` draws, one per frame of the loop (``noise_at_phase``).
+
+    The table is drawn once per change of the macros, from a seed of their values (``macro_seed``): the
+    ``k``-th frame of every cycle reads the same draw, so the loop repeats, and the same macros always give the
+    same loop (a set sounds the same when reopened or bounced).
+    """
+
+    slots: Final[int]
+
+    def __init__(self, prior: TrajectoryVAE, slots: int = NOISE_SLOTS) -> None:
         super().__init__()
         self.prior = prior.eval().requires_grad_(False)
+        self.slots = slots
         self.register_buffer("loop_macro", torch.zeros(1, prior.macro_size, prior.macro_frames))
-        self.register_buffer("loop_trajectory", prior.decode(self.loop_macro)[0])
+        mean, logscale = prior.decode(self.loop_macro)
+        self.register_buffer("loop_mean", mean)
+        self.register_buffer("loop_logscale", logscale)
+        self.register_buffer("loop_noise", self.draw(self.loop_macro))
+
+    def draw(self, macro: Tensor) -> Tensor:
+        """The noise of the loops of ``macro [B, M, F]``: ``[B, L, slots]``, one seeded table per entry."""
+        tables: list[Tensor] = []
+        for b in range(macro.shape[0]):
+            generator = torch.Generator()
+            generator.manual_seed(macro_seed(macro[b, :, 0]))
+            tables.append(torch.randn([self.prior.latent_size, self.slots], generator=generator))
+        return torch.stack(tables)
 
     @torch.jit.export
-    def read(self, macro: Tensor, phase: Tensor) -> Tensor:
-        """Macros ``[B, M]`` and phases ``[B, N]`` -> stage-1 latents ``[B, L, N]``."""
+    def read(self, macro: Tensor, phase: Tensor, temperature: float) -> Tensor:
+        """Macros ``[B, M]`` and phases ``[B, N]`` -> stage-1 latents ``[B, L, N]`` (``temperature`` 0: the mean)."""
         macro = macro.unsqueeze(2).expand(-1, -1, self.prior.macro_frames)
         if macro.shape != self.loop_macro.shape or not torch.equal(macro, self.loop_macro):
             self.loop_macro = macro.clone()
-            self.loop_trajectory = self.prior.decode(macro)[0]
-        return read_at_phase(self.loop_trajectory, phase)
+            self.loop_mean, self.loop_logscale = self.prior.decode(macro)
+            self.loop_noise = self.draw(macro)
+        noise = temperature * noise_at_phase(self.loop_noise, phase)
+        return sample_frames(self.loop_mean, self.loop_logscale, phase, noise)
 
 
 class TechnoLoopsExport(Stage1Wrapper):
@@ -298,8 +387,23 @@ class TechnoLoopsExport(Stage1Wrapper):
     (stage-1 latents -> audio), ``loop`` (macro latents + phase -> audio) and ``encode`` (audio -> latents).
 
     The phase is a 0..1 ramp over the loop (the last input channel); the loop of the current macro latents is
-    decoded once, again only when they change, and read at the phase of each frame (the last sample of each
-    ``LATENT_RATIO`` block, where nn~ would read it). ``trajectory`` needs no host rate."""
+    decoded once, again only when they change, and read at the phase of each frame as a draw from the decoded
+    Gaussian at ``frame_temperature`` (attribute, 0..10, default 1 as in training; 0 plays the mean, which buzzes
+    at the latent frame rate; :class:`LoopReader`).
+
+    Where the draws land: the stage-1 decoder runs at its own frame rate (125 Hz, 172 Hz full band), and
+    ``decode`` reaches it from host frames (``LATENT_RATIO`` host samples) through a linear interpolation
+    (``Stage1Streams.to_model_frames``). Independent draws at host frames would reach it blended two by two:
+    at 44.1 kHz and 125 Hz each frame gets ``(1 - f) a + f b`` of two draws, with 1/2 to 1 of their variance
+    (2/3 on average, varying along the grid) and slightly correlated neighbours. So ``loop`` interpolates the
+    phase instead (as a point on the unit circle, so the wrap from 1 to 0 stays a small step) and reads the
+    loop at the phase of each stage-1 frame: one full draw per stage-1 frame, as in training
+    (``techno_prior.sampled_latents``). ``trajectory`` has only host frames to give (LatentLoops shows them
+    and adds its dials to them before its own ``decode``), one draw per host frame: through ``decode`` that is
+    the blend above, which still keeps most of the high band that the mean lacks.
+
+    ``trajectory`` reads the phase at the last sample of each ``LATENT_RATIO`` block, where nn~ would read it,
+    and needs no host rate."""
 
     # a class's own annotations hide its base's from TorchScript: both interfaces are named here
     streams: Stage1Paths
@@ -310,7 +414,9 @@ class TechnoLoopsExport(Stage1Wrapper):
         self.loops = torch.jit.script(LoopReader(prior))
         self.macro_size = prior.macro_size
         self.macro_limit = 10.0
+        self.max_frame_temperature = MAX_FRAME_TEMPERATURE
         self.register_attribute("latency", plan.latency["decode"])
+        self.register_attribute("frame_temperature", 1.0)
         macros = [f"(signal) macro {i + 1}" for i in range(self.macro_size)] + ["(signal) loop phase 0..1"]
         latents = [f"(signal) latent {i + 1}" for i in range(self.latent_size)]
         self.register_method(
@@ -321,27 +427,60 @@ class TechnoLoopsExport(Stage1Wrapper):
         self.register_method("encode", 1, 1, self.latent_size, LATENT_RATIO, ["(signal) audio in"], latents)
         self.reset()
 
+    @torch.jit.export
+    def set_frame_temperature(self, frame_temperature0: float) -> int:
+        """nn~'s ``set frame_temperature T``: taken when finite and within 0..10, else ignored (the last valid
+        value stays); always answers 0, since nn~ throws on anything else."""
+        if math.isfinite(frame_temperature0) and 0.0 <= frame_temperature0 <= self.max_frame_temperature:
+            self.frame_temperature = (frame_temperature0,)
+        return 0
+
     def warm_up(self) -> None:
         self.warm_up_streams()
         macros = torch.zeros(1, self.macro_size + 1, self.warm_up_buffer)
         for _ in range(self.warm_up_calls):
             self.trajectory(macros)
+            macro, phase = self.controls(macros)
+            z = self.loops.read(macro, self.frame_phases(phase), 1.0)
+            self.streams.decode_frames(z, self.warm_up_buffer)
+        self.streams.reset()
+
+    def frame_phases(self, phase: Tensor) -> Tensor:
+        """Phases at host frames ``[B, N]`` -> the phases at the stage-1 frames that are due ``[B, k]``:
+        interpolated as ``decode`` interpolates latents, but as points ``(cos, sin)`` on the unit circle, so
+        that the wrap from 1 to 0 stays a small step (any phase reads the loop: ``read_at_phase`` wraps)."""
+        turn = 2.0 * math.pi * phase
+        circle = self.streams.to_model_frames(torch.stack([torch.cos(turn), torch.sin(turn)], dim=1))
+        return torch.atan2(circle[:, 1], circle[:, 0]) / (2.0 * math.pi)
+
+    def controls(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``[B, M + 1, n]`` -> the macros ``[B, M]`` (the last sample) and the phase at the end of each
+        ``LATENT_RATIO`` block ``[B, n / LATENT_RATIO]``, both made finite."""
+        macro = finite(x[:, : self.macro_size, -1], self.macro_limit)
+        phase = finite(x[:, self.macro_size, self.latent_ratio - 1 :: self.latent_ratio], 1.0e6)
+        return macro, phase
 
     @torch.jit.export
     def trajectory(self, x: Tensor) -> Tensor:
-        """``[B, M + 1, n]`` (macros, phase) -> stage-1 latents ``[B, L, n / LATENT_RATIO]``."""
-        macro = finite(x[:, : self.macro_size, -1], self.macro_limit)
-        phase = finite(x[:, self.macro_size, self.latent_ratio - 1 :: self.latent_ratio], 1.0e6)
-        return guarded(self.loops.read(macro, phase), self.latent_bound, self.output_guard)
+        """``[B, M + 1, n]`` (macros, phase) -> stage-1 latents ``[B, L, n / LATENT_RATIO]``, one draw per host
+        frame (see the class)."""
+        macro, phase = self.controls(x)
+        z = self.loops.read(macro, phase, self.frame_temperature[0])
+        return guarded(z, self.latent_bound, self.output_guard)
 
     @torch.jit.export
     def loop(self, x: Tensor) -> Tensor:
-        """``[B, M + 1, n]`` (macros, phase) -> audio ``[B, 1, n]``: ``trajectory`` then ``decode``."""
+        """``[B, M + 1, n]`` (macros, phase) -> audio ``[B, 1, n]``: the loop read at the phase of each stage-1
+        frame, one draw per stage-1 frame (see the class), then decoded as ``decode`` does."""
         if self.rate == 0:
             return self.silence(x, 1, 1, 1)
-        return guarded(
-            self.streams.decode(self.trajectory(x), x.shape[-1]), self.audio_bound, self.output_guard
+        macro, phase = self.controls(x)
+        z = guarded(
+            self.loops.read(macro, self.frame_phases(phase), self.frame_temperature[0]),
+            self.latent_bound,
+            self.output_guard,
         )
+        return guarded(self.streams.decode_frames(z, x.shape[-1]), self.audio_bound, self.output_guard)
 
 
 def _stage1(args: dict[str, Any], state: dict[str, Tensor], streaming: bool) -> WaveformVAE:
@@ -450,7 +589,8 @@ def build_techno_prior_export(
         "sample_rate": int(facts["sample_rate"]),
         "host_sample_rate": HOST_RATES[0],
         "host_sample_rates": list(HOST_RATES),
-        "attributes": {"latency": latency},
+        "attributes": {"latency": latency, "frame_temperature": 1.0},
+        "noise_slots": NOISE_SLOTS,
         "latency_samples": latency,
         "latency": latency,
         **_stream_facts(model, plan),

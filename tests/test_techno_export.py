@@ -15,7 +15,14 @@ from torch import Tensor
 
 from latentlive.cli import main
 from latentlive.core.runs import load_checkpoint
-from latentlive.export.host import UNINITIALISED_RATE, deliver_host_rate, load_ts, method_spec, reload
+from latentlive.export.host import (
+    UNINITIALISED_RATE,
+    deliver_host_rate,
+    load_ts,
+    method_spec,
+    reload,
+    set_attribute,
+)
 from latentlive.export.metadata import read_metadata
 from latentlive.m4l_devices.amxd import AUDIO_EFFECT, INSTRUMENT, read_amxd
 from latentlive.m4l_devices.validate import validate_device
@@ -298,13 +305,17 @@ def test_a_phase_ramp_reads_the_decoded_loop_frames_in_order(
     samples = torch.arange(frames * ratio)
     x = loop_controls(macro, torch.zeros(frames), ratio)
     x[0, -1] = ((samples + 1 - ratio) / (frames * ratio)) % 1.0
-    with torch.no_grad():
-        latents = playing.trajectory(x)
-        expected = prior_eager.decode(
-            torch.tensor(macro).view(1, -1, 1).expand(1, -1, prior_eager.macro_frames)
-        )[0]
-        x[0, -1] = (x[0, -1] + 0.5 / frames) % 1.0  # half-way between frames: their mean
-        halves = playing.trajectory(x)
+    set_attribute(playing, "frame_temperature", ["0"])  # the decoded mean, without the per-frame draws
+    try:
+        with torch.no_grad():
+            latents = playing.trajectory(x)
+            expected = prior_eager.decode(
+                torch.tensor(macro).view(1, -1, 1).expand(1, -1, prior_eager.macro_frames)
+            )[0]
+            x[0, -1] = (x[0, -1] + 0.5 / frames) % 1.0  # half-way between frames: their mean
+            halves = playing.trajectory(x)
+    finally:
+        set_attribute(playing, "frame_temperature", ["1"])
     assert latents.shape == (1, prior_eager.latent_size, frames)
     torch.testing.assert_close(latents, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(halves, 0.5 * (expected + expected.roll(-1, dims=2)), atol=1e-5, rtol=1e-5)
