@@ -4,6 +4,8 @@ from pathlib import Path
 
 import mido
 
+from latentlive.live.drum_player import DRUM_CHANNEL
+
 
 def save_midi(
     path: Path, tracks: list[list[tuple[int, mido.Message]]], ticks_per_beat: int, midi_type: int = 1
@@ -41,3 +43,20 @@ def track_notes(path: Path) -> dict[str, list[tuple[int, int, int]]]:
         assert not started, f"{path}: notes without a note off in {track.name}"
         tracks[track.name] = sorted(notes)
     return tracks
+
+
+def drum_note_ons(path: Path) -> tuple[list[tuple[int, int, int]], int]:
+    """The note ons ``(tick, note, velocity)`` of a rendered drum file (one track, channel 10; every note ends
+    before the same note starts again and before the end, else the test fails), and its length in ticks."""
+    (track,) = mido.MidiFile(path).tracks
+    now, ons, sounding = 0, [], set()
+    for msg in track:
+        now += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            assert msg.channel == DRUM_CHANNEL and msg.note not in sounding
+            sounding.add(msg.note)
+            ons.append((now, msg.note, msg.velocity))
+        elif msg.type in ("note_on", "note_off"):
+            sounding.discard(msg.note)
+    assert not sounding
+    return ons, now

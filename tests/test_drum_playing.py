@@ -16,6 +16,7 @@ import pytest
 import torch
 from hand_made_drums import groove_grids, save_groove_ts, write_groove_run
 from jack_midi import API, Recorder
+from midi_files import drum_note_ons
 
 from latentlive.core.errors import UserError
 from latentlive.core.runs import load_checkpoint
@@ -23,7 +24,7 @@ from latentlive.export.exporter import export_run
 from latentlive.export.metadata import METADATA_NAME, read_metadata
 from latentlive.live import ports
 from latentlive.live.drum_model import DrumModel, pattern_notes
-from latentlive.live.drum_player import CC_QUANTISE, CC_SWING, DRUM_CHANNEL, DrumPlayer
+from latentlive.live.drum_player import CC_QUANTISE, CC_SWING, DrumPlayer
 from latentlive.live.render import TICKS_PER_STEP, render_drums_midi
 from latentlive.live.scheduler import CLOCKS_PER_STEP, ClockFollower
 from latentlive.models.drums import PatternVAE
@@ -65,22 +66,6 @@ def _expected_ons(
     return sorted(ons)
 
 
-def _rendered_ons(path: Path) -> tuple[list[tuple[int, int, int]], int]:
-    """The note ons ``(tick, note, velocity)`` of a rendered file, and its length in ticks."""
-    (track,) = mido.MidiFile(path).tracks
-    now, ons, sounding = 0, [], set()
-    for msg in track:
-        now += msg.time
-        if msg.type == "note_on" and msg.velocity > 0:
-            assert msg.channel == DRUM_CHANNEL and msg.note not in sounding
-            sounding.add(msg.note)
-            ons.append((now, msg.note, msg.velocity))
-        elif msg.type in ("note_on", "note_off"):
-            sounding.discard(msg.note)
-    assert not sounding
-    return ons, now
-
-
 def test_the_model_plays_the_velocities_and_offsets_it_was_made_with(groove16: DrumModel) -> None:
     hits, velocity, offset = groove_grids(16)
     levels, offsets = groove16.groove([0.0] * 4, 0)
@@ -97,7 +82,7 @@ def test_render_writes_the_models_velocities_and_sub_step_timing(
     out = render_drums_midi(
         groove16, None, 0, 2, 120.0, tmp_path / "loop.mid", swing=swing, quantise=quantise
     )
-    ons, length = _rendered_ons(out)
+    ons, length = drum_note_ons(out)
     assert length == 2 * 16 * TICKS_PER_STEP
     assert sorted(ons) == _expected_ons(groove16, 2, swing, quantise)
     off_grid = [tick % TICKS_PER_STEP != 0 for tick, _, _ in ons]
@@ -116,7 +101,7 @@ def test_a_two_bar_model_exports_under_the_contract_and_renders_two_bars(
     levels, _ = model.groove([0.0] * 4, 1)
     assert levels.shape == (9, 32) and np.array_equal(levels > 0, hits)
     out = render_drums_midi(model, None, 1, 4, 100.0, tmp_path / "two.mid")
-    ons, length = _rendered_ons(out)
+    ons, length = drum_note_ons(out)
     assert length == 4 * 16 * TICKS_PER_STEP  # 4 bars: the 2-bar pattern twice
     levels_style0, _ = model.groove([0.0] * 4, 0)
     assert np.array_equal(levels_style0 > 0, hits)

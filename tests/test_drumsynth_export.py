@@ -9,6 +9,7 @@ import soundfile as sf
 import torch
 from bench_fields import DRUMSYNTH_KNOB_TO_SOUND
 from cli_process import run_contract
+from midi_files import drum_note_ons
 
 from latentlive.bench.drumsynth import knob_to_sound
 from latentlive.cli import main
@@ -250,25 +251,13 @@ def test_render_loop_plays_the_feel_of_its_midi(drums_ts: Path, drumsynth_ts: Pa
     for name, feel in {"swung": {"swing": 1.0}, "grid": {"quantise": True}}.items():
         out = tmp_path / f"{name}.wav"
         render_loop_wav(drums_ts, drumsynth_ts, None, 0, 1, 120, out, **feel)
-        ticks = [t for t, _, _ in _note_on_ticks(out.with_suffix(".mid"))]
+        ticks = [t for t, _, _ in drum_note_ons(out.with_suffix(".mid"))[0]]
         renders[name] = (sf.read(str(out))[0], ticks)
     grid_audio, grid_ticks = renders["grid"]
     swung_audio, swung_ticks = renders["swung"]
     assert all(t % TICKS_PER_STEP == 0 for t in grid_ticks)
     assert any(t % TICKS_PER_STEP != 0 for t in swung_ticks)  # odd 16ths half a step late
     assert len(grid_audio) == len(swung_audio) and not np.allclose(grid_audio, swung_audio, atol=1e-3)
-
-
-def _note_on_ticks(path: Path) -> list[tuple[int, int, int]]:
-    """``(tick, note, velocity)`` of the note ons of a MIDI file's tracks."""
-    ons = []
-    for track in mido.MidiFile(str(path)).tracks:
-        tick = 0
-        for message in track:
-            tick += message.time
-            if message.type == "note_on" and message.velocity > 0:
-                ons.append((tick, message.note, message.velocity))
-    return ons
 
 
 def test_render_loop_writes_a_wav_loop_and_its_midi(
