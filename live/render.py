@@ -20,6 +20,12 @@ GATE_TICKS = TICKS_PER_STEP // 2  # a 32nd, as the player plays it
 MAX_BARS = 1000  # a loop, not a song: 1000 bars already take a few MB (a million grew to 11.6 GB)
 
 
+def pattern_repeats(bars: int, steps: int) -> int:
+    """How many times a pattern of ``steps`` 16ths plays in a loop of ``bars`` bars: a two-bar model's pattern is
+    two bars, so it repeats ``bars / 2`` times (rounded up)."""
+    return -(-bars * 16 // steps)
+
+
 def loop_note_ons(notes: list[list[tuple[int, int, float]]], bars: int) -> list[tuple[int, int, int]]:
     """``(tick, note, velocity)`` of every note on of ``bars`` repeats of a pattern's notes (``pattern_notes``),
     in time order (at one tick, in the order of the pattern's instruments). A note shifted past either end of
@@ -104,8 +110,7 @@ def render_drums_midi(
     check_output_file(out, force, example="loop.mid")
     levels, offsets = model.groove(model.check_latent(z), style, temperature, threshold)
     notes = pattern_notes(levels, offsets, model.gm_notes, swing, quantise)
-    # a two-bar model's pattern is two bars: ``bars`` counts bars, so it repeats bars / 2 times (rounded up)
-    repeats = -(-bars * 16 // model.steps)
+    repeats = pattern_repeats(bars, model.steps)
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     midi.tracks.append(drum_loop_track(notes, repeats, bpm, f"latentlive drums ({model.style_label(style)})"))
     return atomic_write(out, lambda tmp: midi.save(str(tmp)))

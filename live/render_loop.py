@@ -19,7 +19,7 @@ from latentlive.core.errors import UserError
 from latentlive.core.files import atomic_write, check_output_file
 from latentlive.live.drum_model import DrumModel, pattern_notes
 from latentlive.live.model_file import load_module, read_model_metadata
-from latentlive.live.render import TICKS_PER_STEP, loop_note_ons, render_drums_midi
+from latentlive.live.render import TICKS_PER_STEP, loop_note_ons, pattern_repeats, render_drums_midi
 
 # Kit classes to try, in order, for each instrument of the sequencer (``corpus.drum_map`` order).
 KIT_CLASS_CHOICES = {
@@ -104,7 +104,7 @@ def render_loop_wav(
     levels, offsets = drums.groove(drums.check_latent(z), style)
     instruments = list(range(len(drums.instrument_names)))  # each instrument plays its own index as a "note"
     notes = pattern_notes(levels, offsets, instruments, swing, quantise)
-    repeats = -(-bars * 16 // drums.steps)  # as many pattern repeats as the MIDI file holds
+    repeats = pattern_repeats(bars, drums.steps)  # as the MIDI file beside it
     classes = kit_classes(drums.instrument_names, kit_meta["class_names"], kit_path)
     kit = load_module(kit_path, ("generate",))
     kit.set_sample_rate(sample_rate)
