@@ -120,17 +120,25 @@ def check_extremes(
     return problems
 
 
-def check_recovery(
-    path: str | Path, method: str, rate: int, window: int, calls: int = EXTREME_CALLS
-) -> list[str]:
-    """After ``calls`` buffers of each extreme and ``window`` host samples of normal input (the method's
-    state window), the raw output equals that of a freshly loaded module that heard normal input instead
-    of the extreme for as long (so that both streams keep the same phase of their blocks and resamplers)
-    and then the same normal input; the last ``COMPARED`` host samples are compared."""
-    hurt, fresh = load_ts(path), load_ts(path)
-    for m in (hurt, fresh):
+def recovery_pair(path: str | Path, rate: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Two loads of ``path`` told ``rate``, their output guards off: the ``(hurt, fresh)`` of
+    :func:`check_recovery`, loaded once for every method of a file (each check resets both first)."""
+    pair = load_ts(path), load_ts(path)
+    for m in pair:
         deliver_host_rate(m, rate)
         m.guard_output(False)
+    return pair
+
+
+def check_recovery(
+    pair: tuple[torch.nn.Module, torch.nn.Module], method: str, window: int, calls: int = EXTREME_CALLS
+) -> list[str]:
+    """After ``calls`` buffers of each extreme and ``window`` host samples of normal input (the method's
+    state window), the raw output of ``hurt`` equals that of ``fresh``, a module that heard normal input
+    instead of the extreme for as long (so that both streams keep the same phase of their blocks and
+    resamplers) and then the same normal input; the last ``COMPARED`` host samples are compared. Both
+    modules of ``pair`` (:func:`recovery_pair`) are reset before each extreme."""
+    hurt, fresh = pair
     spec, problems = method_spec(hurt, method), []
     n = _buffer(spec)
     buffers = -(-(window + COMPARED) // (n * spec.in_ratio))
@@ -293,6 +301,7 @@ def verify_file(path: str | Path, rate: int = DEFAULT_HOST_RATE) -> dict:
     problems += has_raw_output(module)
     windows, unchecked = metadata.get("state_window", {}), []
     calls = max(EXTREME_CALLS, int(metadata.get("calls_to_settle", 0)))
+    pair = recovery_pair(path, rate) if any(windows.get(m) is not None for m in methods) else None
     for method in methods:
         own = check_warmed_paths(module, method) + check_shapes(module, method)
         problems += own
@@ -302,10 +311,10 @@ def verify_file(path: str | Path, rate: int = DEFAULT_HOST_RATE) -> dict:
         problems += check_extremes(module, method, float(metadata["output_bounds"][method]), calls)
         if method not in windows:
             problems.append(f"{method}: the metadata declares no state_window (None: it keeps a memory)")
-        elif windows[method] is None:
+        elif windows[method] is None or pair is None:
             unchecked.append(method)
         else:
-            problems += check_recovery(path, method, rate, int(windows[method]), calls)
+            problems += check_recovery(pair, method, int(windows[method]), calls)
         length = int(windows.get(method) or 0) + int(metadata["latency_samples"]) + 2 * COMPARED
         problems += check_not_stuck(module, method, length)
     problems += check_setters(path, methods[0], rate)

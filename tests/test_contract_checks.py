@@ -11,7 +11,13 @@ from test_techno_export import check_stream_equals_offline, offline_stage1
 from torch import Tensor
 
 from latentlive.core.runs import load_checkpoint
-from latentlive.export.contract import check_extremes, check_not_stuck, check_recovery, verify_file
+from latentlive.export.contract import (
+    check_extremes,
+    check_not_stuck,
+    check_recovery,
+    recovery_pair,
+    verify_file,
+)
 from latentlive.export.host import deliver_host_rate, load_ts
 from latentlive.export.host_rate import HostRateModule
 from latentlive.export.metadata import METADATA_NAME, read_metadata
@@ -90,7 +96,7 @@ def test_a_healthy_module_passes_every_check(tmp_path):
     path = saved("", tmp_path)
     module = loaded(path)
     assert check_extremes(module, "forward", 1.0) == []
-    assert check_recovery(path, "forward", 44100, WINDOW) == []
+    assert check_recovery(recovery_pair(path, 44100), "forward", WINDOW) == []
     assert check_not_stuck(module, "forward", 4096) == []
     assert verify_file(path)["problems"] == []
 
@@ -99,7 +105,7 @@ def test_a_module_stuck_at_zero_fails_the_stuck_check_alone(tmp_path):
     path = saved("stuck", tmp_path)
     module = loaded(path)
     assert check_extremes(module, "forward", 1.0) == []  # zeros are finite and bounded
-    assert check_recovery(path, "forward", 44100, WINDOW) == []  # and they recover
+    assert check_recovery(recovery_pair(path, 44100), "forward", WINDOW) == []  # and they recover
     assert check_not_stuck(module, "forward", 4096) == [
         "forward: the same output for two different inputs of 4096 samples: the model is stuck"
     ]
@@ -118,7 +124,7 @@ def test_a_nan_inside_fails_the_raw_output_check_though_the_guard_hides_it(tmp_p
         "forward: non-finite raw output (before the guard) for -10",
     ]
     assert module.output_guard  # the check leaves the guard on
-    assert check_recovery(path, "forward", 44100, WINDOW) == []
+    assert check_recovery(recovery_pair(path, 44100), "forward", WINDOW) == []
     assert check_not_stuck(module, "forward", 4096) == []
 
 
@@ -126,7 +132,7 @@ def test_a_state_that_never_recovers_fails_the_recovery_check(tmp_path):
     path = saved("latch", tmp_path)
     module = loaded(path)
     assert check_extremes(module, "forward", 1.0) == []
-    problems = check_recovery(path, "forward", 44100, WINDOW)
+    problems = check_recovery(recovery_pair(path, 44100), "forward", WINDOW)
     assert [p.split(" (by")[0] for p in problems] == [
         f"forward: {WINDOW} samples after {case}, the output still differs from a fresh module's on the same input"
         for case in ("silence", "full-scale noise", "+10", "-10")  # the fresh module integrated other input

@@ -87,6 +87,14 @@ def test_principal_axes_recover_known_axes_in_order_of_spread() -> None:
     assert np.linalg.norm(z - np.array(pca["pca_mean"])) == pytest.approx(pca["pca_std"][0])
 
 
+def test_principal_axes_of_fewer_codes_than_dimensions_still_give_every_axis() -> None:
+    codes = np.random.default_rng(1).standard_normal((2, 5))
+    pca = principal_axes(codes)
+    components = np.array(pca["pca_components"])
+    assert components.shape == (5, 5) and np.allclose(components @ components.T, np.eye(5), atol=1e-9)
+    assert pca["pca_std"][0] > 0 and pca["pca_std"][1:] == pytest.approx([0.0] * 4, abs=1e-9)
+
+
 # -- losses and resynthesis --------------------------------------------------------------------------
 
 

@@ -60,7 +60,8 @@ def principal_axes(codes: np.ndarray) -> dict[str, list]:
     spread: ``z = pca_mean + sum_k knob_k * pca_std[k] * pca_components[k]``."""
     codes = codes.astype(np.float64)
     mean = codes.mean(0)
-    _, singular, axes = np.linalg.svd(codes - mean, full_matrices=True)
+    # D axes from N codes: the thin SVD when N >= D (the full one would build an N x N matrix: 3 GB for 20k codes)
+    _, singular, axes = np.linalg.svd(codes - mean, full_matrices=len(codes) < codes.shape[1])
     signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(1)])
     std = np.zeros(codes.shape[1])
     std[: len(singular)] = singular / np.sqrt(max(1, len(codes) - 1))
