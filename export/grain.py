@@ -71,7 +71,9 @@ class GrainFollower(nn.Module):
 
     @torch.jit.export
     def reset(self) -> None:
-        self.history.zero_()
+        # a new tensor, not zero_(): ``forward`` replaced it under nn~'s inference mode, and a setter (a new
+        # host rate) resets outside it, where an inference tensor cannot be changed in place
+        self.history = torch.zeros_like(self.history)
 
 
 class GrainPlan:

@@ -129,9 +129,9 @@ class NNHost:
     def process_buffer(self, block: Tensor) -> Tensor:
         """One nn~ call: ``[B, C_in, buffer]`` host samples -> ``[B, C_out, buffer]`` held outputs."""
         decimated = block[..., self.spec.in_ratio - 1 :: self.spec.in_ratio].contiguous()
-        with torch.no_grad():
+        with torch.inference_mode():  # nn~'s perform runs under c10::InferenceMode; its setters do not
             out = self.method(decimated)
-        return out.repeat_interleave(self.spec.out_ratio, dim=-1)
+        return out.repeat_interleave(self.spec.out_ratio, dim=-1)  # made outside it: a normal tensor
 
     def process(self, signal: Tensor) -> Tensor:
         """``[B, C_in, N]`` -> ``[B, C_out, N]``; the last partial buffer is padded by holding its last sample."""

@@ -71,7 +71,7 @@ class Smoother(HostRateModule):
     @torch.jit.export
     def reset(self) -> None:
         self.cache = self.cache.new_zeros(self.cache.shape[0], 1, self.window - 1)
-        self.total.zero_()
+        self.total = torch.zeros_like(self.total)  # not in place: ``forward`` replaced it (docs/host_rate.md)
 
 
 def saved(fault: str, folder: Path) -> Path:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from latentlive.export.contract import (
     BAD_SETTER_VALUES,
     check_setters,
+    check_setters_after_playing,
     check_silent_until_told,
     check_warmed_paths,
 )
@@ -107,6 +108,37 @@ class TypedScaled(Scaled):
         super().__init__(torch.jit.script(Scale()))
 
 
+class Echo(HostRateModule):
+    """Keeps the last buffer it heard (``forward`` replaces its ``last`` tensor) and forgets it on a new rate.
+
+    ``in_place``: its reset zeroes that tensor in place, which fails in nn~ once ``forward`` has replaced it
+    under inference mode (the grain follower's history did so until the contract checked it)."""
+
+    def __init__(self, in_place: bool = False) -> None:
+        super().__init__((44100, 48000))
+        self.in_place = in_place
+        self.register_buffer("last", torch.zeros(1, 1, 1))
+        self.register_method("forward", 1, 1, 1, 1, ["(signal) in"], ["(signal) out"])
+
+    def forward(self, x: Tensor) -> Tensor:
+        heard = self.last if self.last.shape == x.shape else torch.zeros_like(x)
+        self.last = x.clone()
+        return heard
+
+    def use_host_rate(self, rate: int) -> None:
+        self.reset()
+
+    def warm_up(self) -> None:
+        pass
+
+    @torch.jit.export
+    def reset(self) -> None:
+        if self.in_place:
+            self.last.zero_()
+        else:
+            self.last = torch.zeros_like(self.last)
+
+
 def saved(module: torch.nn.Module, path: Path) -> Path:
     torch.jit.script(module).save(str(path))
     return path
@@ -177,3 +209,19 @@ def test_every_export_survives_what_nn_can_pass_and_warms_up_on_its_first_rate(k
     deliver_host_rate(module, 44100)
     assert module.warmed_up and module.get_host_rate() == (44100,)
     assert check_setters(path, next(iter(module.get_methods())), 48000) == []
+
+
+def test_setters_after_playing_as_nn_does_fail_on_a_state_reset_in_place(tmp_path):
+    """nn~ plays under inference mode and sets attributes outside it: a reset that zeroes a tensor the
+    method replaced raises there (a rate change in Live), one that makes a new tensor does not."""
+    for in_place, want in ((True, ["set host_rate", "reset"]), (False, [])):
+        module = load_ts(saved(Echo(in_place), tmp_path / f"echo_{in_place}.ts"))
+        deliver_host_rate(module, 44100)
+        problems = check_setters_after_playing(module, 48000)
+        assert [p.split(" after playing")[0] for p in problems] == want, problems
+        assert all("inference tensor" in p for p in problems)
+    careless = load_ts(tmp_path / "echo_True.ts")
+    heard = NNHost(careless, "forward", 512).process(torch.ones(1, 1, 1024))  # under inference mode, as nn~
+    assert torch.equal(heard[..., 512:], torch.ones(1, 1, 512))  # the echo of the first buffer
+    with pytest.raises(HostError, match="inference tensor"):
+        set_attribute(careless, "host_rate", ["48000"])
