@@ -227,13 +227,14 @@ def run_render(args: argparse.Namespace) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> None:
-    from latentlive.bench import bench_model, bench_transform
+    from latentlive.bench import QUICK_SCALE, bench_model, bench_transform, fewer_calls
 
-    if args.model_name == "nsgt":
-        bench_transform(out=args.out)
-    else:
-        bench = registry.load(registry.find(args.model_name).bench)
-        bench_model(args.model_name, bench, run=args.run, out=args.out, model=args.model)
+    with fewer_calls(QUICK_SCALE if args.quick else 1.0):
+        if args.model_name == "nsgt":
+            bench_transform(out=args.out)
+        else:
+            bench = registry.load(registry.find(args.model_name).bench)
+            bench_model(args.model_name, bench, run=args.run, out=args.out, model=args.model)
 
 
 def _version() -> str:
@@ -402,7 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--run", type=Path, help="a trained run (default: trains a tiny one in a temporary folder)"
     )
     p.add_argument("--model", type=Path, help="band: an exported .ts to measure instead of a run")
-    p.add_argument("--out", type=Path, help="JSON output (default: bench_MODEL.json)")
+    p.add_argument("--out", type=Path, help="JSON output (default: build/bench/MODEL.json)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="time a tenth of the calls: a fast look (rough p99), not figures to report",
+    )
     p.set_defaults(func=run_bench)
     return parser
 

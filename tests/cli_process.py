@@ -1,5 +1,5 @@
 """The CLI run as a user runs it, in a process of its own, and the check that an error is one clear line;
-the export contract checked in a process of its own."""
+the export contract checked in a process of its own, or the verdict of that check as the exporter recorded it."""
 
 import json
 import os
@@ -38,6 +38,18 @@ def run_contract(path: Path) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def exporter_verdict(path: Path) -> dict[str, Any]:
+    """The report ``latentlive export`` wrote beside ``path``. The exporter keeps a file only once
+    ``python -m latentlive.export.contract`` has passed it in a fresh process (tests/test_export.py proves
+    the refusal), so this is :func:`run_contract`'s verdict without checking the same file twice. Its
+    ``first_five_calls_after_load_ms`` come from that process, one entry per method."""
+    report = json.loads((path.parent / "report.json").read_text(encoding="utf-8"))
+    assert report["path"] == str(path) and report["file_size_bytes"] == path.stat().st_size
+    assert report["contract"]["problems"] == []
+    assert set(report["first_five_calls_after_load_ms"]) == set(report["methods"])
+    return report
 
 
 @contextmanager

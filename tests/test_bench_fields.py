@@ -2,6 +2,7 @@
 interleaved figure, and the check that each bench JSON uses them (tests/bench_fields.py)."""
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,27 @@ def test_call_figures_against_the_period_and_interleaved_with_the_rave_like_call
     )
 
 
+def test_quick_times_a_tenth_of_the_calls_in_whole_blocks_and_the_json_says_so(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(common, "rave_like_call", lambda: lambda: None)
+
+    def call() -> None:
+        clock.spend(1.0, 1.0)
+
+    assert common.call_figures(call, 480, None)["calls"] == 480
+    assert common.write_and_print("x", {"a": 1}, tmp_path / "full.json")["calls_scale"] == 1.0
+    with common.fewer_calls(common.QUICK_SCALE):
+        assert common.call_figures(call, 480, None)["calls"] == 48
+        assert common.call_figures(call, 480, None)["interleaved"]["calls"] == 48
+        assert common.call_figures(call, 480, None, multiple_of=20)["calls"] == 60  # 48, up to whole blocks
+        assert common.call_figures(call, 50, None)["calls"] == common.MIN_TIMED_CALLS
+        assert common.call_figures(call, 4, None)["calls"] == 4  # below the minimum already: all of them
+        common.write_and_print("x", {"a": 1}, tmp_path / "quick.json")
+    assert json.loads((tmp_path / "quick.json").read_text())["calls_scale"] == common.QUICK_SCALE
+    assert common.call_figures(call, 480, None)["calls"] == 480  # the scale ends with the block
+
+
 def test_the_field_check_fails_on_old_names_a_wrong_definition_or_no_interleaved_figure(
     clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -137,14 +159,15 @@ def test_streamed_figures_of_a_scripted_module_use_the_common_fields(tmp_path: P
 def test_drums_and_drumsynth_bench_json_use_the_common_fields(
     drums_run: Path, drums_ts: Path, drumsynth_ts: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The benches' measuring parts on the tiny exports of conftest (their interleaved call made light: the
-    fields are checked here, not the speed)."""
+    """The benches' measuring parts on the tiny exports of conftest (their interleaved call made light and a
+    tenth of their calls timed: the fields are checked here, not the speed)."""
     from latentlive.bench import drums, drumsynth
     from latentlive.core.runs import RunFolder
 
     x = torch.randn(64, 64)
     monkeypatch.setattr(common, "rave_like_call", lambda: lambda: x @ x)
-    report = drums.bench(drums_ts, RunFolder(drums_run))
+    with common.fewer_calls(common.QUICK_SCALE):
+        report = drums.bench(drums_ts, RunFolder(drums_run))
     assert assert_common_fields(report) == 2  # decode of a pattern, a buffer of the harness
     decode = report["decode_per_pattern_one_thread"]
     assert report["decode_interleaved_p99_over_goal"] == decode["interleaved"]["wall_ms_p99"] / 1.0
@@ -152,7 +175,8 @@ def test_drums_and_drumsynth_bench_json_use_the_common_fields(
         1e3 * 2048 / 44100
     )
     assert report["export_seconds"] > 0
-    report = drumsynth.bench(drumsynth_ts, None)
+    with common.fewer_calls(common.QUICK_SCALE):
+        report = drumsynth.bench(drumsynth_ts, None)
     assert assert_common_fields(report) == 2  # a one-shot, a buffer while it re-renders
     per_buffer = report["streaming_per_buffer_2048_44k1_one_thread"]
     assert report["per_buffer_interleaved_p99_over_quarter_period"] == pytest.approx(

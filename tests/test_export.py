@@ -1,12 +1,14 @@
 """Export of the drums run: the nn~ contract on the saved file, the host harness, the signal encoding."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from cli_process import run_contract
 
+from latentlive import registry
 from latentlive.core.errors import UserError
 from latentlive.core.runs import load_checkpoint
 from latentlive.export.exporter import export_run
@@ -39,6 +41,34 @@ def test_saved_file_honours_the_contract_in_a_separate_torch_process(drums_ts: P
     assert result["problems"] == []
     assert sorted(result["methods"]) == ["decode", "encode", "forward"]
     assert result["torch_version"].startswith("2.5")
+
+
+def test_a_file_that_fails_the_fresh_process_check_is_not_kept(
+    drums_run: Path, drums_ts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exporter keeps a file only when ``python -m latentlive.export.contract`` passes it in a fresh
+    process (so the export tests may read that verdict from the report): a drums file that declares no
+    state window, which only that check reads, is refused in one line and the earlier export stays."""
+    run = tmp_path / "drums"
+    shutil.copytree(drums_run, run)
+    before = (run / "export" / "drums.ts").read_bytes()
+    real_load = registry.load
+
+    def without_state_window(reference: str):
+        build = real_load(reference)
+
+        def build_without(checkpoint, streaming=True):
+            wrapper, metadata = build(checkpoint, streaming)
+            del metadata["state_window"]
+            return wrapper, metadata
+
+        return build_without
+
+    monkeypatch.setattr(registry, "load", without_state_window)
+    with pytest.raises(UserError, match="breaks the nn~ contract: .*declares no state_window"):
+        export_run(run, streaming=True)
+    assert (run / "export" / "drums.ts").read_bytes() == before
+    assert sorted(p.name for p in (run / "export").iterdir()) == ["drums.ts", "report.json"]
 
 
 def test_report_and_metadata(drums_run: Path, drums_ts: Path) -> None:

@@ -18,7 +18,9 @@ import torch
 
 from latentlive.bench.common import (
     INTERLEAVED_WITH,
+    QUICK_SCALE,
     export_is_current,
+    fewer_calls,
     first_call_figures,
     train_tiny_run,
     write_and_print,
@@ -28,7 +30,7 @@ from latentlive.core.errors import UserError
 from latentlive.core.runs import RunFolder
 from latentlive.export.exporter import export_run
 
-__all__ = ["bench_model", "bench_transform"]
+__all__ = ["QUICK_SCALE", "bench_model", "bench_transform", "fewer_calls"]
 
 
 def bench_model(

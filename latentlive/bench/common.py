@@ -1,9 +1,11 @@
 """What several benches share: timing figures, streamed inputs, memory probes, the tiny run and the JSON."""
 
+import contextvars
 import functools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,25 @@ from latentlive.training.config import PROJECT_ROOT, parse_gin
 
 FIRST_CALL_RATE, FIRST_CALL_BUFFER = 48000, 2048
 NN_HOST_BLOCK = 64
+QUICK_SCALE = 0.1  # ``latentlive bench --quick``: a tenth of the timed calls
+MIN_TIMED_CALLS = 10
+_calls_scale = contextvars.ContextVar("calls_scale", default=1.0)
+
+
+@contextmanager
+def fewer_calls(scale: float) -> Iterator[None]:
+    """Within it, every :func:`call_figures` times ``scale`` of its calls (at least ``MIN_TIMED_CALLS``, or
+    all of them when it times fewer) and every bench JSON records ``calls_scale``: ``bench --quick``."""
+    token = _calls_scale.set(scale)
+    try:
+        yield
+    finally:
+        _calls_scale.reset(token)
+
+
+def scaled_calls(repeats: int) -> int:
+    """How many of ``repeats`` calls to time under the current :func:`fewer_calls` scale."""
+    return max(min(repeats, MIN_TIMED_CALLS), math.ceil(repeats * _calls_scale.get()))
 
 
 def train_tiny_run(model_name: str, bindings: list[str], folder: Path) -> RunFolder:
@@ -88,9 +109,14 @@ def _lines(key: str, value: Any) -> list[str]:
 def write_and_print(name: str, results: dict[str, Any], out: Path | None) -> dict[str, Any]:
     """Write ``results`` as JSON to ``out`` (default build/bench/NAME.json) and print them one per line."""
     target = out or Path("build") / "bench" / f"{name}.json"
+    results = {**results, "calls_scale": _calls_scale.get()}
     atomic_write_json(target, results)
     for key, value in results.items():
         print("\n".join(_lines(key, value)))
+    if results["calls_scale"] < 1:
+        print(
+            f"quick: {results['calls_scale']:g} of the timed calls; the p99 figures are rough, not for the README"
+        )
     print(f"wrote {target}")
     return results
 
@@ -211,6 +237,7 @@ def call_figures(
     period_ms: float | None,
     warmup: int = 10,
     between: Callable[[], object] | None = None,
+    multiple_of: int = 1,
 ) -> dict[str, Any]:
     """What every bench reports of a call, on one thread (docs/development.md#benchmarks): wall clock per
     call (``wall_ms_p50``, ``wall_ms_p99``, ``wall_ms_mean``), the thread's CPU time per call
@@ -218,8 +245,9 @@ def call_figures(
     serves no buffer) ``real_time_factor`` = period / ``wall_ms_mean`` and ``wall_ms_p99_over_period``.
     ``interleaved``: the same, with one call of a RAVE v2-like decoder (``INTERLEAVED_WITH``) before each
     call, as other devices run between two calls in a DAW; the goals are judged on it. ``between``
-    (untimed) runs before each call in both."""
-    rave_like = rave_like_call()
+    (untimed) runs before each call in both. Under :func:`fewer_calls`, fewer calls are timed, still a
+    whole number of ``multiple_of``."""
+    rave_like, repeats = rave_like_call(), multiple_of * -(-scaled_calls(repeats) // multiple_of)
 
     def between_with_rave() -> None:
         if between is not None:

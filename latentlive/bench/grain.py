@@ -65,9 +65,10 @@ def _forward_figures(module: torch.nn.Module, density: float, repeats: int, bloc
     with torch.no_grad():
         figures = call_figures(
             cycling(inputs, module.forward),
-            whole_blocks * -(-repeats // whole_blocks),
+            repeats,
             1e3 * GRAIN_BUFFER / GRAIN_RATE,
             warmup=whole_blocks,
+            multiple_of=whole_blocks,
         )
     module.set_density(DEFAULT_SETTINGS["density"])
     module.reset()
