@@ -18,6 +18,7 @@ from latentlive.export.host import (
     HostError,
     MethodSpec,
     deliver_host_rate,
+    last_line,
     load_ts,
     method_spec,
     one_thread,
@@ -161,7 +162,7 @@ def check_recovery(
             got = _play(getattr(hurt, method), normal)[..., -tail:]
             want = _play(getattr(fresh, method), normal)[..., -tail:]
         except RuntimeError as err:  # e.g. a reset that changes an inference tensor in place
-            return [*problems, f"{method}: recovery from {name} raised {str(err).strip().splitlines()[-1]}"]
+            return [*problems, f"{method}: recovery from {name} raised {last_line(err)}"]
         if not torch.allclose(got, want, atol=1e-4, rtol=1e-3):
             gap = (got - want).abs().max()
             problems.append(
@@ -272,7 +273,7 @@ def check_setters_after_playing(module: torch.nn.Module, other_rate: int) -> lis
             try:
                 _play(call, [normal_input(spec, _buffer(spec), seed) for seed in range(EXTREME_CALLS)])
             except RuntimeError as err:
-                problems.append(f"{method} under inference mode: raised {str(err).strip().splitlines()[-1]}")
+                problems.append(f"{method} under inference mode: raised {last_line(err)}")
     for name in [n for n in module.get_attributes() if n != "latency"]:
         args = [other_rate] if name == "host_rate" else _values(module, name)
         try:
@@ -282,7 +283,7 @@ def check_setters_after_playing(module: torch.nn.Module, other_rate: int) -> lis
     try:
         module.reset()
     except RuntimeError as err:
-        problems.append(f"reset after playing as nn~ does: raised {str(err).strip().splitlines()[-1]}")
+        problems.append(f"reset after playing as nn~ does: raised {last_line(err)}")
     return problems
 
 
@@ -291,7 +292,7 @@ def _plays_finite(call, x: torch.Tensor, label: str) -> list[str]:
         with torch.no_grad():
             y = call(x)
     except RuntimeError as err:
-        return [f"{label}: raised {str(err).strip().splitlines()[-1]}"]
+        return [f"{label}: raised {last_line(err)}"]
     return [] if torch.isfinite(y).all() else [f"{label}: non-finite output"]
 
 

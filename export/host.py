@@ -47,6 +47,12 @@ def method_spec(module: torch.nn.Module, method: str) -> MethodSpec:
     return MethodSpec(*(int(v) for v in params.tolist()))
 
 
+def last_line(err: BaseException) -> str:
+    """The last line of an error's text (what a TorchScript error says after its traceback), or its type."""
+    lines = str(err).strip().splitlines()
+    return lines[-1] if lines else type(err).__name__
+
+
 class HostError(Exception):
     """What nn~ would report (and, outside a try block, abort the host for)."""
 
@@ -76,7 +82,7 @@ def set_attribute(module: torch.nn.Module, name: str, args: Sequence[str]) -> No
     try:
         result = getattr(module, f"set_{name}")(*values)
     except Exception as err:  # noqa: BLE001 - whatever the model raises reaches nn~
-        raise HostError(f"setter for {name} raised: {str(err).strip().splitlines()[-1]}") from None
+        raise HostError(f"setter for {name} raised: {last_line(err)}") from None
     if result != 0:
         raise HostError(f"setter for {name} returned {result}")
 
