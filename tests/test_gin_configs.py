@@ -2,13 +2,13 @@
 reloads at tiny size (its model's *_tiny.gin sizes). A tiny variant itself is the session's run and export
 of it (conftest.py), which the export tests use too."""
 
-import json
 import math
 from pathlib import Path
 
 import gin
 import pytest
 import torch
+from cli_process import exporter_verdict
 
 from latentlive import registry
 from latentlive.core.errors import UserError
@@ -79,9 +79,6 @@ def test_gin_file_trains_exports_and_reloads(
         with pytest.raises(UserError, match=f"no exporter for task '{task}'"):
             export_run(run_root, streaming=True)
         return
-    if exported:
-        report = json.loads(RunFolder(run_root).report.read_text(encoding="utf-8"))
-    else:
-        report = export_run(run_root, streaming=True)
+    report = exporter_verdict(exported) if exported else export_run(run_root, streaming=True)
     module = torch.jit.load(report["path"])
     assert set(module.get_methods()) == set(report["methods"])
