@@ -15,6 +15,7 @@ from pathlib import Path
 
 from latentlive import registry
 from latentlive.core.errors import UserError, check_range, write_fault_log
+from latentlive.core.runs import RunFolder
 
 # Idle OpenMP threads sleep instead of spinning: with Live, jackd or a second job on the same cores,
 # spinning threads slowed CPU training by 2 to 20 times here. Set before torch is imported.
@@ -151,7 +152,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> None:
     import torch
 
-    from latentlive.core.runs import RunFolder
     from latentlive.training.loop import train_run
     from latentlive.training.metrics import headline
     from latentlive.training.run_plan import TrainRequest
@@ -181,6 +181,7 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_export(args: argparse.Namespace) -> None:
+    RunFolder(Path(args.run)).require_trained()  # a wrong --run is told before torch loads
     from latentlive.export.exporter import export_run
 
     report = export_run(Path(args.run), streaming=args.streaming, out=args.out, force=args.force)
@@ -190,6 +191,7 @@ def run_export(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    RunFolder(args.run).require_trained()  # a wrong --run is told before torch loads
     from latentlive.training.evaluation import evaluate_run
     from latentlive.training.metrics import headline
 
@@ -432,8 +434,6 @@ def guarded(func: Callable[[], None], command: str = "") -> int:
     2: bad input (``UserError``, or a ValueError that a configurable raised about its arguments);
     130: Ctrl-C or SIGTERM; 1: any other exception, an internal fault, whose traceback goes to a log file.
     """
-    from latentlive.training.config import config_error
-
     try:
         func()
     except UserError as error:
@@ -446,13 +446,23 @@ def guarded(func: Callable[[], None], command: str = "") -> int:
         if _is_training_interrupted(error):
             print(f"latentlive: {_first_line(error)}", file=sys.stderr)
             return 130
-        bad_config = config_error(error)
+        bad_config = _config_error(error)
         if bad_config is not None:
             print(f"latentlive: error: {bad_config}", file=sys.stderr)
             return 2
         print(_internal_error_line(error, command), file=sys.stderr)
         return 1
     return 0
+
+
+def _config_error(error: BaseException) -> str | None:
+    """``training.config.config_error``, imported only for a ValueError (it imports torch and every task):
+    an error that needs no training code is told without loading it."""
+    if not isinstance(error, ValueError):
+        return None
+    from latentlive.training.config import config_error
+
+    return config_error(error)
 
 
 def _is_training_interrupted(error: BaseException) -> bool:

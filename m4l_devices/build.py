@@ -22,7 +22,6 @@ from latentlive.core.runs import RunFolder
 from latentlive.export.metadata import read_metadata
 from latentlive.m4l_devices.amxd import read_amxd
 from latentlive.m4l_devices.common import device_path
-from latentlive.m4l_devices.preview import draw_presentation
 from latentlive.m4l_devices.validate import validate_device
 
 
@@ -77,6 +76,8 @@ def build_devices_for_run(
         atomic_write(beside, lambda tmp: shutil.copyfile(ts, tmp))
     written = [devices[0], beside, *devices[1:]]
     if preview:
+        from latentlive.m4l_devices.preview import draw_presentation  # matplotlib: only when asked
+
         written += [draw_presentation(device, device.with_suffix(".png")) for device in devices]
     return written
 

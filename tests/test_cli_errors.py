@@ -1,5 +1,7 @@
 """Bad input ends with one clear line on stderr, exit status 2, no traceback and nothing overwritten."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import mido
@@ -67,3 +69,25 @@ def test_an_existing_run_is_never_overwritten(drums_run: Path) -> None:
     done = run_cli("train", "--gin", TINY, "--name", drums_run.name, "--out", str(drums_run.parent), cwd=ROOT)
     assert_one_clear_line(done, "exists", "--resume")
     assert checkpoint.read_bytes() == before
+
+
+QUICK_REFUSALS = {
+    "export": ["export", "--run", "runs/nope"],
+    "evaluate": ["evaluate", "--run", "runs/nope"],
+    "devices": ["devices", "--run", "runs/nope"],
+}
+
+
+@pytest.mark.parametrize("command", QUICK_REFUSALS)
+def test_a_missing_run_is_refused_before_torch_is_loaded(command: str) -> None:
+    """A wrong --run is told in a fraction of a second: nothing that imports torch (about 3 s) runs first."""
+    probe = (
+        "import sys; from latentlive.cli import main; "
+        f"status = main({QUICK_REFUSALS[command]!r}); "
+        "print(status, 'torch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert done.stdout.split() == ["2", "False"], done.stdout + done.stderr
+    assert "no such run" in done.stderr or "no exported model" in done.stderr

@@ -19,8 +19,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-
 from latentlive.core.errors import UserError
 from latentlive.core.files import atomic_write, atomic_write_json, atomic_write_text
 
@@ -275,11 +273,15 @@ def training_lock(run: RunFolder) -> Iterator[None]:
 
 def atomic_torch_save(obj: Any, path: Path, fix: str | None = None) -> Path:
     """``torch.save`` through :func:`atomic_write`; ``fix`` ends the one-line error of a full disk."""
+    import torch  # here, not at the top: the CLI reads run folders (and refuses bad ones) without torch
+
     return atomic_write(path, lambda tmp: torch.save(obj, tmp), **({"fix": fix} if fix else {}))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint written by the trainer (on the CPU), with a clear error if it is unreadable."""
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same one-line message
