@@ -51,9 +51,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Two pytest workers (pytest-xdist): each test runs on one thread, so a 2-core machine runs two at once. The
+# tests on JACK ports keep to one worker (tests/conftest.py). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test: install jack
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # Short runs of every model on the built-in corpora, exports, devices and example renders.
 demo: install

@@ -3,12 +3,14 @@
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 # Tiny models run fastest on one thread, and two spinning OpenMP threads stall badly when another
 # process (jackd, a subprocess under test) takes a core: one thread here and in subprocesses.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import gin  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from jack_midi import jack_running  # noqa: E402
@@ -18,6 +20,23 @@ from latentlive.cli import main  # noqa: E402
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With pytest-xdist (``make test`` runs two workers), every test on JACK ports runs in one worker, one
+    after the other: they play in real time and open ports by name."""
+    for item in items:
+        if "jack_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("jack"))
+
+
+@pytest.fixture(autouse=True)
+def _no_gin_bindings_left() -> Iterator[None]:
+    """Each test leaves no gin bindings behind: a model built with keyword arguments in a later test would
+    take them as its defaults (WaveformVAE after gin/techno.gin got decoder_dilations (1, 9) and streamed
+    outside its test's warm-up), so tests would pass or fail by the order they run in."""
+    yield
+    gin.clear_config()
 
 
 @pytest.fixture(scope="session", autouse=True)

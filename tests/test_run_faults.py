@@ -21,7 +21,6 @@ import pytest
 import torch
 
 import latentlive.core.files
-import latentlive.core.runs
 from latentlive.cli import main
 from latentlive.core.runs import RunFolder, load_checkpoint, training_lock
 
@@ -248,7 +247,7 @@ def test_a_failed_later_checkpoint_keeps_the_previous_one_resumable(
 
     run = RunFolder(tmp_path / "later")
     with monkeypatch.context() as patch:
-        patch.setattr(latentlive.core.runs.torch, "save", fills_the_disk)
+        patch.setattr(torch, "save", fills_the_disk)
         error_line(capsys, 2, train_args(tmp_path, "later", *SHORT), "last.pt", "disk is full", "--resume")
     assert len(saves) == 2 and load_checkpoint(run.checkpoint)["step"] == 10 and no_temp_files(run.root)
     assert main(["train", "--out", str(tmp_path), "--name", "later", "--resume"]) == 0
@@ -290,7 +289,7 @@ def test_a_nan_loss_keeps_the_last_good_checkpoint(
         real_save(obj, path, *args, **kwargs)
         kept["bytes"] = Path(path).read_bytes()
 
-    monkeypatch.setattr(latentlive.core.runs.torch, "save", remember)
+    monkeypatch.setattr(torch, "save", remember)
     error_line(capsys, 2, train_args(tmp_path, "nan", *SHORT), "diverged at step 16", "nan", "new --name")
     assert checkpoint.read_bytes() == kept["bytes"] and load_checkpoint(checkpoint)["step"] == 10
 
