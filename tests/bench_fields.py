@@ -21,8 +21,9 @@ OLD_NAMES = {"p50_ms", "p99_ms", "mean_ms", "wall_mean_ms", "p99_real_time_facto
 
 
 def timed_figures(report: Any, path: str = "") -> list[tuple[str, dict]]:
-    """Every dict in ``report`` (at any depth) holding the figures of a timed call, with its dotted path."""
-    if not isinstance(report, dict):
+    """Every dict in ``report`` (at any depth) holding the figures of a timed call, with its dotted path; not
+    the ``yardstick`` (the host's speed, the reference decoder timed alone: no period, nothing interleaved)."""
+    if not isinstance(report, dict) or path == "yardstick":
         return []
     found = [(path, report)] if (TIMING_NAMES | OLD_NAMES) & set(report) else []
     for key, value in report.items():

@@ -182,3 +182,29 @@ def test_drums_and_drumsynth_bench_json_use_the_common_fields(
     assert report["per_buffer_interleaved_p99_over_quarter_period"] == pytest.approx(
         per_buffer["interleaved"]["wall_ms_p99"] / (per_buffer["buffer_period_ms"] / 4)
     )
+
+
+def test_the_yardstick_times_the_rave_like_call_alone_and_every_model_bench_writes_it(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(common, "rave_like_call", lambda: lambda: clock.spend(4.0, 3.0))
+    yardstick = common.yardstick_figures()
+    assert yardstick["calls"] == common.YARDSTICK_CALLS
+    assert yardstick["wall_ms_mean"] == pytest.approx(4.0) and yardstick["cpu_ms_mean"] == pytest.approx(3.0)
+    assert yardstick["what"] == common.INTERLEAVED_WITH
+    with common.fewer_calls(common.QUICK_SCALE):
+        assert common.yardstick_figures()["calls"] == common.YARDSTICK_CALLS * common.QUICK_SCALE
+    # what `latentlive bench` writes for a file measured alone (the band bench reads an exported .ts)
+    from latentlive.bench import bench_model
+
+    class FileBench:
+        FROM_FILE = True
+
+        @staticmethod
+        def bench(path: Path, run: object) -> dict:
+            return {"figure": 1.0}
+
+    monkeypatch.setattr("latentlive.bench.first_call_figures", lambda path: {})
+    report = bench_model("x", FileBench, model=tmp_path / "x.ts", out=tmp_path / "x.json")
+    assert report["yardstick"]["wall_ms_mean"] == pytest.approx(4.0)
+    assert json.loads((tmp_path / "x.json").read_text())["yardstick"]["calls"] == common.YARDSTICK_CALLS

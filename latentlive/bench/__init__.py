@@ -24,6 +24,7 @@ from latentlive.bench.common import (
     first_call_figures,
     train_tiny_run,
     write_and_print,
+    yardstick_figures,
 )
 from latentlive.bench.nsgt import bench_transform
 from latentlive.core.errors import UserError
@@ -53,6 +54,7 @@ def bench_model(
             "interleaved_with": INTERLEAVED_WITH,
         }
         results.update(bench.bench(Path(model), None), **first_call_figures(Path(model)))
+        results["yardstick"] = yardstick_figures()
         return write_and_print(model_name, results, out)
     if run is None and not bench.TRAINING_BINDINGS:
         raise UserError(f"bench {model_name} measures a file; pass --model FILE.ts")
@@ -70,5 +72,6 @@ def bench_model(
             "interleaved_with": INTERLEAVED_WITH,
             **bench.bench(the_run.exported_model, the_run),
             **first_call_figures(the_run.exported_model),
+            "yardstick": yardstick_figures(),
         }
     return write_and_print(model_name, results, out)

@@ -222,6 +222,19 @@ def rave_like_call() -> Callable[[], object]:
     return call
 
 
+YARDSTICK_CALLS = 200
+
+
+def yardstick_figures() -> dict[str, Any]:
+    """The host's speed in this run: the RAVE v2-like decoder of ``INTERLEAVED_WITH`` (2048 samples a call)
+    timed alone, back to back on one thread. Every figure of a bench moves with the machine's load, and
+    this one does too: comparing it tells whether a re-run on another day or machine ran on a slower host
+    (``wall_ms_mean`` higher) or on slower code (the same yardstick, a worse figure)."""
+    with one_thread():
+        times = time_calls(rave_like_call(), scaled_calls(YARDSTICK_CALLS), 10)
+    return {"what": INTERLEAVED_WITH, **times}
+
+
 def _against_period(times: dict[str, float], period_ms: float | None) -> dict[str, Any]:
     return {
         **times,
