@@ -15,6 +15,7 @@ from pathlib import Path
 
 from latentlive import registry
 from latentlive.core.errors import UserError, check_range, write_fault_log
+from latentlive.core.gin_files import resolve_gin_file
 from latentlive.core.runs import RunFolder
 
 # Idle OpenMP threads sleep instead of spinning: with Live, jackd or a second job on the same cores,
@@ -150,23 +151,26 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    import torch
-
-    from latentlive.training.loop import train_run
-    from latentlive.training.metrics import headline
-    from latentlive.training.run_plan import TrainRequest
-
+    # what the command line gets wrong is told before torch, gin and the tasks load (several seconds)
     if args.resume and not args.name:
         raise UserError("--resume needs --name NAME, the run to continue")
     if not args.gin and not args.resume:
         raise UserError("no model config given; pass --gin gin/drums.gin (or another file of gin/)")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not args.name:
         raise UserError("under torchrun every process must write the same run: pass --name NAME")
+    for gin_file in args.gin:
+        resolve_gin_file(gin_file)
+    if args.db is not None and not args.db.is_dir():
+        raise UserError(f"{args.db}: no such folder; --db takes a folder of training data")
+    import torch
+
+    from latentlive.training.loop import train_run
+    from latentlive.training.metrics import headline
+    from latentlive.training.run_plan import TrainRequest
+
     default_name = f"{Path(args.gin[0]).stem}_{time.strftime('%Y%m%d-%H%M%S')}" if args.gin else ""
     run = RunFolder(args.out / (args.name or default_name))
     is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for all
-    if args.db is not None and not args.db.is_dir():
-        raise UserError(f"{args.db}: no such folder; --db takes a folder of training data")
     bindings = list(args.bind) + (
         [f"train.max_steps = {args.max_steps}"] if args.max_steps is not None else []
     )

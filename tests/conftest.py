@@ -22,12 +22,19 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# With pytest-xdist (``make test`` runs two workers), the tests that take one of these fixtures run in one
+# worker, one after the other: the tests on JACK ports play in real time and open ports by name, and the
+# wheel is built by pip in the source tree itself (two builds at once break each other's build/ folder).
+ONE_WORKER_FIXTURES = {"jack_server": "jack", "wheel": "wheel"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With pytest-xdist (``make test`` runs two workers), every test on JACK ports runs in one worker, one
-    after the other: they play in real time and open ports by name."""
+    """Put each test that takes a fixture of ``ONE_WORKER_FIXTURES`` in that fixture's xdist group."""
     for item in items:
-        if "jack_server" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("jack"))
+        for fixture, group in ONE_WORKER_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)

@@ -72,22 +72,22 @@ def test_an_existing_run_is_never_overwritten(drums_run: Path) -> None:
 
 
 QUICK_REFUSALS = {
-    "export": ["export", "--run", "runs/nope"],
-    "evaluate": ["evaluate", "--run", "runs/nope"],
-    "devices": ["devices", "--run", "runs/nope"],
+    "export": (["export", "--run", "runs/nope"], "no such run"),
+    "evaluate": (["evaluate", "--run", "runs/nope"], "no such run"),
+    "devices": (["devices", "--run", "runs/nope"], "no exported model"),
+    "train, missing gin file": (["train", "--gin", "gin/nope.gin"], "no such gin file"),
+    "train, missing db": (["train", "--gin", TINY, "--db", "no/such/folder"], "no such folder"),
 }
 
 
-@pytest.mark.parametrize("command", QUICK_REFUSALS)
-def test_a_missing_run_is_refused_before_torch_is_loaded(command: str) -> None:
-    """A wrong --run is told in a fraction of a second: nothing that imports torch (about 3 s) runs first."""
-    probe = (
-        "import sys; from latentlive.cli import main; "
-        f"status = main({QUICK_REFUSALS[command]!r}); "
-        "print(status, 'torch' in sys.modules)"
-    )
+@pytest.mark.parametrize("case", QUICK_REFUSALS)
+def test_a_wrong_path_is_refused_before_torch_is_loaded(case: str) -> None:
+    """A wrong --run, --gin or --db is told in a fraction of a second: nothing that imports torch (about 3 s)
+    runs first."""
+    args, fragment = QUICK_REFUSALS[case]
+    probe = f"import sys; from latentlive.cli import main; status = main({args!r}); print(status, 'torch' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert done.stdout.split() == ["2", "False"], done.stdout + done.stderr
-    assert "no such run" in done.stderr or "no exported model" in done.stderr
+    assert fragment in done.stderr

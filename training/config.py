@@ -16,8 +16,7 @@ from typing import Any
 import gin
 
 from latentlive.core.errors import UserError
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from latentlive.core.gin_files import PROJECT_ROOT, resolve_gin_file
 
 
 def _known_parameters() -> dict[str, list[str]]:
@@ -90,10 +89,7 @@ def parse_gin(files: list[str | Path], bindings: list[str] | None = None) -> str
     gin.clear_config()
     for search_path in (Path.cwd(), PROJECT_ROOT):
         gin.add_config_file_search_path(str(search_path))
-    for file in files:
-        if not Path(file).is_file() and not (PROJECT_ROOT / file).is_file():
-            raise UserError(f"{file}: no such gin file; see gin/ for the model configs (e.g. gin/drums.gin)")
-    resolved = [str(f if Path(f).is_file() else PROJECT_ROOT / f) for f in files]
+    resolved = [str(resolve_gin_file(f)) for f in files]
     try:
         with _quiet_include_search():
             gin.parse_config_files_and_bindings(resolved, bindings or [], finalize_config=False)
