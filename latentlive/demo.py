@@ -47,6 +47,12 @@ def _step(argv: list[str]) -> None:
         raise SystemExit(f"demo: `latentlive {' '.join(argv)}` failed")
 
 
+def needs_render(output: Path, run: RunFolder) -> bool:
+    """Whether the demo renders ``output`` (again): it is missing, or older than ``run``'s last checkpoint (the
+    run was trained since, e.g. after a change of its demo gin file)."""
+    return not output.exists() or output.stat().st_mtime < run.checkpoint.stat().st_mtime
+
+
 def _band_seed(path: Path, run: RunFolder, measures: int = 4) -> Path:
     """The first measures of a chorale on the test side of the band demo run's ``split.json``, as MIDI."""
     from latentlive.core.cache import cache_dir
@@ -65,7 +71,7 @@ def _band_seed(path: Path, run: RunFolder, measures: int = 4) -> Path:
 def _render_band(out: Path, models: Path, run: RunFolder) -> None:
     """A held-out chorale's opening continued for 8 measures, and its alto redone from the other voices."""
     seed = out / "band_seed.mid"
-    if (out / "band_fill_alto.mid").exists():  # rendered once
+    if not needs_render(out / "band_fill_alto.mid", run):  # rendered once per training of the run
         return
     _band_seed(seed, run)
     band = ["render", "band", "--model", str(models / "band.ts"), "--seed-midi", str(seed), "--force"]
@@ -97,7 +103,8 @@ def _minutes(seconds: float) -> str:
 
 
 def _renders(runs: Path, out: Path) -> list[tuple[str, Callable[[], None]]]:
-    """The example renders: (what, how), each skipped when its output exists."""
+    """The example renders: (what, how). The drum renders are made on every run; the others once per
+    training of their run (:func:`needs_render`)."""
     models = out / "devices"
 
     def drums() -> None:
@@ -121,26 +128,21 @@ def _renders(runs: Path, out: Path) -> list[tuple[str, Callable[[], None]]]:
             ["render", "loop", *kit, "--bars", "4", "--bpm", "124", "--out", str(out / "loop.wav"), "--force"]
         )
 
-    def techno() -> None:  # sampled loops and an interpolation; rendered once
-        if not (out / "techno").is_dir():
-            techno = [
-                "render",
-                "techno",
-                "--run",
-                str(runs / "techno_prior_demo"),
-                "--out",
-                str(out / "techno"),
-            ]
+    def techno() -> None:  # sampled loops and an interpolation
+        prior = RunFolder(runs / "techno_prior_demo")
+        if needs_render(out / "techno" / "seed0_sample1.wav", prior):
+            techno = ["render", "techno", "--run", str(prior.root), "--out", str(out / "techno"), "--force"]
             _step([*techno, "--samples", "4", "--steps", "5"])
 
     def texture() -> None:  # ten seconds of grains along a circle through the first two knobs, twice
         model = str(models / "grain.ts")
-        grain = ["render", "grain", "--model", model, "--path", "circle", "--seconds", "10"]
+        grain = ["render", "grain", "--model", model, "--path", "circle", "--seconds", "10", "--force"]
+        run = RunFolder(runs / "grain_demo")
         # asynchronous, the instrument's default: a cloud of grains at random intervals, 100 a second
-        if not (out / "texture.wav").exists():
+        if needs_render(out / "texture.wav", run):
             _step([*grain, "--density", "100", "--jitter", "1", "--out", str(out / "texture.wav")])
         # synchronous: 40 evenly spaced grains a second, heard as a 40 Hz pitch (the old default)
-        if not (out / "texture_sync.wav").exists():
+        if needs_render(out / "texture_sync.wav", run):
             _step([*grain, "--density", "40", "--jitter", "0", "--out", str(out / "texture_sync.wav")])
 
     return [

@@ -27,8 +27,8 @@ MAX_TRANSPOSE = 24.0
 # level normalisation and the per-call grain count stop making musical sense.
 MAX_DENSITY = 1000.0
 # The default settings make a cloud, not a drone: 100 grains a second at random intervals (jitter 1: uniform in
-# [0, 2 / density]). Evenly spaced grains (jitter 0) are heard as a pitch at the grain rate: 90 % of a prior
-# texture's power lay on harmonics of 40 Hz at the old default (40, 0, 0); at these 4 %, as held-out grains
+# [0, 2 / density]). Evenly spaced grains (jitter 0) are heard as a pitch at the grain rate: 90-93 % of a prior
+# texture's power lay on harmonics of 40 Hz at the old default (40, 0, 0); at these 4-5 %, as held-out grains
 # played the same way (docs/grain.md).
 # Spray stays 0: it lowered that share no further and costs a decode per grain instead of one per path frame.
 DEFAULT_DENSITY, DEFAULT_JITTER, DEFAULT_SPRAY = 100.0, 1.0, 0.0
