@@ -10,7 +10,8 @@ attribute, see ``export.host_rate``):
 A hit plays at once the sound already rendered for its class. When the knobs of the class heard last
 differ from the ones its sound was rendered with, a render job starts, a fixed amount of work per call:
 the call that reads the knobs decodes the magnitude and warm-starts Griffin-Lim from the phase of the
-sound of that class heard until then; each later call runs one iteration. After ``PREVIEW_ITERATIONS``
+sound of that class heard until then (analysed when the host rate is set, then the phase a job made its
+sound with: no analysis in the knob call); each later call runs one iteration. After ``PREVIEW_ITERATIONS``
 the sound is swapped in (a knob moved in call k is heard on a hit in call k + 2), then refined in the
 background until the job has run the model's ``griffin_lim.iterations``, when it is swapped in again.
 A preview runs to its end; knobs moved while a sound is being refined start a new job at once, and a
@@ -123,6 +124,11 @@ class DrumKit(nn.Module):
         self.register_buffer("job_phase", torch.zeros(1, nsgt.num_bins, frames, dtype=torch.complex64))
         self.register_buffer("job_previous", torch.zeros(1, nsgt.num_bins, frames, dtype=torch.complex64))
         self.register_buffer("job_signal", torch.zeros(1, int(facts["length"])))
+        # Each class's warm start ``[C, F, M]``: the phase of its sound heard now, so that the knob call need
+        # not analyse that sound (an NSGT forward costs three to four inverses). The sounds are analysed when
+        # the host rate is set (1.2 MB a class at the demo's size, which the file does not carry), and a job
+        # that swaps a sound in leaves the phase it made that sound with. Empty until then.
+        self.register_buffer("warm_phase", torch.zeros(0, dtype=torch.complex64), persistent=False)
         # Voices of each batch entry (mc.nn~): class (-1 free), position in the sound, gain, start order.
         batch = cc.MAX_BATCH_SIZE
         self.register_buffer("voice_class", torch.full((batch, VOICES), -1, dtype=torch.long))
@@ -175,6 +181,7 @@ class DrumKit(nn.Module):
         self.host_rate = rate
         self.rendered = self._to_host(self.rendered_model_rate, rate)
         self.job_stage = 0
+        self.warm_phase = self.nsgt.griffin_lim_warm_start(self.rendered_model_rate)[0]  # a new tensor
 
     @torch.jit.export
     def guard_output(self, on: bool) -> None:
@@ -207,12 +214,17 @@ class DrumKit(nn.Module):
         return bool((knobs - target).abs().max() > 1e-3)
 
     def _start_job(self, cls: int, knobs: Tensor, stage: int) -> None:
-        """Decode the magnitude of ``cls`` at ``knobs`` and warm-start from the phase of its current sound."""
+        """Decode the magnitude of ``cls`` at ``knobs`` and warm-start from the phase of its current sound
+        (``warm_phase``)."""
         self.job_class, self.job_iteration, self.job_stage = cls, 0, stage
         self.job_knobs = knobs.clone()
         self.job_magnitude = self.magnitude(torch.tensor([cls]), knobs.unsqueeze(0))
-        like = self.rendered_model_rate[cls].unsqueeze(0)
-        self.job_phase, self.job_previous = self.nsgt.griffin_lim_warm_start(like)
+        if self.warm_phase.shape[0] == self.num_classes:
+            self.job_phase = self.warm_phase[cls].unsqueeze(0)
+            self.job_previous = torch.zeros_like(self.job_phase)
+        else:  # played before a host rate was set (tests call the kit directly)
+            like = self.rendered_model_rate[cls].unsqueeze(0)
+            self.job_phase, self.job_previous = self.nsgt.griffin_lim_warm_start(like)
         self.job_signal = self.nsgt.inverse(self.job_magnitude * self.job_phase)
 
     def _install(self, refined: bool) -> None:
@@ -222,6 +234,11 @@ class DrumKit(nn.Module):
         self.rendered[self.job_class] = self._to_host(audio, self.host_rate)[0]
         self.rendered_knobs[self.job_class] = self.job_knobs
         self.refined[self.job_class] = refined
+        if self.warm_phase.shape[0] == self.num_classes:
+            # the job's signal is the inverse with this phase; where it has none (a silent or broken sound:
+            # 0 or NaN), phase zero, as the analysis gives, so that such a sound cannot silence the next
+            phase = self.job_phase[0]
+            self.warm_phase[self.job_class] = torch.where(phase.abs() > 0.5, phase, torch.ones_like(phase))
 
     def _render_step(self, cls: int, knobs: Tensor) -> None:
         """The work of one call of the render job: a start (decode, warm start) or one Griffin-Lim iteration,

@@ -144,10 +144,62 @@ def test_a_silent_or_broken_sound_does_not_silence_the_next(
 ) -> None:
     """The warm start takes the phase of the class's last sound: where it has none, phase zero."""
     synth.kit.rendered_model_rate[6] = sound
+    synth.kit.set_host_rate(44100)  # the sounds are analysed again, as when the device changes the rate
     x = _controls(synth, 512, cls=6, knobs=[0.5])
     for _ in range(int(synth.preview_calls) + 1):
         synth(x)
     preview = synth.kit.rendered_model_rate[6]
+    assert torch.isfinite(preview).all() and preview.abs().max() > 0.5
+
+
+def _fft_calls(synth: torch.jit.ScriptModule, x: torch.Tensor) -> dict[str, int]:
+    """How many times each FFT operation ran in one call of ``synth`` on ``x``."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        synth(x)
+    return {e.key: e.count for e in profile.key_averages() if e.key.startswith("aten::fft_")}
+
+
+def test_the_knob_call_decodes_without_analysing_the_sound_heard(synth: torch.jit.ScriptModule) -> None:
+    """The call that reads new knobs (the slowest call of a job) takes the warm start's phase as it was kept:
+    no NSGT analysis (its real FFT), only the inverse (a complex FFT and a real inverse FFT). Before a host
+    rate is set nothing is kept, and the same call analyses the sound."""
+    x = _controls(synth, 512, cls=3, knobs=[1.0])
+    assert _fft_calls(synth, x) == {"aten::fft_fft": 1, "aten::fft_irfft": 1}
+    assert int(synth.kit.job_stage) == 1  # it was the knob call
+    synth.kit.warm_phase = torch.zeros(0, dtype=torch.complex64)  # as before the host rate is set
+    synth.kit.job_stage = 0
+    x = _controls(synth, 512, cls=3, knobs=[2.0])
+    assert _fft_calls(synth, x)["aten::fft_rfft"] == 1
+
+
+def test_a_swapped_in_sound_keeps_the_phase_it_was_made_with(synth: torch.jit.ScriptModule) -> None:
+    kit = synth.kit
+    x = _controls(synth, 512, cls=2, knobs=[1.5])
+    for _ in range(int(synth.preview_calls) + 1):  # the knob call and the preview's iterations
+        synth(x)
+    assert not bool(kit.refined[2])  # the preview is in
+    made = kit.nsgt.inverse(kit.job_magnitude * kit.warm_phase[2].unsqueeze(0))[0]
+    heard = kit.rendered_model_rate[2]
+    assert torch.allclose(made / made.abs().amax(), heard / heard.abs().amax(), atol=1e-5)
+    assert not torch.allclose(kit.warm_phase[2], kit.warm_phase[1])
+
+
+def test_a_silent_job_leaves_phase_zero_for_the_next(synth: torch.jit.ScriptModule) -> None:
+    """A job whose magnitude is silent ends with a silent sound and phase 0 everywhere (once the momentum has
+    died out); the phase kept for the next job is phase zero there (1), or every later sound of the class
+    would be silent too."""
+    kit = synth.kit
+    x = _controls(synth, 512, cls=5, knobs=[1.0])
+    synth(x)  # the knob call
+    kit.job_magnitude = torch.zeros_like(kit.job_magnitude)
+    for _ in range(int(synth.render_calls) - 1):
+        synth(x)
+    assert bool(kit.refined[5]) and kit.rendered_model_rate[5].abs().max() == 0  # the silent sound is in
+    assert torch.equal(kit.warm_phase[5], torch.ones_like(kit.warm_phase[5]))
+    x = _controls(synth, 512, cls=5, knobs=[-1.0])
+    for _ in range(int(synth.preview_calls) + 1):
+        synth(x)
+    preview = kit.rendered_model_rate[5]
     assert torch.isfinite(preview).all() and preview.abs().max() > 0.5
 
 
