@@ -222,7 +222,7 @@ class DrumKit(nn.Module):
         if self.warm_phase.shape[0] == self.num_classes:
             self.job_phase = self.warm_phase[cls].unsqueeze(0)
             self.job_previous = torch.zeros_like(self.job_phase)
-        else:  # played before a host rate was set (tests call the kit directly)
+        else:  # no host rate set yet: the export is silent then, but the kit itself can be played
             like = self.rendered_model_rate[cls].unsqueeze(0)
             self.job_phase, self.job_previous = self.nsgt.griffin_lim_warm_start(like)
         self.job_signal = self.nsgt.inverse(self.job_magnitude * self.job_phase)
