@@ -13,6 +13,7 @@ Incoming control changes (any channel) move the model; the pattern is re-decoded
 | CC | controls | value 0 .. 64 .. 127 |
 | --- | --- | --- |
 | 20 .. 27 | z1 .. z8 (those beyond the model's D are ignored) | -3 .. 0 .. +3 |
+| 102 .. 109 | z9 .. z16 (undefined controllers in the MIDI specification) | -3 .. 0 .. +3 |
 | 28 | style | the styles spread evenly over 0..127 |
 | 29 | temperature | 0.25 .. 1.0 .. 2.0 |
 | 30 | threshold | 0.0 .. 1.0 (linear; 0.5 plays the run's per-class thresholds) |
@@ -51,6 +52,7 @@ from latentlive.live.session import player_session
 DRUM_CHANNEL = 9  # MIDI channel 10, zero-based as mido counts
 CC_Z_FIRST = 20  # CC 20 + i moves z_{i+1}
 CC_Z_COUNT = 8
+CC_Z_MORE_FIRST = 102  # CC 102 + i moves z_{9+i}
 CC_STYLE = 28
 CC_TEMPERATURE = 29
 CC_THRESHOLD = 30
@@ -62,6 +64,15 @@ STEPS_PER_BAR = 4 * STEPS_PER_BEAT  # 4/4
 LOOKAHEAD_STEPS = 0.5  # a step is read this early: its earliest note (offset -0.5) is not late
 
 DEFAULT_PORT_NAME = "latentlive drums"
+
+
+def latent_axis(control: int) -> int:
+    """The latent (0-based) a control change number moves, or -1: CC 20-27 move z1-z8, CC 102-109 z9-z16."""
+    if CC_Z_FIRST <= control < CC_Z_FIRST + CC_Z_COUNT:
+        return control - CC_Z_FIRST
+    if CC_Z_MORE_FIRST <= control < CC_Z_MORE_FIRST + CC_Z_COUNT:
+        return CC_Z_COUNT + control - CC_Z_MORE_FIRST
+    return -1
 
 
 def cc_to_latent(value: int) -> float:
@@ -172,8 +183,8 @@ class DrumPlayer:
 
     def _apply_cc(self, control: int, value: int) -> None:
         with self._lock:
-            axis = control - CC_Z_FIRST
-            if 0 <= axis < min(CC_Z_COUNT, self.model.latent_size):
+            axis = latent_axis(control)
+            if 0 <= axis < self.model.latent_size:
                 self._z[axis] = cc_to_latent(value)
             elif control == CC_STYLE:
                 self._style = cc_to_style(value, len(self.model.style_names))
@@ -294,8 +305,11 @@ class DrumPlayer:
 def _status_line(model: DrumModel, out_name: str, in_name: str | None, api: str, player: DrumPlayer) -> str:
     d = model.latent_size
     tempo = f"following MIDI clock on {in_name!r}" if player.follower else f"{player.bpm:g} bpm"
-    controls = (
-        f"CC {CC_Z_FIRST}-{CC_Z_FIRST + min(d, CC_Z_COUNT) - 1} z1-z{min(d, CC_Z_COUNT)}, "
+    latents = f"CC {CC_Z_FIRST}-{CC_Z_FIRST + min(d, CC_Z_COUNT) - 1} z1-z{min(d, CC_Z_COUNT)}, "
+    if d > CC_Z_COUNT:
+        more = min(d, 2 * CC_Z_COUNT) - CC_Z_COUNT
+        latents += f"{CC_Z_MORE_FIRST}-{CC_Z_MORE_FIRST + more - 1} z{CC_Z_COUNT + 1}-z{CC_Z_COUNT + more}, "
+    controls = latents + (
         f"{CC_STYLE} style, {CC_TEMPERATURE} temperature, {CC_THRESHOLD} threshold, {CC_SWING} swing, "
         f"{CC_QUANTISE} quantise"
     )

@@ -53,6 +53,7 @@ NOTE_LENGTH_MS = 50  # short notes: drum racks ignore note-off, synths get a cle
 # presentation layout, in pixels
 DIAL_W, DIAL_H, DIAL_STEP_X, DIAL_STEP_Y = 44.0, 48.0, 46.0, 50.0
 TOP = 20.0  # first row under the section headers
+MAX_LATENTS = 16  # two rows of 8 dials
 ROW_H = 16.0  # one instrument row of the drum map and the pattern grid
 CELL_W = 12.0
 SAMPLING_W = 146.0  # three dials, and the Quantise toggle beside the model box
@@ -83,8 +84,10 @@ class DrumsSpec:
             names = tuple(str(s) for s in metadata["instrument_names"])
             notes = tuple(int(n) for n in metadata["gm_notes"])
             steps = int(metadata.get("steps", STEPS))
-        if not 2 <= d <= 8:
-            raise UserError(f"{where} latent_size={d} is outside 2..8; {fix}")
+        if not 2 <= d <= MAX_LATENTS:
+            raise UserError(
+                f"{where} latent_size={d} is outside 2..{MAX_LATENTS} (the dials the device shows); {fix}"
+            )
         if len(names) != N_INSTRUMENTS or len(notes) != N_INSTRUMENTS:
             raise UserError(f"{where} has {len(names)} instruments / {len(notes)} notes, expected 9; {fix}")
         if not all(0 <= n <= 127 for n in notes):
@@ -130,7 +133,8 @@ class Layout:
 
     @classmethod
     def for_latents(cls, latent_size: int, steps: int = STEPS) -> "Layout":
-        cols = min(latent_size, 4)
+        # up to 8 dials in rows of 4; more in two rows, so that the style menu still fits under them
+        cols = max(min(latent_size, 4), -(-latent_size // 2))
         dials_x = 6.0 + 144.0 + 10.0
         sampling_x = dials_x + max(cols * DIAL_STEP_X, 96.0) + 10.0
         map_x = sampling_x + SAMPLING_W + 12.0

@@ -26,7 +26,7 @@ class PatternVAE(nn.Module):
     Args:
         instruments: rows of the grid (9 for the GM drum classes).
         steps: columns of the grid (16 per bar).
-        latent_size: size of z (2 to 8 for a playable space).
+        latent_size: size of z (2 to 16: the dials LatentDrums shows).
         hidden_sizes: widths of the encoder MLP (the decoder mirrors them).
         num_styles: number of style labels; 0 for an unconditioned model.
         style_dim: size of the style embedding.
@@ -48,7 +48,7 @@ class PatternVAE(nn.Module):
         super().__init__()
         if latent_size < 1:
             raise ValueError(
-                f"PatternVAE.latent_size must be at least 1 (2 to 8 play best), got {latent_size}"
+                f"PatternVAE.latent_size must be at least 1 (LatentDrums shows 2 to 16), got {latent_size}"
             )
         if not hidden_sizes or min(hidden_sizes) < 1:
             raise ValueError(f"PatternVAE.hidden_sizes needs widths of at least 1, got {hidden_sizes}")

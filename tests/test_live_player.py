@@ -34,6 +34,7 @@ from latentlive.live.drum_player import (
     DrumPlayer,
     cc_to_latent,
     cc_to_style,
+    latent_axis,
     play_drums,
 )
 from latentlive.live.render import TICKS_PER_STEP, render_drums_midi
@@ -128,6 +129,23 @@ def test_wrong_latent_size_and_style_are_one_line_user_errors(drum_model):
 
 
 # ---------------------------------------------------------------- timing
+
+
+def test_latent_control_numbers_reach_sixteen_latents_and_leave_the_others():
+    assert [latent_axis(c) for c in range(20, 28)] == list(range(8))
+    assert [latent_axis(c) for c in range(102, 110)] == list(range(8, 16))
+    assert {latent_axis(c) for c in (0, 19, 28, 29, 30, 31, 32, 64, 101, 110, 123)} == {-1}
+
+
+def test_a_control_change_past_the_models_latents_moves_nothing(drum_model):
+    player = DrumPlayer(
+        drum_model, _FlakyOutput(fail_at=None), bpm=120.0, style=0, z=_latent(drum_model, 0.0)
+    )
+    beyond = 102 + drum_model.latent_size - 8 if drum_model.latent_size > 8 else 102
+    player.handle_message(mido.Message("control_change", control=beyond, value=127))
+    assert player.controls["z"] == _latent(drum_model, 0.0)
+    player.handle_message(mido.Message("control_change", control=20 + drum_model.latent_size - 1, value=127))
+    assert player.controls["z"][-1] == 3.0
 
 
 def test_tempo_clock_places_steps_on_absolute_times():

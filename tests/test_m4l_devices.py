@@ -39,7 +39,7 @@ def drum_devices(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     out = tmp_path_factory.mktemp("devices")
     devices = {
         d: build_drums_device(out / f"d{d}", "/models/my drums/drums.ts", drums_metadata(d))
-        for d in (2, 5, 8)
+        for d in (2, 5, 8, 16)
     }
     # a two-bar model (32 steps), keyed by -D so the tests of every device take it too
     devices[-4] = build_drums_device(out / "two_bars", "/models/drums.ts", drums_metadata(4, steps=32))
@@ -167,14 +167,14 @@ def test_patcher_refuses_a_line_to_a_missing_inlet() -> None:
 # --- the drum device ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("d", [2, 5, 8, -4])
+@pytest.mark.parametrize("d", [2, 5, 8, 16, -4])
 def test_drum_device_validates(drum_devices: dict[int, Path], d: int) -> None:
     path = drum_devices[d]
     assert path.name == "LatentDrums.amxd"
     assert validate_device(path) == []
 
 
-@pytest.mark.parametrize("d", [2, 5, 8, -4])
+@pytest.mark.parametrize("d", [2, 5, 8, 16, -4])
 def test_drum_device_is_a_169px_midi_effect_opening_in_presentation(
     drum_devices: dict[int, Path], d: int
 ) -> None:
@@ -312,8 +312,8 @@ def test_drum_device_plays_velocity_and_offsets_through_its_scheduler(
 
 
 def test_drum_metadata_errors_are_user_errors(tmp_path: Path) -> None:
-    bad = drums_metadata(9)
-    with pytest.raises(UserError, match="latent_size=9"):
+    bad = drums_metadata(17)
+    with pytest.raises(UserError, match="latent_size=17"):
         build_drums_device(tmp_path, "drums.ts", bad)
     short = drums_metadata(4) | {"gm_notes": GM_NOTES[:8]}
     with pytest.raises(UserError, match="expected 9"):
