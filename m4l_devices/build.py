@@ -11,7 +11,6 @@ one that latentlive wrote for the same model, any other file only with ``force``
 """
 
 import filecmp
-import re
 import shutil
 from pathlib import Path
 
@@ -101,17 +100,9 @@ def needs_copy(model: Path, beside: Path) -> bool:
     return True
 
 
-def run_task(run: RunFolder) -> str | None:
-    """The task a run trained (``train.task`` of its ``config.gin``); None when the run has no config."""
-    if not run.config.is_file():
-        return None
-    found = re.search(r"^train\.task\s*=\s*['\"](\w+)['\"]", run.config.read_text(encoding="utf-8"), re.M)
-    return found.group(1) if found else None
-
-
 def check_model_kind(run: RunFolder, ts: Path, kind: str) -> None:
     """Refuse a model of another kind than the run's: its device would carry the wrong model's name."""
-    task = run_task(run)
+    task = run.task
     if task is not None and task != kind:
         raise UserError(
             f"{ts}: a {kind!r} model, but {run.root} trained {task!r}; pass that run's export as --model "

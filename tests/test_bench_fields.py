@@ -208,3 +208,19 @@ def test_the_yardstick_times_the_rave_like_call_alone_and_every_model_bench_writ
     report = bench_model("x", FileBench, model=tmp_path / "x.ts", out=tmp_path / "x.json")
     assert report["yardstick"]["wall_ms_mean"] == pytest.approx(4.0)
     assert json.loads((tmp_path / "x.json").read_text())["yardstick"]["calls"] == common.YARDSTICK_CALLS
+
+
+def test_a_run_of_another_model_is_a_one_line_error_before_anything_is_exported(
+    drums_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from latentlive.cli import main
+
+    export = drums_run / "export"
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in export.iterdir()) if export.is_dir() else []
+    out = tmp_path / "bench.json"
+    assert main(["bench", "drumsynth", "--run", str(drums_run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert f"{drums_run}: a drums run, not a drumsynth one" in err and "latentlive bench drums" in err
+    after = sorted((p.name, p.stat().st_mtime_ns) for p in export.iterdir()) if export.is_dir() else []
+    assert after == before and not out.exists()

@@ -5,7 +5,9 @@ Each model's bench is a module of this package with the same small interface:
 gin bindings of the short run of the model's full-size gin file trained when no run is given: speed does
 not depend on how well the model has learned; empty where the model is measured from a file only),
 ``FROM_FILE`` (whether ``--model FILE.ts`` is measured without a run) and ``REUSE_CURRENT_EXPORT`` (whether
-a streaming export newer than the checkpoint is measured as it is rather than exported again). Every timed
+a streaming export newer than the checkpoint is measured as it is rather than exported again), and, where
+a run of another task holds the model too, ``RUN_TASKS`` (the tasks whose runs ``--run`` takes; the model's
+own by default). Every timed
 call is reported by ``common.call_figures``, with the same fields in every bench (docs/development.md).
 """
 
@@ -61,6 +63,11 @@ def bench_model(
     with tempfile.TemporaryDirectory() as scratch:
         if run:
             the_run = RunFolder(run).require_trained()
+            if the_run.task not in (None, *getattr(bench, "RUN_TASKS", (model_name,))):
+                raise UserError(
+                    f"{the_run.root}: a {the_run.task} run, not a {model_name} one; pass --run with a "
+                    f"{model_name} run, or `latentlive bench {the_run.task} --run {run}`"
+                )
         else:
             the_run = train_tiny_run(model_name, bench.TRAINING_BINDINGS, Path(scratch))
         if not (bench.REUSE_CURRENT_EXPORT and export_is_current(the_run)):

@@ -12,6 +12,7 @@ when the process ends, however it ends). What ``--resume`` may change is decided
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +60,16 @@ class RunFolder:
     @property
     def checkpoint(self) -> Path:
         return self.root / "checkpoints" / "last.pt"
+
+    @property
+    def task(self) -> str | None:
+        """The task the run trains (``train.task`` of its ``config.gin``); None when it has no config."""
+        if not self.config.is_file():
+            return None
+        found = re.search(
+            r"^train\.task\s*=\s*['\"](\w+)['\"]", self.config.read_text(encoding="utf-8"), re.M
+        )
+        return found.group(1) if found else None
 
     def operative_config(self, step: int) -> Path:
         """``checkpoints/operative_config-STEP.gin``: every gin parameter the run used, written with the
