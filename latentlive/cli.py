@@ -25,6 +25,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 SEED_MAX = 2**32 - 1  # what numpy's generators take
 OPTION_RANGES: dict[str, dict[str, tuple[float, float, str]]] = {
+    "report": {"seeds": (0, SEED_MAX, "training seeds")},
     "play": {
         "bpm": (20.0, 999.0, "beats per minute"),
         "bars": (1, 1_000_000, "bars to play; leave it out to play until Ctrl-C"),
@@ -168,6 +169,8 @@ def run_train(args: argparse.Namespace) -> None:
     from latentlive.training.metrics import headline
     from latentlive.training.run_plan import TrainRequest
 
+    if args.seed is not None:  # here, not in OPTION_RANGES: `python train.py` comes here without `main`
+        check_range("--seed", args.seed, 0, SEED_MAX, "seed of the data split and the batches")
     default_name = f"{Path(args.gin[0]).stem}_{time.strftime('%Y%m%d-%H%M%S')}" if args.gin else ""
     run = RunFolder(args.out / (args.name or default_name))
     is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for all

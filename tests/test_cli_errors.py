@@ -49,6 +49,7 @@ CASES = {
     "db without drums": (["train", "--gin", TINY, "--db", "{melody}"], ["{melody}", "drum"]),
     "one-shot db without audio": (["train", "--gin", KIT_TINY, "--db", "{melody}"], ["{melody}", "audio"]),
     "loop without a kit": (["render", "loop", "--drums", "x.ts", "--out", "x.wav"], ["--kit"]),
+    "negative seed": (["train", "--gin", TINY, "--seed", "-5"], ["--seed -5", "from 0 to 4294967295"]),
 }
 
 
@@ -61,6 +62,26 @@ def test_bad_input_gets_one_clear_line(case: str, folders: dict[str, Path], tmp_
     done = run_cli(*args, cwd=ROOT if args[0] != "render" else tmp_path)
     assert_one_clear_line(done, *(f.format(**folders) for f in fragments))
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("last.pt"))
+
+
+def test_train_py_refuses_a_negative_seed_before_making_the_run(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "--gin",
+            TINY,
+            "--seed",
+            "-1",
+            "--out",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert_one_clear_line(done, "--seed -1", "from 0 to 4294967295")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_an_existing_run_is_never_overwritten(drums_run: Path) -> None:

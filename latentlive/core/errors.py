@@ -27,12 +27,18 @@ def check_range(flag: str, value: float, low: float, high: float, meaning: str =
     The one shared range check of the CLI and the players: NaN and infinities are refused too, since
     every comparison with NaN is false and a check written as ``if value < low`` lets it through.
     """
+    span = f"from {_plain(low)} to {_plain(high)}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise UserError(f"{flag} {value!r}: not a number; pass a number from {low:g} to {high:g}")
+        raise UserError(f"{flag} {value!r}: not a number; pass a number {span}")
     if not (math.isfinite(value) and low <= value <= high):
         what = f" ({meaning})" if meaning else ""
-        raise UserError(f"{flag} {value}: out of range; pass a number from {low:g} to {high:g}{what}")
+        raise UserError(f"{flag} {value}: out of range; pass a number {span}{what}")
     return value
+
+
+def _plain(bound: float) -> str:
+    """A range bound as a person writes it: whole numbers in full (4294967295, not 4.29497e+09)."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
 
 
 def log_folder() -> Path:
