@@ -240,6 +240,8 @@ def run_bench(args: argparse.Namespace) -> None:
 
     with fewer_calls(QUICK_SCALE if args.quick else 1.0):
         if args.model_name == "nsgt":
+            if args.run is not None or args.model is not None:
+                raise UserError("bench nsgt measures the transform alone; leave out --run and --model")
             bench_transform(out=args.out)
         else:
             bench = registry.load(registry.find(args.model_name).bench)

@@ -50,6 +50,7 @@ CASES = {
     "one-shot db without audio": (["train", "--gin", KIT_TINY, "--db", "{melody}"], ["{melody}", "audio"]),
     "loop without a kit": (["render", "loop", "--drums", "x.ts", "--out", "x.wav"], ["--kit"]),
     "negative seed": (["train", "--gin", TINY, "--seed", "-5"], ["--seed -5", "from 0 to 4294967295"]),
+    "nsgt bench with a run": (["bench", "nsgt", "--run", "runs/drums"], ["bench nsgt", "leave out --run"]),
     "negative report seed": (["report", "--model", "drums", "--seeds", "1", "-1"], ["--seeds -1"]),
 }
 
