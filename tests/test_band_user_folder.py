@@ -9,6 +9,7 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+from list_output import ListOutput
 from midi_files import save_midi, track_notes
 
 from latentlive.cli import main
@@ -117,14 +118,6 @@ def test_renders_continue_and_fill_a_song_of_the_folder(songs: Path, songs_run: 
     assert after["lead"] == [n for n in before["lead"] if n[0] < seed_steps]  # the lead is kept as it was
     assert after["bass"] == [n for n in before["bass"] if n[0] < seed_steps]
     assert after["keys"] != [n for n in before["keys"] if n[0] < seed_steps]  # the keys were redone
-
-
-class ListOutput:
-    def __init__(self) -> None:
-        self.sent: list[mido.Message] = []
-
-    def send(self, message: mido.Message) -> None:
-        self.sent.append(message)
 
 
 def test_the_player_accompanies_the_lead_with_keys_and_bass(songs_run: Path):

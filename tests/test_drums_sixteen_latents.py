@@ -4,6 +4,7 @@ from pathlib import Path
 
 import mido
 import numpy as np
+from list_output import ListOutput
 
 from latentlive.cli import main
 from latentlive.export.metadata import read_metadata
@@ -14,18 +15,6 @@ from latentlive.m4l_devices.drums import build_drums_device
 from latentlive.m4l_devices.validate import validate_device
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class _Silent:
-    """An output port that keeps what it is sent."""
-
-    name = "silent"
-
-    def __init__(self) -> None:
-        self.sent: list[mido.Message] = []
-
-    def send(self, msg: mido.Message) -> None:
-        self.sent.append(msg)
 
 
 def test_sixteen_latents_export_build_a_device_and_move_with_every_cc(tmp_path: Path) -> None:
@@ -47,7 +36,7 @@ def test_sixteen_latents_export_build_a_device_and_move_with_every_cc(tmp_path: 
 
     model = DrumModel(ts)
     assert model.latent_size == 16
-    output = _Silent()
+    output = ListOutput()
     player = DrumPlayer(model, output, bpm=600.0, style=0, z=[0.0] * 16)
     before = player.pattern.copy()
     values = [127 if i % 2 else 0 for i in range(8)]

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import mido
 import pytest
+from list_output import ListOutput
 
 import latentlive.live.band_player
 import latentlive.live.drum_player
@@ -63,18 +64,6 @@ class FakeClock:
             monkeypatch.setattr(module, "time", fake_time)
             if hasattr(module, "sleep_until"):
                 monkeypatch.setattr(module, "sleep_until", self.sleep_until)
-
-
-class ListOutput:
-    """An output port that keeps what is sent."""
-
-    name = "list"
-
-    def __init__(self) -> None:
-        self.sent: list[mido.Message] = []
-
-    def send(self, msg: mido.Message) -> None:
-        self.sent.append(msg)
 
 
 def assert_one_sounding_note_per_key(messages: list[mido.Message]) -> None:
