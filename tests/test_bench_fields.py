@@ -224,3 +224,15 @@ def test_a_run_of_another_model_is_a_one_line_error_before_anything_is_exported(
     assert f"{drums_run}: a drums run, not a drumsynth one" in err and "latentlive bench drums" in err
     after = sorted((p.name, p.stat().st_mtime_ns) for p in export.iterdir()) if export.is_dir() else []
     assert after == before and not out.exists()
+
+
+def test_the_techno_bench_also_takes_a_techno_prior_run_and_the_others_only_their_own() -> None:
+    from latentlive import registry
+    from latentlive.bench import _run_tasks
+
+    def tasks(name: str) -> list[str]:
+        return _run_tasks(name, registry.load(registry.find(name).bench))
+
+    assert tasks("techno") == ["techno", "techno_prior"]  # the prior's run carries its stage 1
+    assert tasks("grain") == ["grain"]  # grain_prior trains on grain runs but exports no grain model
+    assert tasks("drums") == ["drums"] and tasks("drumsynth") == ["drumsynth"] and tasks("band") == ["band"]

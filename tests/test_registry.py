@@ -65,7 +65,13 @@ def spec_problems(spec: ModelSpec) -> list[str]:
             "render": ("render_command", "OPTIONS", "RANGES"),
             "play": ("play_command", "OPTIONS", "RANGES"),
         }
-        needed["bench"] = ("bench", "TRAINING_BINDINGS", "FROM_FILE", "REUSE_CURRENT_EXPORT")
+        needed["bench"] = (
+            "bench",
+            "TRAINING_BINDINGS",
+            "FROM_FILE",
+            "REUSE_CURRENT_EXPORT",
+            "HELD_BY_DEPENDENT_RUNS",
+        )
         missing = [name for name in needed.get(role, ()) if not hasattr(loaded, name)]
         if missing or (role in ("task", "export", "device") and not callable(loaded)):
             problems.append(f"{spec.name}.{role}: {reference} lacks {missing or 'a callable'}")

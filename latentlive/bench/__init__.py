@@ -5,9 +5,9 @@ Each model's bench is a module of this package with the same small interface:
 gin bindings of the short run of the model's full-size gin file trained when no run is given: speed does
 not depend on how well the model has learned; empty where the model is measured from a file only),
 ``FROM_FILE`` (whether ``--model FILE.ts`` is measured without a run) and ``REUSE_CURRENT_EXPORT`` (whether
-a streaming export newer than the checkpoint is measured as it is rather than exported again), and, where
-a run of another task holds the model too, ``RUN_TASKS`` (the tasks whose runs ``--run`` takes; the model's
-own by default). Every timed
+a streaming export newer than the checkpoint is measured as it is rather than exported again) and
+``HELD_BY_DEPENDENT_RUNS`` (whether ``--run`` also takes a run of a model that trains on this one's, the
+registry's ``needs``, because its export carries this model). Every timed
 call is reported by ``common.call_figures``, with the same fields in every bench (docs/development.md).
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from latentlive import registry
 from latentlive.bench.common import (
     INTERLEAVED_WITH,
     QUICK_SCALE,
@@ -34,6 +35,13 @@ from latentlive.core.runs import RunFolder
 from latentlive.export.exporter import export_run
 
 __all__ = ["QUICK_SCALE", "bench_model", "bench_transform", "fewer_calls"]
+
+
+def _run_tasks(model_name: str, bench: ModuleType) -> list[str]:
+    """The tasks whose runs ``bench`` measures: the model's own, and with ``HELD_BY_DEPENDENT_RUNS`` those of
+    the models whose runs train on its runs (a techno_prior run carries its techno stage 1)."""
+    dependents = [spec.name for spec in registry.MODELS if any(m == model_name for _, m in spec.needs)]
+    return [model_name, *(dependents if bench.HELD_BY_DEPENDENT_RUNS else [])]
 
 
 def bench_model(
@@ -63,7 +71,7 @@ def bench_model(
     with tempfile.TemporaryDirectory() as scratch:
         if run:
             the_run = RunFolder(run).require_trained()
-            if the_run.task not in (None, *getattr(bench, "RUN_TASKS", (model_name,))):
+            if the_run.task not in (None, *_run_tasks(model_name, bench)):
                 raise UserError(
                     f"{the_run.root}: a {the_run.task} run, not a {model_name} one; pass --run with a "
                     f"{model_name} run, or `latentlive bench {the_run.task} --run {run}`"

@@ -29,6 +29,7 @@ TRAINING_BINDINGS = [
 ]
 FROM_FILE = True
 REUSE_CURRENT_EXPORT = False
+HELD_BY_DEPENDENT_RUNS = False
 
 
 def _history(band: Any, measures: int) -> Any:

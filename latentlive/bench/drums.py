@@ -14,6 +14,7 @@ DECODE_GOAL_MS = 1.0  # decode of one pattern, p99 on one thread, interleaved
 TRAINING_BINDINGS = ["train.max_steps = 300"]
 FROM_FILE = False
 REUSE_CURRENT_EXPORT = False
+HELD_BY_DEPENDENT_RUNS = False
 
 
 def bench(ts_path: Path, run: RunFolder | None) -> dict[str, Any]:

@@ -37,6 +37,7 @@ TRAINING_BINDINGS = [
 ]
 FROM_FILE = False
 REUSE_CURRENT_EXPORT = True
+HELD_BY_DEPENDENT_RUNS = False
 
 
 def _knob_walk(latent_size: int, count: int, frames: int) -> list[Tensor]:

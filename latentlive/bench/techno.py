@@ -50,7 +50,7 @@ TRAINING_BINDINGS = [  # two steps at full size make a run to export; training s
 ]
 FROM_FILE = False
 REUSE_CURRENT_EXPORT = True  # exporting techno takes a while
-RUN_TASKS = ("techno", "techno_prior")  # the prior's run holds stage 1
+HELD_BY_DEPENDENT_RUNS = True  # a techno_prior run carries the stage 1 it trained on
 CHANGE_CALLS = 8  # calls of the old input before the change, and after it
 CHANGE_WINDOW = 64  # samples per window when judging how much of the output has changed
 CHANGE_RATE = RAVE_RATE  # the side-by-side runs every model at RAVE's rate: the same nn~ delay in ms
