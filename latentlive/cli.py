@@ -178,6 +178,7 @@ def run_train(args: argparse.Namespace) -> None:
         [f"train.max_steps = {args.max_steps}"] if args.max_steps is not None else []
     )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_device(device)
     # the run is locked, checked against its run.json (seed, --db, config) and trained (latentlive.core.runs)
     request = TrainRequest(tuple(args.gin), tuple(bindings), args.seed, args.db, args.resume)
     metrics = train_run(run, request, device, is_main)
@@ -185,6 +186,27 @@ def run_train(args: argparse.Namespace) -> None:
         return
     shown = ", ".join(f"{name} {value:.4g}" for name, value in headline(metrics).items())
     print(f"done: {run.root} ({shown or 'no held-out metrics'}; every metric in {run.metrics})")
+
+
+def check_device(device: str) -> None:
+    """Refuse a ``--device`` torch cannot use here in one line (torch would fail deep in training)."""
+    import torch
+
+    try:
+        kind = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device {device}: not a device name; use cpu, cuda or cuda:N") from None
+    if kind.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0 or (kind.index or 0) >= count:
+            have = f"{count} CUDA GPU{'s' if count != 1 else ''}"
+            raise UserError(
+                f"--device {device}: this machine has {have}; use --device cpu, or leave --device out"
+            )
+    elif kind.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {device}: Apple's MPS is not available here; use --device cpu")
+    elif kind.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {device}: latentlive trains on cpu, cuda or mps")
 
 
 def run_export(args: argparse.Namespace) -> None:

@@ -297,6 +297,10 @@ class BandRMVAE(nn.Module):
             raise ValueError(
                 f"BandRMVAE needs steps divisible by 4 and ahead in (1, 2), got {steps}, {ahead}"
             )
+        sizes = {"latent_size": latent_size, "hidden": hidden, "recurrent_size": recurrent_size}
+        for name, value in sizes.items():
+            if value < 1:
+                raise ValueError(f"BandRMVAE.{name} must be at least 1, got {value}")
         self.part_kinds: list[str] = list(part_kinds)
         self.parts, self.steps, self.latent_size = len(part_kinds), steps, latent_size
         self.recurrent_size, self.ahead, self.fusion = recurrent_size, ahead, fusion

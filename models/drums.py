@@ -52,6 +52,8 @@ class PatternVAE(nn.Module):
             )
         if not hidden_sizes or min(hidden_sizes) < 1:
             raise ValueError(f"PatternVAE.hidden_sizes needs widths of at least 1, got {hidden_sizes}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"PatternVAE.dropout must be from 0 to below 1 (e.g. 0.1), got {dropout}")
         self.instruments, self.steps, self.latent_size = instruments, steps, latent_size
         self.num_styles = num_styles
         self.groove = groove

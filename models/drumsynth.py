@@ -150,6 +150,10 @@ class DrumSynthVAE(nn.Module):
         super().__init__()
         if len(channels) < 1:
             raise ValueError("DrumSynthVAE.channels needs at least one scale")
+        if latent_size < 1 or min(channels) < 1:
+            raise ValueError(
+                f"DrumSynthVAE.latent_size and .channels must be at least 1, got {latent_size} and {channels}"
+            )
         if logmag_std <= 0:
             raise ValueError(f"DrumSynthVAE.logmag_std must be positive, got {logmag_std}")
         self.num_classes, self.bins, self.frames = num_classes, bins, frames

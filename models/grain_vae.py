@@ -102,7 +102,16 @@ class GrainVAE(nn.Module):
         scales = len(channels)
         if scales < 1:
             raise ValueError("GrainVAE.channels needs at least one scale")
+        if latent_size < 1:
+            raise ValueError(
+                f"GrainVAE.latent_size must be at least 1 (LatentGrains has 8 to 32 knobs), got {latent_size}"
+            )
         decoder_channels = tuple(channels if decoder_channels is None else decoder_channels)
+        if min(channels) < 1 or min(decoder_channels, default=1) < 1:
+            raise ValueError(
+                f"GrainVAE.channels and .decoder_channels need widths of at least 1, got {channels} and "
+                f"{decoder_channels}"
+            )
         if len(decoder_channels) != scales:
             raise ValueError(
                 f"GrainVAE.decoder_channels {decoder_channels} needs one width per scale of channels {channels}"

@@ -305,6 +305,10 @@ class WaveformVAE(nn.Module):
             raise ValueError(f"strides must be integers >= 2, got {strides}")
         if bands < 1:
             raise ValueError(f"bands must be 1 (no PQMF) or more, got {bands}")
+        sizes = {"latent_size": latent_size, "capacity": capacity, "kernel_size": kernel_size}
+        for name, value in {**sizes, "max_channels": max_channels}.items():
+            if value < 1:
+                raise ValueError(f"WaveformVAE.{name} must be at least 1, got {value}")
         self.latent_size = latent_size
         self.bands = bands
         self.ratio = math.prod(strides) * bands

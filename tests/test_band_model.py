@@ -171,13 +171,25 @@ def test_pitch_ranges_keep_notes_inside() -> None:
     assert ((pitch == -1) | ((pitch >= 60) & (pitch <= 72))).all()
 
 
-def test_sampling_at_temperature_zero_is_the_argmax() -> None:
+def _silent_holds_as_rests(tokens: Tensor) -> Tensor:
+    """Mono tokens ``[..., S]`` as a roll reads them back: a HOLD with nothing sounding (at step 0 with no
+    carried pitch, or after a rest) is a rest."""
+    out = tokens.clone()
+    for step in range(out.shape[-1]):
+        silent = out[..., step - 1] == REST if step > 0 else torch.ones_like(out[..., 0], dtype=torch.bool)
+        out[..., step] = torch.where((out[..., step] == HOLD) & silent, REST, out[..., step])
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 41])
+def test_sampling_at_temperature_zero_is_the_argmax(seed: int) -> None:
+    torch.manual_seed(seed)  # seed 41's argmax holds nothing at step 0 (unseeded, 1 run in 20 did)
     model = small_model()
     params = model.decode(torch.randn(3, 6))
     noise = torch.rand(3, 3, 130, 16)
     drawn = model.sample_roll(params, 0.0, noise, torch.full((3, 3), -1))
     assert torch.equal(drawn, model.most_likely_roll(params, torch.full((3, 3), -1)))
-    assert torch.equal(roll_to_tokens(drawn[:, :2]), params[:, :2, 0].argmax(2))
+    assert torch.equal(roll_to_tokens(drawn[:, :2]), _silent_holds_as_rests(params[:, :2, 0].argmax(2)))
     assert torch.equal(drawn[:, 2, 0] > 0.5, params[:, 2, 0, :128] >= 0)
 
 

@@ -37,6 +37,7 @@ from latentlive.core.runs import (
     training_lock,
 )
 from latentlive.corpus.splits import Split, write_split
+from latentlive.training.config import config_error
 from latentlive.training.run_plan import RunPlan, TrainRequest, plan_run
 from latentlive.training.tasks import SplitData, Task, TensorData
 
@@ -465,7 +466,7 @@ def train_run(
     and data folder it records (``run.json``, written here for a new run); return the last held-out metrics.
 
     A run that stopped before its first checkpoint starts again in place; a new run that fails on bad input
-    before it wrote anything is removed again. Other torchrun ranks follow rank 0, which alone locks and writes.
+    (a UserError, or a bad argument of a configurable) before it wrote anything is removed again. Other torchrun ranks follow rank 0, which alone locks and writes.
     """
     if not is_main:
         plan = plan_run(run, request)
@@ -485,8 +486,8 @@ def train_run(
                 atomic_write_json(run.settings_file, plan.settings.to_json())
             log(f"training {run.root} on {device} (seed {plan.settings.seed})")
             return _train_planned(run, plan, device, request)
-        except UserError:
-            if was_new:
+        except (UserError, ValueError) as error:  # bad input: a UserError, or a configurable's argument
+            if was_new and (isinstance(error, UserError) or config_error(error) is not None):
                 run.discard_if_empty()
             raise
 

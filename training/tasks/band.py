@@ -270,6 +270,13 @@ class BandTask:
     def build_model(self) -> tuple[BandModels, dict[str, Any]]:
         if not self.part_kinds:
             raise UserError("BandTask.build_model: load the corpus first (the parts decide the model)")
+        taken = {"part_kinds": "the corpus", "steps": "the corpus", "ahead": "BandTask.ahead"}
+        taken["pitch_ranges"] = "the corpus"
+        for name in sorted(set(gin.get_bindings(BandRMVAE)) & set(taken)):
+            raise UserError(
+                f"BandRMVAE.{name}: set by {taken[name]}, not by a binding of the model; remove the binding"
+                + (" and bind BandTask.ahead" if name == "ahead" else "")
+            )
         args = configured_arguments(BandRMVAE)
         args.update(
             part_kinds=list(self.part_kinds), steps=STEPS, ahead=self.ahead, pitch_ranges=self.pitch_ranges()

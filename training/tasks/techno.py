@@ -197,10 +197,12 @@ class TechnoTask:
                 "WaveformVAE.streaming: training runs the offline layers; export builds streaming ones"
             )
         self._model = WaveformVAE(**args)
-        if self.crop % self._model.ratio or self.length % self._model.ratio:
-            raise ValueError(
-                f"TechnoTask.crop={self.crop} and length={self.length} must be multiples of the model's "
-                f"ratio {self._model.ratio}"
+        ratio = self._model.ratio
+        if self.crop % ratio or self.length % ratio:
+            raise UserError(
+                f"TechnoTask.crop = {self.crop} and .length = {self.length} must be multiples of the model's "
+                f"ratio {ratio} (WaveformVAE.strides times .bands); bind them to multiples, e.g. TechnoTask.crop "
+                f"= {max(ratio, self.crop // ratio * ratio)}, TechnoTask.length = {max(ratio, self.length // ratio * ratio)}"
             )
         return self._model, args
 
