@@ -3,7 +3,10 @@ and the pure functions behind their metrics and data."""
 
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -386,6 +389,45 @@ def test_techno_prior_refuses_a_stage1_run_without_a_split(techno_run: Path, tmp
     done = run_cli("train", "--gin", PRIOR_TINY, "--bind", binding, "--out", str(tmp_path / "runs"), cwd=ROOT)
     assert_one_clear_line(done, str(stage1 / "split.json"), "no split.json")
     assert not any((tmp_path / "runs").rglob("last.pt"))
+
+
+def test_techno_prior_keeps_the_training_audio_only_when_asked(
+    prior_data: tuple[TechnoPriorTask, TensorData, TensorData],
+) -> None:
+    task, train, _ = prior_data
+    assert "audio" not in train.tensors  # training listens to no training loop
+    kept = task.load_data(None, seed=0, log=lambda *_: None, train_audio=True).train
+    assert len(kept) == len(train) and kept.tensors["audio"].shape[0] == len(train)
+    assert torch.equal(kept.tensors["mean"], train.tensors["mean"])
+
+
+def test_decoder_finetune_script_retrains_the_decoder_alone_into_a_new_run(
+    techno_run: Path, tmp_path: Path
+) -> None:
+    """scripts/techno_decoder_finetune.py (docs/techno.md): the encoder stays as it was, the run it read too."""
+    script = ROOT / "scripts" / "techno_decoder_finetune.py"
+    command = [
+        sys.executable,
+        str(script),
+        "--run",
+        str(techno_run),
+        "--name",
+        "ft",
+        "--steps",
+        "2",
+        "--adversarial",
+        "1",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    before = load_checkpoint(techno_run / "checkpoints" / "last.pt")["model_state"]
+    after = load_checkpoint(tmp_path / "runs" / "ft" / "checkpoints" / "last.pt")["model_state"]
+    assert before.keys() == after.keys()
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert changed and all(key.startswith("decoder.") for key in changed)
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode != 0 and "exists" in again.stderr  # nothing overwritten
 
 
 def test_techno_prior_data_are_phase_indexed_trajectories_of_K_frames(

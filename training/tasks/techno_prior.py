@@ -185,8 +185,9 @@ class TechnoPriorTask(TrajectoryPriorTask):
             }
         )
 
-    def load_data(self, db: Path | None, seed: int, log: Any = print) -> SplitData:
-        """The stage-1 run's loops, on the sides of its ``split.json`` (``seed`` does not apply)."""
+    def load_data(self, db: Path | None, seed: int, log: Any = print, train_audio: bool = False) -> SplitData:
+        """The stage-1 run's loops, on the sides of its ``split.json`` (``seed`` does not apply); the training
+        side keeps its audio only with ``train_audio`` (scripts/techno_decoder_finetune.py)."""
         split, split_file = first_level_split(self.stage1_run)
         settings = self._settings()
         if db is None and self.stage1_meta.get("db"):
@@ -205,7 +206,8 @@ class TechnoPriorTask(TrajectoryPriorTask):
             "loops",
             "train stage 1 on more loops (more files, or a longer recording)",
         )
-        del sides.train.tensors["audio"]  # only held-out loops are listened to
+        if not train_audio:
+            del sides.train.tensors["audio"]  # only held-out loops are listened to
         return sides
 
     def load_held_out(self, db: Path, log: Any = print) -> TensorData:
