@@ -119,11 +119,15 @@ def main() -> None:
             critic_optimizer.step()
         if step % 100 == 0:
             print(f"step {step}: loss {float(loss):.3f} ({time.time() - began:.0f} s)", flush=True)
-    shutil.copytree(args.run, out, ignore=shutil.ignore_patterns("export", "events.*", "eval_*"))
-    checkpoint = load_checkpoint(out / "checkpoints" / "last.pt")
+    # written beside it, then renamed: an interrupted script leaves no run that holds the old decoder
+    partial = out.with_name(f".{args.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(args.run, partial, ignore=shutil.ignore_patterns("export", "events.*", "eval_*"))
+    checkpoint = load_checkpoint(partial / "checkpoints" / "last.pt")
     checkpoint["model_state"] = {key: value.detach().clone() for key, value in model.state_dict().items()}
-    atomic_torch_save(checkpoint, out / "checkpoints" / "last.pt")
-    (out / "finetune.json").write_text(json.dumps(vars(args), default=str, indent=1))
+    atomic_torch_save(checkpoint, partial / "checkpoints" / "last.pt")
+    (partial / "finetune.json").write_text(json.dumps(vars(args), default=str, indent=1))
+    partial.rename(out)
     print(f"wrote {out}")
 
 
