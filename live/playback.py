@@ -17,7 +17,7 @@ from typing import Protocol
 import mido
 
 from latentlive.core.errors import UserError
-from latentlive.live.ports import PORT_ERRORS
+from latentlive.live.ports import PORT_ERRORS, InputPort
 from latentlive.live.scheduler import sleep_until
 
 ALL_NOTES_OFF = 123
@@ -242,7 +242,7 @@ def play_until_stopped(player: Player, bars: int | None) -> int:
         return player.steps_played
 
 
-def close_ports(output: mido.ports.BaseOutput, input_port: mido.ports.BaseInput | None) -> None:
+def close_ports(output: mido.ports.BaseOutput, input_port: InputPort | None) -> None:
     """Close a player's ports once what is queued has left (the input even when the output fails).
 
     rtmidi hands messages to JACK / CoreMIDI asynchronously, and closing a port (even the input: JACK then

@@ -27,6 +27,7 @@ import mido
 import rtmidi
 
 from latentlive.core.errors import UserError
+from latentlive.live.polled_input import PolledInput
 
 API_ENV = "LATENTLIVE_MIDI_API"
 
@@ -171,6 +172,8 @@ def _open_port(
     api = choose_api(api)
     backend = backend_for(api)
     opener = backend.open_output if kind == "output" else backend.open_input
+    if kind == "input" and api == "jack":  # mido's callback would run Python in the JACK cycle
+        opener = _polled_input
     if existing is not None:
         with _quiet_stderr():
             names = backend.get_output_names() if kind == "output" else backend.get_input_names()
@@ -206,15 +209,28 @@ def open_output(name: str, api: str | None = None, existing: str | None = None) 
     return _open_port("output", "--port", name, api, existing)
 
 
+InputPort = mido.ports.BaseInput | PolledInput  # what open_input gives: both have ``name`` and ``close()``
+
+
+def _polled_input(
+    port: str,
+    callback: Callable[[mido.Message], None] | None = None,
+    virtual: bool = False,
+    client_name: str | None = None,
+) -> PolledInput:
+    return PolledInput(port, callback or (lambda msg: None), virtual=virtual, client_name=client_name)
+
+
 def open_input(
     name: str,
     api: str | None = None,
     existing: str | None = None,
     callback: Callable[[mido.Message], None] | None = None,
-) -> mido.ports.BaseInput:
+) -> "InputPort":
     """Open a MIDI input (clock, CCs): the existing source ``existing`` if given and present, else a virtual one.
 
-    ``callback(msg)`` runs on rtmidi's thread for every message, MIDI clock included.
+    ``callback(msg)`` runs for every message, MIDI clock included, on rtmidi's thread (ALSA, CoreMIDI) or, under
+    JACK, on a thread of the port's own (:mod:`polled_input`: nothing is lost when the GIL is busy).
     """
     return _open_port("input", "--in-port", name, api, existing, callback=callback)
 

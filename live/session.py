@@ -12,7 +12,7 @@ import mido
 
 from latentlive.core.errors import UserError, check_range
 from latentlive.live.playback import Player, close_ports, stop_when_lost, stopped_once
-from latentlive.live.ports import ServerWatch, choose_api, open_input, open_output, server_watch
+from latentlive.live.ports import InputPort, ServerWatch, choose_api, open_input, open_output, server_watch
 
 MAX_BARS = 1_000_000  # weeks of playing (three at 124 bpm): a bound that only refuses nonsense
 
@@ -22,11 +22,11 @@ class PlayerSession:
 
     def __init__(self, api: str, watch: ServerWatch, output: mido.ports.BaseOutput) -> None:
         self.api, self.watch, self.output = api, watch, output
-        self.input: mido.ports.BaseInput | None = None
+        self.input: InputPort | None = None
 
     def listen(
         self, player: Player, name: str, existing: str | None, required: bool = True
-    ) -> mido.ports.BaseInput | None:
+    ) -> InputPort | None:
         """Stop ``player`` when the MIDI server goes away, and feed its ``handle_message`` from the input
         ``name`` (a virtual port; the existing source ``existing`` when given). The input; None when it
         cannot be opened and is not ``required`` (no virtual ports: Windows)."""

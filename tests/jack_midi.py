@@ -20,7 +20,8 @@ def jack_running() -> bool:
 
 
 class Recorder:
-    """A test input on another port: records (arrival time, message) of everything it receives."""
+    """A test input on another port: records (arrival time, message) of everything it receives. It is opened
+    as the players open theirs (:mod:`latentlive.live.polled_input`), so a busy GIL loses nothing."""
 
     def __init__(self, source_name: str) -> None:
         backend = ports.backend_for(API)
@@ -33,7 +34,7 @@ class Recorder:
         assert found is not None, f"port {source_name!r} never appeared"
         self.messages: list[tuple[float, mido.Message]] = []
         self._lock = threading.Lock()
-        self.port = backend.open_input(found, callback=self._record)
+        self.port = ports.open_input(found, api=API, existing=found, callback=self._record)
 
     def _record(self, msg: mido.Message) -> None:
         with self._lock:

@@ -90,8 +90,11 @@ def _player_jitter(band: Any, bpm: float, measures: int) -> dict[str, Any]:
     player = BandPlayer(band, output, part=0, follower=ClockFollower(), bpm=bpm)
     player_in = ports.open_input("latentlive bench band in", api="jack", callback=player.handle_message)
     received: list[tuple[float, mido.Message]] = []
-    recorder = backend.open_input(
-        ports.find_port(backend.get_input_names(), "latentlive bench band"),
+    recorder_source = ports.find_port(backend.get_input_names(), "latentlive bench band")
+    recorder = ports.open_input(
+        recorder_source,
+        api="jack",
+        existing=recorder_source,
         callback=lambda msg: received.append((time.perf_counter(), msg)),
     )
     sender = backend.open_output(ports.find_port(backend.get_output_names(), "latentlive bench band in"))
