@@ -9,6 +9,7 @@ the callback: late by at most a poll, never lost.
 """
 
 import threading
+import traceback
 from collections.abc import Callable
 
 import mido
@@ -57,7 +58,10 @@ class PolledInput:
                 msg = mido.Message.from_bytes(message[0])
             except ValueError:  # not a whole MIDI message: skipped, as mido does
                 continue
-            self._callback(msg)
+            try:
+                self._callback(msg)
+            except Exception:  # a bug in the callback: reported, and the port goes on, as rtmidi's does
+                traceback.print_exc()
 
     def close(self) -> None:
         """Stop handing messages on and close the port (from any thread but the callback's)."""

@@ -51,3 +51,27 @@ def test_jack_input_loses_nothing_while_another_thread_holds_the_gil(jack_server
         port.close()
     assert len(received) == len(sent), f"{len(sent) - len(received)} of {len(sent)} messages lost"
     assert received == sent
+
+
+def test_a_callback_that_raises_is_reported_and_the_input_goes_on(jack_server, capsys):
+    received: list[mido.Message] = []
+
+    def handle(msg: mido.Message) -> None:
+        if msg.type == "start":
+            raise RuntimeError("a bug in the handler")
+        received.append(msg)
+
+    name = f"ll input raise test {threading.get_ident()}"
+    port = ports.open_input(name, api=API, callback=handle)
+    sender = sender_to(name)
+    try:
+        for msg in (mido.Message("start"), mido.Message("clock"), mido.Message("stop")):
+            sender.send(msg)
+        deadline = time.monotonic() + 5.0
+        while len(received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+    finally:
+        sender.close()
+        port.close()
+    assert received == [mido.Message("clock"), mido.Message("stop")]
+    assert "RuntimeError: a bug in the handler" in capsys.readouterr().err
