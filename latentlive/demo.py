@@ -4,6 +4,8 @@ Re-running it continues or reuses the runs it made before, so nothing is trained
 """
 
 import argparse
+import dataclasses
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -11,14 +13,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import gin
+import torch
 
 from latentlive import registry
 from latentlive.cli import guarded, main
 from latentlive.core.runs import RunFolder, load_checkpoint
 from latentlive.registry import ModelSpec
 from latentlive.training.config import parse_gin
+from latentlive.training.decoder_finetune import FinetuneSettings, finetune_decoder
 
 DEMO_MODELS = [spec for spec in registry.MODELS if spec.demo]
+# New techno loops decode through a copy of the techno run whose decoder learnt the latents the prior hands it
+# (training/decoder_finetune.py): with the decoder as trained they buzz at its frame rate (docs/techno.md).
+# model -> (the demo run the models that need it train on, how it is made from the model's demo run)
+FINETUNED = {"techno": ("techno_ft_demo", FinetuneSettings(steps=3000, adversarial=0.3, critic="frame"))}
+
+
+def demo_run_name(model: str) -> str:
+    """The demo run that the models needing ``model`` train on: its fine-tuned copy where there is one."""
+    return FINETUNED[model][0] if model in FINETUNED else f"{model}_demo"
 
 
 def demo_steps(spec: ModelSpec) -> int:
@@ -31,7 +44,7 @@ def _train_or_continue(runs: Path, spec: ModelSpec, steps: int) -> RunFolder:
     run = RunFolder(runs / f"{spec.name}_demo")
     command = ["train", "--gin", spec.demo_gin, "--name", run.name, "--out", str(runs)]
     for binding, other in spec.needs:
-        command += ["--bind", f"{binding} = '{runs / f'{other}_demo'}'"]
+        command += ["--bind", f"{binding} = '{runs / demo_run_name(other)}'"]
     if run.checkpoint.is_file():
         if load_checkpoint(run.checkpoint)["step"] >= steps:
             print(f"{run.root}: already trained")
@@ -40,6 +53,21 @@ def _train_or_continue(runs: Path, spec: ModelSpec, steps: int) -> RunFolder:
     if main(command) != 0:
         raise SystemExit(f"demo: training {spec.name} failed")
     return run
+
+
+def _finetune(runs: Path, model: str) -> None:
+    """Make the fine-tuned copy of ``model``'s demo run (:data:`FINETUNED`), again when the run was trained
+    since."""
+    name, settings = FINETUNED[model]
+    source, out = RunFolder(runs / f"{model}_demo"), RunFolder(runs / name)
+    if out.checkpoint.is_file() and out.checkpoint.stat().st_mtime >= source.checkpoint.stat().st_mtime:
+        print(f"{out.root}: already fine-tuned")
+        return
+    if out.root.exists():
+        print(f"{out.root}: made from an older {source.root}; made again")
+        shutil.rmtree(out.root)
+    threads = torch.get_num_threads()  # as the demo's training runs: every core
+    finetune_decoder(source.root, out.root, dataclasses.replace(settings, threads=threads))
 
 
 def _step(argv: list[str]) -> None:
@@ -163,7 +191,7 @@ def run_demo(runs: Path, out: Path) -> None:
     devices = out / "devices"
     devices.mkdir(parents=True, exist_ok=True)
     renders = _renders(runs, out)
-    stages = Stages(2 * len(DEMO_MODELS) + len(renders))
+    stages = Stages(2 * len(DEMO_MODELS) + sum(s.name in FINETUNED for s in DEMO_MODELS) + len(renders))
     for spec in DEMO_MODELS:
         steps = demo_steps(spec)
         with stages.stage(f"train {spec.name} ({steps} steps of {spec.demo_gin})"):
@@ -171,6 +199,11 @@ def run_demo(runs: Path, out: Path) -> None:
         with stages.stage(f"export {spec.name} and build its device"):
             _step(["export", "--run", str(run.root), "--streaming"])
             _step(["devices", "--run", str(run.root), "--out", str(devices), "--preview"])
+        if spec.name in FINETUNED:
+            name, settings = FINETUNED[spec.name]
+            what = f"fine-tune {spec.name}'s decoder for new loops ({settings.steps} steps, runs/{name})"
+            with stages.stage(what):
+                _finetune(runs, spec.name)
     for what, render in renders:
         with stages.stage(what):
             render()

@@ -401,8 +401,9 @@ def test_techno_prior_keeps_the_training_audio_only_when_asked(
     assert torch.equal(kept.tensors["mean"], train.tensors["mean"])
 
 
+@pytest.mark.parametrize("critic", ["scales", "frame"])
 def test_decoder_finetune_script_retrains_the_decoder_alone_into_a_new_run(
-    techno_run: Path, tmp_path: Path
+    techno_run: Path, tmp_path: Path, critic: str
 ) -> None:
     """scripts/techno_decoder_finetune.py (docs/techno.md): the encoder stays as it was, the run it read too."""
     script = ROOT / "scripts" / "techno_decoder_finetune.py"
@@ -417,6 +418,8 @@ def test_decoder_finetune_script_retrains_the_decoder_alone_into_a_new_run(
         "2",
         "--adversarial",
         "1",
+        "--critic",
+        critic,
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
