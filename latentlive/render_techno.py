@@ -2,7 +2,8 @@
 
 Written into ``DIR`` (16-bit PCM, mono, at the model rate: 16 kHz), never over an existing file:
 
-* ``seed{S}_sample{i}.wav``: a new loop from the macro prior (``N(0, temperature^2)``), played
+* ``seed{S}_sample{i}.wav``: a new loop, its macros drawn where the training loops' codes lie (their mean, and
+  their spread times ``temperature``: ``TrajectoryVAE.draw_macros``), played
   ``repeats`` times in a row, so that the seam where the loop wraps is heard;
 * ``seed{S}_interpolation.wav``: ``steps`` loops along the straight line between the macro latents of two
   loops that neither stage trained on (the test side of the run's ``split.json``, then its validation side),
@@ -213,7 +214,7 @@ def render_techno(
     loop_samples = loop_samples_for(bpm, models.bars, models.sample_rate)
     prior = models.prior
     generator = torch.Generator().manual_seed(seed)
-    draws = temperature * torch.randn(samples + 2, prior.macro_size, prior.macro_frames, generator=generator)
+    draws = prior.draw_macros(samples + 2, temperature, generator)  # where the training loops' codes lie
     trajectories, logscales = prior.decode(draws)
     written = []
     for target, trajectory, logscale in zip(targets, trajectories[:samples], logscales, strict=False):
@@ -236,7 +237,7 @@ def render_techno(
 
 # `latentlive render techno`: the options it reads besides --out and --force, and their ranges
 OPTIONS = frozenset({"run", "samples", "seed", "steps", "repeats", "bpm", "temperature"})
-RANGES = {"temperature": (0.01, 10.0, "the prior's temperature; 1 is as trained")}
+RANGES = {"temperature": (0.01, 10.0, "the spread of the draws; 1 is the training loops' own")}
 
 
 def render_command(args: Any) -> list[Path]:

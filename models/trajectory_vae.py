@@ -128,6 +128,9 @@ def stage_strides(frames: int, macro_frames: int, stages: int) -> tuple[list[int
     return strides, remaining
 
 
+CODE_MOMENTUM = 0.01  # per training step: the code statistics follow the last few hundred batches
+
+
 @gin.configurable
 class TrajectoryVAE(nn.Module):
     """VAE over loops of stage-1 latent trajectories ``[B, L, K]`` with macro latents ``[B, M, F]``.
@@ -141,6 +144,11 @@ class TrajectoryVAE(nn.Module):
             ``K / F`` is even, and a final layer over groups of frames does the rest.
         kernel_size: kernel of the residual and upsampling convolutions (odd).
         min_scale: floor of the decoded scale, so the likelihood cannot grow without bound.
+
+    New loops draw their macros where the training loops' codes lie (:meth:`draw_macros`): the buffers
+    ``code_mean`` and ``code_std`` ``[1, M, F]`` follow the posterior means and spreads of the training batches
+    (a moving average, as batch norm keeps its statistics). N(0, 1) alone covers only the middle of them: in the
+    demo run the codes spread about 1.5 per macro (docs/techno.md).
     """
 
     def __init__(
@@ -194,6 +202,35 @@ class TrajectoryVAE(nn.Module):
             decoder.append(ResidualUnit(widths[i], kernel_size))
         decoder += [nn.LeakyReLU(0.2), CircularConv1d(widths[0], 2 * latent_size, kernel_size)]
         self.decoder = nn.Sequential(*decoder)
+        self.register_buffer("code_mean", torch.zeros(1, macro_size, macro_frames))
+        self.register_buffer("code_std", torch.ones(1, macro_size, macro_frames))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+        # runs trained before the code statistics existed drew from N(0, 1): they keep doing so
+        state_dict.setdefault(prefix + "code_mean", torch.zeros_like(self.code_mean))
+        state_dict.setdefault(prefix + "code_std", torch.ones_like(self.code_std))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @torch.jit.unused
+    def track_codes(self, mean: Tensor, logvar: Tensor) -> None:
+        """Move ``code_mean`` / ``code_std`` towards a training batch's macro posteriors ``[B, M, F]``: the mean
+        of their means, and the spread of the mixture (variance of the means plus mean variance)."""
+        with torch.no_grad():
+            variance = logvar.exp().mean(0, keepdim=True)
+            if mean.shape[0] > 1:
+                variance = variance + mean.var(0, keepdim=True)
+            self.code_mean.lerp_(mean.mean(0, keepdim=True), CODE_MOMENTUM)
+            self.code_std.copy_(self.code_std.square().lerp(variance, CODE_MOMENTUM).sqrt())
+
+    def draw_macros(
+        self, count: int, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """``count`` macros ``[count, M, F]`` of new loops: ``code_mean + temperature * code_std * N(0, I)``, the
+        noise drawn on the CPU from ``generator`` when given (repeatable), returned on the model's device."""
+        shape = (count, self.macro_size, self.macro_frames)
+        noise = torch.randn(shape, generator=generator) if generator is not None else torch.randn(shape)
+        noise = noise.to(self.code_mean.device)
+        return self.code_mean + temperature * self.code_std * noise
 
     @torch.jit.export
     def encode(self, trajectory: Tensor) -> tuple[Tensor, Tensor]:
@@ -210,6 +247,8 @@ class TrajectoryVAE(nn.Module):
     def forward(self, trajectory: Tensor) -> TrajectoryVAEOutput:
         """Encode, sample the macro latent, decode: ``[B, L, K]`` -> ``TrajectoryVAEOutput``."""
         posterior_mean, posterior_logvar = self.encode(trajectory)
+        if self.training:
+            self.track_codes(posterior_mean, posterior_logvar)
         z = reparameterize(posterior_mean, posterior_logvar)
         mean, logscale = self.decode(z)
         return TrajectoryVAEOutput(mean, logscale, z, posterior_mean, posterior_logvar)

@@ -130,10 +130,13 @@ def test_both_stages_evaluate_scores_loops_sampled_through_both_stages(techno_pr
     )  # the reference side is the held-out loops, each one loop long
     assert scores["eval/quality/frechet_log_mel"] > 1.0
 
-    # the generated side is macro draws of N(0, I), seeded as `render techno --seed 0` draws them, through both
-    # stages with a draw per stage-1 frame from the same generator: those loops, fed directly, give the same numbers
+    # the generated side is macros drawn where the training codes lie (their mean plus their spread times N(0, I),
+    # seeded as `render techno --seed 0` draws them), through both stages with a draw per stage-1 frame from the
+    # same generator: those loops, fed directly, give the same numbers
+    assert not torch.equal(model.code_std, torch.ones_like(model.code_std))  # training tracked the codes
     generator = torch.Generator().manual_seed(0)
-    macro = torch.randn(len(clips), model.macro_size, model.macro_frames, generator=generator)
+    noise = torch.randn(len(clips), model.macro_size, model.macro_frames, generator=generator)
+    macro = model.code_mean + model.code_std * noise
     with torch.no_grad():
         means, logscales = model.decode(macro)
         generated = [

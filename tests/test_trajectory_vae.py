@@ -237,3 +237,40 @@ def test_latent_high_band_power_is_near_zero_for_smooth_latents_only() -> None:
     assert latent_high_band_power(smooth) < 1e-6
     assert latent_high_band_power(fast) == pytest.approx(0.5 * 256 / 2, rel=0.05)  # all of a sine's power
     assert latent_high_band_power(white) == pytest.approx(256 / 4, rel=0.15)  # half of white noise's
+
+
+def test_training_tracks_where_the_codes_lie_and_new_macros_are_drawn_there() -> None:
+    """New loops draw their macros from the training codes' mean and spread (docs/techno.md: N(0, 1) covered only
+    the middle of them); evaluation leaves the statistics alone."""
+    model = tiny_model(macro_frames=2)
+    codes = 3.0 + 2.0 * torch.randn(512, 4, 2)  # what the encoder gives, posterior spread exp(-4)
+    model.encode = lambda trajectory: (
+        codes[torch.randint(0, len(codes), (32,))],
+        torch.full((32, 4, 2), -4.0),
+    )
+    model.train()
+    for _ in range(1000):
+        model(torch.randn(32, LATENT, FRAMES))
+    assert model.code_mean == pytest.approx(torch.full((1, 4, 2), 3.0), abs=0.3)
+    assert model.code_std == pytest.approx(torch.full((1, 4, 2), 2.0), abs=0.3)
+    model.eval()
+    before = model.code_std.clone()
+    model(torch.randn(32, LATENT, FRAMES))
+    assert torch.equal(model.code_std, before)
+
+    drawn = model.draw_macros(4000, temperature=0.5, generator=torch.Generator().manual_seed(0))
+    assert drawn.shape == (4000, 4, 2)
+    assert drawn.mean(0) == pytest.approx(model.code_mean[0], abs=0.1)
+    assert drawn.std(0) == pytest.approx(0.5 * model.code_std[0], rel=0.1)
+    again = model.draw_macros(4000, temperature=0.5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, again)
+
+
+def test_a_model_saved_before_the_code_statistics_draws_from_the_standard_normal() -> None:
+    model = tiny_model()
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("code_")}
+    model.code_mean.fill_(2.0)
+    model.code_std.fill_(5.0)
+    model.load_state_dict(state)  # strict: the missing statistics are filled, not refused
+    assert torch.equal(model.code_mean, torch.zeros(1, 4, 1))
+    assert torch.equal(model.code_std, torch.ones(1, 4, 1))

@@ -348,7 +348,7 @@ class GrainPriorTask(TrajectoryPriorTask):
     def sample_sequences(self, model: TrajectoryVAE, count: int, temperature: float = 1.0) -> Tensor:
         """``count`` new sequences from the macro prior, re-synthesised: audio ``[count, window_samples]``."""
         device = next(model.parameters()).device
-        macro = temperature * torch.randn(count, model.macro_size, model.macro_frames, device=device)
+        macro = model.draw_macros(count, temperature)  # where the training windows' codes lie
         return sequence_audio(self.grain_vae.to(device), model.decode(macro)[0], self.hop)
 
     @torch.no_grad()

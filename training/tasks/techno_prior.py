@@ -284,15 +284,10 @@ class TechnoPriorTask(TrajectoryPriorTask):
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``count`` phase-indexed loops, the decoded Gaussians ``(mean, logscale)``, each ``[count, L, K]``,
-        of macro draws of ``N(0, temperature^2)``; with a ``generator`` they are drawn on the CPU from it
-        (repeatable). Play them with :func:`sampled_loop`, never by their mean alone."""
-        device = next(model.parameters()).device
-        shape = (count, model.macro_size, model.macro_frames)
-        if generator is None:
-            macro = torch.randn(shape, device=device)
-        else:
-            macro = torch.randn(shape, generator=generator).to(device)
-        return model.decode(temperature * macro)
+        of macros drawn where the training loops' codes lie (``TrajectoryVAE.draw_macros``, their spread times
+        ``temperature``); with a ``generator`` the noise is drawn on the CPU from it (repeatable). Play them with
+        :func:`sampled_loop`, never by their mean alone."""
+        return model.decode(model.draw_macros(count, temperature, generator))
 
     @torch.no_grad()
     def sample_loops(
