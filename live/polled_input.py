@@ -22,11 +22,16 @@ QUEUE_SIZE = 4096  # messages rtmidi keeps between polls (a second of dense MIDI
 class PolledInput:
     """An open rtmidi input (JACK) whose messages reach ``callback`` from a thread of its own.
 
-    ``name`` is the port's name as listed; :meth:`close` stops the thread and closes the port.
+    Opened as mido's backends open an input (``port``, ``callback``, ``virtual``, ``client_name``). ``name`` is
+    the port's name as listed; :meth:`close` stops the thread and closes the port.
     """
 
     def __init__(
-        self, port: str, callback: Callable[[mido.Message], None], *, virtual: bool, client_name: str | None
+        self,
+        port: str,
+        callback: Callable[[mido.Message], None] | None = None,
+        virtual: bool = False,
+        client_name: str | None = None,
     ) -> None:
         self._rt = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=client_name, queue_size_limit=QUEUE_SIZE)
         try:
@@ -43,7 +48,7 @@ class PolledInput:
             raise
         self.name = port
         self.closed = False
-        self._callback = callback
+        self._callback = callback or (lambda msg: None)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"MIDI in {port}", daemon=True)
         self._thread.start()

@@ -173,7 +173,7 @@ def _open_port(
     backend = backend_for(api)
     opener = backend.open_output if kind == "output" else backend.open_input
     if kind == "input" and api == "jack":  # mido's callback would run Python in the JACK cycle
-        opener = _polled_input
+        opener = PolledInput
     if existing is not None:
         with _quiet_stderr():
             names = backend.get_output_names() if kind == "output" else backend.get_input_names()
@@ -212,21 +212,12 @@ def open_output(name: str, api: str | None = None, existing: str | None = None) 
 InputPort = mido.ports.BaseInput | PolledInput  # what open_input gives: both have ``name`` and ``close()``
 
 
-def _polled_input(
-    port: str,
-    callback: Callable[[mido.Message], None] | None = None,
-    virtual: bool = False,
-    client_name: str | None = None,
-) -> PolledInput:
-    return PolledInput(port, callback or (lambda msg: None), virtual=virtual, client_name=client_name)
-
-
 def open_input(
     name: str,
     api: str | None = None,
     existing: str | None = None,
     callback: Callable[[mido.Message], None] | None = None,
-) -> "InputPort":
+) -> InputPort:
     """Open a MIDI input (clock, CCs): the existing source ``existing`` if given and present, else a virtual one.
 
     ``callback(msg)`` runs for every message, MIDI clock included, on rtmidi's thread (ALSA, CoreMIDI) or, under

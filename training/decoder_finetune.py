@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from latentlive.core.errors import UserError
-from latentlive.core.runs import atomic_torch_save, load_checkpoint
+from latentlive.core.runs import RunFolder, atomic_torch_save, load_checkpoint
 from latentlive.models.discriminator import (
     MultiDiscriminator,
     MultiScaleDiscriminator,
@@ -78,8 +78,7 @@ def _critic(settings: FinetuneSettings, ratio: int) -> torch.nn.Module | None:
 def _check(stage1_run: Path, out: Path, settings: FinetuneSettings) -> None:
     if out.exists():
         raise UserError(f"{out}: exists; choose another name (nothing was overwritten)")
-    if not (stage1_run / "checkpoints" / "last.pt").is_file():
-        raise UserError(f"{stage1_run}: no checkpoints/last.pt; give a trained techno run")
+    RunFolder(stage1_run).require_trained()
     if settings.steps < 1:
         raise UserError(f"steps {settings.steps}: train at least 1 step")
     if settings.critic not in CRITICS:
