@@ -1,12 +1,17 @@
-"""How much the Fréchet distance of new techno loops depends on which loops were drawn (docs/sample_quality.md).
+"""How much the Fréchet distance of new techno loops depends on the draw, and where it comes from (docs/techno.md).
 
     .venv/bin/python scripts/techno_frechet_draws.py --run runs/techno_prior_demo [--split test] [--draws 20]
 
 For a techno_prior run, the Fréchet log-mel distance of new loops (``prior_sample_quality``, as ``latentlive
 evaluate`` reports it) to the held-out loops of ``--split``, drawn with ``--draws`` seeds: first sets as large as
-the held-out side (what evaluate scored before it drew 64), then sets of ``--count`` loops (``quality_samples``).
-Each line gives the distances, their range and their mean. Then two floors: the training loops themselves, and
-their resynthesis through the stage-1 decoder (posterior mean), each all at once against the held-out loops.
+the held-out side (what evaluate scored before it drew 128), then sets of ``--count`` loops (``quality_samples``).
+Each line gives the distances, their range and their mean.
+
+Then the training loops, all at once against the same held-out loops, at each step of the path new loops take:
+themselves; stage 1's resynthesis (posterior means at their own frames); those means resampled to the prior's K
+frames and read back at the stage-1 frames, alone and with a draw of the posterior spread; through the trajectory
+VAE (macro posterior mean -> decoded mean), alone and with a draw per frame at ``frame_temperature`` (as new
+loops are played). The gap between the last of these and the new loops is the macro prior's.
 """
 
 import argparse
@@ -16,9 +21,10 @@ import numpy as np
 import torch
 
 from latentlive.core.runs import load_checkpoint
+from latentlive.models.trajectory_vae import read_at_phase
 from latentlive.training.config import parse_gin
 from latentlive.training.sample_quality import frechet_log_mel
-from latentlive.training.tasks.techno_prior import TechnoPriorTask
+from latentlive.training.tasks.techno_prior import TechnoPriorTask, frame_phases, sampled_latents
 
 
 @torch.no_grad()
@@ -54,11 +60,34 @@ def main() -> None:
         loop[:n].numpy() for loop, n in zip(held_out["audio"], held_out["loop_samples"], strict=True)
     ]
     train = data.train.take(slice(None), "cpu")
-    loops = [loop[:n] for loop, n in zip(train["audio"], train["loop_samples"], strict=True)]
-    resynthesised = [task.stage1.decode(task.stage1.encode(loop[None, None])[0])[0, 0] for loop in loops]
-    for name, clips in (("themselves", loops), ("resynthesised by stage 1", resynthesised)):
-        distance = frechet_log_mel([clip.numpy() for clip in clips], reference, task.sample_rate)
-        print(f"the {len(loops)} training loops {name}: {distance:.1f}")
+    stage1, generator = task.stage1, torch.Generator().manual_seed(0)
+    macro, _ = model.encode(train["mean"])
+    decoded_mean, decoded_logscale = model.decode(macro)
+    steps: dict[str, list[np.ndarray]] = {}
+
+    def add(step: str, clip: torch.Tensor) -> None:
+        steps.setdefault(step, []).append(clip.numpy())
+
+    for i, n in enumerate(int(n) for n in train["loop_samples"]):
+        loop, mean, logvar = train["audio"][i, :n], train["mean"][i : i + 1], train["logvar"][i : i + 1]
+        phase = frame_phases(mean, stage1.ratio, n)
+        read = read_at_phase(mean, phase)
+        spread = read_at_phase((0.5 * logvar).exp(), phase)
+        add("themselves", loop)
+        add("resynthesised by stage 1", stage1.decode(stage1.encode(loop[None, None])[0])[0, 0, :n])
+        add(f"read back from {task.frames} frames", stage1.decode(read)[0, 0, :n])
+        noise = torch.randn(read.shape, generator=generator)
+        add(f"read back from {task.frames} frames, a draw", stage1.decode(read + spread * noise)[0, 0, :n])
+        own = decoded_mean[i : i + 1]
+        add("through the trajectory VAE", stage1.decode(read_at_phase(own, phase))[0, 0, :n])
+        drawn = sampled_latents(
+            own, decoded_logscale[i : i + 1], stage1.ratio, n, task.frame_temperature, generator
+        )
+        add("through the trajectory VAE, a draw per frame", stage1.decode(drawn)[0, 0, :n])
+    for step, clips in steps.items():
+        print(
+            f"the {len(clips)} training loops {step}: {frechet_log_mel(clips, reference, task.sample_rate):.1f}"
+        )
 
 
 if __name__ == "__main__":
