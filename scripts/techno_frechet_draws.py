@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a techno_prior run")
     parser.add_argument("--split", default="test", choices=["validation", "test"])
     parser.add_argument("--draws", type=int, default=10, help="seeds per set size")
-    parser.add_argument("--count", type=int, default=64, help="the larger set's size")
+    parser.add_argument("--count", type=int, default=128, help="the larger set's size")
     args = parser.parse_args()
     checkpoint = load_checkpoint(args.run / "checkpoints" / "last.pt")
     parse_gin([args.run / "config.gin"])
