@@ -5,6 +5,7 @@ Re-running it continues or reuses the runs it made before, so nothing is trained
 
 import argparse
 import dataclasses
+import json
 import shutil
 import sys
 import time
@@ -17,16 +18,24 @@ import torch
 
 from latentlive import registry
 from latentlive.cli import guarded, main
+from latentlive.core.errors import UserError
 from latentlive.core.runs import RunFolder, load_checkpoint
 from latentlive.registry import ModelSpec
 from latentlive.training.config import parse_gin
 from latentlive.training.decoder_finetune import FinetuneSettings, finetune_decoder
+from latentlive.training.run_plan import TrainRequest, plan_run
 
 DEMO_MODELS = [spec for spec in registry.MODELS if spec.demo]
 # New techno loops decode through a copy of the techno run whose decoder learnt the latents the prior hands it
 # (training/decoder_finetune.py): with the decoder as trained they buzz at its frame rate (docs/techno.md).
 # model -> (the demo run the models that need it train on, how it is made from the model's demo run)
-FINETUNED = {"techno": ("techno_ft_demo", FinetuneSettings(steps=3000, adversarial=0.3, critic="frame"))}
+# Its frames a bar are gin/techno_prior_demo.gin's: the decoder learns the latents as that prior reads them back.
+FINETUNED = {
+    "techno": (
+        "techno_ft_demo",
+        FinetuneSettings(steps=3000, adversarial=0.5, critic="frame", frames_per_bar=64),
+    )
+}
 
 
 def demo_run_name(model: str) -> str:
@@ -41,33 +50,70 @@ def demo_steps(spec: ModelSpec) -> int:
 
 
 def _train_or_continue(runs: Path, spec: ModelSpec, steps: int) -> RunFolder:
+    """Train the model's demo run, continue it up to ``steps``, or keep it; trained again from step 0 when
+    :func:`outdated` says why."""
     run = RunFolder(runs / f"{spec.name}_demo")
+    bindings = [f"{binding} = '{runs / demo_run_name(other)}'" for binding, other in spec.needs]
     command = ["train", "--gin", spec.demo_gin, "--name", run.name, "--out", str(runs)]
-    for binding, other in spec.needs:
-        command += ["--bind", f"{binding} = '{runs / demo_run_name(other)}'"]
+    for binding in bindings:
+        command += ["--bind", binding]
     if run.checkpoint.is_file():
-        if load_checkpoint(run.checkpoint)["step"] >= steps:
+        reason = outdated(run, spec, runs, bindings)
+        if reason is not None:
+            print(f"{run.root}: {reason}; trained again")
+            shutil.rmtree(run.root)
+        elif load_checkpoint(run.checkpoint)["step"] >= steps:
             print(f"{run.root}: already trained")
             return run
-        command.append("--resume")
+        else:
+            command.append("--resume")
     if main(command) != 0:
         raise SystemExit(f"demo: training {spec.name} failed")
     return run
 
 
+def outdated(run: RunFolder, spec: ModelSpec, runs: Path, bindings: list[str]) -> str | None:
+    """Why the trained demo ``run`` cannot be continued: a run it reads was trained (or fine-tuned) after it, or
+    its config differs from the demo gin file with ``bindings`` (a changed gin file); None when it can."""
+    for _, other in spec.needs:
+        source = RunFolder(runs / demo_run_name(other))
+        if source.checkpoint.is_file() and source.checkpoint.stat().st_mtime > run.checkpoint.stat().st_mtime:
+            return f"{source.root} was made after it"
+    try:
+        plan_run(run, TrainRequest(gin=(spec.demo_gin,), bindings=tuple(bindings), resume=True))
+    except UserError as error:
+        return f"its config differs from {spec.demo_gin} ({str(error).split(':')[0]})"
+    return None
+
+
 def _finetune(runs: Path, model: str) -> None:
     """Make the fine-tuned copy of ``model``'s demo run (:data:`FINETUNED`), again when the run was trained
-    since."""
+    since or the copy was made with other settings."""
     name, settings = FINETUNED[model]
     source, out = RunFolder(runs / f"{model}_demo"), RunFolder(runs / name)
-    if out.checkpoint.is_file() and out.checkpoint.stat().st_mtime >= source.checkpoint.stat().st_mtime:
-        print(f"{out.root}: already fine-tuned")
-        return
+    if out.checkpoint.is_file():
+        made_with = _finetune_settings(out)
+        if out.checkpoint.stat().st_mtime < source.checkpoint.stat().st_mtime:
+            print(f"{out.root}: made from an older {source.root}; made again")
+        elif made_with != dataclasses.replace(settings, threads=1):
+            print(f"{out.root}: made with other settings ({made_with}); made again")
+        else:
+            print(f"{out.root}: already fine-tuned")
+            return
     if out.root.exists():
-        print(f"{out.root}: made from an older {source.root}; made again")
         shutil.rmtree(out.root)
     threads = torch.get_num_threads()  # as the demo's training runs: every core
     finetune_decoder(source.root, out.root, dataclasses.replace(settings, threads=threads))
+
+
+def _finetune_settings(run: RunFolder) -> FinetuneSettings | None:
+    """The settings ``run/finetune.json`` records (threads as 1: they do not change the decoder), or None."""
+    try:
+        record = json.loads((run.root / "finetune.json").read_text())
+        fields = {field.name for field in dataclasses.fields(FinetuneSettings)} - {"threads"}
+        return FinetuneSettings(**{key: value for key, value in record.items() if key in fields}, threads=1)
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _step(argv: list[str]) -> None:

@@ -53,7 +53,7 @@ class FinetuneSettings:
     adversarial: float = 0.0
     critic: str = "scales"
     learning_rate: float = 3e-4
-    frames_per_bar: int = 32
+    frames_per_bar: int = 64
     threads: int = 1
     seed: int = 0
 
