@@ -34,10 +34,17 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=["validation", "test"])
     parser.add_argument("--draws", type=int, default=10, help="seeds per set size")
     parser.add_argument("--count", type=int, default=128, help="the larger set's size")
+    parser.add_argument(
+        "--frame-temperature",
+        type=float,
+        help="instead of the run's (0: the decoded mean, as at issue #18's filing)",
+    )
     args = parser.parse_args()
     checkpoint = load_checkpoint(args.run / "checkpoints" / "last.pt")
     parse_gin([args.run / "config.gin"])
     task = TechnoPriorTask()
+    if args.frame_temperature is not None:
+        task.frame_temperature = args.frame_temperature
     data = task.load_data(None, 0, log=lambda _: None, train_audio=True)
     held_out = data.side(args.split).take(slice(None), "cpu")
     model, _ = task.build_model()
