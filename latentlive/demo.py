@@ -29,7 +29,8 @@ DEMO_MODELS = [spec for spec in registry.MODELS if spec.demo]
 # New techno loops decode through a copy of the techno run whose decoder learnt the latents the prior hands it
 # (training/decoder_finetune.py): with the decoder as trained they buzz at its frame rate (docs/techno.md).
 # model -> (the demo run the models that need it train on, how it is made from the model's demo run)
-# Its frames a bar are gin/techno_prior_demo.gin's: the decoder learns the latents as that prior reads them back.
+# frames_per_bar is gin/techno_prior_demo.gin's (tests/test_demo.py checks it): the decoder learns the latents as
+# that prior reads them back.
 FINETUNED = {
     "techno": (
         "techno_ft_demo",

@@ -23,6 +23,7 @@ import torch
 from latentlive.core.runs import load_checkpoint
 from latentlive.models.trajectory_vae import read_at_phase
 from latentlive.training.config import parse_gin
+from latentlive.training.decoder_finetune import prior_like_latents
 from latentlive.training.sample_quality import frechet_log_mel
 from latentlive.training.tasks.techno_prior import TechnoPriorTask, frame_phases, sampled_latents
 
@@ -76,15 +77,14 @@ def main() -> None:
         steps.setdefault(step, []).append(clip.numpy())
 
     for i, n in enumerate(int(n) for n in train["loop_samples"]):
-        loop, mean, logvar = train["audio"][i, :n], train["mean"][i : i + 1], train["logvar"][i : i + 1]
+        loop, mean = train["audio"][i, :n], train["mean"][i : i + 1]
         phase = frame_phases(mean, stage1.ratio, n)
-        read = read_at_phase(mean, phase)
-        spread = read_at_phase((0.5 * logvar).exp(), phase)
         add("themselves", loop)
         add("resynthesised by stage 1", stage1.decode(stage1.encode(loop[None, None])[0])[0, 0, :n])
-        add(f"read back from {task.frames} frames", stage1.decode(read)[0, 0, :n])
-        noise = torch.randn(read.shape, generator=generator)
-        add(f"read back from {task.frames} frames, a draw", stage1.decode(read + spread * noise)[0, 0, :n])
+        add(f"read back from {task.frames} frames", stage1.decode(read_at_phase(mean, phase))[0, 0, :n])
+        # what the decoder is fine-tuned on (training/decoder_finetune.py), over the whole loop
+        drawn = prior_like_latents(train, i, 0, stage1.ratio, phase.shape[1], generator)
+        add(f"read back from {task.frames} frames, a draw", stage1.decode(drawn)[0, 0, :n])
         own = decoded_mean[i : i + 1]
         add("through the trajectory VAE", stage1.decode(read_at_phase(own, phase))[0, 0, :n])
         drawn = sampled_latents(

@@ -58,12 +58,20 @@ class FinetuneSettings:
     seed: int = 0
 
 
-def prior_like_latents(train: dict[str, torch.Tensor], index: int, start: int, ratio: int) -> torch.Tensor:
-    """``[1, L, CROP_FRAMES]`` latents from frame ``start`` of loop ``index`` as techno_prior renders it: the
-    posterior at bar phases, read back at the loop's frames, plus its spread times a draw per frame."""
+def prior_like_latents(
+    train: dict[str, torch.Tensor],
+    index: int,
+    start: int,
+    ratio: int,
+    frames: int = CROP_FRAMES,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``[1, L, frames]`` latents from frame ``start`` of loop ``index`` as techno_prior renders it: the
+    posterior at bar phases, read back at the loop's frames, plus its spread times a draw per frame (from
+    ``generator`` when given)."""
     mean, logvar = train["mean"][index : index + 1], train["logvar"][index : index + 1]
-    phase = frame_phases(mean, ratio, int(train["loop_samples"][index]))[:, start : start + CROP_FRAMES]
-    noise = torch.randn(1, mean.shape[1], CROP_FRAMES)
+    phase = frame_phases(mean, ratio, int(train["loop_samples"][index]))[:, start : start + frames]
+    noise = torch.randn(1, mean.shape[1], phase.shape[1], generator=generator)
     return read_at_phase(mean, phase) + read_at_phase((0.5 * logvar).exp(), phase) * noise
 
 
