@@ -40,6 +40,11 @@ def main() -> None:
         type=float,
         help="instead of the run's (0: the decoded mean, as at issue #18's filing)",
     )
+    parser.add_argument(
+        "--standard-macros",
+        action="store_true",
+        help="draw the macros from N(0, 1), as runs did before they kept their codes' spread (issue #18's filing)",
+    )
     args = parser.parse_args()
     checkpoint = load_checkpoint(args.run / "checkpoints" / "last.pt")
     parse_gin([args.run / "config.gin"])
@@ -51,6 +56,9 @@ def main() -> None:
     model, _ = task.build_model()
     model.load_state_dict(checkpoint["model_state"])
     model.eval()
+    if args.standard_macros:
+        model.code_mean.zero_()
+        model.code_std.fill_(1.0)
     for count in (len(held_out["audio"]), args.count):
         task.quality_samples = count
         distances = [

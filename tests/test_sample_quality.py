@@ -66,6 +66,24 @@ def test_frechet_keeps_the_corpus_apart_from_noise_and_a_buzz() -> None:
     assert same < 0.2 * to_buzz
 
 
+def test_frechet_ignores_hiss_below_silence_and_not_hiss_one_hears() -> None:
+    """The stand-in corpus's tails decay far below hearing. Hiss at -90 dBFS under them is silence too
+    (``SILENT_DB``); with the old floor of -100 dB it read ten times the corpus-vs-corpus distance."""
+    a = drum_like(0)
+    rng = np.random.default_rng(4)
+
+    def hissing(db: float) -> list[np.ndarray]:
+        return [clip + 10 ** (db / 20) * rng.standard_normal(len(clip)) for clip in a]
+
+    same = frechet_log_mel(a, drum_like(1), RATE)
+    inaudible, audible = frechet_log_mel(a, hissing(-90.0), RATE), frechet_log_mel(a, hissing(-40.0), RATE)
+    print(
+        f"Frechet log-mel: corpus vs corpus {same:.1f}, hiss at -90 dB {inaudible:.2f}, at -40 dB {audible:.0f}"
+    )
+    assert inaudible < 0.1 * same
+    assert audible > 10 * same
+
+
 def test_flatness_reads_noise_high_and_metallic_lines_low() -> None:
     rng = np.random.default_rng(3)
     noise = [0.1 * rng.standard_normal(RATE)]

@@ -6,10 +6,11 @@ Three measures, each reported for the generated clips and, beside them, for the 
   works at (a latent frame rate, a grain rate). A model that turns its frames into a periodic buzz puts much of
   its power there; music rarely does (a few percent: the share of white noise is about ``2 width / rate``).
 - **Fréchet log-mel distance**: the Fréchet distance between Gaussians fitted to the log-mel frames (64 mel
-  bands, 1024-point frames, hop 256) of the generated clips and of the held-out ones. The embedding needs no
-  download and no training: statistics of the spectral envelope, frame by frame. It is 0 for identical sets and
-  grows with the difference of level, spectrum and its variety (tests/test_sample_quality.py shows it keeps the
-  corpus apart from noise and from a buzz).
+  bands, 1024-point frames, hop 256, each band's mean power in dB floored at ``SILENT_DB``) of the generated
+  clips and of the held-out ones. The embedding needs no download and no training: statistics of the
+  spectral envelope, frame by frame. It is 0 for identical sets and grows with the difference of level,
+  spectrum and its variety (tests/test_sample_quality.py shows it keeps the corpus apart from noise and from a
+  buzz, and deaf to hiss below the floor).
 - **per-band flatness and loudness**: for a few frequency bands, the mean spectral flatness of the frames where
   the band sounds (1: noise, 0: a few lines: metallic hats read low) and the mean and spread of its level in dB.
 
@@ -114,10 +115,17 @@ def mel_filterbank(rate: int, bands: int = MEL_BANDS, n_fft: int = N_FFT) -> np.
     return np.clip(np.minimum(rising, falling), 0.0, None)
 
 
-def log_mel_frames(clips: Sequence[np.ndarray] | np.ndarray, rate: int) -> np.ndarray:
-    """Every frame of every clip as log-mel powers ``[frames, MEL_BANDS]`` (log10, floor 1e-10)."""
+def log_mel_frames(
+    clips: Sequence[np.ndarray] | np.ndarray, rate: int, floor_db: float = SILENT_DB
+) -> np.ndarray:
+    """Every frame of every clip as log-mel powers ``[frames, MEL_BANDS]``: log10 of each mel band's mean
+    power (the power :func:`band_statistics` measures), floored at ``floor_db``. Below ``SILENT_DB`` a band is
+    silence, however far below: with a floor of -100 dB the distance was mostly a count of digitally silent
+    frames (docs/sample_quality.md, scripts/frechet_floor.py)."""
     bank = mel_filterbank(rate)
-    return np.concatenate([np.log10(_power_frames(c) @ bank.T + 1e-10) for c in _clips(clips)])
+    bank = bank / np.maximum(bank.sum(1, keepdims=True), EPS)
+    floor = 10.0 ** (floor_db / 10.0)
+    return np.concatenate([np.log10(_power_frames(c) @ bank.T + floor) for c in _clips(clips)])
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -134,10 +142,16 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def frechet_log_mel(
-    generated: Sequence[np.ndarray] | np.ndarray, reference: Sequence[np.ndarray] | np.ndarray, rate: int
+    generated: Sequence[np.ndarray] | np.ndarray,
+    reference: Sequence[np.ndarray] | np.ndarray,
+    rate: int,
+    floor_db: float = SILENT_DB,
 ) -> float:
-    """:func:`frechet_distance` of the log-mel frames of ``generated`` and of ``reference``."""
-    return frechet_distance(log_mel_frames(generated, rate), log_mel_frames(reference, rate))
+    """:func:`frechet_distance` of the log-mel frames (:func:`log_mel_frames`) of ``generated`` and of
+    ``reference``."""
+    return frechet_distance(
+        log_mel_frames(generated, rate, floor_db), log_mel_frames(reference, rate, floor_db)
+    )
 
 
 def band_names(rate: int) -> list[str]:
