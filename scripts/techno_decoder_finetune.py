@@ -40,6 +40,12 @@ def main() -> int:
     )
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--frames-per-bar", type=int, default=defaults.frames_per_bar, help="as the prior's")
+    parser.add_argument(
+        "--prior-share",
+        type=float,
+        default=defaults.prior_share,
+        help="share of the batches that decode what the prior makes (the rest: posterior samples)",
+    )
     args = parser.parse_args()
     settings = FinetuneSettings(
         steps=args.steps,
@@ -47,6 +53,7 @@ def main() -> int:
         critic=args.critic,
         learning_rate=args.learning_rate,
         frames_per_bar=args.frames_per_bar,
+        prior_share=args.prior_share,
     )
     try:
         finetune_decoder(args.run, Path("runs") / args.name, settings)

@@ -92,6 +92,13 @@ def test_the_fine_tuned_copy_is_made_again_when_its_settings_change(
     demo._finetune(runs, "techno")
     assert made.checkpoint.stat().st_mtime_ns != first and "other settings" in capsys.readouterr().out
     assert json.loads((made.root / "finetune.json").read_text())["frames_per_bar"] == 16
+    # a copy made before the share was recorded decoded the prior's latents in half the batches: made again
+    record = json.loads((made.root / "finetune.json").read_text())
+    assert record.pop("prior_share") == demo.FINETUNED["techno"][1].prior_share == 0.75
+    (made.root / "finetune.json").write_text(json.dumps(record))
+    second = made.checkpoint.stat().st_mtime_ns
+    demo._finetune(runs, "techno")
+    assert made.checkpoint.stat().st_mtime_ns != second and "prior_share=0.5" in capsys.readouterr().out
 
 
 def test_the_decoder_is_fine_tuned_at_the_demo_prior_s_frames_a_bar(monkeypatch):

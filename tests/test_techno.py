@@ -433,6 +433,16 @@ def test_decoder_finetune_script_retrains_the_decoder_alone_into_a_new_run(
     assert again.returncode != 0 and "exists" in again.stderr  # nothing overwritten
 
 
+def test_decoder_finetune_refuses_a_prior_share_outside_0_to_1(techno_run: Path, tmp_path: Path) -> None:
+    script = ROOT / "scripts" / "techno_decoder_finetune.py"
+    command = [sys.executable, str(script), "--run", str(techno_run), "--name", "ft", "--prior-share", "1.5"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "prior share 1.5" in lines[0], done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_techno_prior_data_are_phase_indexed_trajectories_of_K_frames(
     prior_data: tuple[TechnoPriorTask, TensorData, TensorData],
 ) -> None:

@@ -3,10 +3,10 @@
 New loops reach the stage-1 decoder as a trajectory read at bar phases plus a draw per frame
 (``TechnoPriorTask.frame_temperature``), not as the fast-changing posterior it was trained on, and a decoder
 trained on the posterior alone turns them into a buzz at its frame rate. :func:`finetune_decoder` freezes the
-encoder of a stage-1 run and trains its decoder on random crops of the training loops: half the batches decode
-what techno_prior would make of the loop (the posterior resampled to ``frames_per_bar`` frames a bar, read back
-at the loop's frames, plus the posterior's spread times white noise per frame), the other half a posterior
-sample as before. The loss is the multi-scale spectral distance to the loop's audio (phase-free, so the decoder
+encoder of a stage-1 run and trains its decoder on random crops of the training loops: a share ``prior_share``
+of the batches decode what techno_prior would make of the loop (the posterior resampled to ``frames_per_bar``
+frames a bar, read back at the loop's frames, plus the posterior's spread times white noise per frame), the
+others a posterior sample as before. The loss is the multi-scale spectral distance to the loop's audio (phase-free, so the decoder
 may make its own fine structure), with ``adversarial`` > 0 also a discriminator's hinge loss (that weight) and
 feature matching (10 times it). The ``frame`` critic folds the waveform at the frame period, where a buzz at
 the frame rate is a column that repeats, at a tenth of the cost of the ``scales`` one (MelGAN).
@@ -47,13 +47,16 @@ CRITICS = ("scales", "frame")
 class FinetuneSettings:
     """What :func:`finetune_decoder` trains: ``steps`` at ``learning_rate``; ``adversarial`` the weight of the
     hinge loss (0: the spectral distance alone) with ``critic`` one of :data:`CRITICS`; ``frames_per_bar`` as
-    the prior that will read it; ``threads`` torch threads (1: a run repeats on one machine); ``seed``."""
+    the prior that will read it; ``prior_share`` the share of batches that decode what the prior makes (0.5
+    until ``make demo`` took 0.75: docs/techno.md); ``threads`` torch threads (1: a run repeats on one
+    machine); ``seed``."""
 
     steps: int = 1500
     adversarial: float = 0.0
     critic: str = "scales"
     learning_rate: float = 3e-4
     frames_per_bar: int = 64
+    prior_share: float = 0.5
     threads: int = 1
     seed: int = 0
 
@@ -93,6 +96,8 @@ def _check(stage1_run: Path, out: Path, settings: FinetuneSettings) -> None:
         raise UserError(f"critic {settings.critic!r}: use one of {', '.join(CRITICS)}")
     if settings.adversarial < 0:
         raise UserError(f"adversarial {settings.adversarial}: the weight is 0 (none) or more")
+    if not 0.0 <= settings.prior_share <= 1.0:
+        raise UserError(f"prior share {settings.prior_share}: a share of the batches, from 0 to 1")
 
 
 def finetune_decoder(
@@ -140,7 +145,7 @@ def _train(stage1_run: Path, settings: FinetuneSettings, log: Callable[[str], No
     began = time.monotonic()
     for step in range(1, settings.steps + 1):
         loops = torch.randint(0, len(train["audio"]), (BATCH,)).tolist()
-        prior_like = bool(torch.rand(()) < 0.5)
+        prior_like = bool(torch.rand(()) < settings.prior_share)
         crops, latents = [], []
         for i in loops:
             start = int(torch.randint(0, int(train["loop_samples"][i]) // ratio - CROP_FRAMES + 1, ()))
