@@ -6,10 +6,11 @@ trained on the posterior alone turns them into a buzz at its frame rate. :func:`
 encoder of a stage-1 run and trains its decoder on random crops of the training loops: a share ``prior_share``
 of the batches decode what techno_prior would make of the loop (the posterior resampled to ``frames_per_bar``
 frames a bar, read back at the loop's frames, plus the posterior's spread times white noise per frame), the
-others a posterior sample as before. The loss is the multi-scale spectral distance to the loop's audio (phase-free, so the decoder
-may make its own fine structure), with ``adversarial`` > 0 also a discriminator's hinge loss (that weight) and
-feature matching (10 times it). The ``frame`` critic folds the waveform at the frame period, where a buzz at
-the frame rate is a column that repeats, at a tenth of the cost of the ``scales`` one (MelGAN).
+others a posterior sample as before. The loss is the multi-scale spectral distance to the loop's audio
+(phase-free, so the decoder may make its own fine structure), with ``adversarial`` > 0 also a discriminator's
+hinge loss (that weight) and feature matching (10 times it). The ``frame`` critic folds the waveform at the
+frame period, where a buzz at the frame rate is a column that repeats, at a tenth of the cost of the
+``scales`` one (MelGAN).
 
 The result is a copy of the stage-1 run with the new decoder: train techno_prior on it
 (``TechnoPriorTask.stage1_run``); ``make demo`` does.
