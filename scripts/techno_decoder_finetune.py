@@ -11,7 +11,8 @@ writes a copy of the stage-1 run as ``runs/NAME`` with the new decoder. Then tra
     .venv/bin/latentlive evaluate --run runs/NAME_prior   # new loops: eval/quality/...
     .venv/bin/latentlive evaluate --run runs/NAME         # stage-1 reconstructions
 
-One thread and seed 0 by default: a run repeats on the same machine.
+One thread and seed 0 by default: a run repeats on the same machine (``--threads 2`` on two cores repeats
+``make demo``'s fine-tune).
 """
 
 import argparse
@@ -46,6 +47,10 @@ def main() -> int:
         default=defaults.prior_share,
         help="share of the batches that decode what the prior makes (the rest: posterior samples)",
     )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="of the crops, draws and weights")
+    parser.add_argument(
+        "--threads", type=int, default=defaults.threads, help="torch threads (make demo: every core)"
+    )
     args = parser.parse_args()
     settings = FinetuneSettings(
         steps=args.steps,
@@ -54,6 +59,8 @@ def main() -> int:
         learning_rate=args.learning_rate,
         frames_per_bar=args.frames_per_bar,
         prior_share=args.prior_share,
+        seed=args.seed,
+        threads=args.threads,
     )
     try:
         finetune_decoder(args.run, Path("runs") / args.name, settings)

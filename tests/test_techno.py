@@ -433,13 +433,18 @@ def test_decoder_finetune_script_retrains_the_decoder_alone_into_a_new_run(
     assert again.returncode != 0 and "exists" in again.stderr  # nothing overwritten
 
 
-def test_decoder_finetune_refuses_a_prior_share_outside_0_to_1(techno_run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("flag", "value", "said"), [("--prior-share", "1.5", "prior share 1.5"), ("--threads", "0", "threads 0")]
+)
+def test_decoder_finetune_refuses_a_bad_setting_in_one_line(
+    techno_run: Path, tmp_path: Path, flag: str, value: str, said: str
+) -> None:
     script = ROOT / "scripts" / "techno_decoder_finetune.py"
-    command = [sys.executable, str(script), "--run", str(techno_run), "--name", "ft", "--prior-share", "1.5"]
+    command = [sys.executable, str(script), "--run", str(techno_run), "--name", "ft", flag, value]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
     lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(lines) == 1 and "prior share 1.5" in lines[0], done.stderr
+    assert done.returncode == 2 and len(lines) == 1 and said in lines[0], done.stderr
     assert not (tmp_path / "runs").exists()
 
 

@@ -99,6 +99,8 @@ def _check(stage1_run: Path, out: Path, settings: FinetuneSettings) -> None:
         raise UserError(f"adversarial {settings.adversarial}: the weight is 0 (none) or more")
     if not 0.0 <= settings.prior_share <= 1.0:
         raise UserError(f"prior share {settings.prior_share}: a share of the batches, from 0 to 1")
+    if settings.threads < 1:
+        raise UserError(f"threads {settings.threads}: use 1 or more")
 
 
 def finetune_decoder(
