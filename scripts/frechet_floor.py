@@ -17,7 +17,7 @@ import torch
 from latentlive.core.runs import load_checkpoint
 from latentlive.training.config import parse_gin
 from latentlive.training.sample_quality import SILENT_DB, frechet_log_mel
-from latentlive.training.tasks.techno_prior import TechnoPriorTask, sampled_latents
+from latentlive.training.tasks.techno_prior import TechnoPriorTask
 
 FLOORS_DB = (-100.0, -90.0, -80.0, -70.0, -60.0)
 
@@ -26,27 +26,21 @@ FLOORS_DB = (-100.0, -90.0, -80.0, -70.0, -60.0)
 def new_loops(
     run: Path, split: str, as_filed: bool
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], int]:
-    """128 new loops of ``run`` (seed 0), the held-out loops of ``split``, the training loops, the rate."""
+    """The new loops of ``run`` that ``latentlive evaluate`` scores (seed 0), the held-out loops of ``split``,
+    the training loops and the rate; ``as_filed``: drawn as at issue #18's filing."""
     parse_gin([run / "config.gin"])
     task = TechnoPriorTask()
     data = task.load_data(None, 0, log=lambda _: None, train_audio=True)
     model, _ = task.build_model()
     model.load_state_dict(load_checkpoint(run / "checkpoints" / "last.pt")["model_state"])
     model.eval()
-    temperature = task.frame_temperature
     if as_filed:
         model.code_mean.zero_()
         model.code_std.fill_(1.0)
-        temperature = 0.0
+        task.frame_temperature = 0.0
     held, train = data.side(split).take(slice(None), "cpu"), data.train.take(slice(None), "cpu")
     lengths = [int(n) for n in held["loop_samples"]]
-    generator = torch.Generator().manual_seed(0)
-    means, logscales = task.sample_trajectories(model, task.quality_samples, generator=generator)
-    loops = []
-    for i, (mean, logscale) in enumerate(zip(means, logscales, strict=True)):
-        n = lengths[i % len(lengths)]
-        z = sampled_latents(mean[None], logscale[None], task.stage1.ratio, n, temperature, generator)
-        loops.append(task.stage1.decode(z)[0, 0, :n].numpy())
+    _, loops = task.new_loops(model, lengths)
     reference = [loop[:n].numpy() for loop, n in zip(held["audio"], lengths, strict=True)]
     training = [loop[: int(n)].numpy() for loop, n in zip(train["audio"], train["loop_samples"], strict=True)]
     return loops, reference, training, task.sample_rate

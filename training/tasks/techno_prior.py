@@ -247,23 +247,10 @@ class TechnoPriorTask(TrajectoryPriorTask):
         ``eval/latent_high_band`` and ``..._corpus``: the ``latent_high_band_power`` of the sampled stage-1
         latents and of the held-out loops' posterior means (the corpus's is far above that of smooth latents,
         which buzz)."""
-        count = self.quality_samples
-        if count < 1 or len(audio) == 0:
+        if self.quality_samples < 1 or len(audio) == 0:
             return {}
         lengths = [int(n) for n in loop_samples.cpu()]
-        generated_lengths = [lengths[i % len(lengths)] for i in range(count)]
-        generator = torch.Generator().manual_seed(seed)
-        means, logscales = self.sample_trajectories(model, count, generator=generator)
-        sampled = [
-            sampled_latents(
-                mean[None], logscale[None], self.stage1.ratio, length, self.frame_temperature, generator
-            )
-            for mean, logscale, length in zip(means, logscales, generated_lengths, strict=True)
-        ]
-        generated = [
-            self.stage1.decode(z)[0, 0, :n].cpu().numpy()
-            for z, n in zip(sampled, generated_lengths, strict=True)
-        ]
+        sampled, generated = self.new_loops(model, lengths, seed)
         reference = [loop[:length].cpu().numpy() for loop, length in zip(audio, lengths, strict=True)]
         metrics = sample_quality(
             generated,
@@ -277,6 +264,27 @@ class TechnoPriorTask(TrajectoryPriorTask):
         metrics["eval/latent_high_band"] = float(np.mean([latent_high_band_power(z) for z in sampled]))
         metrics["eval/latent_high_band_corpus"] = float(np.mean([latent_high_band_power(z) for z in corpus]))
         return metrics
+
+    @torch.no_grad()
+    def new_loops(
+        self, model: TrajectoryVAE, lengths: list[int], seed: int = 0
+    ) -> tuple[list[Tensor], list[np.ndarray]]:
+        """The ``quality_samples`` new loops :meth:`prior_sample_quality` scores, loop ``i`` as long as
+        ``lengths[i % len(lengths)]``: their stage-1 latents ``[1, L, frames]`` and their audio."""
+        count = self.quality_samples
+        loop_lengths = [lengths[i % len(lengths)] for i in range(count)]
+        generator = torch.Generator().manual_seed(seed)
+        means, logscales = self.sample_trajectories(model, count, generator=generator)
+        sampled = [
+            sampled_latents(
+                mean[None], logscale[None], self.stage1.ratio, length, self.frame_temperature, generator
+            )
+            for mean, logscale, length in zip(means, logscales, loop_lengths, strict=True)
+        ]
+        audio = [
+            self.stage1.decode(z)[0, 0, :n].cpu().numpy() for z, n in zip(sampled, loop_lengths, strict=True)
+        ]
+        return sampled, audio
 
     @torch.no_grad()
     def sample_trajectories(
