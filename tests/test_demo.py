@@ -103,7 +103,7 @@ def test_the_fine_tuned_copy_is_made_again_when_its_settings_change(
 
 def test_the_decoder_is_fine_tuned_at_the_demo_prior_s_frames_a_bar(monkeypatch):
     """The fine-tune reads the latents back as the prior will (docs/techno.md: at 32 frames a bar under a prior
-    at 64, new loops read a Fréchet distance of 63 against 51-54)."""
+    at 64, new loops read a Fréchet distance of 63 against 51-54, on the old -100 dB log-mel floor)."""
     monkeypatch.chdir(ROOT)
     parse_gin(["gin/techno_prior_demo.gin"])
     assert demo.FINETUNED["techno"][1].frames_per_bar == gin.query_parameter("TechnoPriorTask.frames_per_bar")
