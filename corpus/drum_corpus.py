@@ -28,7 +28,8 @@ from latentlive.corpus.npz_cache import NpzCache, folder_listing
 # 2: MIDI files longer than corpus.midi_length.MAX_MIDI_BEATS are skipped. 3: groups and starts; the
 # built-in corpus is played as performances. 4: offsets (microtiming) and merged_notes; the built-in styles
 # play with accents, ghost notes, microtiming and fills. 5: the drummer of corpus.drum_feel and four new styles.
-CACHE_VERSION = 5
+# 6: a drummer may open the hat at the same off-beat steps bar after bar.
+CACHE_VERSION = 6
 DEFAULT_STYLE = "default"
 MIDI_SUFFIXES = (".mid", ".midi")
 SKIP_KEYS = (

@@ -3,8 +3,8 @@
 :mod:`corpus.drum_styles` says what is played (a style's groove, its fills and crashes); a :class:`Drummer`,
 drawn once per performance from the style's :class:`Feel`, says how. Per performance it draws a swing amount,
 a lean per class (a laid-back snare plays late, pushed hats early), a timing looseness, overall dynamics, an
-accent depth and a ghost-note density; per bar it adds ghost notes, varies the groove and plays tom fills; per
-note it adds velocity and timing jitter. Styles played on drum machines get a small ``human`` share, so they
+accent depth, a ghost-note density and, for some, the off-beat 16ths where they open the hat; per bar it adds
+ghost notes and open hats, varies the groove and plays tom fills; per note it adds velocity and timing jitter. Styles played on drum machines get a small ``human`` share, so they
 stay tight; styles played by drummers get a share near 1.
 
 Offsets are fractions of a 16th step (+ late, - early); a 16th lasts 125 ms at 120 bpm, so an offset of 0.04
@@ -33,6 +33,9 @@ STEPS_PER_BAR = 16
 MAX_OFFSET = 0.45  # of a step: a played note stays nearer its own step than the next
 _TIMEKEEPERS = (CLOSED_HAT, OPEN_HAT, RIDE)
 _TOMS = (HIGH_TOM, MID_TOM, LOW_TOM)
+_OFF_BEAT_STEPS = np.flatnonzero(np.arange(STEPS_PER_BAR) % 4 != 0)
+_OPEN_HABIT_SHARE = 0.4  # of the performances of a style played by a drummer (human = 1) that have a habit
+_OPEN_HABIT_KEPT = 0.8  # share of the bars in which the drummer plays the habit where the closed hat plays
 _GHOST_LEVEL = 0.3  # the level of a ghost note in a pattern string ("g"); below it a hit is a ghost
 
 
@@ -67,6 +70,7 @@ class Drummer:
     dynamics: float  # overall level, 0.7..1
     accent: float  # how much softer off-beat hats and rides are than those on the beat
     ghosts: float  # probability of a snare ghost note on a free weak 16th
+    open_steps: tuple[int, ...]  # where this drummer opens the hat in most bars (off the beat), if anywhere
 
     @classmethod
     def draw(cls, feel: Feel, rng: np.random.Generator) -> "Drummer":
@@ -85,6 +89,7 @@ class Drummer:
             dynamics=float(rng.uniform(0.7, 1.0)),
             accent=float(rng.uniform(0.1, 0.2) + human * rng.uniform(0.0, 0.2)),
             ghosts=float(rng.uniform(0.3, 1.0) * feel.ghost_rate),
+            open_steps=_open_habit(human, rng),
         )
 
     def vary(self, bar: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -94,6 +99,9 @@ class Drummer:
         free &= np.roll(bar[SNARE], 1) < 1.0  # not straight after a backbeat
         ghosts = free & (rng.random(STEPS_PER_BAR) < self.ghosts)
         bar[SNARE, ghosts] = _GHOST_LEVEL * rng.uniform(0.5, 1.0, int(ghosts.sum()))
+        for step in self.open_steps:
+            if bar[CLOSED_HAT, step] > 0 and rng.random() < _OPEN_HABIT_KEPT:
+                bar[OPEN_HAT, step] = max(bar[CLOSED_HAT, step], 0.7)
         if rng.random() < self.feel.variation:
             bar = _VARIATIONS[int(rng.integers(len(_VARIATIONS)))](bar, rng)
         bar[CLOSED_HAT] = np.where(bar[OPEN_HAT] > 0, 0, bar[CLOSED_HAT])
@@ -153,6 +161,15 @@ def tom_fill(rng: np.random.Generator) -> tuple[int, np.ndarray]:
     if rng.random() < 0.5:
         levels[KICK, steps[-1]] = 0.9
     return start, levels
+
+
+def _open_habit(human: float, rng: np.random.Generator) -> tuple[int, ...]:
+    """The steps where a drummer opens the hat bar after bar (a "bark"): one or two 16ths off the beat, anywhere in
+    the bar, for a share of the drummers that grows with ``human``; none for most drum-machine performances."""
+    if rng.random() >= _OPEN_HABIT_SHARE * human:
+        return ()
+    count = 1 if rng.random() < 0.5 else 2
+    return tuple(sorted(int(step) for step in rng.choice(_OFF_BEAT_STEPS, count, replace=False)))
 
 
 def _add_kick(bar: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -4,7 +4,17 @@ crashes on phrase boundaries, bars that vary within a performance; drum-machine 
 import numpy as np
 import pytest
 
-from latentlive.corpus.drum_map import CLOSED_HAT, CRASH, HIGH_TOM, KICK, LOW_TOM, MID_TOM, RIDE, SNARE
+from latentlive.corpus.drum_map import (
+    CLOSED_HAT,
+    CRASH,
+    HIGH_TOM,
+    KICK,
+    LOW_TOM,
+    MID_TOM,
+    OPEN_HAT,
+    RIDE,
+    SNARE,
+)
 from latentlive.corpus.drum_styles import (
     PERFORMANCE_BARS,
     STYLE_NAMES,
@@ -100,6 +110,25 @@ def test_the_bars_of_a_performance_vary_but_keep_their_groove() -> None:
         varied.append(len({bar.tobytes() for bar in inner}) > 1)
     assert np.mean(distinct) >= 5.0  # of 8 bars
     assert np.mean(varied) > 0.4  # a kick added, an open hat, a dropped hat
+
+
+def habit_steps(style: str, seed: int) -> set[int]:
+    """Steps off the beat where one performance of ``style`` opens the hat in at least 5 of its 8 bars."""
+    grids, _, _ = generate_performance(style, np.random.default_rng(seed), PERFORMANCE_BARS)
+    counts = grids[:, OPEN_HAT].sum(0)
+    return {step for step in range(16) if step % 4 and counts[step] >= 5}
+
+
+def test_some_drummers_open_the_hat_at_the_same_off_beat_steps_bar_after_bar() -> None:
+    # funk's written grooves open the hat on steps 6 or 14 only; a drummer's habit may be any 16th off the beat,
+    # in either half of the bar, and repeats through the performance (the old per-bar variation never did)
+    drummers = [habit_steps("funk", seed) - {6, 14} for seed in range(100)]
+    share = np.mean([bool(steps) for steps in drummers])
+    assert 0.2 < share < 0.6, share
+    assert set().union(*drummers) & {1, 3, 5, 7} and set().union(*drummers) & {9, 11, 13, 15}
+    # tight drum machines rarely bark: techno's written grooves open the hat on the off-beat 8ths only
+    machines = [habit_steps("techno", seed) - {2, 6, 10, 14} for seed in range(100)]
+    assert np.mean([bool(steps) for steps in machines]) < 0.1
 
 
 def test_written_patterns_are_on_the_grid_and_every_draw_is_seeded() -> None:
