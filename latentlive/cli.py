@@ -15,7 +15,7 @@ from pathlib import Path
 
 from latentlive import registry
 from latentlive.core.errors import UserError, check_range, write_fault_log
-from latentlive.core.gin_files import resolve_gin_file
+from latentlive.core.gin_files import PROJECT_ROOT, resolve_gin_file
 from latentlive.core.runs import RunFolder
 
 # Idle OpenMP threads sleep instead of spinning: with Live, jackd or a second job on the same cores,
@@ -24,6 +24,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 SEED_MAX = 2**32 - 1  # what numpy's generators take
+# The models shipped with the project (one run folder each, see pretrained/README.md) and where
+# `latentlive devices --pretrained` writes their devices by default.
+PRETRAINED = PROJECT_ROOT / "pretrained"
+PRETRAINED_DEVICES = Path("build/devices/pretrained")
 OPTION_RANGES: dict[str, dict[str, tuple[float, float, str]]] = {
     "report": {"seeds": (0, SEED_MAX, "training seeds")},
     "play": {
@@ -239,11 +243,17 @@ def run_report(args: argparse.Namespace) -> None:
 
 
 def run_devices(args: argparse.Namespace) -> None:
-    from latentlive.m4l_devices.build import build_devices_for_run
+    from latentlive.m4l_devices.build import build_devices_for_run, build_pretrained_devices
 
-    built = build_devices_for_run(
-        Path(args.run), model=args.model, out=args.out, preview=args.preview, force=args.force
-    )
+    if args.pretrained:
+        if args.model is not None:
+            raise UserError("--model names the .ts of one --run; --pretrained takes each shipped model's own")
+        out = args.out or PRETRAINED_DEVICES
+        built = build_pretrained_devices(PRETRAINED, out, preview=args.preview, force=args.force)
+    else:
+        built = build_devices_for_run(
+            Path(args.run), model=args.model, out=args.out, preview=args.preview, force=args.force
+        )
     for path in built:
         print(f"wrote {path}")
 
@@ -330,12 +340,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=run_report)
 
-    p = _command(sub, "devices", "write the Max for Live devices of an exported run")
-    p.add_argument("--run", required=True)
+    p = _command(
+        sub, "devices", "write the Max for Live devices of an exported run, or of the pretrained models"
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run")
+    which.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="every model shipped in pretrained/, a folder each under --out",
+    )
     p.add_argument(
         "--model", type=Path, help="the .ts, copied beside the device as MODEL.ts (default: the run's export)"
     )
-    p.add_argument("--out", type=Path, help="folder of the .amxd and its .ts (default: RUN/export)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help=f"folder of the .amxd and its .ts (default: RUN/export; with --pretrained {PRETRAINED_DEVICES})",
+    )
     p.add_argument("--preview", action="store_true", help="also draw the presentation view to a PNG")
     p.add_argument("--force", action="store_true", help="replace files latentlive did not write in --out")
     p.set_defaults(func=run_devices)

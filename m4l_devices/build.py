@@ -1,4 +1,5 @@
-"""``latentlive devices --run runs/NAME``: the device of an exported run, checked, with its model beside it.
+"""``latentlive devices --run runs/NAME``: the device of an exported run, checked, with its model beside it;
+``--pretrained``: those of every model shipped in ``pretrained/``, each in a folder named after it.
 
 A device names its model by file name only (``nn~ drums.ts ...``) and Max looks for that name beside the
 device first, so the model is copied into the device's folder as ``<model>.ts`` (``drums.ts``,
@@ -78,6 +79,20 @@ def build_devices_for_run(
         from latentlive.m4l_devices.preview import draw_presentation  # matplotlib: only when asked
 
         written += [draw_presentation(device, device.with_suffix(".png")) for device in devices]
+    return written
+
+
+def build_pretrained_devices(root: Path, out: Path, preview: bool = False, force: bool = False) -> list[Path]:
+    """:func:`build_devices_for_run` for every exported run under ``root`` (``pretrained/``: one run per model,
+    named after it), into ``out/<name>``; the files written. A ``root`` without one raises UserError."""
+    runs = sorted(p for p in root.iterdir() if RunFolder(p).exported_model.is_file()) if root.is_dir() else []
+    if not runs:
+        raise UserError(
+            f"{root}: no pretrained model in it; see pretrained/README.md for how they are trained and exported"
+        )
+    written = []
+    for run in runs:
+        written += build_devices_for_run(run, out=out / run.name, preview=preview, force=force)
     return written
 
 

@@ -14,7 +14,7 @@ import torch
 
 from latentlive import registry
 from latentlive.core.errors import UserError
-from latentlive.core.runs import RunFolder, atomic_write_json, load_checkpoint
+from latentlive.core.runs import RunFolder, atomic_write_json, load_checkpoint, recorded_path
 from latentlive.corpus.splits import SIDES
 from latentlive.training.config import parse_gin
 
@@ -75,7 +75,7 @@ def evaluate_run(
     result = {
         "run": str(run.root),
         "step": int(checkpoint.get("step", 0)),
-        "held_out": str(Path(db).resolve()) if db is not None else split,
+        "held_out": recorded_path(db) if db is not None else split,
         "examples": len(held_out),
         "metrics": {key: float(value) for key, value in metrics.items()},
     }

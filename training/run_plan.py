@@ -13,7 +13,7 @@ from typing import Any
 import gin
 
 from latentlive.core.errors import UserError
-from latentlive.core.runs import RunFolder, RunSettings
+from latentlive.core.runs import RunFolder, RunSettings, recorded_path
 from latentlive.training.config import parse_gin
 
 # Bindings that --resume may change: they decide when training stops and what is logged, never a batch,
@@ -64,7 +64,7 @@ def plan_run(run: RunFolder, request: TrainRequest) -> RunPlan:
         settings = RunSettings(
             seed=request.seed or 0,
             db=None if request.db is None else _absolute(request.db),
-            gin=tuple(_absolute(g) if Path(g).is_file() else str(g) for g in request.gin),
+            gin=tuple(recorded_path(g) if Path(g).is_file() else str(g) for g in request.gin),
             bindings=request.bindings,
         )
         return RunPlan(settings, resume=False, restart=state == "unstarted")

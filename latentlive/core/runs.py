@@ -190,6 +190,17 @@ def _now() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def recorded_path(path: str | Path) -> str:
+    """How a run's records (``run.json``, evaluations) name a file or folder: relative to the working folder
+    when it lies in it, so that a run folder that is shipped (``pretrained/``) names no path of the machine
+    that wrote it; else absolute."""
+    absolute = Path(path).expanduser().resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(absolute)
+
+
 @dataclass(frozen=True)
 class Resume:
     """One ``--resume`` of a run: when, from which checkpoint ``step``, with which gin files and bindings
@@ -218,7 +229,8 @@ class RunSettings:
     """What decides a run's data and batches besides its config: stored in ``run.json``, reused by --resume.
 
     ``db`` is the absolute ``--db`` folder (None: the built-in corpus); ``gin`` and ``bindings`` are what the
-    run was started with, so a run that stopped before writing its ``config.gin`` can still be resumed;
+    run was started with (gin files inside the working folder relative to it), so a run that stopped before
+    writing its ``config.gin`` can still be resumed;
     ``resumes`` records each resume since (absent from the ``run.json`` of older runs).
     """
 
