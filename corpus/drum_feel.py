@@ -101,7 +101,7 @@ class Drummer:
         bar[SNARE, ghosts] = _GHOST_LEVEL * rng.uniform(0.5, 1.0, int(ghosts.sum()))
         for step in self.open_steps:
             if bar[CLOSED_HAT, step] > 0 and rng.random() < _OPEN_HABIT_KEPT:
-                bar[OPEN_HAT, step] = max(bar[CLOSED_HAT, step], 0.7)
+                _open_at(bar, step)
         if rng.random() < self.feel.variation:
             bar = _VARIATIONS[int(rng.integers(len(_VARIATIONS)))](bar, rng)
         bar[CLOSED_HAT] = np.where(bar[OPEN_HAT] > 0, 0, bar[CLOSED_HAT])
@@ -182,9 +182,13 @@ def _add_kick(bar: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _open_hat(bar: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     played = np.flatnonzero(bar[CLOSED_HAT][8:] > 0) + 8
     if len(played):
-        step = int(played[-1]) if rng.random() < 0.7 else int(rng.choice(played))
-        bar[OPEN_HAT, step] = max(bar[CLOSED_HAT, step], 0.7)
+        _open_at(bar, int(played[-1]) if rng.random() < 0.7 else int(rng.choice(played)))
     return bar
+
+
+def _open_at(bar: np.ndarray, step: int) -> None:
+    """Open the hat at ``step`` of ``bar``, at least as loud as the closed hat there (``vary`` then silences it)."""
+    bar[OPEN_HAT, step] = max(bar[CLOSED_HAT, step], 0.7)
 
 
 def _drop_timekeeper(bar: np.ndarray, rng: np.random.Generator) -> np.ndarray:
